@@ -1,0 +1,434 @@
+//! The traits that carry acm frames between devices.
+//!
+//! acm runs over any reliable, ordered, message-preserving channel between two devices: a
+//! Bluetooth LE L2CAP channel, a TCP connection, an in-memory pipe. This crate names that
+//! channel ([`Link`]) and the thing that makes links ([`Transport`]), together with the error
+//! type they share. It knows nothing of the acm protocol: a frame here is an opaque, non-empty
+//! run of bytes that arrives whole, once, and in order, or not at all.
+//!
+//! # Contract
+//!
+//! * [`Link::send`] hands one frame to the link. It waits while the link has no room
+//!   (backpressure) and fails with [`TransportError::FrameTooLarge`] for a frame over
+//!   [`Link::max_frame_size`] and [`TransportError::EmptyFrame`] for an empty one, sending
+//!   nothing in either case.
+//! * [`Link::recv`] returns the next frame exactly as it was sent. When the link has ended it
+//!   returns [`TransportError::Closed`] with the [`Closure`] that says how, every time it is
+//!   called from then on.
+//! * [`Link::close`] is graceful: the frames sent before it are delivered before the peer sees the
+//!   close, and the peer sees the [`CloseReason`] given. A link that fails instead (a reset, a
+//!   lost radio, a dead controller) ends with [`Closure::Lost`] on both sides and never delivers
+//!   a partial frame.
+//!
+//! # Example
+//!
+//! Code written against the traits works with every transport:
+//!
+//! ```
+//! use acm_transport::{CloseReason, DeviceId, Transport, TransportError};
+//! use bytes::Bytes;
+//!
+//! /// Dials `peer`, sends one frame, waits for one frame back and closes the link.
+//! async fn ping(transport: &dyn Transport, peer: &DeviceId) -> Result<Bytes, TransportError> {
+//!     let link = transport.dial(peer).await?;
+//!     link.send(Bytes::from_static(b"ping")).await?;
+//!     let answer = link.recv().await?;
+//!     link.close(CloseReason::normal()).await;
+//!     Ok(answer)
+//! }
+//!
+//! let peer = DeviceId::new("tablet-7f3a").unwrap();
+//! assert_eq!(peer.as_str(), "tablet-7f3a");
+//! assert!(DeviceId::new("").is_err());
+//! # let _ = ping;
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// The identifier of a device on a transport: 1 to [`DeviceId::MAX_LEN`] bytes of UTF-8 with no
+/// control characters.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceId(String);
+
+/// A string that is not a valid [`DeviceId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidDeviceId {
+    /// The id is empty.
+    #[error("device id is empty")]
+    Empty,
+    /// The id is longer than [`DeviceId::MAX_LEN`] bytes.
+    #[error("device id is {0} bytes long; the maximum is {max}", max = DeviceId::MAX_LEN)]
+    TooLong(usize),
+    /// The id contains a control character.
+    #[error("device id contains a control character")]
+    ControlCharacter,
+}
+
+impl DeviceId {
+    /// The longest device id, in bytes of UTF-8.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks `id` and wraps it.
+    pub fn new(id: impl Into<String>) -> Result<Self, InvalidDeviceId> {
+        let id = id.into();
+        if id.is_empty() {
+            return Err(InvalidDeviceId::Empty);
+        }
+        if id.len() > Self::MAX_LEN {
+            return Err(InvalidDeviceId::TooLong(id.len()));
+        }
+        if id.chars().any(char::is_control) {
+            return Err(InvalidDeviceId::ControlCharacter);
+        }
+        Ok(Self(id))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceId({:?})", self.0)
+    }
+}
+
+impl AsRef<str> for DeviceId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for DeviceId {
+    type Error = InvalidDeviceId;
+    fn try_from(id: &str) -> Result<Self, Self::Error> {
+        Self::new(id)
+    }
+}
+
+impl TryFrom<String> for DeviceId {
+    type Error = InvalidDeviceId;
+    fn try_from(id: String) -> Result<Self, Self::Error> {
+        Self::new(id)
+    }
+}
+
+/// A device that a transport can see, as listed by [`Transport::discover`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeviceInfo {
+    /// The device's id, to pass to [`Transport::dial`].
+    pub id: DeviceId,
+    /// A name meant for people; may be empty.
+    pub name: String,
+    /// The device's address on the transport (a socket address, a Bluetooth address, ...).
+    pub address: String,
+}
+
+impl DeviceInfo {
+    /// Describes a device.
+    pub fn new(id: DeviceId, name: impl Into<String>, address: impl Into<String>) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            address: address.into(),
+        }
+    }
+}
+
+/// What a transport can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Whether the transport can carry bulk data (`send_data`), not only control traffic and
+    /// short messages. A session that asks for `need_send_data` over a transport without it is
+    /// refused.
+    pub carries_data: bool,
+    /// Whether [`Transport::discover`] can list nearby devices.
+    pub discovery: bool,
+    /// The largest frame any link of this transport can carry, in bytes.
+    pub max_frame_size: usize,
+}
+
+impl Capabilities {
+    /// A transport that carries data, discovers devices, and carries frames of up to
+    /// `max_frame_size` bytes.
+    pub const fn new(max_frame_size: usize) -> Self {
+        Self {
+            carries_data: true,
+            discovery: true,
+            max_frame_size,
+        }
+    }
+
+    /// Sets whether the transport carries bulk data.
+    #[must_use]
+    pub const fn with_carries_data(mut self, carries_data: bool) -> Self {
+        self.carries_data = carries_data;
+        self
+    }
+
+    /// Sets whether the transport can discover devices.
+    #[must_use]
+    pub const fn with_discovery(mut self, discovery: bool) -> Self {
+        self.discovery = discovery;
+        self
+    }
+}
+
+/// Why a link was closed on purpose: a code and a text, both opaque to the transport. The
+/// transport carries them to the peer where it can; code 0 means a normal close.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CloseReason {
+    /// A code chosen by the layer above; 0 is a normal close.
+    pub code: u32,
+    /// A text for logs and people.
+    pub message: String,
+}
+
+impl CloseReason {
+    /// A reason with the given code and text.
+    pub fn new(code: u32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A normal close: code 0, no text.
+    pub fn normal() -> Self {
+        Self::new(0, "")
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "code {}", self.code)
+        } else {
+            write!(f, "code {}: {}", self.code, self.message)
+        }
+    }
+}
+
+/// How a link ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Closure {
+    /// This side closed it with [`Link::close`].
+    Local(CloseReason),
+    /// The peer closed it gracefully, with this reason.
+    Peer(CloseReason),
+    /// The link failed: the peer vanished, the connection was reset, the radio or the
+    /// controller was lost, or the transport shut down. The text says what happened.
+    Lost(String),
+}
+
+impl fmt::Display for Closure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(reason) => write!(f, "closed locally ({reason})"),
+            Self::Peer(reason) => write!(f, "closed by the peer ({reason})"),
+            Self::Lost(what) => write!(f, "lost: {what}"),
+        }
+    }
+}
+
+/// Which side of a link opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// This side called [`Transport::dial`].
+    Dialer,
+    /// This side got the link from [`Transport::accept`].
+    Acceptor,
+}
+
+/// What went wrong in a transport or on a link.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// No device with this id can be reached.
+    #[error("device {0} cannot be reached")]
+    Unreachable(DeviceId),
+    /// The device was reached but refused the link.
+    #[error("device {0} refused the link")]
+    Refused(DeviceId),
+    /// The link has ended; the closure says how.
+    #[error("link {0}")]
+    Closed(Closure),
+    /// A frame longer than the link's maximum was not sent.
+    #[error("frame of {len} bytes exceeds the link's maximum of {max} bytes")]
+    FrameTooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The link's maximum frame size.
+        max: usize,
+    },
+    /// An empty frame was not sent: a frame holds at least one byte.
+    #[error("an empty frame cannot be sent")]
+    EmptyFrame,
+    /// The transport has shut down and makes no more links.
+    #[error("the transport has shut down")]
+    Shutdown,
+    /// The transport cannot do what was asked.
+    #[error("{0} is not supported by this transport")]
+    Unsupported(&'static str),
+    /// An operation took longer than the transport allows.
+    #[error("timed out while {0}")]
+    TimedOut(&'static str),
+    /// An I/O error from the system under the transport.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A reliable, ordered, frame-preserving channel to one peer device. See the crate docs for the
+/// contract every implementation keeps.
+///
+/// All methods take `&self`, so one task can send while another receives; calls to
+/// [`Link::recv`] from several tasks at once are served one at a time.
+#[async_trait]
+pub trait Link: Send + Sync + fmt::Debug {
+    /// This device's id.
+    fn local_device(&self) -> &DeviceId;
+
+    /// The peer device's id.
+    fn peer_device(&self) -> &DeviceId;
+
+    /// Which side opened the link.
+    fn role(&self) -> Role;
+
+    /// The largest frame this link carries, in bytes.
+    fn max_frame_size(&self) -> usize;
+
+    /// Sends one frame, waiting while the link has no room for it. Fails without sending
+    /// anything if the frame is empty or larger than [`Link::max_frame_size`], and with
+    /// [`TransportError::Closed`] once the link has ended.
+    async fn send(&self, frame: Bytes) -> Result<(), TransportError>;
+
+    /// Receives the next frame, waiting until one arrives. Once the link has ended and every
+    /// frame sent before a graceful close has been received, fails with
+    /// [`TransportError::Closed`].
+    async fn recv(&self) -> Result<Bytes, TransportError>;
+
+    /// Closes the link gracefully with `reason`. Frames already sent are delivered first.
+    /// Closing a link that has already ended does nothing.
+    async fn close(&self, reason: CloseReason);
+
+    /// How the link ended, or `None` while it is open.
+    fn closure(&self) -> Option<Closure>;
+}
+
+/// A way to reach other devices: it dials them, accepts their links, and lists the ones nearby.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// This device's id on the transport.
+    fn local_device(&self) -> &DeviceId;
+
+    /// What the transport can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Lists the devices that can be dialed now (the equivalent of OpenHarmony's
+    /// `getAvailableDeviceListSync`). Fails with [`TransportError::Unsupported`] if the transport
+    /// cannot discover.
+    async fn discover(&self) -> Result<Vec<DeviceInfo>, TransportError>;
+
+    /// Opens a link to `device`.
+    async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError>;
+
+    /// Waits for the next link another device opens to this one.
+    async fn accept(&self) -> Result<Box<dyn Link>, TransportError>;
+}
+
+macro_rules! forward_transport {
+    ($($ptr:ident),*) => {$(
+        #[async_trait]
+        impl<T: Transport + ?Sized> Transport for $ptr<T> {
+            fn local_device(&self) -> &DeviceId {
+                (**self).local_device()
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            async fn discover(&self) -> Result<Vec<DeviceInfo>, TransportError> {
+                (**self).discover().await
+            }
+            async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError> {
+                (**self).dial(device).await
+            }
+            async fn accept(&self) -> Result<Box<dyn Link>, TransportError> {
+                (**self).accept().await
+            }
+        }
+    )*};
+}
+
+forward_transport!(Arc, Box);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_id_accepts_printable_text_up_to_the_limit() {
+        let longest = "d".repeat(DeviceId::MAX_LEN);
+        assert_eq!(DeviceId::new(longest.clone()).unwrap().as_str(), longest);
+        assert_eq!(DeviceId::new("手机").unwrap().to_string(), "手机");
+    }
+
+    #[test]
+    fn device_id_refuses_empty_long_and_control_text() {
+        assert_eq!(DeviceId::new(""), Err(InvalidDeviceId::Empty));
+        assert_eq!(
+            DeviceId::new("d".repeat(DeviceId::MAX_LEN + 1)),
+            Err(InvalidDeviceId::TooLong(DeviceId::MAX_LEN + 1))
+        );
+        assert_eq!(
+            DeviceId::new("a\nb"),
+            Err(InvalidDeviceId::ControlCharacter)
+        );
+    }
+
+    #[test]
+    fn errors_say_what_was_wrong() {
+        let err = TransportError::FrameTooLarge { len: 300, max: 244 };
+        assert_eq!(
+            err.to_string(),
+            "frame of 300 bytes exceeds the link's maximum of 244 bytes"
+        );
+        let closed = TransportError::Closed(Closure::Peer(CloseReason::new(3, "bye")));
+        assert_eq!(closed.to_string(), "link closed by the peer (code 3: bye)");
+        assert_eq!(
+            Closure::Lost("connection reset".into()).to_string(),
+            "lost: connection reset"
+        );
+    }
+
+    #[test]
+    fn capabilities_builders_set_each_flag() {
+        let caps = Capabilities::new(244)
+            .with_carries_data(false)
+            .with_discovery(false);
+        assert_eq!(caps.max_frame_size, 244);
+        assert!(!caps.carries_data);
+        assert!(!caps.discovery);
+        assert!(Capabilities::new(1).carries_data);
+    }
+}
