@@ -1,0 +1,266 @@
+//! DATA frames: the fixed binary data header and the fragmenter (SPEC section 6).
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                      transfer id (32 bits)                    |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                    fragment index (32 bits)                   |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |            total length (64 bits, FIRST fragments only)       |
+//! |                                                               |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                  data bytes (to the end of the frame)         |
+//! ```
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{EncodeError, ReassemblyError};
+use crate::frame::{Frame, FrameKind, type_code};
+use crate::header::{FLAG_FIRST, FLAG_LAST, FrameHeader, HEADER_LEN, MAX_PAYLOAD_LEN};
+use crate::pb::FrameType;
+
+/// The length of the data header of a fragment that is not the first.
+pub const DATA_HEADER_LEN: usize = 8;
+
+/// The length of the data header of a FIRST fragment, which adds the total length.
+pub const FIRST_DATA_HEADER_LEN: usize = 16;
+
+/// One DATA frame, parsed. The chunk shares the frame's buffer (no copy).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DataFragment {
+    /// The session's channel.
+    pub channel: u32,
+    /// The transfer the fragment belongs to.
+    pub transfer_id: u32,
+    /// The fragment's place in its transfer, from 0.
+    pub index: u32,
+    /// The transfer's whole length: `Some` exactly on FIRST fragments.
+    pub total_length: Option<u64>,
+    /// Whether this is the transfer's last fragment.
+    pub last: bool,
+    /// The data bytes the fragment carries.
+    pub chunk: Bytes,
+}
+
+impl DataFragment {
+    /// Parses the payload of a DATA frame (the caller has checked the frame's type).
+    pub fn parse(frame: &Frame) -> Result<Self, ReassemblyError> {
+        let first = frame.flags & FLAG_FIRST != 0;
+        let needed = if first {
+            FIRST_DATA_HEADER_LEN
+        } else {
+            DATA_HEADER_LEN
+        };
+        let short = || ReassemblyError::ShortHeader {
+            channel: frame.channel,
+            len: frame.payload.len(),
+            needed,
+        };
+        let head = frame.payload.get(..needed).ok_or_else(short)?;
+        let (ids, rest) = head.split_first_chunk::<DATA_HEADER_LEN>().ok_or_else(short)?;
+        let [t0, t1, t2, t3, i0, i1, i2, i3] = *ids;
+        let total_length = match rest.first_chunk::<8>() {
+            Some(total) if first => Some(u64::from_be_bytes(*total)),
+            _ => None,
+        };
+        Ok(Self {
+            channel: frame.channel,
+            transfer_id: u32::from_be_bytes([t0, t1, t2, t3]),
+            index: u32::from_be_bytes([i0, i1, i2, i3]),
+            total_length,
+            last: frame.flags & FLAG_LAST != 0,
+            chunk: frame.payload.slice(needed..),
+        })
+    }
+
+    /// The header flags of the frame carrying this fragment.
+    pub fn flags(&self) -> u8 {
+        let first = if self.total_length.is_some() {
+            FLAG_FIRST
+        } else {
+            0
+        };
+        let last = if self.last { FLAG_LAST } else { 0 };
+        first | last
+    }
+
+    fn data_header_len(&self) -> usize {
+        if self.total_length.is_some() {
+            FIRST_DATA_HEADER_LEN
+        } else {
+            DATA_HEADER_LEN
+        }
+    }
+
+    /// Appends the whole encoded frame (frame header, data header, chunk) to `dst`.
+    pub fn encode(&self, version: u8, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let payload_len = self.data_header_len().saturating_add(self.chunk.len());
+        let length = u32::try_from(payload_len)
+            .ok()
+            .filter(|len| *len <= MAX_PAYLOAD_LEN)
+            .ok_or(EncodeError::TooLarge {
+                len: (payload_len as u64).saturating_add(HEADER_LEN as u64),
+                max: u64::from(MAX_PAYLOAD_LEN) + HEADER_LEN as u64,
+            })?;
+        let header = FrameHeader {
+            version,
+            frame_type: type_code(FrameType::Data),
+            flags: self.flags(),
+            length,
+            channel: self.channel,
+        };
+        dst.reserve(HEADER_LEN.saturating_add(payload_len));
+        header.put(dst);
+        dst.put_u32(self.transfer_id);
+        dst.put_u32(self.index);
+        if let Some(total) = self.total_length {
+            dst.put_u64(total);
+        }
+        dst.put_slice(&self.chunk);
+        Ok(())
+    }
+
+    /// The frame carrying this fragment.
+    pub fn to_frame(&self, version: u8) -> Result<Frame, EncodeError> {
+        let mut payload = BytesMut::new();
+        self.encode(version, &mut payload)?;
+        let payload = payload.freeze().slice(HEADER_LEN..);
+        Ok(Frame {
+            version,
+            kind: FrameKind::Known(FrameType::Data),
+            flags: self.flags(),
+            channel: self.channel,
+            payload,
+        })
+    }
+}
+
+/// Cuts one transfer into encoded DATA frames that each fit `max_frame_size`, ready to send.
+///
+/// Each frame is built in one buffer with its headers, so every data byte is copied once, into
+/// the frame. A transfer of 0 bytes is one fragment that is both FIRST and LAST.
+///
+/// ```
+/// use acm_wire::{Fragmenter, Reassembler, Limits, Frame, DataFragment};
+/// use bytes::Bytes;
+///
+/// let data = Bytes::from(vec![7u8; 1000]);
+/// let frames: Vec<Bytes> = Fragmenter::new(1, 3, 1, data.clone(), 244).unwrap().collect();
+/// assert_eq!(frames.len(), 5);
+///
+/// let mut reassembler = Reassembler::new(Limits::default());
+/// let mut delivered = None;
+/// for bytes in frames {
+///     assert!(bytes.len() <= 244);
+///     let frame = Frame::decode_exact(bytes, 244, Some(1)).unwrap();
+///     delivered = reassembler.push(DataFragment::parse(&frame).unwrap()).unwrap();
+/// }
+/// assert_eq!(delivered, Some(data));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Fragmenter {
+    version: u8,
+    channel: u32,
+    transfer_id: u32,
+    data: Bytes,
+    total: u64,
+    next_index: u32,
+    room_first: usize,
+    room: usize,
+    done: bool,
+}
+
+impl Fragmenter {
+    /// Prepares to send `data` as transfer `transfer_id` on `channel`, in frames of at most
+    /// `max_frame_size` bytes (the peer's announced maximum, capped by the link's).
+    pub fn new(
+        version: u8,
+        channel: u32,
+        transfer_id: u32,
+        data: Bytes,
+        max_frame_size: u32,
+    ) -> Result<Self, EncodeError> {
+        let frame = (max_frame_size as usize).min(HEADER_LEN + MAX_PAYLOAD_LEN as usize);
+        let room_first = frame.saturating_sub(HEADER_LEN + FIRST_DATA_HEADER_LEN);
+        let room = frame.saturating_sub(HEADER_LEN + DATA_HEADER_LEN);
+        if room_first == 0 {
+            return Err(EncodeError::FrameSizeTooSmall(max_frame_size));
+        }
+        let later = data.len().saturating_sub(room_first);
+        let fragments = 1usize.saturating_add(later.div_ceil(room));
+        if u32::try_from(fragments).is_err() {
+            return Err(EncodeError::TooLarge {
+                len: data.len() as u64,
+                max: u64::from(u32::MAX).saturating_mul(room as u64),
+            });
+        }
+        Ok(Self {
+            version,
+            channel,
+            transfer_id,
+            total: data.len() as u64,
+            data,
+            next_index: 0,
+            room_first,
+            room,
+            done: false,
+        })
+    }
+
+    /// How many frames are still to come.
+    pub fn remaining_frames(&self) -> usize {
+        if self.done {
+            return 0;
+        }
+        if self.next_index == 0 {
+            let later = self.data.len().saturating_sub(self.room_first);
+            return 1usize.saturating_add(later.div_ceil(self.room));
+        }
+        self.data.len().div_ceil(self.room)
+    }
+
+    /// The next fragment, parsed rather than encoded.
+    pub fn next_fragment(&mut self) -> Option<DataFragment> {
+        if self.done {
+            return None;
+        }
+        let first = self.next_index == 0;
+        let room = if first { self.room_first } else { self.room };
+        let take = room.min(self.data.len());
+        let chunk = self.data.split_to(take);
+        let last = self.data.is_empty();
+        let fragment = DataFragment {
+            channel: self.channel,
+            transfer_id: self.transfer_id,
+            index: self.next_index,
+            total_length: first.then_some(self.total),
+            last,
+            chunk,
+        };
+        self.done = last;
+        // Cannot overflow: `new` checked that the fragment count fits in u32.
+        self.next_index = self.next_index.saturating_add(1);
+        Some(fragment)
+    }
+}
+
+impl Iterator for Fragmenter {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let fragment = self.next_fragment()?;
+        let mut frame = BytesMut::new();
+        // Cannot fail: every fragment fits the frame size checked in `new`.
+        fragment.encode(self.version, &mut frame).ok()?;
+        Some(frame.freeze())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.remaining_frames();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Fragmenter {}

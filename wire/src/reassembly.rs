@@ -1,0 +1,274 @@
+//! Putting transfers back together from their fragments (SPEC section 6.3).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::data::DataFragment;
+use crate::error::ReassemblyError;
+use crate::limits::Limits;
+
+/// The most bytes reserved up front for a transfer's buffer; beyond this the buffer grows as
+/// fragments arrive, so a peer's declared length alone never makes the receiver allocate.
+const INITIAL_CAPACITY: usize = 64 * 1024;
+
+#[derive(Debug)]
+struct Partial {
+    declared: u64,
+    next_index: u32,
+    buf: BytesMut,
+}
+
+/// Reassembles the data transfers of one link. Transfers of every channel may interleave; each
+/// is delivered whole, once its LAST fragment arrives, or not at all.
+///
+/// Memory is bounded: a transfer is admitted by its FIRST fragment only if its declared length
+/// is within `max_data_size`, the declared lengths of all unfinished transfers stay within
+/// `max_reassembly_bytes`, and there are fewer than `max_transfers` of them. Buffers grow with the
+/// bytes that arrive, never ahead of them by more than 64 KiB.
+///
+/// Any error drops the transfer it concerns (when there is one) and frees its memory; the caller
+/// then closes the session on the error's channel and calls [`Reassembler::abort_channel`].
+#[derive(Debug)]
+pub struct Reassembler {
+    limits: Limits,
+    partials: HashMap<(u32, u32), Partial>,
+    /// The highest transfer id begun on each channel (SPEC `DATA-3`).
+    last_begun: BTreeMap<u32, u32>,
+    reserved: u64,
+}
+
+impl Reassembler {
+    /// A reassembler that enforces `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            partials: HashMap::new(),
+            last_begun: BTreeMap::new(),
+            reserved: 0,
+        }
+    }
+
+    /// The declared bytes of all unfinished transfers: the memory the budget has promised.
+    pub fn reserved_bytes(&self) -> u64 {
+        self.reserved
+    }
+
+    /// The bytes actually buffered by unfinished transfers.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.partials.values().map(|p| p.buf.len() as u64).sum()
+    }
+
+    /// The number of unfinished transfers.
+    pub fn transfers_in_progress(&self) -> usize {
+        self.partials.len()
+    }
+
+    /// Takes one fragment. Returns the transfer's bytes when this was its LAST fragment.
+    pub fn push(&mut self, fragment: DataFragment) -> Result<Option<Bytes>, ReassemblyError> {
+        let key = (fragment.channel, fragment.transfer_id);
+        match fragment.total_length {
+            Some(declared) => self.begin(fragment, declared),
+            None => match self.partials.remove(&key) {
+                Some(partial) => self.resume(fragment, partial),
+                None => Err(ReassemblyError::UnknownTransfer {
+                    channel: fragment.channel,
+                    transfer_id: fragment.transfer_id,
+                    index: fragment.index,
+                }),
+            },
+        }
+    }
+
+    /// Drops every unfinished transfer of `channel` and forgets the channel (its session ended).
+    pub fn abort_channel(&mut self, channel: u32) {
+        let reserved = &mut self.reserved;
+        self.partials.retain(|&(c, _), partial| {
+            if c == channel {
+                *reserved = reserved.saturating_sub(partial.declared);
+            }
+            c != channel
+        });
+        self.last_begun.remove(&channel);
+    }
+
+    /// Drops one unfinished transfer, if it exists.
+    pub fn abort(&mut self, channel: u32, transfer_id: u32) {
+        if let Some(partial) = self.partials.remove(&(channel, transfer_id)) {
+            self.reserved = self.reserved.saturating_sub(partial.declared);
+        }
+    }
+
+    fn begin(
+        &mut self,
+        fragment: DataFragment,
+        declared: u64,
+    ) -> Result<Option<Bytes>, ReassemblyError> {
+        let DataFragment {
+            channel,
+            transfer_id,
+            index,
+            last,
+            ..
+        } = fragment;
+        if index != 0 {
+            return Err(ReassemblyError::FirstIndexNotZero {
+                channel,
+                transfer_id,
+                index,
+            });
+        }
+        if let Some(&last_id) = self.last_begun.get(&channel)
+            && transfer_id <= last_id
+        {
+            return Err(ReassemblyError::StaleTransferId {
+                channel,
+                transfer_id,
+                last: last_id,
+            });
+        }
+        if declared > self.limits.max_data_size {
+            return Err(ReassemblyError::TooLarge {
+                channel,
+                transfer_id,
+                declared,
+                max: self.limits.max_data_size,
+            });
+        }
+        let chunk_len = fragment.chunk.len() as u64;
+        if chunk_len > declared {
+            return Err(ReassemblyError::Overrun {
+                channel,
+                transfer_id,
+                declared,
+            });
+        }
+        if last {
+            self.last_begun.insert(channel, transfer_id);
+            if chunk_len < declared {
+                return Err(ReassemblyError::Incomplete {
+                    channel,
+                    transfer_id,
+                    declared,
+                    received: chunk_len,
+                });
+            }
+            // A transfer in one fragment is delivered without copying.
+            return Ok(Some(fragment.chunk));
+        }
+        if fragment.chunk.is_empty() {
+            return Err(ReassemblyError::EmptyFragment {
+                channel,
+                transfer_id,
+                index,
+            });
+        }
+        if self.partials.len() >= self.limits.max_transfers {
+            return Err(ReassemblyError::TooManyTransfers {
+                channel,
+                transfer_id,
+                max: self.limits.max_transfers,
+            });
+        }
+        let available = self.limits.max_reassembly_bytes.saturating_sub(self.reserved);
+        if declared > available {
+            return Err(ReassemblyError::OverBudget {
+                channel,
+                transfer_id,
+                declared,
+                available,
+            });
+        }
+        self.last_begun.insert(channel, transfer_id);
+        self.reserved = self.reserved.saturating_add(declared);
+        let capacity = usize::try_from(declared)
+            .unwrap_or(usize::MAX)
+            .min(INITIAL_CAPACITY);
+        let mut buf = BytesMut::with_capacity(capacity);
+        buf.extend_from_slice(&fragment.chunk);
+        self.partials.insert(
+            (channel, transfer_id),
+            Partial {
+                declared,
+                next_index: 1,
+                buf,
+            },
+        );
+        Ok(None)
+    }
+
+    fn resume(
+        &mut self,
+        fragment: DataFragment,
+        mut partial: Partial,
+    ) -> Result<Option<Bytes>, ReassemblyError> {
+        let DataFragment {
+            channel,
+            transfer_id,
+            index,
+            last,
+            ref chunk,
+            ..
+        } = fragment;
+        // From here on the transfer is out of the map; every error leaves it dropped.
+        let result = Self::check_next(&partial, &fragment);
+        if let Err(err) = result {
+            self.reserved = self.reserved.saturating_sub(partial.declared);
+            return Err(err);
+        }
+        partial.buf.extend_from_slice(chunk);
+        if last {
+            self.reserved = self.reserved.saturating_sub(partial.declared);
+            return Ok(Some(partial.buf.freeze()));
+        }
+        partial.next_index = index.saturating_add(1);
+        self.partials.insert((channel, transfer_id), partial);
+        Ok(None)
+    }
+
+    fn check_next(partial: &Partial, fragment: &DataFragment) -> Result<(), ReassemblyError> {
+        let (channel, transfer_id, got) =
+            (fragment.channel, fragment.transfer_id, fragment.index);
+        let expected = partial.next_index;
+        if got < expected {
+            return Err(ReassemblyError::DuplicateFragment {
+                channel,
+                transfer_id,
+                expected,
+                got,
+            });
+        }
+        if got > expected {
+            return Err(ReassemblyError::OutOfOrder {
+                channel,
+                transfer_id,
+                expected,
+                got,
+            });
+        }
+        if fragment.chunk.is_empty() && !fragment.last {
+            return Err(ReassemblyError::EmptyFragment {
+                channel,
+                transfer_id,
+                index: got,
+            });
+        }
+        let received = (partial.buf.len() as u64).saturating_add(fragment.chunk.len() as u64);
+        if received > partial.declared {
+            return Err(ReassemblyError::Overrun {
+                channel,
+                transfer_id,
+                declared: partial.declared,
+            });
+        }
+        if fragment.last && received < partial.declared {
+            return Err(ReassemblyError::Incomplete {
+                channel,
+                transfer_id,
+                declared: partial.declared,
+                received,
+            });
+        }
+        Ok(())
+    }
+}
