@@ -1,0 +1,290 @@
+//! The mock link: the two ends a transport hands out, and the state they share.
+
+use std::fmt;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use acm_transport::{CloseReason, Closure, DeviceId, Link, Role, TransportError};
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::direction::{Direction, Next};
+use crate::rng::SplitMix64;
+
+/// One side of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The side that dialed.
+    Dialer,
+    /// The side that accepted.
+    Acceptor,
+}
+
+impl Side {
+    /// The index of this side's device, and of the direction it sends in.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::Dialer => 0,
+            Self::Acceptor => 1,
+        }
+    }
+
+    /// The other side.
+    fn other(self) -> Self {
+        match self {
+            Self::Dialer => Self::Acceptor,
+            Self::Acceptor => Self::Dialer,
+        }
+    }
+}
+
+/// How one device of a new link takes part in it.
+#[derive(Debug, Clone)]
+pub(crate) struct EndConfig {
+    /// The device's id.
+    pub(crate) device: DeviceId,
+    /// The largest frame the device's transport carries.
+    pub(crate) max_frame_size: usize,
+    /// The most bytes in flight towards the device.
+    pub(crate) receive_buffer: usize,
+}
+
+/// The mutable state of a link.
+#[derive(Debug)]
+pub(crate) struct LinkState {
+    /// `directions[i]` carries the frames sent by side `i`.
+    pub(crate) directions: [Direction; 2],
+    /// How the link ended for each side; both are set together.
+    pub(crate) closure: [Option<Closure>; 2],
+}
+
+/// What both ends of a link, and its handles, share.
+#[derive(Debug)]
+pub(crate) struct LinkShared {
+    /// The link's creation index on its network.
+    pub(crate) index: u64,
+    /// The dialer's and the acceptor's device ids.
+    pub(crate) devices: [DeviceId; 2],
+    state: Mutex<LinkState>,
+    /// Woken on every change an end may wait for.
+    changed: Notify,
+}
+
+impl LinkShared {
+    /// A new open link, the `index`th of a network seeded with `seed`.
+    pub(crate) fn new(index: u64, seed: u64, dialer: EndConfig, acceptor: EndConfig) -> Self {
+        let max = dialer.max_frame_size.min(acceptor.max_frame_size);
+        let stream = index.wrapping_mul(2);
+        let directions = [
+            Direction::new(
+                max,
+                acceptor.receive_buffer,
+                SplitMix64::stream(seed, stream),
+            ),
+            Direction::new(
+                max,
+                dialer.receive_buffer,
+                SplitMix64::stream(seed, stream.wrapping_add(1)),
+            ),
+        ];
+        Self {
+            index,
+            devices: [dialer.device, acceptor.device],
+            state: Mutex::new(LinkState {
+                directions,
+                closure: [None, None],
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Locks the state; a panic elsewhere while it was held leaves it usable.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `change` on the state, then wakes every waiting end.
+    pub(crate) fn change<T>(&self, change: impl FnOnce(&mut LinkState) -> T) -> T {
+        let out = change(&mut self.lock());
+        self.changed.notify_waiters();
+        out
+    }
+
+    /// The side of `device` on this link, if it is one of its two devices.
+    pub(crate) fn side_of(&self, device: &DeviceId) -> Option<Side> {
+        if self.devices[0] == *device {
+            Some(Side::Dialer)
+        } else if self.devices[1] == *device {
+            Some(Side::Acceptor)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the link has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closure[0].is_some()
+    }
+
+    /// Ends the link with `closures` for the dialer and the acceptor, discarding the frames in
+    /// flight towards the sides in `discard_towards`. Does nothing if it has already ended.
+    fn end(&self, closures: [Closure; 2], discard_towards: &[Side]) {
+        self.change(|state| {
+            if state.closure[0].is_some() {
+                return;
+            }
+            state.closure = closures.map(Some);
+            for side in discard_towards {
+                state.directions[side.other().index()].discard();
+            }
+        });
+    }
+
+    /// `side` closes the link gracefully: the other side gets what was sent to it, then sees
+    /// [`Closure::Peer`].
+    fn close_from(&self, side: Side, reason: CloseReason) {
+        let mut closures = [Closure::Peer(reason.clone()), Closure::Peer(reason.clone())];
+        closures[side.index()] = Closure::Local(reason);
+        self.end(closures, &[side]);
+    }
+
+    /// Closes the link gracefully for both sides, as if each one's peer had closed it.
+    pub(crate) fn close_both(&self, reason: CloseReason) {
+        self.end([Closure::Peer(reason.clone()), Closure::Peer(reason)], &[]);
+    }
+
+    /// Ends the link abruptly: both sides see [`Closure::Lost`] and frames in flight vanish.
+    pub(crate) fn lose(&self, what: &str) {
+        let lost = Closure::Lost(what.to_owned());
+        self.end([lost.clone(), lost], &[Side::Dialer, Side::Acceptor]);
+    }
+}
+
+/// One end of a mock link, as handed out by [`MockTransport`](crate::MockTransport)'s `dial`
+/// and `accept`. Dropping an end that is still open ends the link with [`Closure::Lost`] for
+/// the peer, as a reset connection would.
+pub struct MockLink {
+    shared: Arc<LinkShared>,
+    side: Side,
+}
+
+impl MockLink {
+    /// The end of `shared` on `side`.
+    pub(crate) fn new(shared: Arc<LinkShared>, side: Side) -> Self {
+        Self { shared, side }
+    }
+}
+
+impl fmt::Debug for MockLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockLink")
+            .field("index", &self.shared.index)
+            .field("local", self.local_device())
+            .field("peer", self.peer_device())
+            .field("role", &self.role())
+            .finish()
+    }
+}
+
+impl Drop for MockLink {
+    fn drop(&mut self) {
+        self.shared.lose("the peer dropped its end of the link");
+    }
+}
+
+#[async_trait]
+impl Link for MockLink {
+    fn local_device(&self) -> &DeviceId {
+        &self.shared.devices[self.side.index()]
+    }
+
+    fn peer_device(&self) -> &DeviceId {
+        &self.shared.devices[self.side.other().index()]
+    }
+
+    fn role(&self) -> Role {
+        match self.side {
+            Side::Dialer => Role::Dialer,
+            Side::Acceptor => Role::Acceptor,
+        }
+    }
+
+    fn max_frame_size(&self) -> usize {
+        self.shared.lock().directions[self.side.index()].max_frame_size()
+    }
+
+    async fn send(&self, frame: Bytes) -> Result<(), TransportError> {
+        if frame.is_empty() {
+            return Err(TransportError::EmptyFrame);
+        }
+        loop {
+            let mut changed = pin!(self.shared.changed.notified());
+            changed.as_mut().enable();
+            {
+                let mut state = self.shared.lock();
+                if let Some(closure) = &state.closure[self.side.index()] {
+                    return Err(TransportError::Closed(closure.clone()));
+                }
+                let direction = &mut state.directions[self.side.index()];
+                let max = direction.max_frame_size();
+                if frame.len() > max {
+                    return Err(TransportError::FrameTooLarge {
+                        len: frame.len(),
+                        max,
+                    });
+                }
+                if direction.has_room(frame.len()) {
+                    direction.push(frame, Instant::now());
+                    drop(state);
+                    self.shared.changed.notify_waiters();
+                    return Ok(());
+                }
+            }
+            changed.await;
+        }
+    }
+
+    async fn recv(&self) -> Result<Bytes, TransportError> {
+        loop {
+            let mut changed = pin!(self.shared.changed.notified());
+            changed.as_mut().enable();
+            let wake_at = {
+                let mut state = self.shared.lock();
+                let closure = state.closure[self.side.index()].clone();
+                if let Some(closure @ (Closure::Local(_) | Closure::Lost(_))) = closure {
+                    return Err(TransportError::Closed(closure));
+                }
+                match state.directions[self.side.other().index()].next(Instant::now()) {
+                    Next::Frame(frame) => {
+                        drop(state);
+                        self.shared.changed.notify_waiters();
+                        return Ok(frame);
+                    }
+                    Next::At(at) => Some(at),
+                    Next::Stalled => None,
+                    Next::Empty => match closure {
+                        Some(closure) => return Err(TransportError::Closed(closure)),
+                        None => None,
+                    },
+                }
+            };
+            match wake_at {
+                Some(at) => {
+                    // Either the frame is due or something changed: look again.
+                    let _ = tokio::time::timeout_at(at, changed).await;
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    async fn close(&self, reason: CloseReason) {
+        self.shared.close_from(self.side, reason);
+    }
+
+    fn closure(&self) -> Option<Closure> {
+        self.shared.lock().closure[self.side.index()].clone()
+    }
+}
