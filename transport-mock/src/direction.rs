@@ -151,7 +151,7 @@ impl Direction {
             Some(at) if at > now => Next::At(at),
             _ => match self.queue.pop_front() {
                 Some(InFlight { frame, .. }) => {
-                    self.queued_bytes -= frame.len();
+                    self.queued_bytes = self.queued_bytes.saturating_sub(frame.len());
                     self.stats.frames_delivered += 1;
                     self.stats.bytes_delivered = self
                         .stats

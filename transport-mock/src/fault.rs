@@ -19,7 +19,8 @@ use crate::rng::SplitMix64;
 #[non_exhaustive]
 pub enum Fault {
     /// Holds every frame in this direction, old and new, until [`Fault::Unstall`]: nothing is
-    /// delivered, and the sender meets backpressure once the link's buffer is full.
+    /// delivered, and the sender meets backpressure once the link's buffer is full. A graceful
+    /// close reaches the receiver only after the held frames.
     Stall,
     /// Lets the frames held by [`Fault::Stall`] flow again.
     Unstall,

@@ -163,8 +163,21 @@ impl LinkShared {
 }
 
 /// One end of a mock link, as handed out by [`MockTransport`](crate::MockTransport)'s `dial`
-/// and `accept`. Dropping an end that is still open ends the link with [`Closure::Lost`] for
-/// the peer, as a reset connection would.
+/// and `accept`.
+///
+/// How a link ends:
+///
+/// * [`Link::close`] ends it at once for both ends: this end sees [`Closure::Local`] and
+///   drops the frames on their way to it; the peer's [`Link::closure`] says
+///   [`Closure::Peer`] right away, its `send` fails, and its `recv` returns the frames sent
+///   before the close (waiting for them if they are delayed or stalled) and then the closure.
+/// * [`LinkHandle::close`](crate::LinkHandle::close) does the same for both ends, each seeing
+///   [`Closure::Peer`].
+/// * [`LinkHandle::lose`](crate::LinkHandle::lose), removing a device from the network, or
+///   dropping an end that is still open (as a reset connection would) end it with
+///   [`Closure::Lost`] on both ends and discard every frame in flight.
+///
+/// A link that has ended stays as it ended: closing or losing it again does nothing.
 pub struct MockLink {
     shared: Arc<LinkShared>,
     side: Side,
