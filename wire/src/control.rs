@@ -99,9 +99,7 @@ impl Control {
             FrameType::Ping => parse("Ping", body).map(Self::Ping),
             FrameType::Pong => parse("Pong", body).map(Self::Pong),
             FrameType::ConnectRequest => parse("ConnectRequest", body).map(Self::ConnectRequest),
-            FrameType::ConnectResponse => {
-                parse("ConnectResponse", body).map(Self::ConnectResponse)
-            }
+            FrameType::ConnectResponse => parse("ConnectResponse", body).map(Self::ConnectResponse),
             FrameType::Message => parse("Message", body).map(Self::Message),
             FrameType::Disconnect => parse("Disconnect", body).map(Self::Disconnect),
             FrameType::CollaborateEvent => {
@@ -285,7 +283,11 @@ fn validate_connect_response(m: &pb::ConnectResponse) -> Result<(), ControlError
         Some(pb::connect_response::Result::Accepted(_)) => Ok(()),
         Some(pb::connect_response::Result::Rejected(rejected)) => {
             required_enum("ConnectResponse.rejected.code", rejected.code)?;
-            max_len("ConnectResponse.rejected.reason", &rejected.reason, MAX_TEXT_LEN)
+            max_len(
+                "ConnectResponse.rejected.reason",
+                &rejected.reason,
+                MAX_TEXT_LEN,
+            )
         }
     }
 }

@@ -59,7 +59,9 @@ impl DataFragment {
             needed,
         };
         let head = frame.payload.get(..needed).ok_or_else(short)?;
-        let (ids, rest) = head.split_first_chunk::<DATA_HEADER_LEN>().ok_or_else(short)?;
+        let (ids, rest) = head
+            .split_first_chunk::<DATA_HEADER_LEN>()
+            .ok_or_else(short)?;
         let [t0, t1, t2, t3, i0, i1, i2, i3] = *ids;
         let total_length = match rest.first_chunk::<8>() {
             Some(total) if first => Some(u64::from_be_bytes(*total)),

@@ -57,7 +57,20 @@ impl FrameHeader {
         let Some(head) = src.first_chunk::<HEADER_LEN>() else {
             return Err(FrameError::Incomplete { have: src.len() });
         };
-        let [m0, m1, version, frame_type, flags, l0, l1, l2, c0, c1, c2, c3] = *head;
+        let [
+            m0,
+            m1,
+            version,
+            frame_type,
+            flags,
+            l0,
+            l1,
+            l2,
+            c0,
+            c1,
+            c2,
+            c3,
+        ] = *head;
         if [m0, m1] != MAGIC {
             return Err(FrameError::BadMagic([m0, m1]));
         }
@@ -118,7 +131,9 @@ mod tests {
         };
         assert_eq!(
             header.to_bytes(),
-            [0xAC, 0x4D, 1, 8, 3, 0x01, 0x02, 0x03, 0x0A, 0x0B, 0x0C, 0x0D]
+            [
+                0xAC, 0x4D, 1, 8, 3, 0x01, 0x02, 0x03, 0x0A, 0x0B, 0x0C, 0x0D
+            ]
         );
         assert_eq!(FrameHeader::parse(&header.to_bytes()), Ok(header));
     }

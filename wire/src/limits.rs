@@ -165,14 +165,22 @@ mod tests {
             d.with_max_frame_size(MAX_FRAME_SIZE + 1).validate(),
             Err(LimitsError::FrameSize(MAX_FRAME_SIZE + 1))
         );
-        assert_eq!(d.with_max_data_size(0).validate(), Err(LimitsError::DataSize));
         assert_eq!(
-            d.with_max_reassembly_bytes(10).with_max_data_size(11).validate(),
+            d.with_max_data_size(0).validate(),
+            Err(LimitsError::DataSize)
+        );
+        assert_eq!(
+            d.with_max_reassembly_bytes(10)
+                .with_max_data_size(11)
+                .validate(),
             Err(LimitsError::ReassemblyBelowDataSize {
                 reassembly: 10,
                 data: 11
             })
         );
-        assert_eq!(d.with_max_transfers(0).validate(), Err(LimitsError::Transfers));
+        assert_eq!(
+            d.with_max_transfers(0).validate(),
+            Err(LimitsError::Transfers)
+        );
     }
 }

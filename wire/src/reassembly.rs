@@ -170,7 +170,10 @@ impl Reassembler {
                 max: self.limits.max_transfers,
             });
         }
-        let available = self.limits.max_reassembly_bytes.saturating_sub(self.reserved);
+        let available = self
+            .limits
+            .max_reassembly_bytes
+            .saturating_sub(self.reserved);
         if declared > available {
             return Err(ReassemblyError::OverBudget {
                 channel,
@@ -227,8 +230,7 @@ impl Reassembler {
     }
 
     fn check_next(partial: &Partial, fragment: &DataFragment) -> Result<(), ReassemblyError> {
-        let (channel, transfer_id, got) =
-            (fragment.channel, fragment.transfer_id, fragment.index);
+        let (channel, transfer_id, got) = (fragment.channel, fragment.transfer_id, fragment.index);
         let expected = partial.next_index;
         if got < expected {
             return Err(ReassemblyError::DuplicateFragment {
