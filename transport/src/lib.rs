@@ -18,7 +18,18 @@
 //! * [`Link::close`] is graceful: the frames sent before it are delivered before the peer sees the
 //!   close, and the peer sees the [`CloseReason`] given. A link that fails instead (a reset, a
 //!   lost radio, a dead controller) ends with [`Closure::Lost`] on both sides and never delivers
-//!   a partial frame.
+//!   a partial frame. Dropping a link that is still open counts as a failure: the peer sees
+//!   [`Closure::Lost`].
+//! * [`Link::closure`] becomes `Some` as soon as the link has ended, possibly while frames sent
+//!   before a graceful close are still waiting to be received: a reader keeps calling
+//!   [`Link::recv`] until it fails, and loses nothing.
+//! * Once the peer has closed the link, [`Link::send`] fails with [`TransportError::Closed`];
+//!   frames on their way to a side that has closed are discarded.
+//! * [`Link::max_frame_size`] is normally fixed for the life of a link, but a transport may lower
+//!   it (a renegotiated radio link; the mock transport as a fault), so a sender reads it before
+//!   each frame.
+//! * To stop waiting in [`Transport::accept`], drop its future; a transport that has shut down
+//!   fails it with [`TransportError::Shutdown`].
 //!
 //! # Example
 //!
