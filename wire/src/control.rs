@@ -83,6 +83,17 @@ impl Control {
     /// Decodes and checks the body of a control frame of type `frame_type`. Returns `None` for
     /// `FRAME_TYPE_DATA` and `FRAME_TYPE_UNSPECIFIED`, which have no protobuf body.
     pub fn decode(frame_type: FrameType, body: &[u8]) -> Option<Result<Self, ControlError>> {
+        Self::decode_unchecked(frame_type, body)
+            .map(|decoded| decoded.and_then(|control| control.validate().map(|()| control)))
+    }
+
+    /// Decodes the body of a control frame without checking its contents: for receivers that
+    /// act on a frame even when a field breaks a rule (SPEC `CTRL-3`). Call
+    /// [`Control::validate`] to learn what is wrong with it.
+    pub fn decode_unchecked(
+        frame_type: FrameType,
+        body: &[u8],
+    ) -> Option<Result<Self, ControlError>> {
         fn parse<M: prost::Message + Default>(
             name: &'static str,
             body: &[u8],
@@ -106,7 +117,7 @@ impl Control {
                 parse("CollaborateEvent", body).map(Self::CollaborateEvent)
             }
         };
-        Some(decoded.and_then(|control| control.validate().map(|()| control)))
+        Some(decoded)
     }
 
     /// Checks the body's contents against SPEC.md. Unknown enum values pass (SPEC `CTRL-3`

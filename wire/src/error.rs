@@ -58,6 +58,22 @@ pub enum FrameError {
         /// The channel it came on.
         channel: u32,
     },
+    /// A frame other than the continuation of the control body in progress (SPEC `FRAME-10`).
+    #[error("frame type {frame_type} on channel {channel} interrupts a control body in progress")]
+    Interleaved {
+        /// The interrupting frame's type.
+        frame_type: u8,
+        /// Its channel.
+        channel: u32,
+    },
+    /// A control body, joined from frames with MORE, over the limit.
+    #[error("control body of {len} bytes exceeds the maximum of {max}")]
+    ControlBodyTooLarge {
+        /// The body's length so far.
+        len: u64,
+        /// [`crate::limits::MAX_CONTROL_BODY`].
+        max: u64,
+    },
     /// A link message whose length is not the header's length plus the payload length.
     #[error("link message of {got} bytes holds a frame of {expected} bytes")]
     LengthMismatch {
@@ -80,13 +96,16 @@ impl FrameError {
             Self::UnknownCriticalType(_) => "FRAME-7",
             Self::ReservedFlags { .. } => "FRAME-4",
             Self::BadChannel { .. } => "FRAME-8",
+            Self::Interleaved { .. } | Self::ControlBodyTooLarge { .. } => "FRAME-10",
         }
     }
 
     /// The reason the receiver closes the link with.
     pub fn close_reason(&self) -> LinkCloseReason {
         match self {
-            Self::TooLarge { .. } => LinkCloseReason::FrameTooLarge,
+            Self::TooLarge { .. } | Self::ControlBodyTooLarge { .. } => {
+                LinkCloseReason::FrameTooLarge
+            }
             _ => LinkCloseReason::ProtocolError,
         }
     }

@@ -4,7 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{EncodeError, FrameError};
-use crate::header::{FLAG_FIRST, FLAG_LAST, FrameHeader, HEADER_LEN, MAX_PAYLOAD_LEN};
+use crate::header::{FLAG_FIRST, FLAG_LAST, FLAG_MORE, FrameHeader, HEADER_LEN, MAX_PAYLOAD_LEN};
 use crate::pb::FrameType;
 
 /// The first extension frame type code: codes from here to 0xFF may be ignored (SPEC `FRAME-7`).
@@ -46,7 +46,16 @@ pub fn is_link_frame(frame_type: FrameType) -> bool {
 pub fn defined_flags(frame_type: FrameType) -> u8 {
     match frame_type {
         FrameType::Data => FLAG_FIRST | FLAG_LAST,
-        _ => 0,
+        FrameType::ConnectRequest
+        | FrameType::ConnectResponse
+        | FrameType::Message
+        | FrameType::Disconnect
+        | FrameType::CollaborateEvent => FLAG_MORE,
+        FrameType::Unspecified
+        | FrameType::Hello
+        | FrameType::LinkClose
+        | FrameType::Ping
+        | FrameType::Pong => 0,
     }
 }
 

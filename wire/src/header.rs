@@ -33,6 +33,10 @@ pub const FLAG_FIRST: u8 = 0x01;
 /// Flag of DATA frames: the last fragment of a transfer (SPEC `DATA-5`).
 pub const FLAG_LAST: u8 = 0x02;
 
+/// Flag of session control frames (CONNECT_REQUEST, CONNECT_RESPONSE, MESSAGE, DISCONNECT,
+/// COLLABORATE_EVENT): the body continues in the next frame (SPEC `FRAME-10`).
+pub const FLAG_MORE: u8 = 0x01;
+
 /// A parsed frame header. Parsing checks only the magic; what the other fields may hold is
 /// checked by [`crate::FrameDecoder`] and [`crate::Frame::decode_exact`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -42,6 +42,7 @@
 
 #![warn(clippy::arithmetic_side_effects)]
 
+pub mod continuation;
 pub mod control;
 pub mod data;
 pub mod decoder;
@@ -59,12 +60,15 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/acm.v1.rs"));
 }
 
+pub use continuation::{ControlAssembler, encode_control};
 pub use control::Control;
 pub use data::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN, Fragmenter};
 pub use decoder::FrameDecoder;
 pub use error::{ControlError, EncodeError, FrameError, ReassemblyError};
 pub use frame::{Frame, FrameKind, check_header};
-pub use header::{FLAG_FIRST, FLAG_LAST, FrameHeader, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN};
+pub use header::{
+    FLAG_FIRST, FLAG_LAST, FLAG_MORE, FrameHeader, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN,
+};
 pub use limits::{Limits, LimitsError, MAX_FRAME_SIZE, MIN_FRAME_SIZE, SUPPORTED_VERSIONS};
 pub use reassembly::Reassembler;
 pub use version::negotiate_version;

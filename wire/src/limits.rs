@@ -32,6 +32,10 @@ pub const MAX_PARAMETERS: usize = 64;
 /// bytes (SPEC `CTRL-4`).
 pub const MAX_TEXT_LEN: usize = 1024;
 
+/// The largest control body, in bytes, once the frames of a body split with MORE are joined
+/// (SPEC `FRAME-10`). The largest valid CONNECT_REQUEST is about 140 KiB.
+pub const MAX_CONTROL_BODY: usize = 256 * 1024;
+
 /// The length of a session token, in bytes (SPEC `SESS-1`).
 pub const TOKEN_LEN: usize = 16;
 

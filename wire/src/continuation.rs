@@ -1,0 +1,222 @@
+//! Control bodies larger than one frame: split across consecutive frames with the MORE flag, and
+//! joined again within a bound (SPEC `FRAME-10`).
+
+use bytes::{Bytes, BytesMut};
+
+use crate::control::Control;
+use crate::error::{EncodeError, FrameError};
+use crate::frame::{Frame, FrameKind, is_link_frame};
+use crate::header::{FLAG_MORE, HEADER_LEN, MAX_PAYLOAD_LEN};
+use crate::limits::MAX_CONTROL_BODY;
+use crate::pb::FrameType;
+
+/// Encodes `control` as one frame, or as several consecutive frames with MORE set on all but
+/// the last when its body does not fit in `max_frame_size`. Link bodies are never split: one
+/// that does not fit is an error.
+pub fn encode_control(
+    control: &Control,
+    version: u8,
+    channel: u32,
+    max_frame_size: u32,
+) -> Result<Vec<Bytes>, EncodeError> {
+    let body = control.encode_body();
+    if body.len() > MAX_CONTROL_BODY {
+        return Err(EncodeError::TooLarge {
+            len: body.len() as u64,
+            max: MAX_CONTROL_BODY as u64,
+        });
+    }
+    let room = (max_frame_size as usize)
+        .min(HEADER_LEN + MAX_PAYLOAD_LEN as usize)
+        .saturating_sub(HEADER_LEN);
+    let frame_type = control.frame_type();
+    if body.len() <= room {
+        return Ok(vec![control.to_frame(version, channel).to_bytes()?]);
+    }
+    if room == 0 || is_link_frame(frame_type) {
+        return Err(EncodeError::FrameSizeTooSmall(max_frame_size));
+    }
+    let mut rest = body;
+    let mut frames = Vec::with_capacity(rest.len().div_ceil(room));
+    while !rest.is_empty() {
+        let chunk = rest.split_to(room.min(rest.len()));
+        let mut frame = Frame::new(version, frame_type, channel, chunk);
+        if !rest.is_empty() {
+            frame.flags = FLAG_MORE;
+        }
+        frames.push(frame.to_bytes()?);
+    }
+    Ok(frames)
+}
+
+/// Joins the frames of a control body split with MORE. Feed it every control frame in order;
+/// it returns each whole body, and refuses an interleaved frame or a body over
+/// [`MAX_CONTROL_BODY`] bytes, so a link holds at most one partial body of bounded size.
+#[derive(Debug, Default)]
+pub struct ControlAssembler {
+    partial: Option<(FrameType, u32, BytesMut)>,
+}
+
+impl ControlAssembler {
+    /// An assembler holding nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a body has begun and not ended.
+    pub fn in_progress(&self) -> bool {
+        self.partial.is_some()
+    }
+
+    /// Takes the next frame. Returns `Ok(Some((type, channel, body)))` when a whole control body
+    /// is there, `Ok(None)` when more frames must follow, and `Ok(None)` for DATA and extension
+    /// frames only when no body is in progress (they are the caller's to handle: check
+    /// [`ControlAssembler::in_progress`] first, or use the error).
+    pub fn push(&mut self, frame: &Frame) -> Result<Option<(FrameType, u32, Bytes)>, FrameError> {
+        let more = frame.flags & FLAG_MORE != 0;
+        let frame_type = match frame.kind {
+            FrameKind::Known(t) if t != FrameType::Data => Some(t),
+            _ => None,
+        };
+        let Some((t, channel, mut body)) = self.partial.take() else {
+            let Some(t) = frame_type else {
+                return Ok(None);
+            };
+            if !more {
+                return Ok(Some((t, frame.channel, frame.payload.clone())));
+            }
+            check_size(frame.payload.len())?;
+            self.partial = Some((t, frame.channel, BytesMut::from(&frame.payload[..])));
+            return Ok(None);
+        };
+        // A body in progress: only its own continuation may follow (the partial body is
+        // dropped on error, and the link closes).
+        if frame_type != Some(t) || frame.channel != channel {
+            return Err(FrameError::Interleaved {
+                frame_type: frame.type_code(),
+                channel: frame.channel,
+            });
+        }
+        check_size(body.len().saturating_add(frame.payload.len()))?;
+        body.extend_from_slice(&frame.payload);
+        if more {
+            self.partial = Some((t, channel, body));
+            return Ok(None);
+        }
+        Ok(Some((t, channel, body.freeze())))
+    }
+}
+
+fn check_size(len: usize) -> Result<(), FrameError> {
+    if len > MAX_CONTROL_BODY {
+        return Err(FrameError::ControlBodyTooLarge {
+            len: len as u64,
+            max: MAX_CONTROL_BODY as u64,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::MIN_FRAME_SIZE;
+    use crate::pb;
+
+    fn message(len: usize) -> Control {
+        Control::Message(pb::Message {
+            text: "m".repeat(len),
+        })
+    }
+
+    fn decode_all(frames: &[Bytes], max: u32) -> Vec<Frame> {
+        frames
+            .iter()
+            .map(|f| Frame::decode_exact(f.clone(), max, Some(1)).expect("valid frame"))
+            .collect()
+    }
+
+    #[test]
+    fn frame_10_a_body_that_fits_is_one_frame_without_more() {
+        let frames = encode_control(&message(10), 1, 3, 244).unwrap();
+        assert_eq!(frames.len(), 1);
+        assert_eq!(decode_all(&frames, 244)[0].flags, 0);
+    }
+
+    #[test]
+    fn frame_10_a_large_body_is_split_and_joined_again() {
+        let control = message(1024);
+        let frames = encode_control(&control, 1, 3, MIN_FRAME_SIZE).unwrap();
+        assert_eq!(frames.len(), 1027usize.div_ceil(116));
+        let decoded = decode_all(&frames, MIN_FRAME_SIZE);
+        let mut assembler = ControlAssembler::new();
+        let (last, init) = decoded.split_last().unwrap();
+        for frame in init {
+            assert_eq!(frame.flags, FLAG_MORE);
+            assert!(frame.encoded_len() <= MIN_FRAME_SIZE as usize);
+            assert_eq!(assembler.push(frame), Ok(None));
+            assert!(assembler.in_progress());
+        }
+        assert_eq!(last.flags, 0);
+        let (t, channel, body) = assembler.push(last).unwrap().unwrap();
+        assert_eq!((t, channel), (FrameType::Message, 3));
+        assert_eq!(Control::decode(t, &body), Some(Ok(control)));
+        assert!(!assembler.in_progress());
+    }
+
+    #[test]
+    fn frame_10_link_bodies_are_never_split() {
+        let close = Control::LinkClose(pb::LinkClose {
+            reason: pb::LinkCloseReason::Normal.into(),
+            message: "x".repeat(500),
+        });
+        assert_eq!(
+            encode_control(&close, 1, 0, MIN_FRAME_SIZE),
+            Err(EncodeError::FrameSizeTooSmall(MIN_FRAME_SIZE))
+        );
+    }
+
+    #[test]
+    fn frame_10_another_frame_inside_a_split_body_is_refused() {
+        let frames = encode_control(&message(600), 1, 3, MIN_FRAME_SIZE).unwrap();
+        let decoded = decode_all(&frames, MIN_FRAME_SIZE);
+        let mut assembler = ControlAssembler::new();
+        assert_eq!(assembler.push(&decoded[0]), Ok(None));
+        let mut other_channel = decoded[1].clone();
+        other_channel.channel = 5;
+        let err = assembler.push(&other_channel).unwrap_err();
+        assert_eq!(err.rule(), "FRAME-10");
+        assert_eq!(err.close_reason(), pb::LinkCloseReason::ProtocolError);
+        let data = Frame::new(1, FrameType::Data, 3, Bytes::from_static(&[0; 8]));
+        let mut assembler = ControlAssembler::new();
+        assembler.push(&decoded[0]).unwrap();
+        assert!(matches!(
+            assembler.push(&data),
+            Err(FrameError::Interleaved { .. })
+        ));
+    }
+
+    #[test]
+    fn frame_10_a_joined_body_over_the_limit_is_refused_without_buffering_it() {
+        let piece = Frame {
+            flags: FLAG_MORE,
+            ..Frame::new(1, FrameType::Message, 3, Bytes::from(vec![b'a'; 65_000]))
+        };
+        let mut assembler = ControlAssembler::new();
+        for _ in 0..4 {
+            assert_eq!(assembler.push(&piece), Ok(None));
+        }
+        let err = assembler.push(&piece).unwrap_err();
+        assert_eq!(err.rule(), "FRAME-10");
+        assert_eq!(err.close_reason(), pb::LinkCloseReason::FrameTooLarge);
+        assert!(!assembler.in_progress());
+    }
+
+    #[test]
+    fn data_and_extension_frames_pass_through_when_no_body_is_in_progress() {
+        let mut assembler = ControlAssembler::new();
+        let data = Frame::new(1, FrameType::Data, 3, Bytes::from_static(&[0; 8]));
+        assert_eq!(assembler.push(&data), Ok(None));
+        assert!(!assembler.in_progress());
+    }
+}
