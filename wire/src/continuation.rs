@@ -6,8 +6,8 @@ use bytes::{Bytes, BytesMut};
 use crate::control::Control;
 use crate::error::{EncodeError, FrameError};
 use crate::frame::{Frame, FrameKind, is_link_frame};
-use crate::header::{FLAG_MORE, HEADER_LEN, MAX_PAYLOAD_LEN};
-use crate::limits::MAX_CONTROL_BODY;
+use crate::header::{FLAG_MORE, HEADER_LEN};
+use crate::limits::{MAX_CONTROL_BODY, MAX_FRAME_SIZE};
 use crate::pb::FrameType;
 
 /// Encodes `control` as one frame, or as several consecutive frames with MORE set on all but
@@ -26,9 +26,7 @@ pub fn encode_control(
             max: MAX_CONTROL_BODY as u64,
         });
     }
-    let room = (max_frame_size as usize)
-        .min(HEADER_LEN + MAX_PAYLOAD_LEN as usize)
-        .saturating_sub(HEADER_LEN);
+    let room = (max_frame_size.min(MAX_FRAME_SIZE) as usize).saturating_sub(HEADER_LEN);
     let frame_type = control.frame_type();
     if body.len() <= room {
         return Ok(vec![control.to_frame(version, channel).to_bytes()?]);

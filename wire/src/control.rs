@@ -16,6 +16,7 @@ use crate::pb::FrameType;
 /// The body of a control frame, decoded and checked.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // short-lived values, moved once
 pub enum Control {
     /// FRAME_TYPE_HELLO.
     Hello(pb::Hello),

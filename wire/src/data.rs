@@ -19,6 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::error::{EncodeError, ReassemblyError};
 use crate::frame::{Frame, FrameKind, type_code};
 use crate::header::{FLAG_FIRST, FLAG_LAST, FrameHeader, HEADER_LEN, MAX_PAYLOAD_LEN};
+use crate::limits::MAX_FRAME_SIZE;
 use crate::pb::FrameType;
 
 /// The length of the data header of a fragment that is not the first.
@@ -104,7 +105,7 @@ impl DataFragment {
             .filter(|len| *len <= MAX_PAYLOAD_LEN)
             .ok_or(EncodeError::TooLarge {
                 len: (payload_len as u64).saturating_add(HEADER_LEN as u64),
-                max: u64::from(MAX_PAYLOAD_LEN) + HEADER_LEN as u64,
+                max: u64::from(MAX_FRAME_SIZE),
             })?;
         let header = FrameHeader {
             version,
@@ -184,7 +185,7 @@ impl Fragmenter {
         data: Bytes,
         max_frame_size: u32,
     ) -> Result<Self, EncodeError> {
-        let frame = (max_frame_size as usize).min(HEADER_LEN + MAX_PAYLOAD_LEN as usize);
+        let frame = max_frame_size.min(MAX_FRAME_SIZE) as usize;
         let room_first = frame.saturating_sub(HEADER_LEN + FIRST_DATA_HEADER_LEN);
         let room = frame.saturating_sub(HEADER_LEN + DATA_HEADER_LEN);
         if room_first == 0 {

@@ -76,7 +76,7 @@ pub fn check_header(
     max_frame_size: u32,
     negotiated: Option<u8>,
 ) -> Result<FrameKind, FrameError> {
-    let len = u64::from(header.length) + HEADER_LEN as u64;
+    let len = u64::from(header.length).saturating_add(HEADER_LEN as u64);
     if len > u64::from(max_frame_size) {
         return Err(FrameError::TooLarge {
             len,
@@ -173,7 +173,7 @@ impl Frame {
         if self.payload.len() > MAX_PAYLOAD_LEN as usize {
             return Err(EncodeError::TooLarge {
                 len: self.encoded_len() as u64,
-                max: u64::from(MAX_PAYLOAD_LEN) + HEADER_LEN as u64,
+                max: u64::from(crate::limits::MAX_FRAME_SIZE),
             });
         }
         dst.reserve(self.encoded_len());
