@@ -1,9 +1,9 @@
 //! `acm`: cross-device ability connections.
 //!
-//! This crate is the home of the acm session engine (a sans-IO state machine per link: link
-//! setup, sessions, handshake, keepalive, messages, data and close) and of the async
-//! `AbilityConnectionManager` API over any [`transport::Transport`]. The protocol it speaks is
-//! defined in SPEC.md; the wire format lives in [`wire`] and the link abstraction in
+//! This crate is the home of the acm session engine ([`engine`]: a sans-IO state machine per
+//! link that runs link setup, sessions, handshakes, keepalive, messages, data and close) and of
+//! the async `AbilityConnectionManager` API over any [`transport::Transport`]. The protocol it
+//! speaks is defined in SPEC.md; the wire format lives in [`wire`] and the link abstraction in
 //! [`transport`], both re-exported here so that applications depend on one crate.
 //!
 //! # Example
@@ -17,6 +17,8 @@
 //! assert_eq!(ConnectErrorCode::ConnectedSessionExists.api_value(), Some(0));
 //! assert_eq!(ConnectErrorCode::SystemInternalError.api_value(), Some(5));
 //! ```
+
+pub mod engine;
 
 pub use acm_transport as transport;
 pub use acm_wire as wire;

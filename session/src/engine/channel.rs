@@ -1,0 +1,257 @@
+//! The sessions of a link: their channels, states, keys, deadlines and remembered tokens.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+use acm_transport::Role;
+use acm_wire::pb::PeerInfo;
+
+use super::event::Token;
+
+/// An app, by the names that identify it on its device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct AppRef {
+    bundle: String,
+    module: String,
+    ability: String,
+}
+
+impl AppRef {
+    fn of(peer: &PeerInfo) -> Self {
+        Self {
+            bundle: peer.bundle_name.clone(),
+            module: peer.module_name.clone(),
+            ability: peer.ability_name.clone(),
+        }
+    }
+}
+
+/// What makes two sessions "the same" (SPEC `SESS-3`, `SESS-7`): the service and the two apps,
+/// seen from this side.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SessionKey {
+    service: String,
+    local: AppRef,
+    remote: AppRef,
+}
+
+impl SessionKey {
+    /// The key of a request this side sends.
+    pub(crate) fn outgoing(source: &PeerInfo, target: &PeerInfo) -> Self {
+        Self {
+            service: target.service_name.clone(),
+            local: AppRef::of(source),
+            remote: AppRef::of(target),
+        }
+    }
+
+    /// The key of a request the peer sends.
+    pub(crate) fn incoming(source: &PeerInfo, target: &PeerInfo) -> Self {
+        Self {
+            service: target.service_name.clone(),
+            local: AppRef::of(target),
+            remote: AppRef::of(source),
+        }
+    }
+}
+
+/// Where a session's handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// This side sent CONNECT_REQUEST and awaits the answer until the deadline.
+    Requested { deadline: Instant },
+    /// The peer's request waits for this side's app until the deadline.
+    Incoming { deadline: Instant },
+    /// Both sides are connected.
+    Connected,
+}
+
+#[derive(Debug)]
+pub(crate) struct Channel {
+    pub(crate) key: SessionKey,
+    pub(crate) token: Token,
+    pub(crate) state: State,
+    /// The last transfer id this side began on the channel.
+    pub(crate) last_transfer: u32,
+}
+
+/// The sessions of one link.
+#[derive(Debug)]
+pub(crate) struct Channels {
+    role: Role,
+    open: HashMap<u32, Channel>,
+    by_key: HashMap<SessionKey, u32>,
+    deadlines: BTreeSet<(Instant, u32)>,
+    /// The next channel id this side opens; `None` once they are used up.
+    next_local: Option<u32>,
+    highest_local: u32,
+    highest_peer: u32,
+    /// Tokens of the peer's requests: every open one and the most recent ended ones.
+    seen_tokens: HashSet<Token>,
+    ended_tokens: VecDeque<Token>,
+    remembered: usize,
+}
+
+impl Channels {
+    pub(crate) fn new(role: Role, remembered: usize) -> Self {
+        Self {
+            role,
+            open: HashMap::new(),
+            by_key: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            next_local: Some(match role {
+                Role::Dialer => 1,
+                Role::Acceptor => 2,
+            }),
+            highest_local: 0,
+            highest_peer: 0,
+            seen_tokens: HashSet::new(),
+            ended_tokens: VecDeque::new(),
+            remembered,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Whether the peer opens `channel` (SPEC `LINK-11`: the dialer's are odd).
+    pub(crate) fn is_peers(&self, channel: u32) -> bool {
+        let odd = channel % 2 == 1;
+        odd == (self.role == Role::Acceptor)
+    }
+
+    /// Whether `channel` was ever opened on this link, by either side.
+    pub(crate) fn was_opened(&self, channel: u32) -> bool {
+        if self.is_peers(channel) {
+            channel <= self.highest_peer
+        } else {
+            channel <= self.highest_local
+        }
+    }
+
+    /// Whether the peer may open `channel` now: its parity, and above its last one.
+    pub(crate) fn peer_may_open(&self, channel: u32) -> bool {
+        self.is_peers(channel) && channel > self.highest_peer
+    }
+
+    /// Records that the peer opened `channel` (whether or not the request is accepted).
+    pub(crate) fn note_peer_opened(&mut self, channel: u32) {
+        self.highest_peer = self.highest_peer.max(channel);
+    }
+
+    /// The channel id this side will open next.
+    pub(crate) fn peek_next(&self) -> Option<u32> {
+        self.next_local
+    }
+
+    /// Takes the next channel id for this side.
+    pub(crate) fn allocate(&mut self) -> Option<u32> {
+        let channel = self.next_local?;
+        self.next_local = channel.checked_add(2);
+        self.highest_local = channel;
+        Some(channel)
+    }
+
+    pub(crate) fn get(&self, channel: u32) -> Option<&Channel> {
+        self.open.get(&channel)
+    }
+
+    pub(crate) fn get_mut(&mut self, channel: u32) -> Option<&mut Channel> {
+        self.open.get_mut(&channel)
+    }
+
+    pub(crate) fn by_key(&self, key: &SessionKey) -> Option<(u32, &Channel)> {
+        let channel = *self.by_key.get(key)?;
+        self.open.get(&channel).map(|c| (channel, c))
+    }
+
+    /// Whether the peer already used `token` in a request this side remembers (SPEC `SESS-1`).
+    pub(crate) fn token_seen(&self, token: &Token) -> bool {
+        self.seen_tokens.contains(token)
+    }
+
+    /// Remembers a token of the peer's that ended at once (a refused request).
+    pub(crate) fn remember_ended(&mut self, token: Token) {
+        if self.seen_tokens.insert(token) {
+            self.push_ended(token);
+        }
+    }
+
+    fn push_ended(&mut self, token: Token) {
+        self.ended_tokens.push_back(token);
+        while self.ended_tokens.len() > self.remembered {
+            if let Some(old) = self.ended_tokens.pop_front() {
+                self.seen_tokens.remove(&old);
+            }
+        }
+    }
+
+    pub(crate) fn insert(&mut self, channel: u32, channel_state: Channel) {
+        if self.is_peers(channel) {
+            self.seen_tokens.insert(channel_state.token);
+        }
+        if let Some(deadline) = deadline_of(channel_state.state) {
+            self.deadlines.insert((deadline, channel));
+        }
+        self.by_key.insert(channel_state.key.clone(), channel);
+        self.open.insert(channel, channel_state);
+    }
+
+    /// Moves a session to `state`, keeping the deadlines in step.
+    pub(crate) fn set_state(&mut self, channel: u32, state: State) {
+        let Some(entry) = self.open.get_mut(&channel) else {
+            return;
+        };
+        if let Some(old) = deadline_of(entry.state) {
+            self.deadlines.remove(&(old, channel));
+        }
+        entry.state = state;
+        if let Some(new) = deadline_of(state) {
+            self.deadlines.insert((new, channel));
+        }
+    }
+
+    pub(crate) fn remove(&mut self, channel: u32) -> Option<Channel> {
+        let entry = self.open.remove(&channel)?;
+        if let Some(deadline) = deadline_of(entry.state) {
+            self.deadlines.remove(&(deadline, channel));
+        }
+        if self.by_key.get(&entry.key) == Some(&channel) {
+            self.by_key.remove(&entry.key);
+        }
+        if self.is_peers(channel) {
+            self.push_ended(entry.token);
+        }
+        Some(entry)
+    }
+
+    /// The earliest handshake deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(deadline, _)| *deadline)
+    }
+
+    /// The first session whose deadline has passed.
+    pub(crate) fn expired(&self, now: Instant) -> Option<u32> {
+        self.deadlines
+            .first()
+            .filter(|(deadline, _)| *deadline <= now)
+            .map(|(_, channel)| *channel)
+    }
+
+    /// Every open channel, for ending them all.
+    pub(crate) fn drain(&mut self) -> Vec<(u32, Channel)> {
+        self.deadlines.clear();
+        self.by_key.clear();
+        let mut all: Vec<_> = self.open.drain().collect();
+        all.sort_by_key(|(channel, _)| *channel);
+        all
+    }
+}
+
+fn deadline_of(state: State) -> Option<Instant> {
+    match state {
+        State::Requested { deadline } | State::Incoming { deadline } => Some(deadline),
+        State::Connected => None,
+    }
+}

@@ -1,0 +1,100 @@
+//! What waits to be sent on a link: control frames first, then fragments of the transfers in
+//! progress, taken in turn so that transfers interleave fairly.
+
+use std::collections::VecDeque;
+
+use acm_wire::Fragmenter;
+use bytes::Bytes;
+
+#[derive(Debug)]
+struct Transfer {
+    channel: u32,
+    transfer_id: u32,
+    fragments: Fragmenter,
+}
+
+/// A transfer that has left the queue, whole or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TransferDone {
+    pub(crate) channel: u32,
+    pub(crate) transfer_id: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Outbound {
+    control: VecDeque<Bytes>,
+    transfers: VecDeque<Transfer>,
+}
+
+impl Outbound {
+    pub(crate) fn push_control(&mut self, frames: impl IntoIterator<Item = Bytes>) {
+        self.control.extend(frames);
+    }
+
+    pub(crate) fn push_transfer(&mut self, channel: u32, transfer_id: u32, fragments: Fragmenter) {
+        self.transfers.push_back(Transfer {
+            channel,
+            transfer_id,
+            fragments,
+        });
+    }
+
+    /// Control frames waiting.
+    pub(crate) fn control_len(&self) -> usize {
+        self.control.len()
+    }
+
+    /// Transfers waiting.
+    pub(crate) fn transfers_len(&self) -> usize {
+        self.transfers.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.transfers.is_empty()
+    }
+
+    /// The next frame to send, and the transfer it finished, if it was a transfer's last.
+    pub(crate) fn next(&mut self) -> Option<(Bytes, Option<TransferDone>)> {
+        if let Some(frame) = self.control.pop_front() {
+            return Some((frame, None));
+        }
+        let mut transfer = self.transfers.pop_front()?;
+        let frame = transfer.fragments.next()?;
+        if transfer.fragments.remaining_frames() == 0 {
+            let done = TransferDone {
+                channel: transfer.channel,
+                transfer_id: transfer.transfer_id,
+            };
+            return Some((frame, Some(done)));
+        }
+        self.transfers.push_back(transfer);
+        Some((frame, None))
+    }
+
+    /// Drops the transfers of `channel`, returning them.
+    pub(crate) fn abort_channel(&mut self, channel: u32) -> Vec<TransferDone> {
+        let mut aborted = Vec::new();
+        self.transfers.retain(|t| {
+            if t.channel == channel {
+                aborted.push(TransferDone {
+                    channel,
+                    transfer_id: t.transfer_id,
+                });
+            }
+            t.channel != channel
+        });
+        aborted
+    }
+
+    /// Drops everything, returning the transfers that were cut short.
+    pub(crate) fn clear(&mut self) -> Vec<TransferDone> {
+        self.control.clear();
+        self.transfers
+            .drain(..)
+            .map(|t| TransferDone {
+                channel: t.channel,
+                transfer_id: t.transfer_id,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,6 @@
+//! The sans-IO link engine against SPEC.md, without tokio: two engines on a perfect wire, or
+//! one engine facing scripted frames.
+
+mod harness;
+mod link_rules;
+mod session_rules;
