@@ -1,0 +1,96 @@
+//! How a transport reaches its controller and how it behaves on the air.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use acm_transport::DeviceId;
+
+/// Where the HCI controller is: an H4 byte stream over TCP or a serial port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HciEndpoint {
+    /// A controller that serves HCI H4 over TCP (a virtual controller such as Rootcanal or
+    /// Bumble, or a bridge to a real one).
+    Tcp(SocketAddr),
+    /// A serial device speaking HCI H4 (a UART controller, a USB dongle in HCI UART mode). Set
+    /// its line speed and raw mode beforehand, for example `stty -F /dev/ttyACM0 1000000 raw`.
+    Serial(PathBuf),
+}
+
+/// The settings of a [`BleTransport`](crate::BleTransport).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BleConfig {
+    /// This device's id. An acceptor's id is advertised, so it is at most
+    /// [`MAX_ADVERTISED_ID_LEN`](crate::binding::MAX_ADVERTISED_ID_LEN) bytes.
+    pub device: DeviceId,
+    /// Where the controller is.
+    pub hci: HciEndpoint,
+    /// Whether to advertise the acm service and accept links. A device that only dials may
+    /// leave it off.
+    pub accept: bool,
+    /// The static random address to use; `None` picks one at random.
+    pub address: Option<[u8; 6]>,
+    /// How long [`discover`](acm_transport::Transport::discover) scans.
+    pub scan_time: Duration,
+    /// How long a dial may take, from the scan for the device to its first SDU.
+    pub dial_timeout: Duration,
+    /// How long a graceful close waits for the peer to take the link down before it does so
+    /// itself.
+    pub close_timeout: Duration,
+    /// The connection interval a dialer asks for.
+    pub connection_interval: Duration,
+}
+
+impl BleConfig {
+    /// Settings for device `device` on the controller at `hci`, accepting links, with the
+    /// default timings.
+    pub fn new(device: DeviceId, hci: HciEndpoint) -> Self {
+        Self {
+            device,
+            hci,
+            accept: true,
+            address: None,
+            scan_time: Duration::from_millis(1500),
+            dial_timeout: Duration::from_secs(15),
+            close_timeout: Duration::from_secs(5),
+            connection_interval: Duration::from_micros(7500),
+        }
+    }
+
+    /// Sets whether the transport advertises and accepts links.
+    #[must_use]
+    pub fn with_accept(mut self, accept: bool) -> Self {
+        self.accept = accept;
+        self
+    }
+
+    /// Sets the static random address (its two top bits are forced to `11`).
+    #[must_use]
+    pub fn with_address(mut self, address: [u8; 6]) -> Self {
+        self.address = Some(address);
+        self
+    }
+
+    /// Sets how long `discover` scans.
+    #[must_use]
+    pub fn with_scan_time(mut self, scan_time: Duration) -> Self {
+        self.scan_time = scan_time;
+        self
+    }
+
+    /// Sets how long a dial may take.
+    #[must_use]
+    pub fn with_dial_timeout(mut self, dial_timeout: Duration) -> Self {
+        self.dial_timeout = dial_timeout;
+        self
+    }
+
+    /// Sets how long a graceful close waits for the peer.
+    #[must_use]
+    pub fn with_close_timeout(mut self, close_timeout: Duration) -> Self {
+        self.close_timeout = close_timeout;
+        self
+    }
+}

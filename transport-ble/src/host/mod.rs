@@ -1,0 +1,256 @@
+//! The host thread: the trouble-host stack over an HCI H4 byte stream, on a current-thread
+//! runtime of its own, serving the transport's requests and driving every link.
+
+mod book;
+mod central;
+mod channel;
+mod peripheral;
+
+use std::cell::Cell;
+use std::future::pending;
+use std::sync::Arc;
+
+use acm_transport::{DeviceId, DeviceInfo, TransportError};
+use bt_hci::cmd::info::ReadBdAddr;
+use bt_hci::controller::ExternalController;
+use bt_hci_serial::SerialTransport;
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embedded_io_adapters::tokio_1::FromTokio;
+use futures_util::StreamExt;
+use futures_util::future::{Either, LocalBoxFuture, select};
+use futures_util::stream::FuturesUnordered;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use trouble_host::prelude::{Address, HostResources};
+
+use crate::binding::SPSM;
+use crate::config::{BleConfig, HciEndpoint};
+use crate::error::BleError;
+use crate::link::{BleLink, HostStatus};
+use crate::pool::HeapPool;
+
+/// The most connections (so links) at once.
+const CONNECTIONS: usize = 8;
+/// The most L2CAP channels at once: one per connection.
+const CHANNELS: usize = 8;
+/// HCI commands in flight at once.
+const COMMAND_SLOTS: usize = 8;
+/// Links accepted and not yet taken by `accept`.
+const ACCEPT_QUEUE: usize = 8;
+
+/// The byte stream from the controller.
+type HciReader = Box<dyn AsyncRead + Unpin>;
+/// The byte stream to the controller.
+type HciWriter = Box<dyn AsyncWrite + Unpin>;
+/// The controller, as the host stack drives it.
+pub(crate) type Hci = ExternalController<
+    SerialTransport<NoopRawMutex, FromTokio<HciReader>, FromTokio<HciWriter>>,
+    COMMAND_SLOTS,
+>;
+
+/// Why the host stopped, shared with its links.
+pub(crate) type Status = Arc<HostStatus>;
+/// Hands a link's task to the host thread's set of tasks.
+pub(crate) type Spawn<'a> = mpsc::UnboundedSender<LocalBoxFuture<'a, ()>>;
+
+/// A request from the transport to the host thread.
+pub(crate) enum Command {
+    /// Scan and list the acm devices seen.
+    Discover(oneshot::Sender<Result<Vec<DeviceInfo>, TransportError>>),
+    /// Open a link to a device.
+    Dial(DeviceId, oneshot::Sender<Result<BleLink, TransportError>>),
+}
+
+/// The transport's handle on its host thread. Dropping it stops the thread.
+pub(crate) struct Host {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) accepted: tokio::sync::Mutex<mpsc::Receiver<BleLink>>,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Starts a host thread for `config` and waits until the controller has been initialised.
+pub(crate) async fn start(config: BleConfig) -> Result<Host, BleError> {
+    if config.accept && crate::advert::encode(&config.device).is_none() {
+        return Err(BleError::IdTooLong(config.device.into_string()));
+    }
+    let (commands_tx, commands_rx) = mpsc::channel(8);
+    let (accepted_tx, accepted_rx) = mpsc::channel(ACCEPT_QUEUE);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (stop_tx, stop_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("acm-ble-{}", config.device))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(BleError::Thread(e)));
+                    return;
+                }
+            };
+            runtime.block_on(serve(config, commands_rx, accepted_tx, ready_tx, stop_rx));
+        })
+        .map_err(BleError::Thread)?;
+    match ready_rx.await {
+        Ok(Ok(())) => Ok(Host {
+            commands: commands_tx,
+            accepted: tokio::sync::Mutex::new(accepted_rx),
+            _stop: stop_tx,
+        }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(BleError::Start("the host thread ended".into())),
+    }
+}
+
+/// Opens the byte stream to the controller.
+async fn open(endpoint: &HciEndpoint) -> std::io::Result<(HciReader, HciWriter)> {
+    match endpoint {
+        HciEndpoint::Tcp(address) => {
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            stream.set_nodelay(true)?;
+            let (reader, writer) = stream.into_split();
+            Ok((Box::new(reader), Box::new(writer)))
+        }
+        HciEndpoint::Serial(path) => {
+            let file = tokio::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .await?;
+            let (reader, writer) = tokio::io::split(file);
+            Ok((Box::new(reader), Box::new(writer)))
+        }
+    }
+}
+
+/// Opens the byte stream to the controller and runs the stack on it.
+async fn serve(
+    config: BleConfig,
+    commands: mpsc::Receiver<Command>,
+    accepted: mpsc::Sender<BleLink>,
+    ready: oneshot::Sender<Result<(), BleError>>,
+    stop: oneshot::Receiver<()>,
+) {
+    match open(&config.hci).await {
+        Ok((reader, writer)) => {
+            run(reader, writer, config, commands, accepted, ready, stop).await;
+        }
+        Err(e) => {
+            let _ = ready.send(Err(BleError::Open(e)));
+        }
+    }
+}
+
+/// A static random address: random bits with the two top bits set.
+fn random_address() -> [u8; 6] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.write_u32(std::process::id());
+    let bits = hasher.finish().to_le_bytes();
+    [bits[0], bits[1], bits[2], bits[3], bits[4], bits[5]]
+}
+
+/// Runs the host stack until the controller goes away or the transport is dropped.
+async fn run(
+    reader: HciReader,
+    writer: HciWriter,
+    config: BleConfig,
+    mut commands: mpsc::Receiver<Command>,
+    accepted: mpsc::Sender<BleLink>,
+    ready: oneshot::Sender<Result<(), BleError>>,
+    stop: oneshot::Receiver<()>,
+) {
+    let transport = SerialTransport::new(FromTokio::new(reader), FromTokio::new(writer));
+    let controller: Hci = ExternalController::new(transport);
+    let mut resources: HostResources<HeapPool, CONNECTIONS, CHANNELS> = HostResources::new();
+    let mut address = config.address.unwrap_or_else(random_address);
+    address[5] |= 0xC0;
+    let stack = trouble_host::new(controller, &mut resources)
+        .set_random_address(Address::random(address))
+        .register_l2cap_spsm(SPSM)
+        .build();
+    let mut runner = stack.runner();
+    let book = book::Book::default();
+    let status: Status = Arc::new(HostStatus::default());
+    let ready = Cell::new(Some(ready));
+
+    let work = async {
+        if let Err(e) = stack.command(ReadBdAddr::new()).await {
+            return format!("the controller did not answer: {e:?}");
+        }
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(Ok(()));
+        }
+        let (spawn, mut spawned) = mpsc::unbounded_channel::<LocalBoxFuture<'_, ()>>();
+        let links = async {
+            let mut tasks = FuturesUnordered::new();
+            loop {
+                tokio::select! {
+                    task = spawned.recv() => match task {
+                        Some(task) => tasks.push(task),
+                        None => break,
+                    },
+                    Some(()) = tasks.next(), if !tasks.is_empty() => {}
+                }
+            }
+            while tasks.next().await.is_some() {}
+        };
+        let serve_central = async {
+            let mut central = stack.central();
+            while let Some(command) = commands.recv().await {
+                match command {
+                    Command::Discover(reply) => {
+                        let seen = central::discover(&mut central, &book, &config).await;
+                        let _ = reply.send(seen);
+                    }
+                    Command::Dial(device, reply) => {
+                        let link = central::dial(
+                            &stack,
+                            &mut central,
+                            &book,
+                            &config,
+                            &device,
+                            &spawn,
+                            &status,
+                        )
+                        .await;
+                        let _ = reply.send(link);
+                    }
+                }
+            }
+            pending::<()>().await;
+        };
+        let serve_peripheral = async {
+            if config.accept {
+                peripheral::advertise(&stack, &config, &accepted, &spawn, &status).await;
+            }
+            pending::<()>().await;
+        };
+        futures_util::future::join3(links, serve_central, serve_peripheral).await;
+        "the host stopped".to_owned()
+    };
+
+    let running = std::pin::pin!(runner.run_with_handler(&book));
+    let working = std::pin::pin!(work);
+    let host = select(running, working);
+    let why = match select(host, stop).await {
+        Either::Left((Either::Left((result, _)), _)) => match result {
+            Ok(()) => "the controller stopped".to_owned(),
+            Err(e) => format!("the controller was lost: {e:?}"),
+        },
+        Either::Left((Either::Right((why, _)), _)) => why,
+        Either::Right(_) => "the transport shut down".to_owned(),
+    };
+    status.stopped(why.clone());
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(Err(BleError::Start(why)));
+    }
+}

@@ -1,0 +1,242 @@
+//! The transport against virtual controllers: discovery, dial and accept, frames both ways,
+//! closing with a reason, and losing the controller. Run with `--ignored` (see `.ci/ble`).
+
+mod common;
+
+use acm_transport::{CloseReason, Closure, Link, Transport, TransportError};
+use acm_transport_ble::MAX_FRAME_SIZE;
+use bytes::Bytes;
+use common::{ControllerProcess, id, or_skip, rootcanal, transport, within};
+
+/// A frame of `len` bytes whose content says where it came from.
+fn frame(len: usize, seed: u8) -> Bytes {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Two transports on `controller`, "tablet" accepting and "phone" dialing, and their link.
+async fn linked(
+    controller: &ControllerProcess,
+    second: usize,
+) -> (
+    acm_transport_ble::BleTransport,
+    acm_transport_ble::BleTransport,
+    Box<dyn Link>,
+    Box<dyn Link>,
+) {
+    let tablet = transport("tablet", controller.hci(0)).await;
+    let phone = transport("phone", controller.hci(second)).await;
+    let to_tablet = phone.dial(&id("tablet")).await.expect("the dial works");
+    let to_phone = tablet.accept().await.expect("the tablet accepts");
+    (tablet, phone, to_tablet, to_phone)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a virtual controller; run by .ci/ble"]
+async fn dialer_discovers_the_acceptor_and_frames_cross_both_ways() {
+    let Some(controller) = or_skip("rootcanal", rootcanal()) else {
+        return;
+    };
+    within(90, async {
+        let tablet = transport("tablet", controller.hci(0)).await;
+        let phone = transport("phone", controller.hci(0)).await;
+
+        let seen = phone.discover().await.expect("discovery works");
+        let found = seen
+            .iter()
+            .find(|device| device.id == id("tablet"))
+            .expect("the tablet is listed");
+        assert_eq!(found.address.len(), 17);
+
+        let to_tablet = phone.dial(&id("tablet")).await.expect("the dial works");
+        let to_phone = tablet.accept().await.expect("the tablet accepts");
+        assert_eq!(to_tablet.peer_device(), &id("tablet"));
+        assert_eq!(to_phone.peer_device(), &id("phone"));
+        assert_eq!(to_tablet.max_frame_size(), MAX_FRAME_SIZE);
+        assert_eq!(to_phone.max_frame_size(), MAX_FRAME_SIZE);
+
+        to_tablet.send(Bytes::from_static(b"hello")).await.unwrap();
+        assert_eq!(to_phone.recv().await.unwrap(), "hello");
+        to_phone.send(Bytes::from_static(b"hi")).await.unwrap();
+        assert_eq!(to_tablet.recv().await.unwrap(), "hi");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a virtual controller; run by .ci/ble"]
+async fn frames_up_to_the_largest_sdu_arrive_whole_and_in_order_both_ways() {
+    let Some(controller) = or_skip("rootcanal", rootcanal()) else {
+        return;
+    };
+    within(180, async {
+        let (_tablet, _phone, to_tablet, to_phone) = linked(&controller, 0).await;
+        let sizes = [1, 12, 247, 248, 4096, 65529, 65530, MAX_FRAME_SIZE];
+        let up = async {
+            for (i, &len) in sizes.iter().enumerate() {
+                to_tablet.send(frame(len, i as u8)).await.unwrap();
+            }
+        };
+        let down = async {
+            for (i, &len) in sizes.iter().enumerate() {
+                to_phone.send(frame(len, 100 + i as u8)).await.unwrap();
+            }
+        };
+        let read_up = async {
+            for (i, &len) in sizes.iter().enumerate() {
+                assert_eq!(to_phone.recv().await.unwrap(), frame(len, i as u8));
+            }
+        };
+        let read_down = async {
+            for (i, &len) in sizes.iter().enumerate() {
+                assert_eq!(to_tablet.recv().await.unwrap(), frame(len, 100 + i as u8));
+            }
+        };
+        tokio::join!(up, down, read_up, read_down);
+
+        let too_big = to_tablet.send(frame(MAX_FRAME_SIZE + 1, 0)).await;
+        assert!(matches!(too_big, Err(TransportError::FrameTooLarge { .. })));
+        let empty = to_tablet.send(Bytes::new()).await;
+        assert!(matches!(empty, Err(TransportError::EmptyFrame)));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a virtual controller; run by .ci/ble"]
+async fn a_graceful_close_delivers_every_frame_then_the_reason_to_the_peer() {
+    let Some(controller) = or_skip("rootcanal", rootcanal()) else {
+        return;
+    };
+    within(120, async {
+        let (_tablet, _phone, to_tablet, to_phone) = linked(&controller, 0).await;
+        // Frames sent right before the close are not overtaken by it.
+        for i in 0..5u8 {
+            to_tablet.send(frame(20_000, i)).await.unwrap();
+        }
+        let reason = CloseReason::new(7, "done for today");
+        let closing = to_tablet.close(reason.clone());
+        let reading = async {
+            for i in 0..5u8 {
+                assert_eq!(to_phone.recv().await.unwrap(), frame(20_000, i));
+            }
+            match to_phone.recv().await {
+                Err(TransportError::Closed(Closure::Peer(got))) => assert_eq!(got, reason),
+                other => panic!("expected the peer's close, got {other:?}"),
+            }
+        };
+        tokio::join!(closing, reading);
+        assert_eq!(to_tablet.closure(), Some(Closure::Local(reason.clone())));
+        assert_eq!(to_phone.closure(), Some(Closure::Peer(reason.clone())));
+        assert!(matches!(
+            to_phone.send(Bytes::from_static(b"late")).await,
+            Err(TransportError::Closed(Closure::Peer(_)))
+        ));
+        assert!(matches!(
+            to_tablet.recv().await,
+            Err(TransportError::Closed(Closure::Local(_)))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a virtual controller; run by .ci/ble"]
+async fn the_acceptor_closing_is_seen_by_the_dialer_with_its_reason() {
+    let Some(controller) = or_skip("rootcanal", rootcanal()) else {
+        return;
+    };
+    within(120, async {
+        let (_tablet, _phone, to_tablet, to_phone) = linked(&controller, 0).await;
+        to_phone
+            .send(Bytes::from_static(b"last words"))
+            .await
+            .unwrap();
+        let reason = CloseReason::new(3, "bye");
+        tokio::join!(to_phone.close(reason.clone()), async {
+            assert_eq!(to_tablet.recv().await.unwrap(), "last words");
+            match to_tablet.recv().await {
+                Err(TransportError::Closed(Closure::Peer(got))) => assert_eq!(got, reason),
+                other => panic!("expected the peer's close, got {other:?}"),
+            }
+        });
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a virtual controller; run by .ci/ble"]
+async fn a_dead_controller_loses_the_link_without_a_partial_frame() {
+    let Some(mut controller) = or_skip("rootcanal", rootcanal()) else {
+        return;
+    };
+    within(120, async {
+        let (_tablet, _phone, to_tablet, to_phone) = linked(&controller, 0).await;
+        // Keep large frames flowing, kill the controller mid-transfer, and check that the
+        // reader gets whole frames only, then the loss.
+        let sender = async {
+            let mut i = 0u8;
+            while to_tablet.send(frame(MAX_FRAME_SIZE, i)).await.is_ok() {
+                i = i.wrapping_add(1);
+            }
+        };
+        let reader = async {
+            let mut i = 0u8;
+            loop {
+                match to_phone.recv().await {
+                    Ok(got) => {
+                        assert_eq!(got, frame(MAX_FRAME_SIZE, i), "frame {i} is whole");
+                        i = i.wrapping_add(1);
+                        if i == 2 {
+                            controller.kill();
+                        }
+                    }
+                    Err(TransportError::Closed(Closure::Lost(_))) => break,
+                    Err(other) => panic!("expected the link lost, got {other:?}"),
+                }
+            }
+        };
+        tokio::join!(sender, reader);
+        assert!(matches!(to_tablet.closure(), Some(Closure::Lost(_))));
+        assert!(matches!(to_phone.closure(), Some(Closure::Lost(_))));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a virtual controller; run by .ci/ble"]
+async fn dropping_an_open_link_is_a_loss_for_the_peer() {
+    let Some(controller) = or_skip("rootcanal", rootcanal()) else {
+        return;
+    };
+    within(120, async {
+        let (_tablet, _phone, to_tablet, to_phone) = linked(&controller, 0).await;
+        drop(to_tablet);
+        assert!(matches!(
+            to_phone.recv().await,
+            Err(TransportError::Closed(Closure::Lost(_)))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a virtual controller; run by .ci/ble"]
+async fn dialing_a_device_nobody_advertises_is_unreachable() {
+    let Some(controller) = or_skip("rootcanal", rootcanal()) else {
+        return;
+    };
+    within(60, async {
+        let config = acm_transport_ble::BleConfig::new(id("phone"), controller.hci(0))
+            .with_dial_timeout(std::time::Duration::from_secs(2));
+        let phone = acm_transport_ble::BleTransport::start(config)
+            .await
+            .unwrap();
+        assert!(matches!(
+            phone.dial(&id("nobody")).await,
+            Err(TransportError::Unreachable(_))
+        ));
+    })
+    .await;
+}
