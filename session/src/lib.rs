@@ -18,7 +18,12 @@
 //! assert_eq!(ConnectErrorCode::SystemInternalError.api_value(), Some(5));
 //! ```
 
+pub mod api;
 pub mod engine;
+mod runtime;
+
+pub use api::*;
+pub use runtime::{Device, DeviceConfig};
 
 pub use acm_transport as transport;
 pub use acm_wire as wire;

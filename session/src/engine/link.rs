@@ -167,6 +167,11 @@ impl LinkEngine {
         self.outbound.control_len()
     }
 
+    /// Whether frames wait to be sent.
+    pub fn wants_transmit(&self) -> bool {
+        !self.outbound.is_empty()
+    }
+
     /// Transfers waiting to be sent.
     pub fn queued_transfers(&self) -> usize {
         self.outbound.transfers_len()

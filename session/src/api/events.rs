@@ -1,0 +1,224 @@
+//! Session events: callbacks registered with `on`/`off` as in the reference, and the same
+//! events as an async stream.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::types::{CollaborateEventInfo, DisconnectReason, EventCallbackInfo, SessionId};
+
+/// The events a session reports (the `type` argument of `on` and `off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventType {
+    /// `'connect'`: the session is connected.
+    Connect,
+    /// `'disconnect'`: the session ended; the info carries the reason.
+    Disconnect,
+    /// `'receiveMessage'`: a message arrived.
+    ReceiveMessage,
+    /// `'receiveData'`: a data transfer arrived whole.
+    ReceiveData,
+    /// `'collaborateEvent'`: a collaboration event arrived.
+    CollaborateEvent,
+}
+
+impl EventType {
+    /// The reference's name of the event type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Disconnect => "disconnect",
+            Self::ReceiveMessage => "receiveMessage",
+            Self::ReceiveData => "receiveData",
+            Self::CollaborateEvent => "collaborateEvent",
+        }
+    }
+
+    /// The event type with the reference's name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Connect,
+            Self::Disconnect,
+            Self::ReceiveMessage,
+            Self::ReceiveData,
+            Self::CollaborateEvent,
+        ]
+        .into_iter()
+        .find(|t| t.name() == name)
+    }
+}
+
+/// One event of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The session is connected.
+    Connect {
+        /// The session.
+        session_id: SessionId,
+    },
+    /// The session ended.
+    Disconnect {
+        /// The session.
+        session_id: SessionId,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// A message arrived.
+    Message {
+        /// The session.
+        session_id: SessionId,
+        /// The text.
+        msg: String,
+    },
+    /// A data transfer arrived whole.
+    Data {
+        /// The session.
+        session_id: SessionId,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// A collaboration event arrived.
+    Collaborate {
+        /// The session.
+        session_id: SessionId,
+        /// The event.
+        info: CollaborateEventInfo,
+    },
+}
+
+impl Event {
+    /// The event's type.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Self::Connect { .. } => EventType::Connect,
+            Self::Disconnect { .. } => EventType::Disconnect,
+            Self::Message { .. } => EventType::ReceiveMessage,
+            Self::Data { .. } => EventType::ReceiveData,
+            Self::Collaborate { .. } => EventType::CollaborateEvent,
+        }
+    }
+
+    /// The event as the reference's `EventCallbackInfo` (collaboration events carry only the
+    /// session id there; their content is in [`Event::Collaborate`]).
+    pub fn callback_info(&self) -> EventCallbackInfo {
+        let mut info = EventCallbackInfo {
+            session_id: 0,
+            reason: None,
+            msg: None,
+            data: None,
+        };
+        match self {
+            Self::Connect { session_id } | Self::Collaborate { session_id, .. } => {
+                info.session_id = *session_id;
+            }
+            Self::Disconnect { session_id, reason } => {
+                info.session_id = *session_id;
+                info.reason = Some(*reason);
+            }
+            Self::Message { session_id, msg } => {
+                info.session_id = *session_id;
+                info.msg = Some(msg.clone());
+            }
+            Self::Data { session_id, data } => {
+                info.session_id = *session_id;
+                info.data = Some(data.clone());
+            }
+        }
+        info
+    }
+}
+
+/// A callback for `on`. Callbacks run on the runtime's task for the link: they should return
+/// quickly and spawn anything long. `off` recognises a callback by its `Arc`.
+pub type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// How many events a stream holds before its session waits for the reader.
+const STREAM_CAPACITY: usize = 1024;
+
+/// The listeners of one session.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    callbacks: Mutex<Vec<(EventType, Callback)>>,
+    streams: Mutex<Vec<mpsc::Sender<Event>>>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners").finish_non_exhaustive()
+    }
+}
+
+impl Listeners {
+    pub(crate) fn on(&self, event_type: EventType, callback: Callback) {
+        lock(&self.callbacks).push((event_type, callback));
+    }
+
+    /// Removes the callbacks of `event_type`: the one given, or all of them.
+    pub(crate) fn off(&self, event_type: EventType, callback: Option<&Callback>) {
+        lock(&self.callbacks).retain(|(t, cb)| {
+            *t != event_type || callback.is_some_and(|given| !Arc::ptr_eq(given, cb))
+        });
+    }
+
+    pub(crate) fn stream(&self) -> EventStream {
+        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+        lock(&self.streams).push(tx);
+        EventStream { rx }
+    }
+
+    /// Hands `event` to every callback of its type and every stream. A stream that is full
+    /// makes this wait (the session's events are held back, never dropped); a dropped stream is
+    /// forgotten.
+    pub(crate) async fn emit(&self, event: Event) {
+        let callbacks: Vec<Callback> = lock(&self.callbacks)
+            .iter()
+            .filter(|(t, _)| *t == event.event_type())
+            .map(|(_, cb)| cb.clone())
+            .collect();
+        for callback in callbacks {
+            callback(&event);
+        }
+        let streams: Vec<mpsc::Sender<Event>> = lock(&self.streams).clone();
+        let mut gone = false;
+        for stream in streams {
+            gone |= stream.send(event.clone()).await.is_err();
+        }
+        if gone {
+            lock(&self.streams).retain(|s| !s.is_closed());
+        }
+    }
+}
+
+/// The events of one session as an async stream ([`futures_core::Stream`]), or one at a time
+/// with [`EventStream::next`]. It ends when the session is destroyed. Read it: a stream that is
+/// not read holds back its session's events once 1024 are waiting.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl EventStream {
+    /// The next event, or `None` once the session is gone.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl futures_core::Stream for EventStream {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,542 @@
+//! `AbilityConnectionManager`: the API an app uses, one per app (bundle) on a device.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use acm_transport::DeviceId;
+use acm_wire::limits::{MAX_MESSAGE_LEN, MAX_NAME_LEN, MAX_PARAMETERS, MAX_SERVICE_NAME_LEN};
+use acm_wire::pb;
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::error::AcmError;
+use super::events::{Callback, EventStream, EventType, lock};
+use super::session::{SessionShared, SessionState};
+use super::types::{
+    CollaborateEventType, ConnectErrorCode, ConnectOptions, ConnectResult, Context, PeerInfo,
+    Permission, SessionId,
+};
+use crate::engine::{ConnectOutcome, EngineError, OutgoingRequest};
+use crate::runtime::device::{DeviceInner, random_bytes};
+use crate::runtime::link_task::LinkCommand;
+
+/// The first session id: ids are greater than 100.
+const FIRST_SESSION_ID: SessionId = 101;
+
+/// What `onCollaborate` receives: the request of an app on another device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollaborateRequest {
+    /// The requesting app (its `service_name` names the service).
+    pub peer_info: PeerInfo,
+    /// The requester's options.
+    pub connect_options: ConnectOptions,
+    /// The token to pass to `accept_connect` or `reject` (the reference's
+    /// `ohos.dms.collabToken`).
+    pub token: String,
+}
+
+/// What `onCollaborate` returns (the reference's `AbilityConstant.CollaborateResult`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CollaborateResult {
+    /// Go on: the app will call `accept_connect` (or `reject`) with the token.
+    Accept,
+    /// Refuse at once; the requester gets PEER_APP_REJECTED with this reason.
+    Reject {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An ability's `onCollaborate` handler. It runs on the runtime: answer quickly, spawn the rest.
+pub type CollaborateHandler = Arc<dyn Fn(CollaborateRequest) -> CollaborateResult + Send + Sync>;
+
+pub(crate) struct AppInner {
+    bundle: String,
+    device: Arc<DeviceInner>,
+    next_id: AtomicU64,
+    sessions: Mutex<BTreeMap<SessionId, Arc<SessionShared>>>,
+    handlers: Mutex<HashMap<(String, String), CollaborateHandler>>,
+}
+
+impl AppInner {
+    pub(crate) fn new(bundle: String, device: Arc<DeviceInner>) -> Self {
+        Self {
+            bundle,
+            device,
+            next_id: AtomicU64::new(FIRST_SESSION_ID),
+            sessions: Mutex::new(BTreeMap::new()),
+            handlers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn handler(&self, module: &str, ability: &str) -> Option<CollaborateHandler> {
+        lock(&self.handlers)
+            .get(&(module.to_string(), ability.to_string()))
+            .cloned()
+    }
+}
+
+impl Drop for AppInner {
+    /// The app has ended: its peers see PEER_APP_EXIT (SPEC `DISC-1`).
+    fn drop(&mut self) {
+        for session in lock(&self.sessions).values() {
+            end_session(session, pb::DisconnectReason::PeerAppExit);
+        }
+    }
+}
+
+/// Sends DISCONNECT for a connected or connecting session, without waiting.
+fn end_session(session: &SessionShared, reason: pb::DisconnectReason) {
+    if let SessionState::Connected { link, channel } = session.state() {
+        link.send_now(LinkCommand::Disconnect { channel, reason });
+    }
+    session.set_state(SessionState::Idle);
+}
+
+/// The cross-device connection manager of one app: OpenHarmony's `abilityConnectionManager`,
+/// backed by the acm protocol over the device's transport. Get one from
+/// [`crate::Device::manager`]; clones share the app's sessions. When the last clone is dropped
+/// the app counts as ended: its connected sessions end with PEER_APP_EXIT at the peers.
+#[derive(Clone)]
+pub struct AbilityConnectionManager {
+    app: Arc<AppInner>,
+}
+
+impl std::fmt::Debug for AbilityConnectionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AbilityConnectionManager")
+            .field("bundle", &self.app.bundle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AbilityConnectionManager {
+    pub(crate) fn from_inner(app: Arc<AppInner>) -> Self {
+        Self { app }
+    }
+
+    /// The app's bundle name.
+    pub fn bundle_name(&self) -> &str {
+        &self.app.bundle
+    }
+
+    /// Registers the `onCollaborate` handler of one of the app's abilities: requests from other
+    /// devices for `module_name`/`ability_name` go to it. Without one, requesters get
+    /// PEER_ABILITY_NO_ONCOLLABORATE.
+    pub fn register_ability(
+        &self,
+        module_name: &str,
+        ability_name: &str,
+        handler: impl Fn(CollaborateRequest) -> CollaborateResult + Send + Sync + 'static,
+    ) {
+        lock(&self.app.handlers).insert(
+            (module_name.to_string(), ability_name.to_string()),
+            Arc::new(handler),
+        );
+    }
+
+    /// Removes an ability's handler.
+    pub fn unregister_ability(&self, module_name: &str, ability_name: &str) {
+        lock(&self.app.handlers).remove(&(module_name.to_string(), ability_name.to_string()));
+    }
+
+    /// Creates a session with the app `peer_info` for `service_name` and returns its id (greater
+    /// than 100). Nothing is sent until [`AbilityConnectionManager::connect`].
+    ///
+    /// Errors: 201 if `context` lacks one of the four permissions; 401 for an empty or too long
+    /// name, a context of another app, or too many parameters. (`need_send_data` over a transport
+    /// that cannot carry data is not an error here: `connect` reports LOCAL_WIFI_NOT_OPEN.)
+    pub fn create_ability_connection_session(
+        &self,
+        service_name: &str,
+        context: &Context,
+        peer_info: PeerInfo,
+        connect_options: ConnectOptions,
+    ) -> Result<SessionId, AcmError> {
+        for permission in Permission::REQUIRED {
+            if !context.permissions.contains(&permission) {
+                return Err(AcmError::PermissionDenied(permission));
+            }
+        }
+        if context.bundle_name != self.app.bundle {
+            return Err(AcmError::parameter(format!(
+                "context: belongs to {:?}, not to this manager's {:?}",
+                context.bundle_name, self.app.bundle
+            )));
+        }
+        check_name("serviceName", service_name, MAX_SERVICE_NAME_LEN)?;
+        DeviceId::new(peer_info.device_id.clone())
+            .map_err(|e| AcmError::parameter(format!("peerInfo.deviceId: {e}")))?;
+        check_name("peerInfo.bundleName", &peer_info.bundle_name, MAX_NAME_LEN)?;
+        check_name("peerInfo.moduleName", &peer_info.module_name, MAX_NAME_LEN)?;
+        check_name(
+            "peerInfo.abilityName",
+            &peer_info.ability_name,
+            MAX_NAME_LEN,
+        )?;
+        if !peer_info.service_name.is_empty() && peer_info.service_name != service_name {
+            return Err(AcmError::parameter(
+                "peerInfo.serviceName: differs from serviceName",
+            ));
+        }
+        check_name("context.moduleName", &context.module_name, MAX_NAME_LEN)?;
+        check_name("context.abilityName", &context.ability_name, MAX_NAME_LEN)?;
+        if connect_options.parameters.len() > MAX_PARAMETERS {
+            return Err(AcmError::parameter(format!(
+                "connectOptions.parameters: {} entries, at most {MAX_PARAMETERS}",
+                connect_options.parameters.len()
+            )));
+        }
+        for (key, value) in &connect_options.parameters {
+            check_name("connectOptions.parameters key", key, MAX_NAME_LEN)?;
+            if value.len() > MAX_NAME_LEN {
+                return Err(AcmError::parameter(format!(
+                    "connectOptions.parameters[{key:?}]: over {MAX_NAME_LEN} bytes"
+                )));
+            }
+        }
+        let id = self.app.next_id.fetch_add(1, Ordering::Relaxed);
+        let local = PeerInfo {
+            device_id: self.app.device.transport.local_device().to_string(),
+            bundle_name: self.app.bundle.clone(),
+            module_name: context.module_name.clone(),
+            ability_name: context.ability_name.clone(),
+            service_name: service_name.to_string(),
+        };
+        let peer = peer_info.with_service_name(service_name);
+        let session = SessionShared::new(id, service_name.into(), peer, local, connect_options);
+        lock(&self.app.sessions).insert(id, Arc::new(session));
+        Ok(id)
+    }
+
+    /// Destroys a session: a connected one ends with PEER_APP_EXIT at the peer. Its event
+    /// streams end. Errors: 401 for an unknown id.
+    pub fn destroy_ability_connection_session(
+        &self,
+        session_id: SessionId,
+    ) -> Result<(), AcmError> {
+        let session = lock(&self.app.sessions)
+            .remove(&session_id)
+            .ok_or_else(|| unknown(session_id))?;
+        end_session(&session, pb::DisconnectReason::PeerAppExit);
+        Ok(())
+    }
+
+    /// The app on the other end of a session, or `None` for an unknown id.
+    pub fn get_peer_info_by_id(&self, session_id: SessionId) -> Option<PeerInfo> {
+        lock(&self.app.sessions)
+            .get(&session_id)
+            .map(|s| s.peer.clone())
+    }
+
+    fn session(&self, session_id: SessionId) -> Result<Arc<SessionShared>, AcmError> {
+        lock(&self.app.sessions)
+            .get(&session_id)
+            .cloned()
+            .ok_or_else(|| unknown(session_id))
+    }
+
+    /// Connects a session: opens (or reuses) the link to the peer device, sends the request,
+    /// and waits for the peer app's answer, at most the handshake timeout (10 s by default).
+    /// Every failure is a [`ConnectResult`] with its [`ConnectErrorCode`]; only a bad id is an
+    /// error (401).
+    pub async fn connect(&self, session_id: SessionId) -> Result<ConnectResult, AcmError> {
+        let session = self.session(session_id)?;
+        if !session.begin_connecting() {
+            return Ok(ConnectResult::failed(
+                ConnectErrorCode::ConnectedSessionExists,
+                "the session is already connected or connecting",
+            ));
+        }
+        let result = self.connect_session(&session).await;
+        if !result.is_connected {
+            session.set_state(SessionState::Idle);
+        } else if !lock(&self.app.sessions).contains_key(&session_id) {
+            // Destroyed while connecting: the peer sees the app leave.
+            end_session(&session, pb::DisconnectReason::PeerAppExit);
+        }
+        Ok(result)
+    }
+
+    async fn connect_session(&self, session: &Arc<SessionShared>) -> ConnectResult {
+        let Ok(peer_device) = DeviceId::new(session.peer.device_id.clone()) else {
+            return ConnectResult::failed(ConnectErrorCode::SystemInternalError, "bad device id");
+        };
+        let link = match self.app.device.link_to(&peer_device).await {
+            Ok(link) => link,
+            Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
+        };
+        let token = match random_bytes() {
+            Ok(token) => token,
+            Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
+        };
+        let request = OutgoingRequest {
+            token,
+            source: session.local.to_wire(),
+            target: session.peer.to_wire(),
+            options: session.options.to_wire(),
+        };
+        let (reply, answer) = oneshot::channel();
+        let command = LinkCommand::Connect {
+            request: Box::new(request),
+            session: session.clone(),
+            reply,
+        };
+        if link.commands.send(command).await.is_err() {
+            return link_gone();
+        }
+        match answer.await {
+            Ok(Ok(ConnectOutcome::Accepted)) => ConnectResult::connected(),
+            Ok(Ok(ConnectOutcome::Failed { code, reason })) => ConnectResult::failed(
+                ConnectErrorCode::from_wire(code).unwrap_or(ConnectErrorCode::SystemInternalError),
+                reason,
+            ),
+            Ok(Err(EngineError::SessionExists)) => ConnectResult::failed(
+                ConnectErrorCode::ConnectedSessionExists,
+                "a session between these apps for this service exists",
+            ),
+            Ok(Err(EngineError::LocalCannotCarryData)) => ConnectResult::failed(
+                ConnectErrorCode::LocalWifiNotOpen,
+                "this device's transport cannot carry data",
+            ),
+            Ok(Err(err)) => {
+                ConnectResult::failed(ConnectErrorCode::SystemInternalError, err.to_string())
+            }
+            Err(_) => link_gone(),
+        }
+    }
+
+    /// Accepts the request with `token` (from [`CollaborateRequest::token`]) on `session_id`,
+    /// a session this app created for the requesting app and service. Errors: 401 for an
+    /// unknown session, an unknown, used or expired token, or a token of another app, peer or
+    /// service.
+    pub async fn accept_connect(&self, session_id: SessionId, token: &str) -> Result<(), AcmError> {
+        let session = self.session(session_id)?;
+        let pending = self.app.device.take_request(token, &self.app.bundle)?;
+        let mismatch = |what: &str| {
+            AcmError::parameter(format!(
+                "token: the request comes from another {what} than the session's peer"
+            ))
+        };
+        let source = &pending.source;
+        let check = [
+            (source.device_id == session.peer.device_id, "device"),
+            (source.bundle_name == session.peer.bundle_name, "bundle"),
+            (source.module_name == session.peer.module_name, "module"),
+            (source.ability_name == session.peer.ability_name, "ability"),
+            (
+                pending.target.service_name == session.service_name,
+                "service",
+            ),
+        ];
+        if let Some((_, what)) = check.iter().find(|(ok, _)| !ok) {
+            let err = mismatch(what);
+            self.app.device.restore_request(token, pending);
+            return Err(err);
+        }
+        if !session.begin_connecting() {
+            self.app.device.restore_request(token, pending);
+            return Err(AcmError::parameter(
+                "sessionId: the session is already connected",
+            ));
+        }
+        let (reply, answer) = oneshot::channel();
+        let command = LinkCommand::Accept {
+            channel: pending.channel,
+            session: session.clone(),
+            reply,
+        };
+        let sent = pending.link.commands.send(command).await.is_ok();
+        match (sent, answer.await) {
+            (true, Ok(Ok(()))) => Ok(()),
+            _ => {
+                session.set_state(SessionState::Idle);
+                Err(AcmError::parameter(
+                    "token: the request is no longer pending (the requester gave up or the link ended)",
+                ))
+            }
+        }
+    }
+
+    /// Rejects the request with `token`; the requester gets PEER_APP_REJECTED with `reason`.
+    /// Errors: 401 for an unknown, used or expired token, a token of another app, or a reason
+    /// over 1024 bytes.
+    pub fn reject(&self, token: &str, reason: &str) -> Result<(), AcmError> {
+        if reason.len() > acm_wire::limits::MAX_TEXT_LEN {
+            return Err(AcmError::parameter("reason: over 1024 bytes"));
+        }
+        let pending = self.app.device.take_request(token, &self.app.bundle)?;
+        pending.link.send_now(LinkCommand::Reject {
+            channel: pending.channel,
+            code: pb::ConnectErrorCode::PeerAppRejected,
+            reason: reason.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Ends a connected session; the peer sees PEER_APP_CLOSE_COLLABORATION. The session can be
+    /// connected again. Errors: 401 for an unknown id or a session that is not connected.
+    pub fn disconnect(&self, session_id: SessionId) -> Result<(), AcmError> {
+        let session = self.session(session_id)?;
+        match session.state() {
+            SessionState::Connected { .. } => {
+                end_session(&session, pb::DisconnectReason::PeerAppCloseCollaboration);
+                Ok(())
+            }
+            _ => Err(AcmError::parameter(
+                "sessionId: the session is not connected",
+            )),
+        }
+    }
+
+    fn connected(
+        &self,
+        session_id: SessionId,
+    ) -> Result<(crate::runtime::link_task::LinkHandle, u32), AcmError> {
+        match self.session(session_id)?.state() {
+            SessionState::Connected { link, channel } => Ok((link, channel)),
+            _ => Err(AcmError::parameter(
+                "sessionId: the session is not connected",
+            )),
+        }
+    }
+
+    /// Sends a text message of at most 1024 bytes; resolves once it is queued on the link
+    /// (waiting while too much is queued). Errors: 401 for an unknown or unconnected session or
+    /// a longer message.
+    pub async fn send_message(&self, session_id: SessionId, msg: &str) -> Result<(), AcmError> {
+        if msg.len() > MAX_MESSAGE_LEN {
+            return Err(AcmError::parameter(format!(
+                "msg: {} bytes, at most {MAX_MESSAGE_LEN}",
+                msg.len()
+            )));
+        }
+        let (link, channel) = self.connected(session_id)?;
+        let (reply, answer) = oneshot::channel();
+        let command = LinkCommand::Message {
+            channel,
+            text: msg.to_string(),
+            reply,
+        };
+        engine_result(link.commands.send(command).await.is_ok(), answer.await)
+    }
+
+    /// Sends bytes of any size up to the peer's limit (100 MiB by default); resolves once every
+    /// fragment has been handed to the link, so a slow link slows the caller instead of filling
+    /// memory. Errors: 401 for an unknown or unconnected session, data over the limit, or a
+    /// session that ended before all was sent; 801 when the transport cannot carry data.
+    pub async fn send_data(&self, session_id: SessionId, data: Bytes) -> Result<(), AcmError> {
+        if !self.app.device.transport.capabilities().carries_data {
+            return Err(AcmError::CapabilityNotSupported(
+                "sendData: this device's transport cannot carry data".into(),
+            ));
+        }
+        let (link, channel) = self.connected(session_id)?;
+        let (reply, answer) = oneshot::channel();
+        let command = LinkCommand::Data {
+            channel,
+            data,
+            reply,
+        };
+        if link.commands.send(command).await.is_err() {
+            return Err(AcmError::parameter(
+                "sessionId: the session's link has ended",
+            ));
+        }
+        match answer.await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) | Err(_) => Err(AcmError::parameter(
+                "sessionId: the session ended before all the data was sent",
+            )),
+            Ok(Err(err)) => Err(AcmError::parameter(format!("data: {err}"))),
+        }
+    }
+
+    /// Sends a collaboration event to the peer app's `collaborateEvent` listeners.
+    pub async fn send_collaborate_event(
+        &self,
+        session_id: SessionId,
+        event_type: CollaborateEventType,
+        message: &str,
+    ) -> Result<(), AcmError> {
+        let (link, channel) = self.connected(session_id)?;
+        let (reply, answer) = oneshot::channel();
+        let command = LinkCommand::CollaborateEvent {
+            channel,
+            event_type: event_type.to_wire(),
+            message: message.to_string(),
+            reply,
+        };
+        engine_result(link.commands.send(command).await.is_ok(), answer.await)
+    }
+
+    /// Registers `callback` for `event_type` on a session. Errors: 401 for an unknown id.
+    pub fn on(
+        &self,
+        event_type: EventType,
+        session_id: SessionId,
+        callback: Callback,
+    ) -> Result<(), AcmError> {
+        self.session(session_id)?.listeners.on(event_type, callback);
+        Ok(())
+    }
+
+    /// Removes `callback` (or, with `None`, every callback) of `event_type` from a session.
+    /// Errors: 401 for an unknown id.
+    pub fn off(
+        &self,
+        event_type: EventType,
+        session_id: SessionId,
+        callback: Option<&Callback>,
+    ) -> Result<(), AcmError> {
+        self.session(session_id)?
+            .listeners
+            .off(event_type, callback);
+        Ok(())
+    }
+
+    /// The session's events as an async stream, from now on. Errors: 401 for an unknown id.
+    pub fn events(&self, session_id: SessionId) -> Result<EventStream, AcmError> {
+        Ok(self.session(session_id)?.listeners.stream())
+    }
+}
+
+fn unknown(session_id: SessionId) -> AcmError {
+    AcmError::parameter(format!("sessionId: no session {session_id}"))
+}
+
+fn link_gone() -> ConnectResult {
+    ConnectResult::failed(ConnectErrorCode::SystemInternalError, "the link ended")
+}
+
+fn check_name(field: &str, value: &str, max: usize) -> Result<(), AcmError> {
+    if value.is_empty() {
+        return Err(AcmError::parameter(format!("{field}: empty")));
+    }
+    if value.len() > max {
+        return Err(AcmError::parameter(format!(
+            "{field}: {} bytes, at most {max}",
+            value.len()
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(AcmError::parameter(format!(
+            "{field}: contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+fn engine_result(
+    sent: bool,
+    answer: Result<Result<(), EngineError>, oneshot::error::RecvError>,
+) -> Result<(), AcmError> {
+    match (sent, answer) {
+        (true, Ok(Ok(()))) => Ok(()),
+        (true, Ok(Err(err))) => Err(AcmError::parameter(format!("sessionId: {err}"))),
+        _ => Err(AcmError::parameter(
+            "sessionId: the session's link has ended",
+        )),
+    }
+}

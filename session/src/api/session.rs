@@ -1,0 +1,85 @@
+//! What the runtime knows of one session of one app.
+
+use std::sync::Mutex;
+
+use super::events::{Listeners, lock};
+use super::types::{ConnectOptions, PeerInfo, SessionId};
+use crate::runtime::link_task::LinkHandle;
+
+/// Where a session stands.
+#[derive(Debug, Clone)]
+pub(crate) enum SessionState {
+    /// Not connected: new, disconnected, or failed to connect. `connect` may be called.
+    Idle,
+    /// `connect` is waiting for the peer's answer.
+    Connecting,
+    /// Connected on `channel` of `link`.
+    Connected { link: LinkHandle, channel: u32 },
+}
+
+/// A session, shared by its app's manager and the driver of the link it is on.
+#[derive(Debug)]
+pub(crate) struct SessionShared {
+    pub(crate) id: SessionId,
+    pub(crate) service_name: String,
+    /// The app on the other device.
+    pub(crate) peer: PeerInfo,
+    /// The app on this device.
+    pub(crate) local: PeerInfo,
+    pub(crate) options: ConnectOptions,
+    pub(crate) listeners: Listeners,
+    state: Mutex<SessionState>,
+}
+
+impl SessionShared {
+    pub(crate) fn new(
+        id: SessionId,
+        service_name: String,
+        peer: PeerInfo,
+        local: PeerInfo,
+        options: ConnectOptions,
+    ) -> Self {
+        Self {
+            id,
+            service_name,
+            peer,
+            local,
+            options,
+            listeners: Listeners::default(),
+            state: Mutex::new(SessionState::Idle),
+        }
+    }
+
+    pub(crate) fn state(&self) -> SessionState {
+        lock(&self.state).clone()
+    }
+
+    pub(crate) fn set_state(&self, state: SessionState) {
+        *lock(&self.state) = state;
+    }
+
+    /// Moves to `state` only if the session is still on `channel` of `link` (it may have been
+    /// disconnected and connected again elsewhere meanwhile).
+    pub(crate) fn set_state_if_on(&self, link: &LinkHandle, channel: u32, state: SessionState) {
+        let mut current = lock(&self.state);
+        if let SessionState::Connected {
+            link: on,
+            channel: c,
+        } = &*current
+            && on.id == link.id
+            && *c == channel
+        {
+            *current = state;
+        }
+    }
+
+    /// Moves from Idle to Connecting; false if the session was not idle.
+    pub(crate) fn begin_connecting(&self) -> bool {
+        let mut current = lock(&self.state);
+        if matches!(*current, SessionState::Idle) {
+            *current = SessionState::Connecting;
+            return true;
+        }
+        false
+    }
+}

@@ -1,0 +1,315 @@
+//! The device runtime: it owns the transport and the links to other devices, as OpenHarmony's
+//! system service does, and routes incoming requests to the apps registered on it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use acm_transport::{DeviceId, DeviceInfo, Transport};
+use acm_wire::pb;
+use tokio::task::JoinHandle;
+
+use crate::api::AcmError;
+use crate::api::events::lock;
+use crate::api::manager::{
+    AbilityConnectionManager, AppInner, CollaborateRequest, CollaborateResult,
+};
+use crate::api::types::{ConnectOptions, Context, PeerInfo};
+use crate::engine::{EngineConfig, IncomingRequest, Token};
+
+use super::link_task::{LinkCommand, LinkHandle, spawn_link};
+
+/// Settings of a device runtime.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct DeviceConfig {
+    /// The protocol engine's settings, for every link. Whether the transport carries data is
+    /// taken from the transport's capabilities.
+    pub engine: EngineConfig,
+}
+
+impl DeviceConfig {
+    /// Sets the engine's settings.
+    #[must_use]
+    pub fn with_engine(mut self, engine: EngineConfig) -> Self {
+        self.engine = engine;
+        self
+    }
+}
+
+/// A request from another device that waits for an app's `accept_connect` or `reject`.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub(crate) link: LinkHandle,
+    pub(crate) channel: u32,
+    pub(crate) source: PeerInfo,
+    pub(crate) target: PeerInfo,
+}
+
+pub(crate) struct DeviceInner {
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) config: DeviceConfig,
+    links: Mutex<Vec<LinkHandle>>,
+    /// Held while dialing, so that concurrent connects to one device share one link.
+    dialing: tokio::sync::Mutex<()>,
+    apps: Mutex<HashMap<String, Weak<AppInner>>>,
+    pending: Mutex<HashMap<Token, Pending>>,
+    accept_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A device: the runtime that owns a transport and the links to other devices, and hands each
+/// app its [`AbilityConnectionManager`]. Cloning gives another handle to the same device.
+///
+/// It needs a tokio runtime: [`Device::new`] spawns the task that accepts links.
+#[derive(Clone)]
+pub struct Device {
+    inner: Arc<DeviceInner>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("id", self.inner.transport.local_device())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device {
+    /// Starts a device on `transport`: it accepts links from other devices at once.
+    pub fn new(transport: impl Transport + 'static, config: DeviceConfig) -> Self {
+        let transport: Arc<dyn Transport> = Arc::new(transport);
+        let mut config = config;
+        config.engine.carries_data = transport.capabilities().carries_data;
+        let inner = Arc::new(DeviceInner {
+            transport,
+            config,
+            links: Mutex::new(Vec::new()),
+            dialing: tokio::sync::Mutex::new(()),
+            apps: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            accept_task: Mutex::new(None),
+        });
+        let task = tokio::spawn(accept_links(Arc::downgrade(&inner)));
+        *lock(&inner.accept_task) = Some(task);
+        Self { inner }
+    }
+
+    /// This device's id.
+    pub fn id(&self) -> &DeviceId {
+        self.inner.transport.local_device()
+    }
+
+    /// The devices that can be reached now (OpenHarmony's `getAvailableDeviceListSync`).
+    /// Fails with 801 when the transport cannot discover.
+    pub async fn available_devices(&self) -> Result<Vec<DeviceInfo>, AcmError> {
+        self.inner
+            .transport
+            .discover()
+            .await
+            .map_err(|e| AcmError::CapabilityNotSupported(format!("device discovery: {e}")))
+    }
+
+    /// The manager for the app of `context` (its bundle). Managers of one bundle share their
+    /// sessions and registered abilities.
+    pub fn manager(&self, context: &Context) -> AbilityConnectionManager {
+        let mut apps = lock(&self.inner.apps);
+        if let Some(app) = apps.get(&context.bundle_name).and_then(Weak::upgrade) {
+            return AbilityConnectionManager::from_inner(app);
+        }
+        let app = Arc::new(AppInner::new(
+            context.bundle_name.clone(),
+            self.inner.clone(),
+        ));
+        apps.insert(context.bundle_name.clone(), Arc::downgrade(&app));
+        AbilityConnectionManager::from_inner(app)
+    }
+
+    /// Closes every link (its sessions end with NETWORK_DISCONNECTED at the peers) and stops
+    /// accepting new ones.
+    pub fn shutdown(&self) {
+        if let Some(task) = lock(&self.inner.accept_task).take() {
+            task.abort();
+        }
+        for link in lock(&self.inner.links).drain(..) {
+            link.send_now(LinkCommand::Close);
+        }
+    }
+}
+
+impl Drop for DeviceInner {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.accept_task).take() {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_links(device: Weak<DeviceInner>) {
+    loop {
+        let Some(transport) = device.upgrade().map(|d| d.transport.clone()) else {
+            return;
+        };
+        let link = match transport.accept().await {
+            Ok(link) => link,
+            Err(err) => {
+                tracing::info!(%err, "no longer accepting links");
+                return;
+            }
+        };
+        let Some(device) = device.upgrade() else {
+            return;
+        };
+        tracing::debug!(peer = %link.peer_device(), "link accepted");
+        match random_bytes() {
+            Ok(nonce) => {
+                let _ = spawn_link(&device, link, device.config.engine, nonce);
+            }
+            Err(why) => tracing::error!(%why, "link refused"),
+        }
+    }
+}
+
+/// 16 bytes from the operating system's CSPRNG (SPEC `SESS-1`, `LINK-3`).
+pub(crate) fn random_bytes() -> Result<[u8; 16], String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| format!("the system has no randomness: {e}"))?;
+    Ok(bytes)
+}
+
+impl DeviceInner {
+    /// A link to `peer` that is up: an existing one (the preferred one, SPEC `LINK-8`) or a new
+    /// one dialed now.
+    pub(crate) async fn link_to(self: &Arc<Self>, peer: &DeviceId) -> Result<LinkHandle, String> {
+        if let Some(link) = self.preferred_link(peer) {
+            return Ok(link);
+        }
+        let _dialing = self.dialing.lock().await;
+        if let Some(link) = self.preferred_link(peer) {
+            return Ok(link);
+        }
+        let link = self
+            .transport
+            .dial(peer)
+            .await
+            .map_err(|e| format!("cannot reach device {peer}: {e}"))?;
+        let (handle, up) = spawn_link(self, link, self.config.engine, random_bytes()?);
+        match up.await {
+            Ok(Ok(())) => Ok(handle),
+            Ok(Err(why)) => Err(why),
+            Err(_) => Err("the link ended before it was up".into()),
+        }
+    }
+
+    fn preferred_link(&self, peer: &DeviceId) -> Option<LinkHandle> {
+        let mut links = lock(&self.links);
+        links.retain(LinkHandle::is_open);
+        links
+            .iter()
+            .filter(|l| l.peer == *peer)
+            .min_by(|a, b| a.dialer.cmp(&b.dialer))
+            .cloned()
+    }
+
+    pub(crate) fn remember_link(&self, link: LinkHandle) {
+        lock(&self.links).push(link);
+    }
+
+    pub(crate) fn forget_link(&self, link: &LinkHandle) {
+        lock(&self.links).retain(|l| l.id != link.id);
+        lock(&self.pending).retain(|_, p| p.link.id != link.id);
+    }
+
+    /// Hands a request to the app it targets (SPEC `SESS-3`, steps 3 and 4). Returns the
+    /// rejection to send at once, if any.
+    pub(crate) fn route_request(
+        self: &Arc<Self>,
+        link: &LinkHandle,
+        request: IncomingRequest,
+    ) -> Option<(pb::ConnectErrorCode, String)> {
+        let target = PeerInfo::from_wire(request.target);
+        let source = PeerInfo::from_wire(request.source);
+        let app = lock(&self.apps)
+            .get(&target.bundle_name)
+            .and_then(Weak::upgrade);
+        let handler = app
+            .as_ref()
+            .and_then(|app| app.handler(&target.module_name, &target.ability_name));
+        let Some(handler) = handler else {
+            return Some((
+                pb::ConnectErrorCode::PeerAbilityNoOncollaborate,
+                format!(
+                    "no onCollaborate handler for {}/{}/{}",
+                    target.bundle_name, target.module_name, target.ability_name
+                ),
+            ));
+        };
+        lock(&self.pending).insert(
+            request.token,
+            Pending {
+                link: link.clone(),
+                channel: request.channel,
+                source: source.clone(),
+                target,
+            },
+        );
+        let verdict = handler(CollaborateRequest {
+            peer_info: source,
+            connect_options: ConnectOptions::from_wire(request.options),
+            token: token_to_string(&request.token),
+        });
+        match verdict {
+            CollaborateResult::Accept => None,
+            CollaborateResult::Reject { reason } => {
+                // A `reject` the handler already made has taken the token: do not answer twice.
+                lock(&self.pending)
+                    .remove(&request.token)
+                    .map(|_| (pb::ConnectErrorCode::PeerAppRejected, reason))
+            }
+        }
+    }
+
+    pub(crate) fn forget_request(&self, link: &LinkHandle, channel: u32) {
+        lock(&self.pending).retain(|_, p| !(p.link.id == link.id && p.channel == channel));
+    }
+
+    /// Takes a pending request by its token, for `accept_connect` or `reject` by `bundle`.
+    pub(crate) fn take_request(&self, token: &str, bundle: &str) -> Result<Pending, AcmError> {
+        let parsed = parse_token(token)?;
+        let mut pending = lock(&self.pending);
+        match pending.get(&parsed) {
+            None => Err(AcmError::parameter(
+                "token: no pending request has this token (unknown, already used, or expired)",
+            )),
+            Some(p) if p.target.bundle_name != bundle => Err(AcmError::parameter(
+                "token: the request is for another application",
+            )),
+            Some(_) => pending
+                .remove(&parsed)
+                .ok_or_else(|| AcmError::parameter("token: no pending request")),
+        }
+    }
+
+    /// Puts a request back (an `accept_connect` that was refused before anything was sent).
+    pub(crate) fn restore_request(&self, token: &str, pending: Pending) {
+        if let Ok(parsed) = parse_token(token) {
+            lock(&self.pending).insert(parsed, pending);
+        }
+    }
+}
+
+/// A token as the API shows it: 32 lowercase hexadecimal digits (SPEC section 9).
+pub(crate) fn token_to_string(token: &Token) -> String {
+    token.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_token(text: &str) -> Result<Token, AcmError> {
+    let bad = || AcmError::parameter("token: expected 32 hexadecimal digits");
+    if text.len() != 32 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut token = [0u8; 16];
+    for (i, byte) in token.iter_mut().enumerate() {
+        let digits = text.get(i * 2..i * 2 + 2).ok_or_else(bad)?;
+        *byte = u8::from_str_radix(digits, 16).map_err(|_| bad())?;
+    }
+    Ok(token)
+}

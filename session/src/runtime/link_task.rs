@@ -1,0 +1,492 @@
+//! The tasks that run one link: a reader and a writer that only move frames, and a driver that
+//! owns the [`LinkEngine`], wakes it on time, and turns its events into the apps' events.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use acm_transport::{CloseReason, DeviceId, Link, Role, TransportError};
+use acm_wire::pb;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant as TokioInstant;
+
+use crate::api::events::Event;
+use crate::api::session::{SessionShared, SessionState};
+use crate::api::types::{CollaborateEventInfo, CollaborateEventType, DisconnectReason};
+use crate::engine::{
+    Closer, ConnectOutcome, EngineConfig, EngineError, EngineEvent, LinkEngine, OutgoingRequest,
+};
+
+use super::device::DeviceInner;
+
+/// Frames in flight between the driver and the writer, and between the reader and the driver.
+const FRAME_QUEUE: usize = 32;
+/// Calls waiting for the driver.
+const COMMAND_QUEUE: usize = 64;
+/// Control frames the engine may hold before the driver stops taking calls (backpressure).
+const MAX_QUEUED_CONTROL: usize = 256;
+
+static NEXT_LINK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A call for the driver of one link.
+pub(crate) enum LinkCommand {
+    Connect {
+        request: Box<OutgoingRequest>,
+        session: Arc<SessionShared>,
+        reply: oneshot::Sender<Result<ConnectOutcome, EngineError>>,
+    },
+    Accept {
+        channel: u32,
+        session: Arc<SessionShared>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Reject {
+        channel: u32,
+        code: pb::ConnectErrorCode,
+        reason: String,
+    },
+    Message {
+        channel: u32,
+        text: String,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Data {
+        channel: u32,
+        data: Bytes,
+        /// `Ok(true)` once sent whole, `Ok(false)` if the session or link ended first.
+        reply: oneshot::Sender<Result<bool, EngineError>>,
+    },
+    CollaborateEvent {
+        channel: u32,
+        event_type: pb::CollaborateEventType,
+        message: String,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Disconnect {
+        channel: u32,
+        reason: pb::DisconnectReason,
+    },
+    Close,
+}
+
+/// How the rest of the runtime reaches a link.
+#[derive(Clone, Debug)]
+pub(crate) struct LinkHandle {
+    pub(crate) id: u64,
+    pub(crate) peer: DeviceId,
+    /// The device that dialed the link (SPEC `LINK-8` prefers the lower id's).
+    pub(crate) dialer: DeviceId,
+    pub(crate) commands: mpsc::Sender<LinkCommand>,
+}
+
+impl LinkHandle {
+    pub(crate) fn is_open(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
+    /// Sends a call that needs no answer, without waiting: from `Drop` and sync API calls.
+    pub(crate) fn send_now(&self, command: LinkCommand) {
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
+            let commands = self.commands.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = commands.send(command).await;
+                });
+            }
+        }
+    }
+}
+
+enum Outgoing {
+    Frame(Bytes),
+    Close(CloseReason),
+}
+
+/// Starts the tasks of a new link. The returned receiver says when HELLOs have been exchanged
+/// (or why the link ended first).
+pub(crate) fn spawn_link(
+    device: &Arc<DeviceInner>,
+    link: Box<dyn Link>,
+    config: EngineConfig,
+    nonce: [u8; 16],
+) -> (LinkHandle, oneshot::Receiver<Result<(), String>>) {
+    let link: Arc<dyn Link> = Arc::from(link);
+    let role = link.role();
+    let peer = link.peer_device().clone();
+    let dialer = match role {
+        Role::Dialer => link.local_device().clone(),
+        Role::Acceptor => peer.clone(),
+    };
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let handle = LinkHandle {
+        id: NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed),
+        peer: peer.clone(),
+        dialer,
+        commands,
+    };
+    let (frames_tx, frames_rx) = mpsc::channel(FRAME_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel(FRAME_QUEUE);
+    let (up_tx, up_rx) = oneshot::channel();
+    let now = TokioInstant::now().into_std();
+    let engine = LinkEngine::new(
+        now,
+        role,
+        link.local_device().as_str(),
+        Some(peer.to_string()),
+        link.max_frame_size(),
+        nonce,
+        config,
+    );
+    tokio::spawn(read_frames(link.clone(), frames_tx));
+    tokio::spawn(write_frames(link, out_rx));
+    let driver = Driver {
+        device: Arc::downgrade(device),
+        handle: handle.clone(),
+        engine,
+        sessions: HashMap::new(),
+        connects: HashMap::new(),
+        transfers: HashMap::new(),
+        up: Some(up_tx),
+        close_reason: CloseReason::normal(),
+    };
+    tokio::spawn(driver.run(command_rx, frames_rx, out_tx));
+    (handle, up_rx)
+}
+
+async fn read_frames(link: Arc<dyn Link>, frames: mpsc::Sender<Result<Bytes, TransportError>>) {
+    loop {
+        let received = link.recv().await;
+        let ended = received.is_err();
+        if frames.send(received).await.is_err() || ended {
+            return;
+        }
+    }
+}
+
+async fn write_frames(link: Arc<dyn Link>, mut out: mpsc::Receiver<Outgoing>) {
+    while let Some(next) = out.recv().await {
+        match next {
+            Outgoing::Frame(frame) => {
+                if let Err(err) = link.send(frame).await {
+                    tracing::debug!(%err, "link send failed");
+                    return;
+                }
+            }
+            Outgoing::Close(reason) => {
+                link.close(reason).await;
+                return;
+            }
+        }
+    }
+    // The driver ended without a close (the runtime is going away): end the link.
+    link.close(CloseReason::normal()).await;
+}
+
+struct Driver {
+    device: Weak<DeviceInner>,
+    handle: LinkHandle,
+    engine: LinkEngine,
+    sessions: HashMap<u32, Arc<SessionShared>>,
+    connects: HashMap<u32, oneshot::Sender<Result<ConnectOutcome, EngineError>>>,
+    transfers: HashMap<(u32, u32), oneshot::Sender<Result<bool, EngineError>>>,
+    up: Option<oneshot::Sender<Result<(), String>>>,
+    close_reason: CloseReason,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<LinkCommand>,
+        mut frames: mpsc::Receiver<Result<Bytes, TransportError>>,
+        out: mpsc::Sender<Outgoing>,
+    ) {
+        let mut commands_open = true;
+        loop {
+            self.dispatch_events().await;
+            if self.engine.is_finished() {
+                let _ = out.send(Outgoing::Close(self.close_reason.clone())).await;
+                break;
+            }
+            let deadline = self.engine.poll_timeout().map(TokioInstant::from_std);
+            let take_calls =
+                commands_open && self.engine.queued_control_frames() < MAX_QUEUED_CONTROL;
+            tokio::select! {
+                command = commands.recv(), if take_calls => match command {
+                    Some(command) => self.command(command).await,
+                    None => {
+                        commands_open = false;
+                        self.engine.close(pb::LinkCloseReason::Normal, "the device is shutting down");
+                    }
+                },
+                frame = frames.recv() => match frame {
+                    Some(Ok(frame)) => self.engine.handle_message(now(), frame),
+                    Some(Err(err)) => self.engine.handle_link_lost(err.to_string()),
+                    None => self.engine.handle_link_lost("the link reader stopped"),
+                },
+                permit = out.reserve(), if self.engine.wants_transmit() => match permit {
+                    Ok(permit) => {
+                        if let Some(frame) = self.engine.poll_transmit(now()) {
+                            permit.send(Outgoing::Frame(frame));
+                        }
+                    }
+                    Err(_) => self.engine.handle_link_lost("the link writer stopped"),
+                },
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    self.engine.handle_timeout(now());
+                }
+            }
+        }
+        if let Some(device) = self.device.upgrade() {
+            device.forget_link(&self.handle);
+        }
+    }
+
+    async fn command(&mut self, command: LinkCommand) {
+        match command {
+            LinkCommand::Connect {
+                request,
+                session,
+                reply,
+            } => match self.engine.connect(now(), *request) {
+                Ok(channel) => {
+                    self.sessions.insert(channel, session);
+                    self.connects.insert(channel, reply);
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
+            LinkCommand::Accept {
+                channel,
+                session,
+                reply,
+            } => {
+                let result = self.engine.accept(channel);
+                if result.is_ok() {
+                    session.set_state(SessionState::Connected {
+                        link: self.handle.clone(),
+                        channel,
+                    });
+                    self.sessions.insert(channel, session.clone());
+                    // The connect event comes before anything else of the session.
+                    session
+                        .listeners
+                        .emit(Event::Connect {
+                            session_id: session.id,
+                        })
+                        .await;
+                }
+                let _ = reply.send(result);
+            }
+            LinkCommand::Reject {
+                channel,
+                code,
+                reason,
+            } => {
+                let _ = self.engine.reject(channel, code, &reason);
+            }
+            LinkCommand::Message {
+                channel,
+                text,
+                reply,
+            } => {
+                let _ = reply.send(self.engine.send_message(channel, &text));
+            }
+            LinkCommand::Data {
+                channel,
+                data,
+                reply,
+            } => match self.engine.send_data(channel, data) {
+                Ok(transfer) => {
+                    self.transfers.insert((channel, transfer), reply);
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
+            LinkCommand::CollaborateEvent {
+                channel,
+                event_type,
+                message,
+                reply,
+            } => {
+                let result = self
+                    .engine
+                    .send_collaborate_event(channel, event_type, &message);
+                let _ = reply.send(result);
+            }
+            LinkCommand::Disconnect { channel, reason } => {
+                if self.engine.disconnect(channel, reason).is_ok()
+                    && let Some(session) = self.sessions.remove(&channel)
+                {
+                    session.set_state_if_on(&self.handle, channel, SessionState::Idle);
+                }
+                if let Some(reply) = self.connects.remove(&channel) {
+                    let _ = reply.send(Ok(ConnectOutcome::Failed {
+                        code: pb::ConnectErrorCode::SystemInternalError,
+                        reason: "the session was closed before the peer answered".into(),
+                    }));
+                }
+            }
+            LinkCommand::Close => {
+                self.engine
+                    .close(pb::LinkCloseReason::Normal, "the device closed the link");
+            }
+        }
+    }
+
+    async fn dispatch_events(&mut self) {
+        while let Some(event) = self.engine.poll_event() {
+            self.dispatch(event).await;
+        }
+    }
+
+    async fn dispatch(&mut self, event: EngineEvent) {
+        match event {
+            EngineEvent::LinkUp { .. } => {
+                if let Some(device) = self.device.upgrade() {
+                    device.remember_link(self.handle.clone());
+                }
+                if let Some(up) = self.up.take() {
+                    let _ = up.send(Ok(()));
+                }
+            }
+            EngineEvent::LinkClosed { by, reason, detail } => {
+                tracing::info!(
+                    peer = %self.handle.peer,
+                    ?by,
+                    reason = reason.as_str_name(),
+                    %detail,
+                    "link ended"
+                );
+                if let Some(up) = self.up.take() {
+                    let _ = up.send(Err(format!("the link ended before it was up: {detail}")));
+                }
+                if let Some(device) = self.device.upgrade() {
+                    device.forget_link(&self.handle);
+                }
+                if by == Closer::Local {
+                    self.close_reason = CloseReason::new(reason as u32, detail);
+                }
+            }
+            EngineEvent::IncomingRequest(request) => {
+                let channel = request.channel;
+                let verdict = match self.device.upgrade() {
+                    Some(device) => device.route_request(&self.handle, *request),
+                    None => Some((
+                        pb::ConnectErrorCode::SystemInternalError,
+                        "the device is shutting down".to_string(),
+                    )),
+                };
+                if let Some((code, reason)) = verdict {
+                    let _ = self.engine.reject(channel, code, &reason);
+                }
+            }
+            EngineEvent::RequestCancelled { channel } => {
+                if let Some(device) = self.device.upgrade() {
+                    device.forget_request(&self.handle, channel);
+                }
+            }
+            EngineEvent::ConnectResult { channel, outcome } => {
+                if outcome == ConnectOutcome::Accepted {
+                    if let Some(session) = self.sessions.get(&channel).cloned() {
+                        session.set_state(SessionState::Connected {
+                            link: self.handle.clone(),
+                            channel,
+                        });
+                        session
+                            .listeners
+                            .emit(Event::Connect {
+                                session_id: session.id,
+                            })
+                            .await;
+                    }
+                } else if let Some(session) = self.sessions.remove(&channel) {
+                    session.set_state(SessionState::Idle);
+                }
+                if let Some(reply) = self.connects.remove(&channel) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            EngineEvent::Message { channel, text } => {
+                self.emit(channel, |session_id| Event::Message {
+                    session_id,
+                    msg: text,
+                })
+                .await;
+            }
+            EngineEvent::Data { channel, data } => {
+                self.emit(channel, |session_id| Event::Data { session_id, data })
+                    .await;
+            }
+            EngineEvent::CollaborateEvent {
+                channel,
+                event_type,
+                message,
+            } => {
+                let Some(event_type) = CollaborateEventType::from_wire(event_type) else {
+                    return;
+                };
+                let info = CollaborateEventInfo {
+                    event_type,
+                    event_msg: (!message.is_empty()).then_some(message),
+                };
+                self.emit(channel, |session_id| Event::Collaborate {
+                    session_id,
+                    info,
+                })
+                .await;
+            }
+            EngineEvent::SessionClosed {
+                channel, reason, ..
+            } => {
+                if let Some(session) = self.sessions.remove(&channel) {
+                    session.set_state_if_on(&self.handle, channel, SessionState::Idle);
+                    let reason = DisconnectReason::from_wire(reason)
+                        .unwrap_or(DisconnectReason::NetworkDisconnected);
+                    session
+                        .listeners
+                        .emit(Event::Disconnect {
+                            session_id: session.id,
+                            reason,
+                        })
+                        .await;
+                }
+            }
+            EngineEvent::TransferSent {
+                channel,
+                transfer_id,
+            } => {
+                if let Some(reply) = self.transfers.remove(&(channel, transfer_id)) {
+                    let _ = reply.send(Ok(true));
+                }
+            }
+            EngineEvent::TransferAborted {
+                channel,
+                transfer_id,
+            } => {
+                if let Some(reply) = self.transfers.remove(&(channel, transfer_id)) {
+                    let _ = reply.send(Ok(false));
+                }
+            }
+        }
+    }
+
+    async fn emit(&self, channel: u32, event: impl FnOnce(u64) -> Event) {
+        if let Some(session) = self.sessions.get(&channel) {
+            session.listeners.emit(event(session.id)).await;
+        }
+    }
+}
+
+fn now() -> std::time::Instant {
+    TokioInstant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<TokioInstant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,7 @@
+//! The async runtime: a device that owns a transport and one task set per link, each driving a
+//! [`crate::engine::LinkEngine`].
+
+pub(crate) mod device;
+pub(crate) mod link_task;
+
+pub use device::{Device, DeviceConfig};

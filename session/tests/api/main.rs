@@ -1,0 +1,4 @@
+//! The abilityConnectionManager API over the mock transport, under tokio's paused clock.
+
+mod harness;
+mod scenarios;
