@@ -87,18 +87,22 @@ pub fn check_header(
         return Err(FrameError::VersionZero);
     }
     let kind = FrameKind::from_code(header.frame_type)?;
-    let FrameKind::Known(frame_type) = kind else {
-        return Ok(kind);
-    };
+    // Extension frames too must carry the negotiated version; only HELLO and LINK_CLOSE may not.
     if let Some(negotiated) = negotiated
         && header.version != negotiated
-        && !matches!(frame_type, FrameType::Hello | FrameType::LinkClose)
+        && !matches!(
+            kind,
+            FrameKind::Known(FrameType::Hello | FrameType::LinkClose)
+        )
     {
         return Err(FrameError::VersionMismatch {
             got: header.version,
             negotiated,
         });
     }
+    let FrameKind::Known(frame_type) = kind else {
+        return Ok(kind);
+    };
     let reserved = header.flags & !defined_flags(frame_type);
     if reserved != 0 {
         return Err(FrameError::ReservedFlags {

@@ -111,7 +111,10 @@ impl Reassembler {
             last,
             ..
         } = fragment;
+        // A FIRST fragment that breaks DATA-2 or DATA-3 may belong to a transfer in progress (a
+        // repeated FIRST, or FIRST set on a later fragment): that transfer is dropped too.
         if index != 0 {
+            self.abort(channel, transfer_id);
             return Err(ReassemblyError::FirstIndexNotZero {
                 channel,
                 transfer_id,
@@ -121,6 +124,7 @@ impl Reassembler {
         if let Some(&last_id) = self.last_begun.get(&channel)
             && transfer_id <= last_id
         {
+            self.abort(channel, transfer_id);
             return Err(ReassemblyError::StaleTransferId {
                 channel,
                 transfer_id,
