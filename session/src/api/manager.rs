@@ -18,8 +18,8 @@ use super::types::{
     Permission, SessionId,
 };
 use crate::engine::{ConnectOutcome, EngineError, OutgoingRequest};
-use crate::runtime::device::{DeviceInner, random_bytes};
-use crate::runtime::link_task::LinkCommand;
+use crate::runtime::device::{ConnectKey, DeviceInner, random_bytes};
+use crate::runtime::link_task::{LinkCommand, LinkHandle};
 
 /// The first session id: ids are greater than 100.
 const FIRST_SESSION_ID: SessionId = 101;
@@ -68,6 +68,18 @@ impl AppInner {
             sessions: Mutex::new(BTreeMap::new()),
             handlers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether a session of this app with `peer` for `service` is connected.
+    pub(crate) fn has_connected(&self, peer: &PeerInfo, service: &str) -> bool {
+        lock(&self.sessions).values().any(|s| {
+            s.service_name == service
+                && s.peer.device_id == peer.device_id
+                && s.peer.bundle_name == peer.bundle_name
+                && s.peer.module_name == peer.module_name
+                && s.peer.ability_name == peer.ability_name
+                && matches!(s.state(), SessionState::Connected { .. })
+        })
     }
 
     pub(crate) fn handler(&self, module: &str, ability: &str) -> Option<CollaborateHandler> {
@@ -271,6 +283,24 @@ impl AbilityConnectionManager {
             Ok(token) => token,
             Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
         };
+        let key = ConnectKey::new(&session.service_name, &session.local, &session.peer);
+        if !self.app.device.begin_outgoing(key.clone(), token) {
+            return ConnectResult::failed(
+                ConnectErrorCode::ConnectedSessionExists,
+                "a request for this session is already waiting for its answer",
+            );
+        }
+        let result = self.request(session, &link, token).await;
+        self.app.device.end_outgoing(&key);
+        result
+    }
+
+    async fn request(
+        &self,
+        session: &Arc<SessionShared>,
+        link: &LinkHandle,
+        token: crate::engine::Token,
+    ) -> ConnectResult {
         let request = OutgoingRequest {
             token,
             source: session.local.to_wire(),

@@ -45,6 +45,34 @@ pub(crate) struct Pending {
     pub(crate) target: PeerInfo,
 }
 
+/// A session as SPEC `SESS-3` and `SESS-7` compare them, across every link to the peer: the
+/// service, this device's app, and the peer's app on its device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ConnectKey {
+    service: String,
+    local: (String, String, String),
+    remote: (String, String, String, String),
+}
+
+impl ConnectKey {
+    pub(crate) fn new(service: &str, local: &PeerInfo, remote: &PeerInfo) -> Self {
+        Self {
+            service: service.to_string(),
+            local: (
+                local.bundle_name.clone(),
+                local.module_name.clone(),
+                local.ability_name.clone(),
+            ),
+            remote: (
+                remote.device_id.clone(),
+                remote.bundle_name.clone(),
+                remote.module_name.clone(),
+                remote.ability_name.clone(),
+            ),
+        }
+    }
+}
+
 pub(crate) struct DeviceInner {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) config: DeviceConfig,
@@ -53,6 +81,8 @@ pub(crate) struct DeviceInner {
     dialing: tokio::sync::Mutex<()>,
     apps: Mutex<HashMap<String, Weak<AppInner>>>,
     pending: Mutex<HashMap<Token, Pending>>,
+    /// This device's requests awaiting their answer, by session, with their tokens.
+    outgoing: Mutex<HashMap<ConnectKey, Token>>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -86,6 +116,7 @@ impl Device {
             dialing: tokio::sync::Mutex::new(()),
             apps: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            outgoing: Mutex::new(HashMap::new()),
             accept_task: Mutex::new(None),
         });
         let task = tokio::spawn(accept_links(Arc::downgrade(&inner)));
@@ -233,6 +264,20 @@ impl DeviceInner {
         let handler = app
             .as_ref()
             .and_then(|app| app.handler(&target.module_name, &target.ability_name));
+        // SESS-3 and SESS-7 across every link to the peer (the engine checks its own link).
+        let key = ConnectKey::new(&target.service_name, &target, &source);
+        let exists = app
+            .as_ref()
+            .is_some_and(|app| app.has_connected(&source, &target.service_name));
+        let crossing_wins = lock(&self.outgoing)
+            .get(&key)
+            .is_some_and(|own| *own >= request.token);
+        if exists || crossing_wins {
+            return Some((
+                pb::ConnectErrorCode::ConnectedSessionExists,
+                "SESS-3: a session between these apps for this service exists".into(),
+            ));
+        }
         let Some(handler) = handler else {
             return Some((
                 pb::ConnectErrorCode::PeerAbilityNoOncollaborate,
@@ -265,6 +310,21 @@ impl DeviceInner {
                     .map(|_| (pb::ConnectErrorCode::PeerAppRejected, reason))
             }
         }
+    }
+
+    /// Records a request this device is about to send; false if one for the same session
+    /// already waits.
+    pub(crate) fn begin_outgoing(&self, key: ConnectKey, token: Token) -> bool {
+        let mut outgoing = lock(&self.outgoing);
+        if outgoing.contains_key(&key) {
+            return false;
+        }
+        outgoing.insert(key, token);
+        true
+    }
+
+    pub(crate) fn end_outgoing(&self, key: &ConnectKey) {
+        lock(&self.outgoing).remove(key);
     }
 
     pub(crate) fn forget_request(&self, link: &LinkHandle, channel: u32) {

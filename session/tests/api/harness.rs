@@ -25,7 +25,6 @@ pub fn peer_of(device: &str) -> PeerInfo {
 pub struct Side {
     pub device: Device,
     pub app: AbilityConnectionManager,
-    pub id: String,
 }
 
 pub fn side(network: &MockNetwork, id: &str, options: DeviceOptions, config: DeviceConfig) -> Side {
@@ -34,11 +33,7 @@ pub fn side(network: &MockNetwork, id: &str, options: DeviceOptions, config: Dev
         .unwrap();
     let device = Device::new(transport, config);
     let app = device.manager(&context());
-    Side {
-        device,
-        app,
-        id: id.to_string(),
-    }
+    Side { device, app }
 }
 
 pub struct World {
@@ -49,7 +44,11 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
-        Self::with(DeviceOptions::new(), DeviceOptions::new(), DeviceConfig::default())
+        Self::with(
+            DeviceOptions::new(),
+            DeviceOptions::new(),
+            DeviceConfig::default(),
+        )
     }
 
     pub fn with(a: DeviceOptions, b: DeviceOptions, config: DeviceConfig) -> Self {
@@ -69,7 +68,12 @@ impl World {
     pub fn a_session(&self) -> SessionId {
         self.a
             .app
-            .create_ability_connection_session(SERVICE, &context(), peer_of("tablet"), ConnectOptions::default())
+            .create_ability_connection_session(
+                SERVICE,
+                &context(),
+                peer_of("tablet"),
+                ConnectOptions::default(),
+            )
             .unwrap()
     }
 
@@ -91,23 +95,30 @@ impl World {
 pub fn accept_all(app: &AbilityConnectionManager) -> mpsc::UnboundedReceiver<SessionId> {
     let (tx, rx) = mpsc::unbounded_channel();
     let manager = app.clone();
-    app.register_ability("entry", "EntryAbility", move |request: CollaborateRequest| {
-        let manager = manager.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let session = manager
-                .create_ability_connection_session(
-                    &request.peer_info.service_name,
-                    &context(),
-                    request.peer_info.clone(),
-                    request.connect_options.clone(),
-                )
-                .unwrap();
-            manager.accept_connect(session, &request.token).await.unwrap();
-            let _ = tx.send(session);
-        });
-        CollaborateResult::Accept
-    });
+    app.register_ability(
+        "entry",
+        "EntryAbility",
+        move |request: CollaborateRequest| {
+            let manager = manager.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let session = manager
+                    .create_ability_connection_session(
+                        &request.peer_info.service_name,
+                        &context(),
+                        request.peer_info.clone(),
+                        request.connect_options.clone(),
+                    )
+                    .unwrap();
+                manager
+                    .accept_connect(session, &request.token)
+                    .await
+                    .unwrap();
+                let _ = tx.send(session);
+            });
+            CollaborateResult::Accept
+        },
+    );
     rx
 }
 

@@ -1,6 +1,15 @@
-use bytes::Bytes;
+//! Every function's success and error paths, every ConnectErrorCode and DisconnectReason.
 
-use acm::{DisconnectReason, Event};
+use std::time::Duration;
+
+use acm::transport::DeviceId;
+use acm::{
+    AcmError, CollaborateEventInfo, CollaborateEventType, CollaborateResult, ConnectErrorCode,
+    ConnectOptions, Context, DeviceConfig, DisconnectReason, Event, EventType, PeerInfo,
+    Permission,
+};
+use acm_transport_mock::{DeviceOptions, Fault};
+use bytes::Bytes;
 
 use crate::harness::*;
 
@@ -11,13 +20,678 @@ async fn connect_accept_message_data_and_disconnect() {
     let mut b_events = world.b.app.events(b).unwrap();
     let mut a_events = world.a.app.events(a).unwrap();
     world.a.app.send_message(a, "hello").await.unwrap();
-    assert_eq!(next(&mut b_events).await, Event::Message { session_id: b, msg: "hello".into() });
+    assert_eq!(
+        next(&mut b_events).await,
+        Event::Message {
+            session_id: b,
+            msg: "hello".into()
+        }
+    );
     let data = Bytes::from(vec![9u8; 1 << 20]);
     world.b.app.send_data(b, data.clone()).await.unwrap();
-    assert_eq!(next(&mut a_events).await, Event::Data { session_id: a, data });
+    assert_eq!(
+        next(&mut a_events).await,
+        Event::Data {
+            session_id: a,
+            data
+        }
+    );
     world.a.app.disconnect(a).unwrap();
     assert_eq!(
         next(&mut b_events).await,
-        Event::Disconnect { session_id: b, reason: DisconnectReason::PeerAppCloseCollaboration }
+        Event::Disconnect {
+            session_id: b,
+            reason: DisconnectReason::PeerAppCloseCollaboration
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_ids_are_above_100_and_never_reused() {
+    let world = World::new();
+    let first = world.a_session();
+    assert!(first > 100);
+    world
+        .a
+        .app
+        .destroy_ability_connection_session(first)
+        .unwrap();
+    let second = world.a_session();
+    assert!(second > first, "ids are not reused after destroy");
+    assert_eq!(world.a.app.get_peer_info_by_id(first), None);
+    let peer = world.a.app.get_peer_info_by_id(second).unwrap();
+    assert_eq!(peer.device_id, "tablet");
+    assert_eq!(peer.service_name, SERVICE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn create_requires_each_of_the_four_permissions() {
+    let world = World::new();
+    for permission in Permission::REQUIRED {
+        let err = world
+            .a
+            .app
+            .create_ability_connection_session(
+                SERVICE,
+                &context().without(permission),
+                peer_of("tablet"),
+                ConnectOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(err, AcmError::PermissionDenied(permission));
+        assert_eq!(err.code(), 201);
+        assert!(err.to_string().contains(permission.name()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn create_refuses_each_bad_parameter_with_401() {
+    let world = World::new();
+    let create = |service: &str, context: &Context, peer: PeerInfo, options: ConnectOptions| {
+        world
+            .a
+            .app
+            .create_ability_connection_session(service, context, peer, options)
+    };
+    let ok = ConnectOptions::default;
+    let mut cases: Vec<(&str, Result<u64, AcmError>)> = vec![
+        (
+            "serviceName",
+            create("", &context(), peer_of("tablet"), ok()),
+        ),
+        (
+            "serviceName",
+            create(&"s".repeat(257), &context(), peer_of("tablet"), ok()),
+        ),
+        ("deviceId", create(SERVICE, &context(), peer_of(""), ok())),
+        (
+            "bundleName",
+            create(
+                SERVICE,
+                &context(),
+                PeerInfo::new("tablet", "", "entry", "Ability"),
+                ok(),
+            ),
+        ),
+        (
+            "moduleName",
+            create(
+                SERVICE,
+                &context(),
+                PeerInfo::new("tablet", BUNDLE, "", "Ability"),
+                ok(),
+            ),
+        ),
+        (
+            "abilityName",
+            create(
+                SERVICE,
+                &context(),
+                PeerInfo::new("tablet", BUNDLE, "entry", ""),
+                ok(),
+            ),
+        ),
+        (
+            "context",
+            create(
+                SERVICE,
+                &Context::new("com.other", "entry", "A"),
+                peer_of("tablet"),
+                ok(),
+            ),
+        ),
+        (
+            "serviceName",
+            create(
+                SERVICE,
+                &context(),
+                peer_of("tablet").with_service_name("other"),
+                ok(),
+            ),
+        ),
+    ];
+    let mut many = ConnectOptions::default();
+    for i in 0..65 {
+        many.parameters.insert(format!("k{i}"), "v".into());
+    }
+    cases.push((
+        "parameters",
+        create(SERVICE, &context(), peer_of("tablet"), many),
+    ));
+    for (field, result) in cases {
+        let err = result.unwrap_err();
+        assert_eq!(err.code(), 401, "{field}: {err}");
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_call_with_an_unknown_session_id_is_401() {
+    let world = World::new();
+    let app = &world.a.app;
+    let (callback, _) = recorder();
+    let results = [
+        app.destroy_ability_connection_session(7),
+        app.connect(7).await.map(|_| ()),
+        app.accept_connect(7, &"0".repeat(32)).await,
+        app.disconnect(7),
+        app.send_message(7, "x").await,
+        app.send_data(7, Bytes::from_static(b"x")).await,
+        app.on(EventType::Connect, 7, callback.clone()),
+        app.off(EventType::Connect, 7, None),
+        app.events(7).map(|_| ()),
+        app.send_collaborate_event(7, CollaborateEventType::SendFailure, "x")
+            .await,
+    ];
+    for result in results {
+        let err = result.unwrap_err();
+        assert_eq!(err.code(), 401);
+        assert!(err.to_string().contains("sessionId"), "{err}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_that_need_a_connected_session_are_401_before_connect() {
+    let world = World::new();
+    let a = world.a_session();
+    assert_eq!(
+        world.a.app.send_message(a, "x").await.unwrap_err().code(),
+        401
+    );
+    assert_eq!(
+        world
+            .a
+            .app
+            .send_data(a, Bytes::from_static(b"x"))
+            .await
+            .unwrap_err()
+            .code(),
+        401
+    );
+    assert_eq!(world.a.app.disconnect(a).unwrap_err().code(), 401);
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_message_over_1024_bytes_is_401_and_1024_bytes_arrive() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let err = world
+        .a
+        .app
+        .send_message(a, &"x".repeat(1025))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 401);
+    let mut events = world.b.app.events(b).unwrap();
+    let longest = "é".repeat(512);
+    world.a.app.send_message(a, &longest).await.unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Message {
+            session_id: b,
+            msg: longest
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_session_to_the_same_service_and_peer_is_connected_session_exists() {
+    let world = World::new();
+    world.connected().await;
+    let second = world.a_session();
+    let result = world.a.app.connect(second).await.unwrap();
+    assert!(!result.is_connected);
+    assert_eq!(
+        result.error_code,
+        Some(ConnectErrorCode::ConnectedSessionExists)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn connecting_a_connected_session_again_is_connected_session_exists() {
+    let world = World::new();
+    let (a, _) = world.connected().await;
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(
+        result.error_code,
+        Some(ConnectErrorCode::ConnectedSessionExists)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reject_gives_peer_app_rejected_with_the_reason() {
+    let world = World::new();
+    let manager = world.b.app.clone();
+    world
+        .b
+        .app
+        .register_ability("entry", "EntryAbility", move |request| {
+            manager.reject(&request.token, "busy editing").unwrap();
+            CollaborateResult::Accept
+        });
+    let a = world.a_session();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(result.error_code, Some(ConnectErrorCode::PeerAppRejected));
+    assert_eq!(result.reason.as_deref(), Some("busy editing"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_returns_reject_gives_peer_app_rejected() {
+    let world = World::new();
+    world
+        .b
+        .app
+        .register_ability("entry", "EntryAbility", |_| CollaborateResult::Reject {
+            reason: "not now".into(),
+        });
+    let a = world.a_session();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(result.error_code, Some(ConnectErrorCode::PeerAppRejected));
+    assert_eq!(result.reason.as_deref(), Some("not now"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_registered_ability_gives_peer_ability_no_oncollaborate() {
+    let world = World::new();
+    let a = world.a_session();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(
+        result.error_code,
+        Some(ConnectErrorCode::PeerAbilityNoOncollaborate)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn need_send_data_over_a_local_transport_without_data_is_local_wifi_not_open() {
+    let world = World::with(
+        DeviceOptions::new().carries_data(false),
+        DeviceOptions::new(),
+        DeviceConfig::default(),
+    );
+    world.b_accepts();
+    let options = ConnectOptions {
+        need_send_data: Some(true),
+        ..ConnectOptions::default()
+    };
+    let a = world
+        .a
+        .app
+        .create_ability_connection_session(SERVICE, &context(), peer_of("tablet"), options)
+        .unwrap();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(result.error_code, Some(ConnectErrorCode::LocalWifiNotOpen));
+}
+
+#[tokio::test(start_paused = true)]
+async fn need_send_data_over_a_peer_transport_without_data_is_peer_wifi_not_open() {
+    let world = World::with(
+        DeviceOptions::new(),
+        DeviceOptions::new().carries_data(false),
+        DeviceConfig::default(),
+    );
+    world.b_accepts();
+    let options = ConnectOptions {
+        need_send_data: Some(true),
+        ..ConnectOptions::default()
+    };
+    let a = world
+        .a
+        .app
+        .create_ability_connection_session(SERVICE, &context(), peer_of("tablet"), options)
+        .unwrap();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(result.error_code, Some(ConnectErrorCode::PeerWifiNotOpen));
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_data_over_a_transport_without_data_is_801() {
+    let world = World::with(
+        DeviceOptions::new().carries_data(false),
+        DeviceOptions::new(),
+        DeviceConfig::default(),
+    );
+    let (a, _) = world.connected().await;
+    let err = world
+        .a
+        .app
+        .send_data(a, Bytes::from_static(b"x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 801);
+    // Messages still work.
+    world.a.app.send_message(a, "text is fine").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_request_times_out_with_system_internal_error_after_10_s() {
+    let world = World::new();
+    world
+        .b
+        .app
+        .register_ability("entry", "EntryAbility", |_| CollaborateResult::Accept);
+    let a = world.a_session();
+    let started = tokio::time::Instant::now();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(
+        result.error_code,
+        Some(ConnectErrorCode::SystemInternalError)
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_device_is_system_internal_error() {
+    let world = World::new();
+    let a = world
+        .a
+        .app
+        .create_ability_connection_session(
+            SERVICE,
+            &context(),
+            peer_of("watch"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(
+        result.error_code,
+        Some(ConnectErrorCode::SystemInternalError)
+    );
+    assert!(result.reason.unwrap().contains("watch"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn destroying_a_session_gives_the_peer_peer_app_exit() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut events = world.b.app.events(b).unwrap();
+    world.a.app.destroy_ability_connection_session(a).unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Disconnect {
+            session_id: b,
+            reason: DisconnectReason::PeerAppExit
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_manager_gives_the_peer_peer_app_exit() {
+    let world = World::new();
+    let (_, b) = world.connected().await;
+    let mut events = world.b.app.events(b).unwrap();
+    let World {
+        a,
+        b: b_side,
+        network,
+    } = world;
+    drop(a.app);
+    assert_eq!(
+        next(&mut events).await,
+        Event::Disconnect {
+            session_id: b,
+            reason: DisconnectReason::PeerAppExit
+        }
+    );
+    drop((b_side, network));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_link_gives_network_disconnected_on_both_sides() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut a_events = world.a.app.events(a).unwrap();
+    let mut b_events = world.b.app.events(b).unwrap();
+    let phone = DeviceId::new("phone").unwrap();
+    let tablet = DeviceId::new("tablet").unwrap();
+    world.network.links(&phone, &tablet)[0].lose("radio gone");
+    for (events, id) in [(&mut a_events, a), (&mut b_events, b)] {
+        assert_eq!(
+            next(events).await,
+            Event::Disconnect {
+                session_id: id,
+                reason: DisconnectReason::NetworkDisconnected
+            }
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn missed_keepalives_give_network_disconnected_on_both_sides() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut a_events = world.a.app.events(a).unwrap();
+    let mut b_events = world.b.app.events(b).unwrap();
+    let phone = DeviceId::new("phone").unwrap();
+    let tablet = DeviceId::new("tablet").unwrap();
+    let link = &world.network.links(&phone, &tablet)[0];
+    link.inject(&phone, Fault::Stall).unwrap();
+    link.inject(&tablet, Fault::Stall).unwrap();
+    let started = tokio::time::Instant::now();
+    for (events, id) in [(&mut a_events, a), (&mut b_events, b)] {
+        assert_eq!(
+            next(events).await,
+            Event::Disconnect {
+                session_id: id,
+                reason: DisconnectReason::NetworkDisconnected
+            }
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_secs(45));
+}
+
+#[tokio::test(start_paused = true)]
+async fn crossing_connects_leave_one_session_connected_on_both_sides() {
+    let world = World::new();
+    let mut a_accepted = accept_all(&world.a.app);
+    let mut b_accepted = world.b_accepts();
+    let a = world.a_session();
+    let b = world
+        .b
+        .app
+        .create_ability_connection_session(
+            SERVICE,
+            &context(),
+            peer_of("phone"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let (ra, rb) = tokio::join!(world.a.app.connect(a), world.b.app.connect(b));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert!(ra.is_connected != rb.is_connected, "{ra:?} {rb:?}");
+    let loser = if ra.is_connected { &rb } else { &ra };
+    assert_eq!(
+        loser.error_code,
+        Some(ConnectErrorCode::ConnectedSessionExists)
+    );
+    // The winner's request was accepted by the loser's handler: one accepted session there.
+    let accepted = if ra.is_connected {
+        b_accepted.recv().await
+    } else {
+        a_accepted.recv().await
+    };
+    assert!(accepted.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_used_twice_forged_or_for_another_session_is_refused() {
+    let world = World::new();
+    let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
+    world
+        .b
+        .app
+        .register_ability("entry", "EntryAbility", move |request| {
+            let _ = tx.send(request.token);
+            CollaborateResult::Accept
+        });
+    let a = world.a_session();
+    let app_a = world.a.app.clone();
+    let connecting = tokio::spawn(async move { app_a.connect(a).await });
+    let token = tokens.recv().await.unwrap();
+    // A session for another service cannot take the token.
+    let other = world
+        .b
+        .app
+        .create_ability_connection_session(
+            "other",
+            &context(),
+            peer_of("phone"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let err = world.b.app.accept_connect(other, &token).await.unwrap_err();
+    assert!(err.to_string().contains("service"), "{err}");
+    // A forged token.
+    let right = world
+        .b
+        .app
+        .create_ability_connection_session(
+            SERVICE,
+            &context(),
+            peer_of("phone"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let forged = "0123456789abcdef0123456789abcdef";
+    assert_eq!(
+        world
+            .b
+            .app
+            .accept_connect(right, forged)
+            .await
+            .unwrap_err()
+            .code(),
+        401
+    );
+    assert_eq!(
+        world
+            .b
+            .app
+            .accept_connect(right, "xyz")
+            .await
+            .unwrap_err()
+            .code(),
+        401
+    );
+    // The right session with the right token, once.
+    world.b.app.accept_connect(right, &token).await.unwrap();
+    assert!(connecting.await.unwrap().unwrap().is_connected);
+    let again = world
+        .b
+        .app
+        .create_ability_connection_session(
+            SERVICE,
+            &context(),
+            peer_of("phone"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let replay = world.b.app.accept_connect(again, &token).await.unwrap_err();
+    assert_eq!(replay.code(), 401);
+    assert_eq!(world.b.app.reject(&token, "late").unwrap_err().code(), 401);
+}
+
+#[tokio::test(start_paused = true)]
+async fn callbacks_see_their_events_and_stop_after_off() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let (callback, seen) = recorder();
+    let (other, other_seen) = recorder();
+    world
+        .b
+        .app
+        .on(EventType::ReceiveMessage, b, callback.clone())
+        .unwrap();
+    world
+        .b
+        .app
+        .on(EventType::ReceiveMessage, b, other.clone())
+        .unwrap();
+    let mut stream = world.b.app.events(b).unwrap();
+    world.a.app.send_message(a, "one").await.unwrap();
+    next(&mut stream).await;
+    world
+        .b
+        .app
+        .off(EventType::ReceiveMessage, b, Some(&callback))
+        .unwrap();
+    world.a.app.send_message(a, "two").await.unwrap();
+    next(&mut stream).await;
+    world.b.app.off(EventType::ReceiveMessage, b, None).unwrap();
+    world.a.app.send_message(a, "three").await.unwrap();
+    next(&mut stream).await;
+    let texts = |seen: &std::sync::Mutex<Vec<Event>>| -> Vec<String> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.callback_info().msg)
+            .collect()
+    };
+    assert_eq!(texts(&seen), ["one"]);
+    assert_eq!(texts(&other_seen), ["one", "two"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_connect_event_fires_on_both_sides() {
+    let world = World::new();
+    let mut accepted = world.b_accepts();
+    let a = world.a_session();
+    let (callback, seen) = recorder();
+    world.a.app.on(EventType::Connect, a, callback).unwrap();
+    assert!(world.a.app.connect(a).await.unwrap().is_connected);
+    let b = accepted.recv().await.unwrap();
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [Event::Connect { session_id: a }]
+    );
+    assert!(world.b.app.get_peer_info_by_id(b).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn collaborate_events_reach_the_peer() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut stream = world.b.app.events(b).unwrap();
+    world
+        .a
+        .app
+        .send_collaborate_event(a, CollaborateEventType::ColorSpaceConversionFailure, "hdr")
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut stream).await,
+        Event::Collaborate {
+            session_id: b,
+            info: CollaborateEventInfo {
+                event_type: CollaborateEventType::ColorSpaceConversionFailure,
+                event_msg: Some("hdr".into())
+            }
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_disconnected_session_can_connect_again() {
+    let world = World::new();
+    let (a, _) = world.connected().await;
+    world.a.app.disconnect(a).unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let result = world.a.app.connect(a).await.unwrap();
+    assert!(result.is_connected, "{result:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn available_devices_lists_the_other_devices_or_is_801_without_discovery() {
+    let world = World::with(
+        DeviceOptions::new(),
+        DeviceOptions::new().discovery(false),
+        DeviceConfig::default(),
+    );
+    let seen = world.a.device.available_devices().await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].id.as_str(), "tablet");
+    assert_eq!(
+        world.b.device.available_devices().await.unwrap_err().code(),
+        801
     );
 }
