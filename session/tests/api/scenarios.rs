@@ -695,3 +695,149 @@ async fn available_devices_lists_the_other_devices_or_is_801_without_discovery()
         801
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_100_mib_transfer_arrives_intact() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut events = world.b.app.events(b).unwrap();
+    let data: Bytes = (0..100u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let sender = world.a.app.clone();
+    let sent = data.clone();
+    let sending = tokio::spawn(async move { sender.send_data(a, sent).await });
+    let Event::Data { data: got, .. } = next(&mut events).await else {
+        panic!("expected data");
+    };
+    sending.await.unwrap().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "100 MiB differ");
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_and_data_of_several_sessions_keep_their_order_per_session() {
+    let world = World::new();
+    let mut accepted = world.b_accepts();
+    let mut pairs = Vec::new();
+    for service in ["alpha", "beta", "gamma"] {
+        let a = world
+            .a
+            .app
+            .create_ability_connection_session(
+                service,
+                &context(),
+                peer_of("tablet"),
+                ConnectOptions::default(),
+            )
+            .unwrap();
+        assert!(world.a.app.connect(a).await.unwrap().is_connected);
+        let b = accepted.recv().await.unwrap();
+        pairs.push((a, b, world.b.app.events(b).unwrap()));
+    }
+    let mut senders = Vec::new();
+    for (n, (a, _, _)) in pairs.iter().enumerate() {
+        let app = world.a.app.clone();
+        let a = *a;
+        senders.push(tokio::spawn(async move {
+            for k in 0..20u32 {
+                if k % 3 == 0 {
+                    let blob = Bytes::from(vec![(n as u8) ^ (k as u8); 10_000 + k as usize * 700]);
+                    app.send_data(a, blob).await.unwrap();
+                } else {
+                    app.send_message(a, &format!("{n}:{k}")).await.unwrap();
+                }
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    for (n, (_, b, events)) in pairs.iter_mut().enumerate() {
+        for k in 0..20u32 {
+            match next(events).await {
+                Event::Message { session_id, msg } => {
+                    assert_eq!(session_id, *b);
+                    assert_eq!(msg, format!("{n}:{k}"), "session {n} out of order");
+                }
+                Event::Data { session_id, data } => {
+                    assert_eq!(session_id, *b);
+                    assert_eq!(k % 3, 0, "session {n}: data where message {k} was due");
+                    assert_eq!(data.len(), 10_000 + k as usize * 700);
+                    assert!(data.iter().all(|x| *x == (n as u8) ^ (k as u8)));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_link_dropped_mid_transfer_delivers_nothing_partial() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut b_events = world.b.app.events(b).unwrap();
+    let mut a_events = world.a.app.events(a).unwrap();
+    let phone = DeviceId::new("phone").unwrap();
+    let tablet = DeviceId::new("tablet").unwrap();
+    let link = world.network.links(&phone, &tablet)[0].clone();
+    // Slow the link so that the transfer is in flight when the link goes.
+    link.inject(&phone, Fault::Bandwidth(std::num::NonZeroU64::new(1 << 20)))
+        .unwrap();
+    let sender = world.a.app.clone();
+    let sending =
+        tokio::spawn(async move { sender.send_data(a, Bytes::from(vec![1; 8 << 20])).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(link.stats(&tablet).is_ok());
+    link.lose("walked out of range");
+    let err = sending.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), 401);
+    assert_eq!(
+        next(&mut b_events).await,
+        Event::Disconnect {
+            session_id: b,
+            reason: DisconnectReason::NetworkDisconnected
+        },
+        "the partial transfer is never delivered"
+    );
+    assert_eq!(
+        next(&mut a_events).await,
+        Event::Disconnect {
+            session_id: a,
+            reason: DisconnectReason::NetworkDisconnected
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_data_waits_while_the_link_is_stalled() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut events = world.b.app.events(b).unwrap();
+    let phone = DeviceId::new("phone").unwrap();
+    let tablet = DeviceId::new("tablet").unwrap();
+    let link = world.network.links(&phone, &tablet)[0].clone();
+    link.inject(&phone, Fault::Stall).unwrap();
+    let sender = world.a.app.clone();
+    let mut sending =
+        tokio::spawn(async move { sender.send_data(a, Bytes::from(vec![5; 16 << 20])).await });
+    // Five seconds later the link's buffer is full and the call has not returned.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), &mut sending)
+            .await
+            .is_err(),
+        "send_data returned while nothing could leave"
+    );
+    let in_flight = link.stats(&phone).unwrap().bytes_in_flight;
+    assert!(
+        in_flight <= 2 << 20,
+        "{in_flight} bytes queued: the sender was not held back"
+    );
+    link.inject(&phone, Fault::Unstall).unwrap();
+    sending.await.unwrap().unwrap();
+    let Event::Data { data, .. } = next(&mut events).await else {
+        panic!("expected data");
+    };
+    assert_eq!(data.len(), 16 << 20);
+}
