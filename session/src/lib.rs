@@ -1,22 +1,75 @@
 //! `acm`: cross-device ability connections.
 //!
-//! This crate is the home of the acm session engine ([`engine`]: a sans-IO state machine per
-//! link that runs link setup, sessions, handshakes, keepalive, messages, data and close) and of
-//! the async `AbilityConnectionManager` API over any [`transport::Transport`]. The protocol it
-//! speaks is defined in SPEC.md; the wire format lives in [`wire`] and the link abstraction in
-//! [`transport`], both re-exported here so that applications depend on one crate.
+//! An app on one device opens its twin on a nearby device, hands it a request, and then
+//! exchanges text messages and bytes with it: the job of OpenHarmony's
+//! `abilityConnectionManager`, with the same functions, types and error codes, over the
+//! documented acm protocol (SPEC.md) and any [`transport::Transport`].
 //!
-//! # Example
+//! * [`Device`]: the runtime of one device (OpenHarmony's system service). It owns the
+//!   transport and one link per peer device, and routes incoming requests to the apps.
+//! * [`AbilityConnectionManager`]: what an app uses: `create_ability_connection_session`,
+//!   `connect`, `accept_connect`, `reject`, `disconnect`, `send_message`, `send_data`, the events
+//!   `connect`, `disconnect`, `receiveMessage`, `receiveData` and `collaborateEvent` through
+//!   [`AbilityConnectionManager::on`]/[`AbilityConnectionManager::off`] or as a stream.
+//! * [`engine`]: the sans-IO protocol engine underneath, for testing and fuzzing.
 //!
-//! The codes the API reports are the wire's, mapped to the reference API's numbers:
+//! # Testing your app against the mock transport
+//!
+//! Two devices on an in-memory network, under tokio's paused clock so that timeouts take no
+//! time. Device B's app accepts every request; device A's app connects, sends a message, and
+//! B sees it.
 //!
 //! ```
-//! use acm::wire::pb::ConnectErrorCode;
-//! use acm::wire::reference::ApiEnum;
+//! use acm::{CollaborateResult, ConnectOptions, Context, Device, DeviceConfig, Event, PeerInfo};
+//! use acm::transport::DeviceId;
+//! use acm_transport_mock::MockNetwork;
 //!
-//! assert_eq!(ConnectErrorCode::ConnectedSessionExists.api_value(), Some(0));
-//! assert_eq!(ConnectErrorCode::SystemInternalError.api_value(), Some(5));
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // In a test: #[tokio::test(start_paused = true)]
+//! let network = MockNetwork::new(1);
+//! let phone = Device::new(network.add_device(DeviceId::new("phone")?)?, DeviceConfig::default());
+//! let tablet = Device::new(network.add_device(DeviceId::new("tablet")?)?, DeviceConfig::default());
+//!
+//! let context = Context::new("com.example.notes", "entry", "EntryAbility");
+//! let on_phone = phone.manager(&context);
+//! let on_tablet = tablet.manager(&context);
+//!
+//! // The tablet's ability accepts every collaboration request.
+//! let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+//! let manager = on_tablet.clone();
+//! let ctx = context.clone();
+//! on_tablet.register_ability("entry", "EntryAbility", move |request| {
+//!     let (manager, ctx, tx) = (manager.clone(), ctx.clone(), accepted_tx.clone());
+//!     tokio::spawn(async move {
+//!         let peer = request.peer_info.clone();
+//!         let service = peer.service_name.clone();
+//!         let id = manager
+//!             .create_ability_connection_session(&service, &ctx, peer, request.connect_options)
+//!             .unwrap();
+//!         manager.accept_connect(id, &request.token).await.unwrap();
+//!         tx.send(id).unwrap();
+//!     });
+//!     CollaborateResult::Accept
+//! });
+//!
+//! // The phone's app connects and sends a message.
+//! let peer = PeerInfo::new("tablet", "com.example.notes", "entry", "EntryAbility");
+//! let session = on_phone.create_ability_connection_session("notes", &context, peer, ConnectOptions::default())?;
+//! assert!(on_phone.connect(session).await?.is_connected);
+//! let on_tablet_session = accepted.recv().await.unwrap();
+//! let mut events = on_tablet.events(on_tablet_session)?;
+//! on_phone.send_message(session, "hello").await?;
+//! assert_eq!(
+//!     events.next().await,
+//!     Some(Event::Message { session_id: on_tablet_session, msg: "hello".into() })
+//! );
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! Faults come from the mock network: `network.links(&a, &b)[0].inject(&a, Fault::Stall)`,
+//! `.lose("gone")`, and the others of `acm_transport_mock::Fault` (a dev-dependency).
 
 pub mod api;
 pub mod engine;

@@ -10,6 +10,7 @@ use acm_wire::pb;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
+use tracing::Instrument;
 
 use crate::api::events::Event;
 use crate::api::session::{SessionShared, SessionState};
@@ -150,7 +151,8 @@ pub(crate) fn spawn_link(
         up: Some(up_tx),
         close_reason: CloseReason::normal(),
     };
-    tokio::spawn(driver.run(command_rx, frames_rx, out_tx));
+    let span = tracing::info_span!("link", peer = %peer, ?role, id = handle.id);
+    tokio::spawn(driver.run(command_rx, frames_rx, out_tx).instrument(span));
     (handle, up_rx)
 }
 
