@@ -44,6 +44,9 @@ pub const MAX_ADVERTISED_ID_LEN: usize = 29;
 /// The longest close message carried, in bytes (`CTRL-4`'s limit on free texts).
 pub const MAX_CLOSE_MESSAGE: usize = 1024;
 
+/// How long a side waits for the peer's OPEN.
+pub const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The AD flags an acceptor advertises: LE General Discoverable, BR/EDR not supported.
 pub const AD_FLAGS: u8 = 0x06;
 

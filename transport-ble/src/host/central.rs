@@ -13,7 +13,7 @@ use trouble_host::{BleHostError, Error};
 use super::book::{Book, format_address};
 use super::channel::{self, OpenError};
 use super::{Hci, Spawn, Status};
-use crate::binding::{MIN_PEER_MTU, SPSM};
+use crate::binding::{MIN_PEER_MTU, OPEN_WAIT, SPSM};
 use crate::config::BleConfig;
 use crate::link::{self, BleLink, LinkInfo};
 use crate::pool::HeapPool;
@@ -107,8 +107,10 @@ pub(crate) async fn dial<'a>(
     if channel.peer_mtu() < MIN_PEER_MTU {
         return Err(TransportError::Refused(device.clone()));
     }
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let peer = channel::exchange_open(stack, &mut channel, &config.device, remaining)
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .min(OPEN_WAIT);
+    let peer = channel::exchange_open(stack, &mut channel, &config.device, true, remaining)
         .await
         .map_err(|e| match e {
             OpenError::TimedOut => TransportError::TimedOut("waiting for the peer's OPEN"),

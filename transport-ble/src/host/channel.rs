@@ -39,26 +39,37 @@ pub(crate) enum OpenError {
     TimedOut,
 }
 
-/// Sends this side's OPEN, then waits for the peer's and returns the id it names.
+/// The first exchange: the dialer sends its OPEN and waits for the acceptor's; the acceptor
+/// waits for the dialer's OPEN before it answers with its own (so a dialer never receives an SDU
+/// before it has sent one). Returns the id the peer's OPEN names.
 pub(crate) async fn exchange_open(
     stack: &Stack<'_, Hci, HeapPool>,
     channel: &mut L2capChannel<'_, HeapPool>,
     local: &DeviceId,
+    dialer: bool,
     timeout: Duration,
 ) -> Result<DeviceId, OpenError> {
     let exchange = async {
-        channel
-            .send(stack, &binding::open(local))
-            .await
-            .map_err(|_| OpenError::Down)?;
+        if dialer {
+            channel
+                .send(stack, &binding::open(local))
+                .await
+                .map_err(|_| OpenError::Down)?;
+        }
         let sdu = channel
             .receive_sdu(stack)
             .await
             .map_err(|_| OpenError::Down)?;
-        match binding::parse(Bytes::copy_from_slice(sdu.as_ref())) {
-            Ok(Sdu::Open(peer)) => Ok(peer),
-            _ => Err(OpenError::NotOpen),
+        let Ok(Sdu::Open(peer)) = binding::parse(Bytes::copy_from_slice(sdu.as_ref())) else {
+            return Err(OpenError::NotOpen);
+        };
+        if !dialer {
+            channel
+                .send(stack, &binding::open(local))
+                .await
+                .map_err(|_| OpenError::Down)?;
         }
+        Ok(peer)
     };
     tokio::time::timeout(timeout, exchange)
         .await

@@ -5,6 +5,7 @@ mod book;
 mod central;
 mod channel;
 mod peripheral;
+mod refragment;
 
 use std::cell::Cell;
 use std::future::pending;
@@ -23,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use trouble_host::prelude::{Address, HostResources};
 
+use self::refragment::Refragment;
 use crate::binding::SPSM;
 use crate::config::{BleConfig, HciEndpoint};
 use crate::error::BleError;
@@ -44,7 +46,7 @@ type HciReader = Box<dyn AsyncRead + Unpin>;
 type HciWriter = Box<dyn AsyncWrite + Unpin>;
 /// The controller, as the host stack drives it.
 pub(crate) type Hci = ExternalController<
-    SerialTransport<NoopRawMutex, FromTokio<HciReader>, FromTokio<HciWriter>>,
+    SerialTransport<NoopRawMutex, Refragment<FromTokio<HciReader>>, FromTokio<HciWriter>>,
     COMMAND_SLOTS,
 >;
 
@@ -168,7 +170,10 @@ async fn run(
     ready: oneshot::Sender<Result<(), BleError>>,
     stop: oneshot::Receiver<()>,
 ) {
-    let transport = SerialTransport::new(FromTokio::new(reader), FromTokio::new(writer));
+    let transport = SerialTransport::new(
+        Refragment::new(FromTokio::new(reader)),
+        FromTokio::new(writer),
+    );
     let controller: Hci = ExternalController::new(transport);
     let mut resources: HostResources<HeapPool, CONNECTIONS, CHANNELS> = HostResources::new();
     let mut address = config.address.unwrap_or_else(random_address);

@@ -12,7 +12,7 @@ use super::book::format_address;
 use super::channel;
 use super::{Hci, Spawn, Status};
 use crate::advert;
-use crate::binding::MIN_PEER_MTU;
+use crate::binding::{MIN_PEER_MTU, OPEN_WAIT};
 use crate::config::BleConfig;
 use crate::link::{self, BleLink, LinkInfo};
 use crate::pool::HeapPool;
@@ -79,8 +79,14 @@ async fn accept<'a>(
     if channel.peer_mtu() < MIN_PEER_MTU {
         return;
     }
-    let Ok(peer) =
-        channel::exchange_open(stack, &mut channel, &config.device, config.dial_timeout).await
+    let Ok(peer) = channel::exchange_open(
+        stack,
+        &mut channel,
+        &config.device,
+        false,
+        config.dial_timeout,
+    )
+    .await
     else {
         return;
     };
