@@ -79,14 +79,8 @@ async fn accept<'a>(
     if channel.peer_mtu() < MIN_PEER_MTU {
         return;
     }
-    let Ok(peer) = channel::exchange_open(
-        stack,
-        &mut channel,
-        &config.device,
-        false,
-        config.dial_timeout,
-    )
-    .await
+    let Ok(peer) =
+        channel::exchange_open(stack, &mut channel, &config.device, false, OPEN_WAIT).await
     else {
         return;
     };
