@@ -3,8 +3,8 @@
 //! [`BleTransport`] implements [`acm_transport::Transport`]: an acceptor advertises the acm
 //! service, a dialer scans, connects and opens an L2CAP LE credit-based channel on the acm
 //! SPSM, and each acm frame then travels as one SDU. The binding (UUID, SPSM, advertising
-//! layout, MTU and MPS, the OPEN and CLOSE SDUs) is in [`binding`] and in the crate's
-//! `BINDING.md`.
+//! layout, MTU and MPS, the OPEN and CLOSE SDUs) is in [`binding`] and in SPEC.md section 13,
+//! "Bluetooth LE binding" (rules `BLE-1` to `BLE-10`).
 //!
 //! The Bluetooth host is the pure-Rust trouble-host stack, on a thread of its own, talking HCI
 //! H4 to a controller over TCP (a virtual controller) or a serial port (a real one): see

@@ -28,6 +28,9 @@
 //! * [`Link::max_frame_size`] is normally fixed for the life of a link, but a transport may lower
 //!   it (a renegotiated radio link; the mock transport as a fault), so a sender reads it before
 //!   each frame.
+//! * Frames that begin `AC 4D 00` (an acm header with version 0, which no acm frame carries)
+//!   are left to transports for messages of their own, such as the BLE binding's OPEN and
+//!   CLOSE: a transport may refuse to send one with [`TransportError::Unsupported`].
 //! * To stop waiting in [`Transport::accept`], drop its future; a transport that has shut down
 //!   fails it with [`TransportError::Shutdown`].
 //!
