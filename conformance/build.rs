@@ -1,0 +1,38 @@
+//! Extracts every rule of SPEC.md (a paragraph that starts with a bold rule id such as
+//! `**FRAME-4**`) into a table, so that cases cite rules by id and reports quote their text,
+//! always as the specification says it.
+
+use std::fmt::Write as _;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let spec_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../SPEC.md");
+    println!("cargo:rerun-if-changed={}", spec_path.display());
+    let spec = std::fs::read_to_string(&spec_path)?;
+    let mut rules: Vec<(String, String)> = Vec::new();
+    for paragraph in spec.split("\n\n") {
+        let text = paragraph.split_whitespace().collect::<Vec<_>>().join(" ");
+        let Some(rest) = text.strip_prefix("**") else {
+            continue;
+        };
+        let Some((id, body)) = rest.split_once("**") else {
+            continue;
+        };
+        let is_id = id.split_once('-').is_some_and(|(prefix, number)| {
+            !prefix.is_empty()
+                && prefix.chars().all(|c| c.is_ascii_uppercase())
+                && number.parse::<u32>().is_ok()
+        });
+        if is_id {
+            rules.push((id.to_string(), body.trim().to_string()));
+        }
+    }
+    let mut out = String::from("/// Every rule of SPEC.md: its id and its text.\n");
+    out.push_str("pub static RULES: &[(&str, &str)] = &[\n");
+    for (id, text) in &rules {
+        writeln!(out, "    ({id:?}, {text:?}),")?;
+    }
+    out.push_str("];\n");
+    let out_dir = std::env::var("OUT_DIR")?;
+    std::fs::write(std::path::Path::new(&out_dir).join("rules.rs"), out)?;
+    Ok(())
+}
