@@ -48,6 +48,8 @@ pub mod data;
 pub mod decoder;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod header;
 pub mod limits;
 pub mod reassembly;

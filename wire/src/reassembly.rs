@@ -64,6 +64,15 @@ impl Reassembler {
         self.partials.len()
     }
 
+    /// The length and the capacity of each unfinished transfer's buffer, for the memory checks
+    /// of the fuzz targets.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn buffers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.partials
+            .values()
+            .map(|p| (p.buf.len(), p.buf.capacity()))
+    }
+
     /// Takes one fragment. Returns the transfer's bytes when this was its LAST fragment.
     pub fn push(&mut self, fragment: DataFragment) -> Result<Option<Bytes>, ReassemblyError> {
         let key = (fragment.channel, fragment.transfer_id);

@@ -1,0 +1,5 @@
+//! Fuzz target `frame_roundtrip`: see `acm_wire::fuzzing::frame_roundtrip` and fuzz/README.md.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| acm_wire::fuzzing::frame_roundtrip(data));

@@ -1,0 +1,146 @@
+//! The bodies of the fuzz targets in `fuzz/`, and the seed inputs of their corpora.
+//!
+//! Each body takes arbitrary bytes, drives one part of the wire with them, and panics when an
+//! invariant breaks; a panic is what a fuzzer reports as a crash. The same functions run under
+//! libFuzzer (`fuzz/fuzz_targets/*.rs`) and, on stable Rust, in the replay test
+//! (`wire/tests/fuzz_replay.rs`), which feeds them every committed corpus and regression file.
+//!
+//! The bodies do not trust the code they test to describe itself: where they check a decision
+//! (is this header acceptable, is this fragment an error, is this body valid), they compare it
+//! with a small model written from SPEC.md. A body accepts an error when the model finds the
+//! rule the error names among the rules the input breaks, since SPEC.md lets a receiver report
+//! any of them (section 3.5).
+//!
+//! Inputs start with a configuration byte or two, then the bytes under test; [`seeds`] builds
+//! valid inputs from real traffic, and `fuzz/README.md` describes each layout.
+
+mod control;
+mod frames;
+mod reassembly;
+mod seeds;
+
+pub use control::control_messages;
+pub use frames::{frame_decoder, frame_roundtrip};
+pub use reassembly::reassembly;
+pub use seeds::{Seed, seeds};
+
+/// A fuzz target: its name, as in `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/`, and
+/// its body.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// The target's name.
+    pub name: &'static str,
+    /// The body: panics on any broken invariant.
+    pub run: fn(&[u8]),
+}
+
+/// Every fuzz target of the wire crate.
+pub const TARGETS: &[Target] = &[
+    Target {
+        name: "frame_decoder",
+        run: frame_decoder,
+    },
+    Target {
+        name: "frame_roundtrip",
+        run: frame_roundtrip,
+    },
+    Target {
+        name: "reassembly",
+        run: reassembly,
+    },
+    Target {
+        name: "control_messages",
+        run: control_messages,
+    },
+];
+
+/// Reads a fuzz input front to back. Past the end every read yields zeros or nothing, so any
+/// input is a valid one.
+#[derive(Debug)]
+struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Self { data }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn byte(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&b, rest)) => {
+                self.data = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    /// Up to `n` bytes: fewer when the input ends first.
+    fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (taken, rest) = self.data.split_at(n.min(self.data.len()));
+        self.data = rest;
+        taken
+    }
+
+    /// A LEB128 varint of up to 10 bytes; the bits past 64 are dropped.
+    fn varint(&mut self) -> u64 {
+        let mut value = 0u64;
+        for shift in (0..70).step_by(7) {
+            let b = self.byte();
+            value |= u64::from(b & 0x7F).checked_shl(shift).unwrap_or(0);
+            if b & 0x80 == 0 || self.is_empty() {
+                break;
+            }
+        }
+        value
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        self.bytes(self.data.len())
+    }
+}
+
+/// Appends `value` as a LEB128 varint, as [`Input::varint`] reads it.
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(u8::try_from(value & 0x7F).unwrap_or(0) | 0x80);
+        value >>= 7;
+    }
+    out.push(u8::try_from(value).unwrap_or(0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_read_back() {
+        for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            let mut input = Input::new(&out);
+            assert_eq!(input.varint(), value);
+            assert!(input.is_empty());
+        }
+    }
+
+    #[test]
+    fn reads_past_the_end_are_zero() {
+        let mut input = Input::new(&[0x80]);
+        assert_eq!(input.varint(), 0);
+        assert_eq!(input.byte(), 0);
+        assert_eq!(input.bytes(3), &[] as &[u8]);
+    }
+
+    #[test]
+    fn every_target_accepts_the_empty_input() {
+        for target in TARGETS {
+            (target.run)(&[]);
+        }
+    }
+}
