@@ -212,7 +212,10 @@ impl ControlError {
 
 /// The rule that governs the contents of a message, by the message the field belongs to.
 fn field_rule(field: &str) -> &'static str {
-    if field.starts_with("Hello.") {
+    if field == "ConnectResponse.rejected.reason" {
+        // A free text, like the other reasons and details.
+        "CTRL-4"
+    } else if field.starts_with("Hello.") {
         "LINK-3"
     } else if field.starts_with("ConnectRequest.") {
         "SESS-2"

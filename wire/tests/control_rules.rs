@@ -413,7 +413,7 @@ fn sess_4_rejection_needs_a_code_and_a_bounded_reason() {
     assert_refused(
         Control::ConnectResponse(rejected(2, &ascii('r', 1025))),
         too_long("ConnectResponse.rejected.reason", 1025, 1024),
-        "SESS-4",
+        "CTRL-4",
     );
     assert_refused(
         Control::ConnectResponse(rejected(0, "no")),
