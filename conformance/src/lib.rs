@@ -16,8 +16,10 @@
 //! ```
 
 pub mod expectations;
+pub mod profile;
 pub mod report;
 pub mod rules;
+pub mod wire;
 
 pub use expectations::{Expectations, ExpectationsError, Judgement};
 pub use report::{Case, CaseResult, Report, Verdict};

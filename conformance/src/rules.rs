@@ -43,7 +43,10 @@ mod tests {
     #[test]
     fn rule_text_is_the_paragraph_it_heads() {
         let frame_2 = text("FRAME-2").unwrap();
-        assert!(frame_2.contains("AC 4D") && frame_2.contains("MUST"), "{frame_2}");
+        assert!(
+            frame_2.contains("AC 4D") && frame_2.contains("MUST"),
+            "{frame_2}"
+        );
         assert_eq!(text("NOPE-1"), None);
     }
 }

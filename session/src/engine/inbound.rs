@@ -135,6 +135,8 @@ impl LinkEngine {
         let reason = read_link_close_reason(close.reason);
         tracing::info!(reason = reason.as_str_name(), message = %close.message, "peer closed the link");
         self.end_everything();
+        // LINK-7: nothing more may be sent after the peer's LINK_CLOSE.
+        self.outbound.clear_control();
         self.phase = Phase::Closed;
         self.events.push_back(EngineEvent::LinkClosed {
             by: Closer::Peer,

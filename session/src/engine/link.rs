@@ -263,6 +263,7 @@ impl LinkEngine {
             return;
         }
         self.end_everything();
+        self.outbound.clear_control();
         self.phase = Phase::Closed;
         let detail = detail.into();
         tracing::info!(%detail, "link lost");
@@ -629,7 +630,7 @@ impl LinkEngine {
         for TransferDone {
             channel,
             transfer_id,
-        } in self.outbound.clear()
+        } in self.outbound.clear_transfers()
         {
             self.events.push_back(EngineEvent::TransferAborted {
                 channel,

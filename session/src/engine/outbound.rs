@@ -86,9 +86,14 @@ impl Outbound {
         aborted
     }
 
-    /// Drops everything, returning the transfers that were cut short.
-    pub(crate) fn clear(&mut self) -> Vec<TransferDone> {
+    /// Drops the control frames waiting: the link can carry nothing more.
+    pub(crate) fn clear_control(&mut self) {
         self.control.clear();
+    }
+
+    /// Drops the transfers, returning them: they were cut short. Control frames already queued
+    /// (a HELLO not yet sent, answers, closes) still go out, before a LINK_CLOSE queued after.
+    pub(crate) fn clear_transfers(&mut self) -> Vec<TransferDone> {
         self.transfers
             .drain(..)
             .map(|t| TransferDone {

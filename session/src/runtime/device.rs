@@ -257,7 +257,9 @@ impl DeviceInner {
         request: IncomingRequest,
     ) -> Option<(pb::ConnectErrorCode, String)> {
         let target = PeerInfo::from_wire(request.target);
-        let source = PeerInfo::from_wire(request.source);
+        // The service is the one the request names for its target (SPEC 5.2); the source's
+        // own service_name is optional.
+        let source = PeerInfo::from_wire(request.source).with_service_name(&target.service_name);
         let app = lock(&self.apps)
             .get(&target.bundle_name)
             .and_then(Weak::upgrade);

@@ -347,3 +347,26 @@ fn frame_10_a_long_message_crosses_a_link_of_small_frames() {
         text
     }));
 }
+
+#[test]
+fn link_1_hello_still_goes_out_first_when_the_link_fails_before_it_was_sent() {
+    let now = std::time::Instant::now();
+    let mut engine = LinkEngine::new(
+        now,
+        Role::Acceptor,
+        B,
+        None,
+        65_535,
+        [0; 16],
+        EngineConfig::default(),
+    );
+    // The peer's HELLO (no common version) arrives before this side's HELLO left.
+    engine.handle_message(now, hello_frame(A, 2, 3));
+    let sent = drain_frames(&mut engine, now);
+    let types: Vec<u8> = sent.iter().map(|f| f.type_code()).collect();
+    assert_eq!(
+        types,
+        [FrameType::Hello as u8, FrameType::LinkClose as u8],
+        "HELLO first, then LINK_CLOSE"
+    );
+}

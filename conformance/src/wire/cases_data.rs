@@ -1,0 +1,374 @@
+//! Data transfers (SPEC section 6).
+
+use std::time::Duration;
+
+use acm_wire::pb::{DisconnectReason, SessionError};
+use acm_wire::{DataFragment, Fragmenter};
+use bytes::{Bytes, BytesMut};
+
+use super::peer::{Peer, Step};
+use super::target::WireTarget;
+use super::{WireCase, wire_case};
+use crate::report::Verdict;
+
+pub(super) fn cases() -> Vec<WireCase> {
+    vec![
+        wire_case!(
+            "wire/DATA-5/single-fragment",
+            ["DATA-2", "DATA-5"],
+            "100 bytes in one fragment are echoed intact",
+            single_fragment
+        ),
+        wire_case!(
+            "wire/DATA-5/empty-transfer",
+            ["DATA-5"],
+            "a transfer of 0 bytes is echoed as one FIRST and LAST fragment",
+            empty_transfer
+        ),
+        wire_case!(
+            "wire/DATA-4/large-transfer",
+            ["DATA-2", "DATA-3", "DATA-4", "DATA-5", "LINK-5"],
+            "1 MiB is echoed intact in well-formed fragments",
+            large_transfer
+        ),
+        wire_case!(
+            "wire/DATA-4/interleaved-transfers",
+            ["DATA-4"],
+            "two transfers whose fragments interleave are both echoed intact",
+            interleaved
+        ),
+        wire_case!(
+            "wire/DATA-4/duplicate-fragment",
+            ["DATA-4"],
+            "a repeated fragment closes the session with PROTOCOL_ERROR and delivers nothing",
+            duplicate
+        ),
+        wire_case!(
+            "wire/DATA-4/out-of-order-fragment",
+            ["DATA-4"],
+            "a fragment ahead of its turn closes the session with PROTOCOL_ERROR",
+            out_of_order
+        ),
+        wire_case!(
+            "wire/DATA-4/unknown-transfer",
+            ["DATA-4"],
+            "a fragment of a transfer never begun closes the session",
+            unknown_transfer
+        ),
+        wire_case!(
+            "wire/DATA-4/empty-middle-fragment",
+            ["DATA-4"],
+            "an empty fragment that is not the last closes the session",
+            empty_middle
+        ),
+        wire_case!(
+            "wire/DATA-5/overrun",
+            ["DATA-5"],
+            "fragments carrying more than the total length close the session",
+            overrun
+        ),
+        wire_case!(
+            "wire/DATA-5/short-transfer",
+            ["DATA-5"],
+            "a LAST fragment before the total length closes the session",
+            short_transfer
+        ),
+        wire_case!(
+            "wire/DATA-3/reused-transfer-id",
+            ["DATA-3"],
+            "a transfer id used before closes the session",
+            reused_transfer_id
+        ),
+        wire_case!(
+            "wire/DATA-2/first-with-index-1",
+            ["DATA-2"],
+            "a FIRST fragment with index 1 closes the session",
+            first_index_one
+        ),
+        wire_case!(
+            "wire/DATA-1/short-data-header",
+            ["DATA-1"],
+            "a DATA payload shorter than its data header closes the session",
+            short_header
+        ),
+        wire_case!(
+            "wire/DATA-6/over-max-data-size",
+            ["DATA-6", "LINK-5"],
+            "a transfer over the implementation's max_data_size closes the session with LIMIT_EXCEEDED",
+            over_max
+        ),
+        wire_case!(
+            "wire/DATA-7/slow-reader",
+            ["DATA-7", "MSG-2"],
+            "8 transfers of 512 KiB to a suite that reads late all come back intact, in order",
+            slow_reader
+        ),
+        wire_case!(
+            "wire/LINK-7/abrupt-close-mid-transfer",
+            ["LINK-7", "DISC-2"],
+            "a link dropped in the middle of a transfer leaves the implementation ready for a new link",
+            abrupt_close
+        ),
+    ]
+}
+
+fn fragment(
+    channel: u32,
+    transfer_id: u32,
+    index: u32,
+    total: Option<u64>,
+    last: bool,
+    chunk: &'static [u8],
+) -> Step<Bytes> {
+    let fragment = DataFragment {
+        channel,
+        transfer_id,
+        index,
+        total_length: total,
+        last,
+        chunk: Bytes::from_static(chunk),
+    };
+    let mut out = BytesMut::new();
+    fragment
+        .encode(1, &mut out)
+        .map_err(|e| Verdict::fail("an encodable fragment", e.to_string()))?;
+    Ok(out.freeze())
+}
+
+async fn echo_check(peer: &mut Peer, channel: u32, data: Bytes) -> Step<()> {
+    let back = peer.expect_data(channel).await?;
+    if back != data {
+        return Err(Verdict::fail(
+            format!("{} bytes echoed intact", data.len()),
+            format!("{} bytes, differing", back.len()),
+        ));
+    }
+    Ok(())
+}
+
+async fn single_fragment(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("data-1").await?;
+    let data = Bytes::from((0..100u8).collect::<Vec<_>>());
+    peer.send_data(channel, 1, data.clone()).await?;
+    echo_check(&mut peer, channel, data).await
+}
+
+async fn empty_transfer(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("data-0").await?;
+    peer.send_data(channel, 1, Bytes::new()).await?;
+    echo_check(&mut peer, channel, Bytes::new()).await
+}
+
+async fn large_transfer(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("data-large").await?;
+    let data = Bytes::from(
+        (0..1u32 << 20)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    peer.send_data(channel, 1, data.clone()).await?;
+    echo_check(&mut peer, channel, data).await
+}
+
+async fn interleaved(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("data-mix").await?;
+    let a = Bytes::from(vec![0xAA; 5000]);
+    let b = Bytes::from(vec![0xBB; 3000]);
+    // Small fragments, so that the two transfers really interleave.
+    let max = 1024;
+    let mut first = Fragmenter::new(1, channel, 1, a.clone(), max)
+        .map_err(|e| Verdict::fail("fragments", e.to_string()))?;
+    let mut second = Fragmenter::new(1, channel, 2, b.clone(), max)
+        .map_err(|e| Verdict::fail("fragments", e.to_string()))?;
+    loop {
+        let x = first.next();
+        let y = second.next();
+        if x.is_none() && y.is_none() {
+            break;
+        }
+        for frame in [x, y].into_iter().flatten() {
+            peer.send_raw(frame).await?;
+        }
+    }
+    // The shorter transfer completes first and is echoed first.
+    echo_check(&mut peer, channel, b).await?;
+    echo_check(&mut peer, channel, a).await
+}
+
+async fn session_error(
+    t: &dyn WireTarget,
+    frames: Vec<Step<Bytes>>,
+    expected: SessionError,
+) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("bad-data").await?;
+    if channel != 1 {
+        return Err(Verdict::fail(
+            "the first session on channel 1",
+            channel.to_string(),
+        ));
+    }
+    for frame in frames {
+        peer.send_raw(frame?).await?;
+    }
+    let bye = peer.expect_disconnect(channel).await?;
+    if bye.reason() != DisconnectReason::NetworkDisconnected || bye.error() != expected {
+        return Err(Verdict::fail(
+            format!("NETWORK_DISCONNECTED with {}", expected.as_str_name()),
+            format!(
+                "{} / {} ({})",
+                bye.reason().as_str_name(),
+                bye.error().as_str_name(),
+                bye.detail
+            ),
+        ));
+    }
+    peer.expect_alive().await
+}
+
+async fn duplicate(t: &dyn WireTarget) -> Step<()> {
+    let frames = vec![
+        fragment(1, 1, 0, Some(9), false, b"abc"),
+        fragment(1, 1, 1, None, false, b"def"),
+        fragment(1, 1, 1, None, false, b"def"),
+        fragment(1, 1, 2, None, true, b"ghi"),
+    ];
+    session_error(t, frames, SessionError::ProtocolError).await
+}
+
+async fn out_of_order(t: &dyn WireTarget) -> Step<()> {
+    let frames = vec![
+        fragment(1, 1, 0, Some(9), false, b"abc"),
+        fragment(1, 1, 2, None, true, b"ghi"),
+    ];
+    session_error(t, frames, SessionError::ProtocolError).await
+}
+
+async fn unknown_transfer(t: &dyn WireTarget) -> Step<()> {
+    session_error(
+        t,
+        vec![fragment(1, 4, 1, None, true, b"xyz")],
+        SessionError::ProtocolError,
+    )
+    .await
+}
+
+async fn empty_middle(t: &dyn WireTarget) -> Step<()> {
+    let frames = vec![
+        fragment(1, 1, 0, Some(6), false, b"abc"),
+        fragment(1, 1, 1, None, false, b""),
+    ];
+    session_error(t, frames, SessionError::ProtocolError).await
+}
+
+async fn overrun(t: &dyn WireTarget) -> Step<()> {
+    let frames = vec![
+        fragment(1, 1, 0, Some(4), false, b"abc"),
+        fragment(1, 1, 1, None, true, b"def"),
+    ];
+    session_error(t, frames, SessionError::ProtocolError).await
+}
+
+async fn short_transfer(t: &dyn WireTarget) -> Step<()> {
+    let frames = vec![
+        fragment(1, 1, 0, Some(10), false, b"abc"),
+        fragment(1, 1, 1, None, true, b"def"),
+    ];
+    session_error(t, frames, SessionError::ProtocolError).await
+}
+
+async fn reused_transfer_id(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("bad-data").await?;
+    peer.send_data(channel, 5, Bytes::from_static(b"one"))
+        .await?;
+    echo_check(&mut peer, channel, Bytes::from_static(b"one")).await?;
+    peer.send_data(channel, 5, Bytes::from_static(b"two"))
+        .await?;
+    let bye = peer.expect_disconnect(channel).await?;
+    if bye.error() != SessionError::ProtocolError {
+        return Err(Verdict::fail("PROTOCOL_ERROR", bye.error().as_str_name()));
+    }
+    Ok(())
+}
+
+async fn first_index_one(t: &dyn WireTarget) -> Step<()> {
+    session_error(
+        t,
+        vec![fragment(1, 1, 1, Some(3), true, b"abc")],
+        SessionError::ProtocolError,
+    )
+    .await
+}
+
+async fn short_header(t: &dyn WireTarget) -> Step<()> {
+    let mut frame = fragment(1, 1, 0, Some(3), true, b"abc")?.to_vec();
+    // Keep the header and 5 bytes of the 16-byte data header; fix the length field.
+    frame.truncate(12 + 5);
+    frame[5..8].copy_from_slice(&[0, 0, 5]);
+    session_error(t, vec![Ok(Bytes::from(frame))], SessionError::ProtocolError).await
+}
+
+async fn over_max(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let max = peer.hello.as_ref().map_or(100 << 20, |h| h.max_data_size);
+    let (channel, _) = peer.open_echo("too-much").await?;
+    let fragment = DataFragment {
+        channel,
+        transfer_id: 1,
+        index: 0,
+        total_length: Some(max.saturating_add(1)),
+        last: false,
+        chunk: Bytes::from_static(b"start"),
+    };
+    let mut out = BytesMut::new();
+    fragment
+        .encode(1, &mut out)
+        .map_err(|e| Verdict::fail("a fragment", e.to_string()))?;
+    peer.send_raw(out.freeze()).await?;
+    let bye = peer.expect_disconnect(channel).await?;
+    if bye.error() != SessionError::LimitExceeded {
+        return Err(Verdict::fail("LIMIT_EXCEEDED", bye.error().as_str_name()));
+    }
+    Ok(())
+}
+
+async fn slow_reader(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("slow").await?;
+    let blobs: Vec<Bytes> = (0..8u8).map(|i| Bytes::from(vec![i; 512 * 1024])).collect();
+    for (i, blob) in blobs.iter().enumerate() {
+        peer.send_data(channel, i as u32 + 1, blob.clone()).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for blob in blobs {
+        echo_check(&mut peer, channel, blob).await?;
+    }
+    Ok(())
+}
+
+async fn abrupt_close(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("abrupt").await?;
+    peer.send_raw(fragment(
+        channel,
+        1,
+        0,
+        Some(1_000_000),
+        false,
+        b"the beginning",
+    )?)
+    .await?;
+    drop(peer);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = Peer::up(t).await?;
+    let (channel, _) = again.open_echo("abrupt").await?;
+    again
+        .send_data(channel, 1, Bytes::from_static(b"fresh"))
+        .await?;
+    echo_check(&mut again, channel, Bytes::from_static(b"fresh")).await
+}

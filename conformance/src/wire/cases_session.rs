@@ -1,0 +1,715 @@
+//! Handshakes, closes, messages and events (SPEC sections 5 and 7).
+
+use std::time::Duration;
+
+use acm_wire::pb::{
+    self, ConnectErrorCode, DisconnectReason, FrameType, SessionError, connect_response,
+};
+use acm_wire::{Control, DataFragment, FrameKind};
+use bytes::Bytes;
+
+use super::peer::{Got, Peer, Step, describe, suite_app, token};
+use super::target::WireTarget;
+use super::{WireCase, wire_case};
+use crate::profile;
+use crate::report::Verdict;
+
+pub(super) fn cases() -> Vec<WireCase> {
+    vec![
+        wire_case!(
+            "wire/SESS-3/echo-accepted",
+            ["SESS-3", "SESS-4", "LINK-11"],
+            "a request for the echo ability is accepted on its channel with its token",
+            echo_accepted
+        ),
+        wire_case!(
+            "wire/SESS-3/rejected-with-reason",
+            ["SESS-3"],
+            "a request for the rejecting ability gets PEER_APP_REJECTED with the app's reason",
+            rejected
+        ),
+        wire_case!(
+            "wire/SESS-3/no-oncollaborate",
+            ["SESS-3"],
+            "a request for an ability without handler gets PEER_ABILITY_NO_ONCOLLABORATE",
+            no_handler
+        ),
+        wire_case!(
+            "wire/SESS-3/session-exists",
+            ["SESS-3"],
+            "a second request for a connected session gets CONNECTED_SESSION_EXISTS",
+            session_exists
+        ),
+        wire_case!(
+            "wire/SESS-3/peer-cannot-carry-data",
+            ["SESS-3"],
+            "need_send_data towards a device whose transport carries no data gets PEER_WIFI_NOT_OPEN",
+            no_data
+        ),
+        wire_case!(
+            "wire/SESS-1/replayed-token",
+            ["SESS-1"],
+            "a request reusing the token of an earlier one is rejected",
+            replayed_token
+        ),
+        wire_case!(
+            "wire/SESS-2/empty-bundle-name",
+            ["SESS-2"],
+            "a request with an empty bundle name is rejected with SYSTEM_INTERNAL_ERROR",
+            empty_bundle
+        ),
+        wire_case!(
+            "wire/SESS-2/wrong-target-device",
+            ["SESS-2"],
+            "a request naming another target device is rejected",
+            wrong_target_device
+        ),
+        wire_case!(
+            "wire/SESS-2/short-token",
+            ["SESS-2", "SESS-1"],
+            "a request with an 8-byte token is rejected",
+            short_token
+        ),
+        wire_case!(
+            "wire/SESS-2/too-many-parameters",
+            ["SESS-2"],
+            "a request with 65 parameters is rejected",
+            too_many_parameters
+        ),
+        wire_case!(
+            "wire/SESS-6/message-before-accept",
+            ["SESS-6"],
+            "a MESSAGE before the session is accepted closes it with PROTOCOL_ERROR",
+            message_before_accept
+        ),
+        wire_case!(
+            "wire/SESS-6/data-before-accept",
+            ["SESS-6"],
+            "DATA before the session is accepted closes it with PROTOCOL_ERROR",
+            data_before_accept
+        ),
+        wire_case!(
+            "wire/SESS-5/responder-timeout",
+            ["SESS-5"],
+            "a request the app never answers is rejected with SYSTEM_INTERNAL_ERROR within 25 s",
+            responder_timeout
+        ),
+        wire_case!(
+            "wire/SESS-5/requester-gives-up",
+            ["SESS-5", "DISC-2"],
+            "after the requester's DISCONNECT, a late accept sends nothing",
+            requester_gives_up
+        ),
+        wire_case!(
+            "wire/SESS-2/implementation-request",
+            ["SESS-1", "SESS-2", "LINK-11"],
+            "the implementation's own CONNECT_REQUEST is valid and its session works",
+            own_request
+        ),
+        wire_case!(
+            "wire/SESS-4/forged-response-token",
+            ["SESS-4"],
+            "a CONNECT_RESPONSE with another token fails the implementation's handshake",
+            forged_response
+        ),
+        wire_case!(
+            "wire/SESS-4/late-response-discarded",
+            ["SESS-4"],
+            "a CONNECT_RESPONSE on a channel that awaits none is discarded",
+            late_response
+        ),
+        wire_case!(
+            "wire/SESS-7/greater-token-wins",
+            ["SESS-7"],
+            "of two crossing requests, the suite's greater token goes on",
+            greater_token_wins
+        ),
+        wire_case!(
+            "wire/SESS-7/smaller-token-loses",
+            ["SESS-7"],
+            "of two crossing requests, the suite's smaller token gets CONNECTED_SESSION_EXISTS",
+            smaller_token_loses
+        ),
+        wire_case!(
+            "wire/DISC-1/disconnect-reason",
+            ["DISC-1"],
+            "the app's disconnect() reaches the peer as PEER_APP_CLOSE_COLLABORATION",
+            disconnect_reason
+        ),
+        wire_case!(
+            "wire/DISC-1/destroy-reason",
+            ["DISC-1"],
+            "destroying the session reaches the peer as PEER_APP_EXIT",
+            destroy_reason
+        ),
+        wire_case!(
+            "wire/DISC-2/quiet-after-disconnect",
+            ["DISC-2", "LINK-11"],
+            "nothing comes on a channel after its DISCONNECT",
+            quiet_after_disconnect
+        ),
+        wire_case!(
+            "wire/EVT-1/event-delivered",
+            ["EVT-1"],
+            "the app's collaboration event arrives as COLLABORATE_EVENT",
+            event_delivered
+        ),
+        wire_case!(
+            "wire/MSG-1/longest-message",
+            ["MSG-1"],
+            "a message of exactly 1024 bytes is echoed intact",
+            longest_message
+        ),
+        wire_case!(
+            "wire/MSG-1/too-long-message",
+            ["MSG-1"],
+            "a 1025-byte message closes the session with LIMIT_EXCEEDED",
+            too_long_message
+        ),
+        wire_case!(
+            "wire/MSG-2/order-kept",
+            ["MSG-2"],
+            "40 messages are echoed once each, in order",
+            order_kept
+        ),
+    ]
+}
+
+fn rejected_with(response: &pb::ConnectResponse, code: ConnectErrorCode) -> Step<String> {
+    match &response.result {
+        Some(connect_response::Result::Rejected(rejected)) if rejected.code() == code => {
+            Ok(rejected.reason.clone())
+        }
+        other => Err(Verdict::fail(
+            format!("rejected {}", code.as_str_name()),
+            format!("{other:?}"),
+        )),
+    }
+}
+
+async fn echo_accepted(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    peer.open_echo("echo").await.map(|_| ())
+}
+
+async fn rejected(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (_, response) = peer
+        .ask(peer.request(profile::REJECT, "r", token(3)))
+        .await?;
+    let reason = rejected_with(&response, ConnectErrorCode::PeerAppRejected)?;
+    if reason != profile::REJECT_REASON {
+        return Err(Verdict::fail(
+            format!("reason {:?}", profile::REJECT_REASON),
+            reason,
+        ));
+    }
+    Ok(())
+}
+
+async fn no_handler(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (_, response) = peer
+        .ask(peer.request(profile::MISSING, "m", token(4)))
+        .await?;
+    rejected_with(&response, ConnectErrorCode::PeerAbilityNoOncollaborate).map(|_| ())
+}
+
+async fn session_exists(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    peer.open_echo("twice").await?;
+    let (_, response) = peer
+        .ask(peer.request(profile::ECHO, "twice", token(5)))
+        .await?;
+    rejected_with(&response, ConnectErrorCode::ConnectedSessionExists).map(|_| ())
+}
+
+async fn no_data(t: &dyn WireTarget) -> Step<()> {
+    if t.carries_data() {
+        return Err(Verdict::Unsupported(
+            "the implementation's transport carries data".into(),
+        ));
+    }
+    let mut peer = Peer::up(t).await?;
+    let mut request = peer.request(profile::ECHO, "data", token(6));
+    if let Some(options) = request.options.as_mut() {
+        options.need_send_data = Some(true);
+    }
+    let (_, response) = peer.ask(request).await?;
+    rejected_with(&response, ConnectErrorCode::PeerWifiNotOpen).map(|_| ())
+}
+
+async fn replayed_token(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (_, first) = peer
+        .ask(peer.request(profile::REJECT, "once", token(7)))
+        .await?;
+    rejected_with(&first, ConnectErrorCode::PeerAppRejected)?;
+    let (_, again) = peer
+        .ask(peer.request(profile::ECHO, "twice", token(7)))
+        .await?;
+    match again.result {
+        Some(connect_response::Result::Rejected(_)) => Ok(()),
+        other => Err(Verdict::fail(
+            "the replayed token refused",
+            format!("{other:?}"),
+        )),
+    }
+}
+
+async fn expect_invalid(
+    t: &dyn WireTarget,
+    edit: impl FnOnce(&mut pb::ConnectRequest),
+) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let mut request = peer.request(profile::ECHO, "invalid", token(8));
+    edit(&mut request);
+    let (_, response) = peer.ask(request).await?;
+    rejected_with(&response, ConnectErrorCode::SystemInternalError).map(|_| ())
+}
+
+async fn empty_bundle(t: &dyn WireTarget) -> Step<()> {
+    expect_invalid(t, |r| {
+        if let Some(source) = r.source.as_mut() {
+            source.bundle_name.clear();
+        }
+    })
+    .await
+}
+
+async fn wrong_target_device(t: &dyn WireTarget) -> Step<()> {
+    expect_invalid(t, |r| {
+        if let Some(target) = r.target.as_mut() {
+            target.device_id = "not-this-device".into();
+        }
+    })
+    .await
+}
+
+async fn short_token(t: &dyn WireTarget) -> Step<()> {
+    expect_invalid(t, |r| r.token = Bytes::from_static(&[1; 8])).await
+}
+
+async fn too_many_parameters(t: &dyn WireTarget) -> Step<()> {
+    expect_invalid(t, |r| {
+        if let Some(options) = r.options.as_mut() {
+            for i in 0..65 {
+                options.parameters.insert(format!("key{i}"), "v".into());
+            }
+        }
+    })
+    .await
+}
+
+async fn before_accept(t: &dyn WireTarget, early: Bytes) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let channel = peer.channel();
+    let request = peer.request(profile::SLOW, "early", token(9));
+    peer.send(&Control::ConnectRequest(request), channel)
+        .await?;
+    peer.send_raw(early.clone()).await.ok();
+    let bye = match peer.next(super::peer::ANSWER).await? {
+        Got::Frame(frame) if frame.kind == FrameKind::Known(FrameType::Disconnect) => {
+            match Control::decode(FrameType::Disconnect, &frame.payload) {
+                Some(Ok(Control::Disconnect(d))) if frame.channel == channel => d,
+                other => {
+                    return Err(Verdict::fail(
+                        "DISCONNECT on the channel",
+                        format!("{other:?}"),
+                    ));
+                }
+            }
+        }
+        Got::Frame(frame) => return Err(Verdict::fail("DISCONNECT", describe(&frame))),
+        Got::Ended(closure) => {
+            return Err(Verdict::fail(
+                "DISCONNECT",
+                format!("the link ended: {closure}"),
+            ));
+        }
+    };
+    if bye.error() != SessionError::ProtocolError {
+        return Err(Verdict::fail(
+            "SESSION_ERROR_PROTOCOL_ERROR",
+            bye.error().as_str_name(),
+        ));
+    }
+    tokio::time::sleep(profile::SLOW_DELAY + Duration::from_millis(500)).await;
+    peer.expect_alive().await
+}
+
+async fn message_before_accept(t: &dyn WireTarget) -> Step<()> {
+    let early = Control::Message(pb::Message {
+        text: "early".into(),
+    })
+    .encode_frame(1, 1)
+    .map_err(|e| Verdict::fail("a frame", e.to_string()))?;
+    before_accept(t, early).await
+}
+
+async fn data_before_accept(t: &dyn WireTarget) -> Step<()> {
+    let fragment = DataFragment {
+        channel: 1,
+        transfer_id: 1,
+        index: 0,
+        total_length: Some(4),
+        last: true,
+        chunk: Bytes::from_static(b"data"),
+    };
+    let frame = fragment
+        .to_frame(1)
+        .and_then(|f| f.to_bytes())
+        .map_err(|e| Verdict::fail("a frame", e.to_string()))?;
+    before_accept(t, frame).await
+}
+
+async fn responder_timeout(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let channel = peer.channel();
+    let request = peer.request(profile::SILENT, "silent", token(10));
+    peer.send(&Control::ConnectRequest(request), channel)
+        .await?;
+    let (on, control) = peer
+        .expect(FrameType::ConnectResponse, Duration::from_secs(25))
+        .await?;
+    let Control::ConnectResponse(response) = control else {
+        return Err(Verdict::fail("CONNECT_RESPONSE", format!("{control:?}")));
+    };
+    if on != channel {
+        return Err(Verdict::fail(
+            format!("channel {channel}"),
+            format!("channel {on}"),
+        ));
+    }
+    rejected_with(&response, ConnectErrorCode::SystemInternalError).map(|_| ())
+}
+
+async fn requester_gives_up(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let channel = peer.channel();
+    let request = peer.request(profile::SLOW, "give-up", token(11));
+    peer.send(&Control::ConnectRequest(request), channel)
+        .await?;
+    let bye = pb::Disconnect {
+        reason: DisconnectReason::NetworkDisconnected.into(),
+        error: SessionError::InternalError.into(),
+        detail: "SESS-5: the suite gave up".into(),
+    };
+    peer.send(&Control::Disconnect(bye), channel).await?;
+    tokio::time::sleep(profile::SLOW_DELAY + Duration::from_millis(500)).await;
+    peer.expect_alive().await
+}
+
+/// Asks the profile to connect back for `service` and returns the implementation's request.
+async fn request_from_implementation(
+    peer: &mut Peer,
+    service: &str,
+) -> Step<(u32, pb::ConnectRequest)> {
+    let (channel, _) = peer.open_echo("origin").await?;
+    let command = format!("{}{service}", profile::CMD_CONNECT_BACK);
+    peer.send(&Control::Message(pb::Message { text: command }), channel)
+        .await?;
+    let (on, control) = peer
+        .expect(FrameType::ConnectRequest, super::peer::ANSWER)
+        .await?;
+    match control {
+        Control::ConnectRequest(request) => Ok((on, request)),
+        other => Err(Verdict::fail("CONNECT_REQUEST", format!("{other:?}"))),
+    }
+}
+
+fn accept(token: Bytes) -> Control {
+    Control::ConnectResponse(pb::ConnectResponse {
+        token,
+        result: Some(connect_response::Result::Accepted(pb::Accepted {})),
+    })
+}
+
+fn reject(token: Bytes, code: ConnectErrorCode) -> Control {
+    Control::ConnectResponse(pb::ConnectResponse {
+        token,
+        result: Some(connect_response::Result::Rejected(pb::Rejected {
+            code: code.into(),
+            reason: "suite".into(),
+        })),
+    })
+}
+
+async fn own_request(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, request) = request_from_implementation(&mut peer, "back").await?;
+    if channel % 2 != 0 {
+        return Err(Verdict::fail(
+            "an even channel from the acceptor (LINK-11)",
+            channel.to_string(),
+        ));
+    }
+    let source = request.source.clone().unwrap_or_default();
+    let target = request.target.clone().unwrap_or_default();
+    if request.token.len() != 16
+        || source.device_id != t.device_id()
+        || target.device_id != t.suite_device_id()
+    {
+        return Err(Verdict::fail(
+            "a 16-byte token and the two devices' ids (SESS-1, SESS-2)",
+            format!("{request:?}"),
+        ));
+    }
+    if target.service_name != "back" || target.bundle_name != suite_app("").bundle_name {
+        return Err(Verdict::fail(
+            "the suite's app and service \"back\"",
+            format!("{target:?}"),
+        ));
+    }
+    peer.send(&accept(request.token), channel).await?;
+    peer.send(
+        &Control::Message(pb::Message {
+            text: "ping back".into(),
+        }),
+        channel,
+    )
+    .await?;
+    let echoed = peer.expect_message(channel).await?;
+    if echoed != "ping back" {
+        return Err(Verdict::fail("\"ping back\" echoed", echoed));
+    }
+    Ok(())
+}
+
+async fn forged_response(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, request) = request_from_implementation(&mut peer, "forged").await?;
+    let mut forged = request.token.to_vec();
+    forged[0] ^= 0xFF;
+    peer.send(&accept(Bytes::from(forged)), channel).await?;
+    let bye = peer.expect_disconnect(channel).await?;
+    if bye.error() != SessionError::ProtocolError {
+        return Err(Verdict::fail(
+            "SESSION_ERROR_PROTOCOL_ERROR",
+            bye.error().as_str_name(),
+        ));
+    }
+    Ok(())
+}
+
+async fn late_response(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, request) = request_from_implementation(&mut peer, "late").await?;
+    peer.send(
+        &reject(request.token.clone(), ConnectErrorCode::PeerAppRejected),
+        channel,
+    )
+    .await?;
+    peer.send(&accept(request.token), channel).await?;
+    peer.expect_alive().await
+}
+
+async fn crossing(
+    t: &dyn WireTarget,
+    suite_token: [u8; 16],
+) -> Step<(Peer, u32, pb::ConnectRequest, u32, pb::ConnectResponse)> {
+    let mut peer = Peer::up(t).await?;
+    let (theirs, request) = request_from_implementation(&mut peer, "cross").await?;
+    let mut ours = peer.request(profile::ECHO, "cross", suite_token);
+    ours.source = Some(suite_app(peer.suite_device()));
+    let (channel, response) = peer.ask(ours).await?;
+    Ok((peer, theirs, request, channel, response))
+}
+
+async fn greater_token_wins(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, theirs, request, channel, response) = crossing(t, [0xFF; 16]).await?;
+    if !matches!(response.result, Some(connect_response::Result::Accepted(_))) {
+        return Err(Verdict::fail(
+            "the greater token accepted",
+            format!("{:?}", response.result),
+        ));
+    }
+    peer.send(
+        &reject(request.token, ConnectErrorCode::ConnectedSessionExists),
+        theirs,
+    )
+    .await?;
+    peer.send(
+        &Control::Message(pb::Message { text: "won".into() }),
+        channel,
+    )
+    .await?;
+    let echoed = peer.expect_message(channel).await?;
+    if echoed != "won" {
+        return Err(Verdict::fail("\"won\" echoed", echoed));
+    }
+    Ok(())
+}
+
+async fn smaller_token_loses(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, theirs, request, _, response) = crossing(t, [0x00; 16]).await?;
+    rejected_with(&response, ConnectErrorCode::ConnectedSessionExists)?;
+    peer.send(&accept(request.token), theirs).await?;
+    peer.send(
+        &Control::Message(pb::Message {
+            text: "lost".into(),
+        }),
+        theirs,
+    )
+    .await?;
+    let echoed = peer.expect_message(theirs).await?;
+    if echoed != "lost" {
+        return Err(Verdict::fail("\"lost\" echoed", echoed));
+    }
+    Ok(())
+}
+
+async fn command_and_disconnect(
+    t: &dyn WireTarget,
+    command: &str,
+    reason: DisconnectReason,
+) -> Step<u32> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo(command).await?;
+    peer.send(
+        &Control::Message(pb::Message {
+            text: command.into(),
+        }),
+        channel,
+    )
+    .await?;
+    let bye = peer.expect_disconnect(channel).await?;
+    if bye.reason() != reason || bye.error() != SessionError::None {
+        return Err(Verdict::fail(
+            format!("{} with no error", reason.as_str_name()),
+            format!(
+                "{} / {}",
+                bye.reason().as_str_name(),
+                bye.error().as_str_name()
+            ),
+        ));
+    }
+    Ok(channel)
+}
+
+async fn disconnect_reason(t: &dyn WireTarget) -> Step<()> {
+    command_and_disconnect(
+        t,
+        profile::CMD_DISCONNECT,
+        DisconnectReason::PeerAppCloseCollaboration,
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn destroy_reason(t: &dyn WireTarget) -> Step<()> {
+    command_and_disconnect(t, profile::CMD_DESTROY, DisconnectReason::PeerAppExit)
+        .await
+        .map(|_| ())
+}
+
+async fn quiet_after_disconnect(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("quiet").await?;
+    peer.send(
+        &Control::Message(pb::Message {
+            text: profile::CMD_DISCONNECT.into(),
+        }),
+        channel,
+    )
+    .await?;
+    peer.expect_disconnect(channel).await?;
+    peer.send(
+        &Control::Message(pb::Message {
+            text: "anyone?".into(),
+        }),
+        channel,
+    )
+    .await?;
+    peer.expect_alive().await
+}
+
+async fn event_delivered(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("event").await?;
+    peer.send(
+        &Control::Message(pb::Message {
+            text: profile::CMD_EVENT.into(),
+        }),
+        channel,
+    )
+    .await?;
+    match peer.expect_on(channel, FrameType::CollaborateEvent).await? {
+        Control::CollaborateEvent(event)
+            if event.event_type() == pb::CollaborateEventType::SendFailure
+                && event.message == profile::EVENT_MESSAGE =>
+        {
+            Ok(())
+        }
+        other => Err(Verdict::fail(
+            "SEND_FAILURE \"profile event\"",
+            format!("{other:?}"),
+        )),
+    }
+}
+
+async fn longest_message(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("long").await?;
+    let text = "ü".repeat(512);
+    peer.send(
+        &Control::Message(pb::Message { text: text.clone() }),
+        channel,
+    )
+    .await?;
+    let echoed = peer.expect_message(channel).await?;
+    if echoed != text {
+        return Err(Verdict::fail(
+            "the 1024-byte message echoed",
+            format!("{} bytes", echoed.len()),
+        ));
+    }
+    Ok(())
+}
+
+async fn too_long_message(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("too-long").await?;
+    peer.send(
+        &Control::Message(pb::Message {
+            text: "x".repeat(1025),
+        }),
+        channel,
+    )
+    .await?;
+    let bye = peer.expect_disconnect(channel).await?;
+    if bye.reason() != DisconnectReason::NetworkDisconnected
+        || bye.error() != SessionError::LimitExceeded
+    {
+        return Err(Verdict::fail(
+            "NETWORK_DISCONNECTED with LIMIT_EXCEEDED",
+            format!(
+                "{} / {}",
+                bye.reason().as_str_name(),
+                bye.error().as_str_name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn order_kept(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("order").await?;
+    for i in 0..40 {
+        peer.send(
+            &Control::Message(pb::Message {
+                text: format!("m{i}"),
+            }),
+            channel,
+        )
+        .await?;
+    }
+    for i in 0..40 {
+        let echoed = peer.expect_message(channel).await?;
+        if echoed != format!("m{i}") {
+            return Err(Verdict::fail(format!("m{i}"), echoed));
+        }
+    }
+    Ok(())
+}

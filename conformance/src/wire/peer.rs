@@ -1,0 +1,495 @@
+//! The suite's side of a link: a scripted peer that speaks raw frames and judges what the
+//! implementation under test sends back.
+
+use std::time::Duration;
+
+use acm_transport::{CloseReason, Closure, Link, TransportError};
+use acm_wire::pb::{self, FrameType, LinkCloseReason, connect_response};
+use acm_wire::{
+    Control, ControlAssembler, DataFragment, Fragmenter, Frame, FrameKind, Limits, Reassembler,
+    encode_control,
+};
+use bytes::Bytes;
+
+use super::target::WireTarget;
+use crate::profile;
+use crate::report::Verdict;
+
+/// A step of a case: its value, or the verdict that ends the case.
+pub type Step<T> = Result<T, Verdict>;
+
+/// How long the suite waits for an answer the implementation owes.
+pub const ANSWER: Duration = Duration::from_secs(5);
+
+/// What came from the implementation.
+#[derive(Debug)]
+pub enum Got {
+    /// A frame (with a split control body joined: its payload is the whole body).
+    Frame(Frame),
+    /// The link ended.
+    Ended(Closure),
+}
+
+/// A link to the implementation under test, driven frame by frame.
+pub struct Peer {
+    link: Box<dyn Link>,
+    /// The implementation's HELLO, once received.
+    pub hello: Option<pb::Hello>,
+    /// The version in use.
+    pub version: u8,
+    /// Answer PINGs automatically while waiting for other frames.
+    pub auto_pong: bool,
+    assembler: ControlAssembler,
+    reassembler: Reassembler,
+    next_channel: u32,
+    /// The largest frame the suite announced in its HELLO.
+    announced_max: u32,
+    suite_device: String,
+    iut_device: String,
+}
+
+fn fail<T>(expected: impl Into<String>, actual: impl Into<String>) -> Step<T> {
+    Err(Verdict::fail(expected, actual))
+}
+
+/// The suite's app, as PeerInfo.
+pub fn suite_app(device: &str) -> pb::PeerInfo {
+    pb::PeerInfo {
+        device_id: device.into(),
+        bundle_name: profile::BUNDLE.into(),
+        module_name: profile::MODULE.into(),
+        ability_name: profile::SUITE_ABILITY.into(),
+        service_name: String::new(),
+    }
+}
+
+impl Peer {
+    /// Opens a link and sends nothing yet.
+    pub async fn open(target: &dyn WireTarget) -> Step<Self> {
+        let link = target
+            .open()
+            .await
+            .map_err(|e| Verdict::fail("a link to the implementation", e.to_string()))?;
+        Ok(Self {
+            link,
+            hello: None,
+            version: 1,
+            auto_pong: true,
+            assembler: ControlAssembler::new(),
+            reassembler: Reassembler::new(Limits::default()),
+            next_channel: 1,
+            announced_max: 65_535,
+            suite_device: target.suite_device_id(),
+            iut_device: target.device_id(),
+        })
+    }
+
+    /// Opens a link and exchanges HELLOs with the suite's default HELLO.
+    pub async fn up(target: &dyn WireTarget) -> Step<Self> {
+        Self::up_with(target, |_| {}).await
+    }
+
+    /// Opens a link and exchanges HELLOs, after `edit` changed the suite's HELLO.
+    pub async fn up_with(target: &dyn WireTarget, edit: impl FnOnce(&mut pb::Hello)) -> Step<Self> {
+        let mut peer = Self::open(target).await?;
+        let mut hello = peer.default_hello();
+        edit(&mut hello);
+        peer.announced_max = hello.max_frame_size;
+        peer.send(&Control::Hello(hello), 0).await?;
+        peer.expect_hello().await?;
+        Ok(peer)
+    }
+
+    /// The suite's HELLO.
+    pub fn default_hello(&self) -> pb::Hello {
+        pb::Hello {
+            min_version: 1,
+            max_version: 1,
+            device_id: self.suite_device.clone(),
+            max_frame_size: 65_535,
+            keepalive_interval_ms: 30_000,
+            features: 0,
+            nonce: Bytes::from_static(&[0x5A; 16]),
+            max_data_size: 100 << 20,
+        }
+    }
+
+    /// The implementation's device id.
+    pub fn iut_device(&self) -> &str {
+        &self.iut_device
+    }
+
+    /// The suite's device id.
+    pub fn suite_device(&self) -> &str {
+        &self.suite_device
+    }
+
+    /// Waits for the implementation's HELLO and checks it (`LINK-1`, `LINK-3`).
+    pub async fn expect_hello(&mut self) -> Step<pb::Hello> {
+        let frame = match self.next(ANSWER).await? {
+            Got::Frame(frame) => frame,
+            Got::Ended(closure) => return fail("HELLO", format!("the link ended: {closure}")),
+        };
+        if frame.kind != FrameKind::Known(FrameType::Hello) {
+            return fail("HELLO first (LINK-1)", describe(&frame));
+        }
+        if frame.encoded_len() > 128 {
+            return fail(
+                "a HELLO of at most 128 bytes (LINK-1)",
+                format!("{} bytes", frame.encoded_len()),
+            );
+        }
+        let hello = match Control::decode(FrameType::Hello, &frame.payload) {
+            Some(Ok(Control::Hello(hello))) => hello,
+            other => return fail("a valid HELLO (LINK-3)", format!("{other:?}")),
+        };
+        self.hello = Some(hello.clone());
+        Ok(hello)
+    }
+
+    /// Sends raw bytes as one link message.
+    pub async fn send_raw(&self, bytes: Bytes) -> Step<()> {
+        self.link
+            .send(bytes)
+            .await
+            .map_err(|e| Verdict::fail("the link to accept the frame", e.to_string()))
+    }
+
+    /// Sends a control body on `channel`, split with MORE if the implementation's maximum frame
+    /// size calls for it.
+    pub async fn send(&self, control: &Control, channel: u32) -> Step<()> {
+        let max = self.hello.as_ref().map_or(65_535, |h| h.max_frame_size);
+        let frames = encode_control(control, self.version, channel, max)
+            .map_err(|e| Verdict::fail("an encodable frame", e.to_string()))?;
+        for frame in frames {
+            self.send_raw(frame).await?;
+        }
+        Ok(())
+    }
+
+    /// The next thing from the implementation within `within`. PINGs are answered and skipped
+    /// while `auto_pong` is set; PONGs are skipped.
+    pub async fn next(&mut self, within: Duration) -> Step<Got> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let received = tokio::time::timeout_at(deadline, self.link.recv()).await;
+            let bytes = match received {
+                Err(_) => {
+                    return fail(
+                        format!("a frame within {within:?}"),
+                        "nothing arrived".to_string(),
+                    );
+                }
+                Ok(Err(TransportError::Closed(closure))) => return Ok(Got::Ended(closure)),
+                Ok(Err(err)) => return Ok(Got::Ended(Closure::Lost(err.to_string()))),
+                Ok(Ok(bytes)) => bytes,
+            };
+            if bytes.len() > self.announced_max as usize {
+                return fail(
+                    format!(
+                        "frames of at most the {} bytes the suite announced (LINK-5)",
+                        self.announced_max
+                    ),
+                    format!("a frame of {} bytes", bytes.len()),
+                );
+            }
+            let frame = match Frame::decode_exact(bytes, u32::MAX, None) {
+                Ok(frame) => frame,
+                Err(err) => {
+                    return fail(
+                        "well-formed frames from the implementation (FRAME-1)",
+                        format!("{} ({})", err, err.rule()),
+                    );
+                }
+            };
+            let joined = match self.assembler.push(&frame) {
+                Ok(joined) => joined,
+                Err(err) => {
+                    return fail("consecutive MORE frames (FRAME-10)", err.to_string());
+                }
+            };
+            let frame = match (frame.kind, joined) {
+                (FrameKind::Known(FrameType::Data), _) | (FrameKind::Extension(_), _) => frame,
+                (_, None) => continue,
+                (_, Some((_, _, body))) => Frame {
+                    payload: body,
+                    flags: 0,
+                    ..frame
+                },
+            };
+            if self.auto_pong && frame.kind == FrameKind::Known(FrameType::Ping) {
+                if let Some(Ok(Control::Ping(ping))) =
+                    Control::decode(FrameType::Ping, &frame.payload)
+                {
+                    self.send(&Control::Pong(pb::Pong { value: ping.value }), 0)
+                        .await?;
+                }
+                continue;
+            }
+            if self.auto_pong && frame.kind == FrameKind::Known(FrameType::Pong) {
+                continue;
+            }
+            return Ok(Got::Frame(frame));
+        }
+    }
+
+    /// The next control body of type `wanted` on any channel, skipping nothing else: any other
+    /// frame first is a failure.
+    pub async fn expect(&mut self, wanted: FrameType, within: Duration) -> Step<(u32, Control)> {
+        match self.next(within).await? {
+            Got::Frame(frame) if frame.kind == FrameKind::Known(wanted) => {
+                match Control::decode(wanted, &frame.payload) {
+                    Some(Ok(control)) => Ok((frame.channel, control)),
+                    other => fail(
+                        format!("a valid {} body", wanted.as_str_name()),
+                        format!("{other:?}"),
+                    ),
+                }
+            }
+            Got::Frame(frame) => fail(wanted.as_str_name(), describe(&frame)),
+            Got::Ended(closure) => fail(wanted.as_str_name(), format!("the link ended: {closure}")),
+        }
+    }
+
+    /// Waits for the implementation to close the link: a LINK_CLOSE, if it sends one, must carry
+    /// `reason`; then the link must end.
+    pub async fn expect_link_close(&mut self, reason: LinkCloseReason) -> Step<()> {
+        loop {
+            match self.next(ANSWER).await {
+                Err(_) => {
+                    return fail(
+                        format!("the link closed with {}", reason.as_str_name()),
+                        "the link stayed open",
+                    );
+                }
+                Ok(Got::Ended(_)) => return Ok(()),
+                Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::LinkClose) => {
+                    let close =
+                        match Control::decode_unchecked(FrameType::LinkClose, &frame.payload) {
+                            Some(Ok(Control::LinkClose(close))) => close,
+                            other => return fail("a LINK_CLOSE body", format!("{other:?}")),
+                        };
+                    if close.reason() != reason {
+                        return fail(
+                            format!("LINK_CLOSE {}", reason.as_str_name()),
+                            format!(
+                                "LINK_CLOSE {} ({})",
+                                close.reason().as_str_name(),
+                                close.message
+                            ),
+                        );
+                    }
+                    return self.expect_end().await;
+                }
+                Ok(Got::Frame(_)) => {} // frames sent before the close
+            }
+        }
+    }
+
+    /// Waits for the link to end with nothing more from the implementation (`LINK-7`).
+    pub async fn expect_end(&mut self) -> Step<()> {
+        match self.next(ANSWER).await {
+            Ok(Got::Ended(_)) => Ok(()),
+            Ok(Got::Frame(frame)) => fail("nothing after LINK_CLOSE (LINK-7)", describe(&frame)),
+            Err(_) => fail(
+                "the link to end after LINK_CLOSE (LINK-7)",
+                "it stayed open",
+            ),
+        }
+    }
+
+    /// Checks that the link is still up and quiet: a PING is answered by a PONG with its value,
+    /// and nothing else comes first.
+    pub async fn expect_alive(&mut self) -> Step<()> {
+        let value = 0xC0FFEE;
+        self.send(&Control::Ping(pb::Ping { value }), 0).await?;
+        self.auto_pong = false;
+        let answer = loop {
+            match self.next(ANSWER).await {
+                Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::Pong) => {
+                    break Control::decode(FrameType::Pong, &frame.payload);
+                }
+                Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::Ping) => {}
+                Ok(Got::Frame(frame)) => {
+                    self.auto_pong = true;
+                    return fail("the link to stay up and nothing but PONG", describe(&frame));
+                }
+                Ok(Got::Ended(closure)) => {
+                    self.auto_pong = true;
+                    return fail("the link to stay up", format!("it ended: {closure}"));
+                }
+                Err(verdict) => {
+                    self.auto_pong = true;
+                    return Err(verdict);
+                }
+            }
+        };
+        self.auto_pong = true;
+        match answer {
+            Some(Ok(Control::Pong(pong))) if pong.value == value => Ok(()),
+            other => fail(format!("PONG {value}"), format!("{other:?}")),
+        }
+    }
+
+    /// A fresh channel of the suite's (odd: the suite dials).
+    pub fn channel(&mut self) -> u32 {
+        let channel = self.next_channel;
+        self.next_channel += 2;
+        channel
+    }
+
+    /// A CONNECT_REQUEST from the suite's app to the profile's `ability` for `service`.
+    pub fn request(&self, ability: &str, service: &str, token: [u8; 16]) -> pb::ConnectRequest {
+        let mut target = suite_app(&self.iut_device);
+        target.ability_name = ability.into();
+        target.service_name = service.into();
+        pb::ConnectRequest {
+            token: Bytes::copy_from_slice(&token),
+            source: Some(suite_app(&self.suite_device)),
+            target: Some(target),
+            options: Some(pb::ConnectOptions::default()),
+        }
+    }
+
+    /// Sends `request` on a new channel and returns the channel and the answer.
+    pub async fn ask(&mut self, request: pb::ConnectRequest) -> Step<(u32, pb::ConnectResponse)> {
+        let channel = self.channel();
+        self.send(&Control::ConnectRequest(request), channel)
+            .await?;
+        let response = self.expect_response(channel).await?;
+        Ok((channel, response))
+    }
+
+    /// Waits for the CONNECT_RESPONSE on `channel`.
+    pub async fn expect_response(&mut self, channel: u32) -> Step<pb::ConnectResponse> {
+        let (on, control) = self
+            .expect(FrameType::ConnectResponse, ANSWER + profile::SLOW_DELAY)
+            .await?;
+        let Control::ConnectResponse(response) = control else {
+            return fail("CONNECT_RESPONSE", format!("{control:?}"));
+        };
+        if on != channel {
+            return fail(
+                format!("CONNECT_RESPONSE on channel {channel} (SESS-4)"),
+                format!("on channel {on}"),
+            );
+        }
+        Ok(response)
+    }
+
+    /// Opens a session with the profile's echo ability for `service`: (channel, token).
+    pub async fn open_echo(&mut self, service: &str) -> Step<(u32, [u8; 16])> {
+        let token = token(0x10 + (self.next_channel as u8));
+        let (channel, response) = self
+            .ask(self.request(profile::ECHO, service, token))
+            .await?;
+        if response.token.as_ref() != token {
+            return fail(
+                "the request's token in CONNECT_RESPONSE (SESS-4)",
+                hex(&response.token),
+            );
+        }
+        match response.result {
+            Some(connect_response::Result::Accepted(_)) => Ok((channel, token)),
+            other => fail("accepted", format!("{other:?}")),
+        }
+    }
+
+    /// Waits for the next session frame on `channel`, as a control body.
+    pub async fn expect_on(&mut self, channel: u32, wanted: FrameType) -> Step<Control> {
+        let (on, control) = self.expect(wanted, ANSWER).await?;
+        if on != channel {
+            return fail(
+                format!("{} on channel {channel}", wanted.as_str_name()),
+                format!("on channel {on}"),
+            );
+        }
+        Ok(control)
+    }
+
+    /// Waits for a DISCONNECT on `channel`.
+    pub async fn expect_disconnect(&mut self, channel: u32) -> Step<pb::Disconnect> {
+        match self.expect_on(channel, FrameType::Disconnect).await? {
+            Control::Disconnect(disconnect) => Ok(disconnect),
+            other => fail("DISCONNECT", format!("{other:?}")),
+        }
+    }
+
+    /// Waits for a MESSAGE on `channel`.
+    pub async fn expect_message(&mut self, channel: u32) -> Step<String> {
+        match self.expect_on(channel, FrameType::Message).await? {
+            Control::Message(message) => Ok(message.text),
+            other => fail("MESSAGE", format!("{other:?}")),
+        }
+    }
+
+    /// Receives one whole transfer on `channel`, checking every fragment against `DATA-1` to
+    /// `DATA-5`.
+    pub async fn expect_data(&mut self, channel: u32) -> Step<Bytes> {
+        loop {
+            let frame = match self.next(ANSWER).await? {
+                Got::Frame(frame) if frame.kind == FrameKind::Known(FrameType::Data) => frame,
+                Got::Frame(frame) => return fail("DATA", describe(&frame)),
+                Got::Ended(closure) => return fail("DATA", format!("the link ended: {closure}")),
+            };
+            if frame.channel != channel {
+                return fail(format!("DATA on channel {channel}"), describe(&frame));
+            }
+            let fragment = DataFragment::parse(&frame)
+                .map_err(|e| Verdict::fail("a valid data header", format!("{e} ({})", e.rule())))?;
+            match self.reassembler.push(fragment) {
+                Ok(Some(data)) => return Ok(data),
+                Ok(None) => {}
+                Err(err) => {
+                    return fail("well-formed fragments", format!("{err} ({})", err.rule()));
+                }
+            }
+        }
+    }
+
+    /// Sends `data` as one transfer on `channel`.
+    pub async fn send_data(&self, channel: u32, transfer_id: u32, data: Bytes) -> Step<()> {
+        let max = self.hello.as_ref().map_or(65_535, |h| h.max_frame_size);
+        let fragments = Fragmenter::new(self.version, channel, transfer_id, data, max)
+            .map_err(|e| Verdict::fail("an encodable transfer", e.to_string()))?;
+        for fragment in fragments {
+            self.send_raw(fragment).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the suite's end of the link.
+    pub async fn close(self) {
+        self.link.close(CloseReason::normal()).await;
+    }
+}
+
+/// A token made of one byte.
+pub fn token(byte: u8) -> [u8; 16] {
+    [byte; 16]
+}
+
+/// One line about a frame, for verdicts.
+pub fn describe(frame: &Frame) -> String {
+    let name = match frame.kind {
+        FrameKind::Known(t) => t.as_str_name().to_string(),
+        FrameKind::Extension(code) => format!("extension {code:#04x}"),
+    };
+    let mut text = format!(
+        "{name} on channel {} ({} bytes)",
+        frame.channel,
+        frame.payload.len()
+    );
+    if let FrameKind::Known(t) = frame.kind
+        && let Some(Ok(control)) = Control::decode_unchecked(t, &frame.payload)
+    {
+        let body = format!("{control:?}");
+        text.push_str(": ");
+        text.push_str(&body.chars().take(200).collect::<String>());
+    }
+    text
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,84 @@
+//! What the black-box suite tests: an implementation reached over a link.
+
+use acm::{Device, DeviceConfig};
+use acm_transport::{DeviceId, Link, Transport, TransportError};
+use acm_transport_mock::{MockNetwork, MockTransport};
+use async_trait::async_trait;
+
+use crate::profile::{self, Profile};
+
+/// An implementation under test, running the conformance profile (SPEC section 15), that the
+/// suite reaches by opening links to it.
+#[async_trait]
+pub trait WireTarget: Send + Sync {
+    /// What is tested, for reports.
+    fn describe(&self) -> String;
+
+    /// Opens a new link to the implementation.
+    async fn open(&self) -> Result<Box<dyn Link>, TransportError>;
+
+    /// The implementation's device id.
+    fn device_id(&self) -> String;
+
+    /// The suite's own device id, as the implementation sees it.
+    fn suite_device_id(&self) -> String;
+
+    /// Whether each link message carries exactly one frame (`FRAME-9`); false for byte streams.
+    fn frames_are_messages(&self) -> bool;
+
+    /// Whether the implementation's transport carries data (`SESS-3`).
+    fn carries_data(&self) -> bool {
+        true
+    }
+}
+
+/// The reference implementation with the profile installed, on the in-memory mock network.
+pub struct MockTarget {
+    suite: MockTransport,
+    iut: DeviceId,
+    _device: Device,
+    _profile: Profile,
+    _network: MockNetwork,
+}
+
+impl MockTarget {
+    /// Starts the reference implementation as device `iut` on a new mock network, beside the
+    /// suite's device `suite`. Needs a tokio runtime.
+    pub fn start(config: DeviceConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let network = MockNetwork::new(0xACC0);
+        let iut = DeviceId::new("iut")?;
+        let suite = network.add_device(DeviceId::new("suite")?)?;
+        let device = Device::new(network.add_device(iut.clone())?, config);
+        let profile = profile::install(&device);
+        Ok(Self {
+            suite,
+            iut,
+            _device: device,
+            _profile: profile,
+            _network: network,
+        })
+    }
+}
+
+#[async_trait]
+impl WireTarget for MockTarget {
+    fn describe(&self) -> String {
+        "the reference implementation over transport-mock".into()
+    }
+
+    async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
+        self.suite.dial(&self.iut).await
+    }
+
+    fn device_id(&self) -> String {
+        self.iut.to_string()
+    }
+
+    fn suite_device_id(&self) -> String {
+        self.suite.local_device().to_string()
+    }
+
+    fn frames_are_messages(&self) -> bool {
+        true
+    }
+}
