@@ -236,12 +236,26 @@ impl DeviceInner {
         links
             .iter()
             .filter(|l| l.peer == *peer)
-            .min_by(|a, b| a.dialer.cmp(&b.dialer))
+            .min_by(|a, b| a.dialer.cmp(&b.dialer).then(a.id.cmp(&b.id)))
             .cloned()
     }
 
+    /// Records a link that is up. When two links to one device exist, the one the lower device
+    /// id dialed is preferred and the other retires once it has no session (SPEC `LINK-8`).
     pub(crate) fn remember_link(&self, link: LinkHandle) {
-        lock(&self.links).push(link);
+        let mut links = lock(&self.links);
+        links.retain(LinkHandle::is_open);
+        links.push(link.clone());
+        let preferred = links
+            .iter()
+            .filter(|l| l.peer == link.peer)
+            .min_by(|a, b| a.dialer.cmp(&b.dialer).then(a.id.cmp(&b.id)))
+            .map(|l| l.id);
+        for other in links.iter().filter(|l| l.peer == link.peer) {
+            if Some(other.id) != preferred {
+                other.send_now(LinkCommand::Retire);
+            }
+        }
     }
 
     pub(crate) fn forget_link(&self, link: &LinkHandle) {

@@ -28,6 +28,9 @@ const COMMAND_QUEUE: usize = 64;
 /// Control frames the engine may hold before the driver stops taking calls (backpressure).
 const MAX_QUEUED_CONTROL: usize = 256;
 
+/// How long a link that lost the LINK-8 preference may stay open without sessions.
+const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 static NEXT_LINK_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A call for the driver of one link.
@@ -69,6 +72,9 @@ pub(crate) enum LinkCommand {
         reason: pb::DisconnectReason,
     },
     Close,
+    /// Another link to the same device is preferred (SPEC `LINK-8`): close this one once it
+    /// carries no session.
+    Retire,
 }
 
 /// How the rest of the runtime reaches a link.
@@ -150,6 +156,7 @@ pub(crate) fn spawn_link(
         transfers: HashMap::new(),
         up: Some(up_tx),
         close_reason: CloseReason::normal(),
+        retire_after: None,
     };
     let span = tracing::info_span!("link", peer = %peer, ?role, id = handle.id);
     tokio::spawn(driver.run(command_rx, frames_rx, out_tx).instrument(span));
@@ -194,6 +201,8 @@ struct Driver {
     transfers: HashMap<(u32, u32), oneshot::Sender<Result<bool, EngineError>>>,
     up: Option<oneshot::Sender<Result<(), String>>>,
     close_reason: CloseReason,
+    /// When a retiring link may close, once it carries no session (SPEC `LINK-8`).
+    retire_after: Option<TokioInstant>,
 }
 
 impl Driver {
@@ -206,11 +215,25 @@ impl Driver {
         let mut commands_open = true;
         loop {
             self.dispatch_events().await;
+            let retire_due = self
+                .retire_after
+                .is_some_and(|due| TokioInstant::now() >= due);
+            if retire_due && self.engine.session_count() == 0 && !self.engine.is_closed() {
+                self.engine.close(
+                    pb::LinkCloseReason::Normal,
+                    "LINK-8: another link to this device is preferred",
+                );
+                continue;
+            }
             if self.engine.is_finished() {
                 let _ = out.send(Outgoing::Close(self.close_reason.clone())).await;
                 break;
             }
-            let deadline = self.engine.poll_timeout().map(TokioInstant::from_std);
+            let engine_deadline = self.engine.poll_timeout().map(TokioInstant::from_std);
+            let deadline = match (engine_deadline, self.retire_after) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let take_calls =
                 commands_open && self.engine.queued_control_frames() < MAX_QUEUED_CONTROL;
             tokio::select! {
@@ -334,6 +357,13 @@ impl Driver {
             LinkCommand::Close => {
                 self.engine
                     .close(pb::LinkCloseReason::Normal, "the device closed the link");
+            }
+            LinkCommand::Retire => {
+                // A grace period lets a connect that chose this link just before the other one
+                // came up finish; the link closes once it is idle after that.
+                if self.retire_after.is_none() {
+                    self.retire_after = Some(TokioInstant::now() + RETIRE_GRACE);
+                }
             }
         }
     }

@@ -841,3 +841,35 @@ async fn send_data_waits_while_the_link_is_stalled() {
     };
     assert_eq!(data.len(), 16 << 20);
 }
+
+#[tokio::test(start_paused = true)]
+async fn link_8_of_two_links_between_two_devices_the_other_one_retires() {
+    let world = World::new();
+    let _a_accepted = accept_all(&world.a.app);
+    let _b_accepted = world.b_accepts();
+    let a = world.a_session();
+    let b = world
+        .b
+        .app
+        .create_ability_connection_session(
+            "other",
+            &context(),
+            peer_of("phone"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    // Both devices dial at once: two links.
+    let (ra, rb) = tokio::join!(world.a.app.connect(a), world.b.app.connect(b));
+    assert!(ra.unwrap().is_connected && rb.unwrap().is_connected);
+    let phone = DeviceId::new("phone").unwrap();
+    let tablet = DeviceId::new("tablet").unwrap();
+    let links = world.network.links(&phone, &tablet);
+    assert_eq!(links.len(), 2, "both dialed");
+    // Once the sessions on the link the tablet dialed end, that link closes.
+    world.a.app.destroy_ability_connection_session(a).unwrap();
+    world.b.app.destroy_ability_connection_session(b).unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let left = world.network.links(&phone, &tablet);
+    assert_eq!(left.len(), 1, "one link remains");
+    assert_eq!(left[0].dialer(), &phone, "the one the lower id dialed");
+}
