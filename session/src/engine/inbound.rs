@@ -182,7 +182,7 @@ impl LinkEngine {
                 "SESS-2: incomplete request".into(),
             );
         };
-        if self.channels.token_seen(&token) {
+        if self.channels.token_seen(&token) && !mutated!(self, AcceptReplayedToken) {
             return refuse(
                 self,
                 ConnectErrorCode::SystemInternalError,
@@ -271,7 +271,8 @@ impl LinkEngine {
         if !matches!(entry.state, State::Requested { .. }) {
             return;
         }
-        if token_of(&response.token) != Some(entry.token) {
+        if token_of(&response.token) != Some(entry.token) && !mutated!(self, AcceptAnyResponseToken)
+        {
             return self.fail_session(
                 channel,
                 SessionError::ProtocolError,
@@ -318,14 +319,14 @@ impl LinkEngine {
             );
         }
         match (control, problem) {
-            (Control::Message(_), Some(err)) => {
+            (Control::Message(_), Some(err)) if !mutated!(self, IgnoreMessageLimit) => {
                 self.fail_session(
                     channel,
                     SessionError::LimitExceeded,
                     format!("{}: {err}", err.rule()),
                 );
             }
-            (Control::Message(message), None) => {
+            (Control::Message(message), _) => {
                 self.events.push_back(EngineEvent::Message {
                     channel,
                     text: message.text,
@@ -376,6 +377,15 @@ impl LinkEngine {
                 SessionError::ProtocolError,
                 "SESS-6: DATA before the session is connected".into(),
             );
+        }
+        if mutated!(self, DeliverPartialData) {
+            if let Ok(fragment) = DataFragment::parse(frame) {
+                self.events.push_back(EngineEvent::Data {
+                    channel,
+                    data: fragment.chunk,
+                });
+            }
+            return;
         }
         let pushed = DataFragment::parse(frame).and_then(|f| self.reassembler.push(f));
         match pushed {

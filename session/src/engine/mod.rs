@@ -19,13 +19,31 @@
 //! assert!(matches!(b.poll_event(), Some(EngineEvent::LinkUp { version: 1, .. })));
 //! ```
 
+/// Whether a deliberate defect is on: `false` (and compiled away) without feature `mutants`.
+macro_rules! mutated {
+    ($engine:expr, $mutation:ident) => {{
+        #[cfg(feature = "mutants")]
+        {
+            $engine.config.mutated($crate::engine::Mutation::$mutation)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            false
+        }
+    }};
+}
+
 mod channel;
 mod config;
 mod event;
 mod inbound;
 mod link;
+#[cfg(feature = "mutants")]
+mod mutation;
 mod outbound;
 
 pub use config::EngineConfig;
 pub use event::{Closer, ConnectOutcome, EngineError, EngineEvent, IncomingRequest, Token};
 pub use link::{LinkEngine, OutgoingRequest};
+#[cfg(feature = "mutants")]
+pub use mutation::Mutation;

@@ -1,0 +1,49 @@
+//! The wire suite catches broken implementations: every deliberately mutated variant of the
+//! reference implementation fails at least one case, and the case that catches it is the one
+//! about the rule it breaks.
+
+use acm::DeviceConfig;
+use acm::engine::{EngineConfig, Mutation};
+use acm_conformance::wire::{MockTarget, run_wire_suite};
+
+async fn failures(config: DeviceConfig) -> Vec<&'static str> {
+    let target = MockTarget::start(config).expect("target starts");
+    let report = run_wire_suite(&target, "", |_| {}).await;
+    report.failures().map(|r| r.case.id).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_mutant_fails_a_case_about_the_rule_it_breaks() {
+    let expected = [
+        (
+            Mutation::WrongDisconnectReason,
+            "wire/DISC-1/disconnect-reason",
+        ),
+        (
+            Mutation::AcceptAnyResponseToken,
+            "wire/SESS-4/forged-response-token",
+        ),
+        (Mutation::AcceptReplayedToken, "wire/SESS-1/replayed-token"),
+        (Mutation::DeliverPartialData, "wire/DATA-4/large-transfer"),
+        (Mutation::IgnoreMessageLimit, "wire/MSG-1/too-long-message"),
+        (Mutation::ReorderFragments, "wire/DATA-4/large-transfer"),
+    ];
+    assert_eq!(
+        expected.len(),
+        Mutation::ALL.len(),
+        "every mutation is tried"
+    );
+    for (mutation, case) in expected {
+        let engine = EngineConfig::default().with_mutation(mutation);
+        let failed = failures(DeviceConfig::default().with_engine(engine)).await;
+        assert!(
+            failed.contains(&case),
+            "{mutation:?} should fail {case}; it failed {failed:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_unmutated_reference_fails_nothing() {
+    assert_eq!(failures(DeviceConfig::default()).await, Vec::<&str>::new());
+}
