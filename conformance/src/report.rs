@@ -156,12 +156,20 @@ impl Report {
         let mut out = String::new();
         let _ = write!(
             out,
-            "{{\"target\":{},\"cases\":{},\"passed\":{pass},\"failed\":{fail},\"unsupported\":{unsupported},\"informational\":{info},\"rules_covered\":[{}],\"results\":[",
+            "{{\"target\":{},\"cases\":{},\"passed\":{pass},\"failed\":{fail},\"unsupported\":{unsupported},\"informational\":{info},\"rules_covered\":[{}],\"rule_texts\":{{{}}},\"results\":[",
             json_string(&self.target),
             self.results.len(),
             self.rules_covered()
                 .iter()
                 .map(|r| json_string(r))
+                .collect::<Vec<_>>()
+                .join(","),
+            self.rules_covered()
+                .iter()
+                .filter_map(|r| {
+                    crate::rules::text(r)
+                        .map(|text| format!("{}:{}", json_string(r), json_string(text)))
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         );
@@ -363,6 +371,10 @@ mod tests {
         assert!(json.contains("\"actual\":\"delivered\\nanyway\""));
         assert!(json.contains("\"failed\":1"));
         assert!(json.contains("\"reproduce\":\"seed 7\""));
+        assert!(
+            json.contains("\"rule_texts\":{\"CTRL-4\":\"Free texts"),
+            "{json}"
+        );
         assert!(json.starts_with('{') && json.ends_with('}'));
     }
 
