@@ -1,6 +1,7 @@
 //! Session events: callbacks registered with `on`/`off` as in the reference, and the same
 //! events as an async stream.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -133,6 +134,9 @@ impl Event {
     }
 }
 
+/// An event waiting for room in a stream.
+pub(crate) type Held = (mpsc::Sender<Event>, Event);
+
 /// A callback for `on`. Callbacks run on the runtime's task for the link: they should return
 /// quickly and spawn anything long. `off` recognises a callback by its `Arc`.
 pub type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -165,16 +169,22 @@ impl Listeners {
         });
     }
 
+    /// Forgets every callback and stream: the session is gone, and its streams end.
+    pub(crate) fn clear(&self) {
+        lock(&self.callbacks).clear();
+        lock(&self.streams).clear();
+    }
+
     pub(crate) fn stream(&self) -> EventStream {
         let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
         lock(&self.streams).push(tx);
         EventStream { rx }
     }
 
-    /// Hands `event` to every callback of its type and every stream. A stream that is full
-    /// makes this wait (the session's events are held back, never dropped); a dropped stream is
-    /// forgotten.
-    pub(crate) async fn emit(&self, event: Event) {
+    /// Hands `event` to every callback of its type at once, and to every stream: at once when
+    /// `hold` is false and the stream has room, otherwise into `held`, in order, for the caller
+    /// to deliver as room appears. Nothing is dropped; a stream whose reader is gone is forgotten.
+    pub(crate) fn deliver(&self, event: Event, hold: bool, held: &mut VecDeque<Held>) {
         let callbacks: Vec<Callback> = lock(&self.callbacks)
             .iter()
             .filter(|(t, _)| *t == event.event_type())
@@ -186,7 +196,15 @@ impl Listeners {
         let streams: Vec<mpsc::Sender<Event>> = lock(&self.streams).clone();
         let mut gone = false;
         for stream in streams {
-            gone |= stream.send(event.clone()).await.is_err();
+            if hold {
+                held.push_back((stream, event.clone()));
+                continue;
+            }
+            match stream.try_send(event.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => held.push_back((stream, event)),
+                Err(mpsc::error::TrySendError::Closed(_)) => gone = true,
+            }
         }
         if gone {
             lock(&self.streams).retain(|s| !s.is_closed());
@@ -195,8 +213,10 @@ impl Listeners {
 }
 
 /// The events of one session as an async stream ([`futures_core::Stream`]), or one at a time
-/// with [`EventStream::next`]. It ends when the session is destroyed. Read it: a stream that is
-/// not read holds back its session's events once 1024 are waiting.
+/// with [`EventStream::next`]. It ends when the session is destroyed. Read it: once 1024 events
+/// wait in a stream, the link it belongs to stops reading from the peer until there is room
+/// (the peer's sends then wait: backpressure, not loss), and a link that cannot read for three
+/// keepalive intervals ends.
 #[derive(Debug)]
 pub struct EventStream {
     rx: mpsc::Receiver<Event>,

@@ -70,10 +70,13 @@ impl AppInner {
         }
     }
 
-    /// Whether a session of this app with `peer` for `service` is connected.
-    pub(crate) fn has_connected(&self, peer: &PeerInfo, service: &str) -> bool {
+    /// Whether a session between this app's `local` ability and `peer` for `service` is
+    /// connected (SPEC `SESS-3` compares the abilities on both sides).
+    pub(crate) fn has_connected(&self, local: &PeerInfo, peer: &PeerInfo, service: &str) -> bool {
         lock(&self.sessions).values().any(|s| {
             s.service_name == service
+                && s.local.module_name == local.module_name
+                && s.local.ability_name == local.ability_name
                 && s.peer.device_id == peer.device_id
                 && s.peer.bundle_name == peer.bundle_name
                 && s.peer.module_name == peer.module_name
@@ -231,6 +234,8 @@ impl AbilityConnectionManager {
         let session = lock(&self.app.sessions)
             .remove(&session_id)
             .ok_or_else(|| unknown(session_id))?;
+        // Nothing reaches the app about a session it destroyed, even a connect still under way.
+        session.listeners.clear();
         end_session(&session, pb::DisconnectReason::PeerAppExit);
         Ok(())
     }

@@ -284,7 +284,7 @@ impl DeviceInner {
         let key = ConnectKey::new(&target.service_name, &target, &source);
         let exists = app
             .as_ref()
-            .is_some_and(|app| app.has_connected(&source, &target.service_name));
+            .is_some_and(|app| app.has_connected(&target, &source, &target.service_name));
         let crossing_wins = lock(&self.outgoing)
             .get(&key)
             .is_some_and(|own| *own >= request.token);

@@ -1,7 +1,7 @@
 //! The tasks that run one link: a reader and a writer that only move frames, and a driver that
 //! owns the [`LinkEngine`], wakes it on time, and turns its events into the apps' events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::Instrument;
 
-use crate::api::events::Event;
+use crate::api::events::{Event, Held};
 use crate::api::session::{SessionShared, SessionState};
 use crate::api::types::{CollaborateEventInfo, CollaborateEventType, DisconnectReason};
 use crate::engine::{
@@ -157,6 +157,7 @@ pub(crate) fn spawn_link(
         up: Some(up_tx),
         close_reason: CloseReason::normal(),
         retire_after: None,
+        held: VecDeque::new(),
     };
     let span = tracing::info_span!("link", peer = %peer, ?role, id = handle.id);
     tokio::spawn(driver.run(command_rx, frames_rx, out_tx).instrument(span));
@@ -203,6 +204,8 @@ struct Driver {
     close_reason: CloseReason,
     /// When a retiring link may close, once it carries no session (SPEC `LINK-8`).
     retire_after: Option<TokioInstant>,
+    /// Events waiting for room in a full stream, in order.
+    held: VecDeque<Held>,
 }
 
 impl Driver {
@@ -244,7 +247,14 @@ impl Driver {
                         self.engine.close(pb::LinkCloseReason::Normal, "the device is shutting down");
                     }
                 },
-                frame = frames.recv() => match frame {
+                permit = reserve(self.held.front().map(|(stream, _)| stream.clone())), if !self.held.is_empty() => {
+                    if let Some((_, event)) = self.held.pop_front()
+                        && let Some(permit) = permit
+                    {
+                        permit.send(event);
+                    }
+                },
+                frame = frames.recv(), if self.held.is_empty() => match frame {
                     Some(Ok(frame)) => self.engine.handle_message(now(), frame),
                     Some(Err(err)) => self.engine.handle_link_lost(err.to_string()),
                     None => self.engine.handle_link_lost("the link reader stopped"),
@@ -295,12 +305,12 @@ impl Driver {
                     });
                     self.sessions.insert(channel, session.clone());
                     // The connect event comes before anything else of the session.
-                    session
-                        .listeners
-                        .emit(Event::Connect {
+                    self.deliver(
+                        &session,
+                        Event::Connect {
                             session_id: session.id,
-                        })
-                        .await;
+                        },
+                    );
                 }
                 let _ = reply.send(result);
             }
@@ -427,12 +437,12 @@ impl Driver {
                             link: self.handle.clone(),
                             channel,
                         });
-                        session
-                            .listeners
-                            .emit(Event::Connect {
+                        self.deliver(
+                            &session,
+                            Event::Connect {
                                 session_id: session.id,
-                            })
-                            .await;
+                            },
+                        );
                     }
                 } else if let Some(session) = self.sessions.remove(&channel) {
                     session.set_state(SessionState::Idle);
@@ -445,12 +455,10 @@ impl Driver {
                 self.emit(channel, |session_id| Event::Message {
                     session_id,
                     msg: text,
-                })
-                .await;
+                });
             }
             EngineEvent::Data { channel, data } => {
-                self.emit(channel, |session_id| Event::Data { session_id, data })
-                    .await;
+                self.emit(channel, |session_id| Event::Data { session_id, data });
             }
             EngineEvent::CollaborateEvent {
                 channel,
@@ -467,8 +475,7 @@ impl Driver {
                 self.emit(channel, |session_id| Event::Collaborate {
                     session_id,
                     info,
-                })
-                .await;
+                });
             }
             EngineEvent::SessionClosed {
                 channel, reason, ..
@@ -477,13 +484,13 @@ impl Driver {
                     session.set_state_if_on(&self.handle, channel, SessionState::Idle);
                     let reason = DisconnectReason::from_wire(reason)
                         .unwrap_or(DisconnectReason::NetworkDisconnected);
-                    session
-                        .listeners
-                        .emit(Event::Disconnect {
+                    self.deliver(
+                        &session,
+                        Event::Disconnect {
                             session_id: session.id,
                             reason,
-                        })
-                        .await;
+                        },
+                    );
                 }
             }
             EngineEvent::TransferSent {
@@ -505,11 +512,25 @@ impl Driver {
         }
     }
 
-    async fn emit(&self, channel: u32, event: impl FnOnce(u64) -> Event) {
-        if let Some(session) = self.sessions.get(&channel) {
-            session.listeners.emit(event(session.id)).await;
+    fn emit(&mut self, channel: u32, event: impl FnOnce(u64) -> Event) {
+        if let Some(session) = self.sessions.get(&channel).cloned() {
+            self.deliver(&session, event(session.id));
         }
     }
+
+    /// Hands an event to a session's listeners without waiting: what a full stream cannot take
+    /// now waits in `held`, behind anything held before, and the driver stops reading the link
+    /// until it is delivered.
+    fn deliver(&mut self, session: &SessionShared, event: Event) {
+        let hold = !self.held.is_empty();
+        session.listeners.deliver(event, hold, &mut self.held);
+    }
+}
+
+/// Room for one event in `stream`; `None` when its reader is gone (the event is dropped with
+/// the stream).
+async fn reserve(stream: Option<mpsc::Sender<Event>>) -> Option<mpsc::OwnedPermit<Event>> {
+    stream?.reserve_owned().await.ok()
 }
 
 fn now() -> std::time::Instant {

@@ -873,3 +873,38 @@ async fn link_8_of_two_links_between_two_devices_the_other_one_retires() {
     assert_eq!(left.len(), 1, "one link remains");
     assert_eq!(left[0].dialer(), &phone, "the one the lower id dialed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_app_that_answers_every_message_keeps_up_with_a_flood() {
+    // The echoing app waits for each send_message while more than a stream's worth of events
+    // (1024) arrives: the runtime must go on serving its calls meanwhile.
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut b_events = world.b.app.events(b).unwrap();
+    let echo = world.b.app.clone();
+    tokio::spawn(async move {
+        while let Some(Event::Message { msg, .. }) = b_events.next().await {
+            echo.send_message(b, &msg).await.unwrap();
+        }
+    });
+    let mut a_events = world.a.app.events(a).unwrap();
+    let sender = world.a.app.clone();
+    tokio::spawn(async move {
+        for i in 0..3000 {
+            sender.send_message(a, &format!("m{i}")).await.unwrap();
+        }
+    });
+    for i in 0..3000 {
+        let event = tokio::time::timeout(Duration::from_secs(30), a_events.next())
+            .await
+            .expect("the echo keeps flowing")
+            .unwrap();
+        assert_eq!(
+            event,
+            Event::Message {
+                session_id: a,
+                msg: format!("m{i}")
+            }
+        );
+    }
+}
