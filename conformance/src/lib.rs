@@ -19,6 +19,7 @@ pub mod expectations;
 pub mod profile;
 pub mod report;
 pub mod rules;
+pub mod transport_suite;
 pub mod wire;
 
 pub use expectations::{Expectations, ExpectationsError, Judgement};

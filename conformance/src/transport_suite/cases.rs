@@ -1,0 +1,531 @@
+//! The cases of the transport suite. The transport contract (`acm_transport`'s crate docs) has
+//! no rule ids of its own, so each case cites the SPEC rules that rely on it: `FRAME-9` for
+//! whole frames, `LINK-7` for closing, and the bindings' rules (`BLE-`, `TCP-`) that carry it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use acm_transport::{CloseReason, Closure, Link, Role, TransportError};
+use bytes::Bytes;
+
+use super::TransportCase;
+use super::frames::{HEADER_LEN, describe, frame};
+use super::steps::{
+    Ctx, Ends, Step, expect_all, expect_closure, expect_frame, expect_recv_closed,
+    expect_send_closed, fail, send_all,
+};
+use crate::report::{Case, Verdict};
+
+macro_rules! transport_case {
+    ($id:literal, [$($rule:literal),+ $(,)?], $title:literal, $run:path) => {
+        TransportCase {
+            case: Case {
+                id: $id,
+                rules: &[$($rule),+],
+                title: $title,
+            },
+            run: |ctx| Box::pin($run(ctx)),
+        }
+    };
+}
+
+/// Every case of the transport suite, in a stable order.
+pub fn cases() -> Vec<TransportCase> {
+    vec![
+        transport_case!(
+            "transport/open/ids-and-roles",
+            ["LINK-1", "LINK-3", "BLE-5", "TCP-5"],
+            "a dialed and an accepted link name both devices and roles, carry a HELLO-sized frame, and carry frames both ways",
+            ids_and_roles
+        ),
+        transport_case!(
+            "transport/order/frames-arrive-in-order",
+            ["FRAME-9", "BLE-3", "TCP-2"],
+            "frames of mixed sizes arrive in the order sent, small ones never overtaking large ones, both ways",
+            frames_in_order
+        ),
+        transport_case!(
+            "transport/delivery/nothing-lost-or-duplicated",
+            ["FRAME-9", "BLE-3", "TCP-2"],
+            "many frames sent both ways at once each arrive exactly once, then a last marker frame",
+            nothing_lost_or_duplicated
+        ),
+        transport_case!(
+            "transport/size/every-size-up-to-the-maximum",
+            ["FRAME-1", "FRAME-9", "BLE-2", "BLE-3", "TCP-2", "TCP-3"],
+            "frames of every size from a bare header to the link's maximum arrive whole, both ways",
+            every_size
+        ),
+        transport_case!(
+            "transport/size/over-the-maximum-is-refused",
+            ["FRAME-5", "LINK-5", "TCP-3"],
+            "a frame one byte over the link's maximum fails with FrameTooLarge, nothing is sent, and the link goes on",
+            over_the_maximum
+        ),
+        transport_case!(
+            "transport/size/empty-frame-is-refused",
+            ["FRAME-1", "FRAME-9", "TCP-2"],
+            "an empty frame fails with EmptyFrame, nothing is sent, and the link goes on",
+            empty_frame
+        ),
+        transport_case!(
+            "transport/close/by-the-dialer-after-earlier-frames",
+            ["LINK-7", "CTRL-4", "BLE-6", "TCP-6"],
+            "the dialer's close reaches the acceptor with its code and a 1024-byte message, after every frame sent before it",
+            dialer_closes
+        ),
+        transport_case!(
+            "transport/close/by-the-acceptor-after-earlier-frames",
+            ["LINK-7", "BLE-6", "TCP-6"],
+            "the acceptor's normal close reaches the dialer after every frame sent before it",
+            acceptor_closes
+        ),
+        transport_case!(
+            "transport/close/then-send-and-recv-fail-with-closed",
+            ["LINK-7", "BLE-6", "TCP-6"],
+            "after a close, send and recv keep failing with Closed on both sides, and closing again changes nothing",
+            after_close
+        ),
+        transport_case!(
+            "transport/loss/dropped-link-is-lost-without-partial-frames",
+            ["FRAME-9", "BLE-7", "TCP-7"],
+            "dropping a link that is sending large frames ends the peer's end as lost, after whole frames only",
+            dropped_link
+        ),
+        transport_case!(
+            "transport/links/several-at-once-are-independent",
+            ["LINK-8", "BLE-1", "TCP-1"],
+            "three links between the same devices carry their own frames only, and closing one leaves the others open",
+            several_links
+        ),
+        transport_case!(
+            "transport/backpressure/slow-reader-holds-the-sender-back",
+            ["FRAME-9", "BLE-2", "TCP-8"],
+            "a sender to a peer that does not read is held back before the offered bytes are all taken, and the peer then reads every frame",
+            backpressure
+        ),
+    ]
+}
+
+/// Fails unless `got` equals `expected`.
+fn check<T: PartialEq + std::fmt::Debug>(what: &str, expected: T, got: T) -> Step {
+    if expected == got {
+        Ok(())
+    } else {
+        fail(format!("{what}: {expected:?}"), format!("{got:?}"))
+    }
+}
+
+/// Runs `a` and `b` at once; the first failure ends both.
+async fn both(a: impl Future<Output = Step>, b: impl Future<Output = Step>) -> Step {
+    tokio::try_join!(a, b).map(|((), ())| ())
+}
+
+/// Frames to send, made on demand (twice: once to send, once to check what arrives).
+type Frames = Box<dyn Iterator<Item = Bytes> + Send>;
+
+/// Sends `frames` on `from` while `to` checks that it receives them, in order.
+async fn cross(
+    ctx: &Ctx,
+    lanes: (&'static str, &'static str),
+    from: &dyn Link,
+    to: &dyn Link,
+    frames: impl Fn() -> Frames,
+) -> Step {
+    both(
+        send_all(&ctx.progress, lanes.0, from, frames()),
+        expect_all(&ctx.progress, lanes.1, to, frames()),
+    )
+    .await
+}
+
+/// Sends `frames(1, max)` from the dialer and `frames(2, max)` from the acceptor at once, each
+/// with its own end's maximum, and checks that each side receives the other's, in order.
+async fn both_ways(ctx: &Ctx, ends: &Ends, frames: impl Fn(u8, usize) -> Frames) -> Step {
+    let (up, down) = (ends.dialer.max_frame_size(), ends.acceptor.max_frame_size());
+    let (dialer, acceptor) = (&*ends.dialer, &*ends.acceptor);
+    both(
+        cross(ctx, ("dialer:", "acceptor:"), dialer, acceptor, || {
+            frames(1, up)
+        }),
+        cross(ctx, ("acceptor:", "dialer:"), acceptor, dialer, || {
+            frames(2, down)
+        }),
+    )
+    .await
+}
+
+async fn ids_and_roles(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let (first, second) = (ctx.pair.first.local_device(), &ctx.pair.second_id);
+    let (dialer, acceptor) = (&*ends.dialer, &*ends.acceptor);
+    for (what, expected, got) in [
+        ("the dialer's local_device()", first, dialer.local_device()),
+        ("the dialer's peer_device()", second, dialer.peer_device()),
+        (
+            "the acceptor's local_device()",
+            second,
+            acceptor.local_device(),
+        ),
+        (
+            "the acceptor's peer_device()",
+            first,
+            acceptor.peer_device(),
+        ),
+    ] {
+        check(what, expected, got)?;
+    }
+    check("the dialer's role()", Role::Dialer, dialer.role())?;
+    check("the acceptor's role()", Role::Acceptor, acceptor.role())?;
+    check("the dialer's closure()", None, dialer.closure())?;
+    check("the acceptor's closure()", None, acceptor.closure())?;
+    for (side, link) in [("dialer", dialer), ("acceptor", acceptor)] {
+        if link.max_frame_size() < 128 {
+            return fail(
+                format!("the {side}'s max_frame_size() to be at least 128, so that a HELLO fits"),
+                link.max_frame_size().to_string(),
+            );
+        }
+    }
+    both_ways(&ctx, &ends, |stream, _| {
+        Box::new([frame(stream, 0, 128)].into_iter())
+    })
+    .await
+}
+
+/// Large and small frames, interleaved, on a link whose maximum is `max`.
+fn mixed(stream: u8, max: usize) -> Frames {
+    Box::new((0..60u32).map(move |seq| {
+        let cycle = [max, HEADER_LEN, 1000, 13, max / 2, 12 + seq as usize];
+        frame(stream, seq, cycle[seq as usize % 6].min(max))
+    }))
+}
+
+async fn frames_in_order(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    both_ways(&ctx, &ends, mixed).await
+}
+
+/// `count` frames of varied small sizes, then a marker frame of another stream.
+fn counted(stream: u8, count: usize, max: usize) -> Frames {
+    let span = max.min(2048) - HEADER_LEN + 1;
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    let frames = (0..count).map(move |seq| {
+        let len = HEADER_LEN + (seq as usize).wrapping_mul(7919).wrapping_add(13) % span;
+        frame(stream, seq, len)
+    });
+    Box::new(frames.chain([frame(stream + 64, count, HEADER_LEN)]))
+}
+
+async fn nothing_lost_or_duplicated(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let count = ctx.options.many_frames;
+    both_ways(&ctx, &ends, |stream, max| counted(stream, count, max)).await
+}
+
+/// Every size from a bare header to 140 bytes, the powers of two and their neighbours, and
+/// the largest two, up to `max`.
+fn sizes(stream: u8, max: usize) -> Frames {
+    let mut sizes: Vec<usize> = (HEADER_LEN..=140).collect();
+    let mut power = 256;
+    while power <= max {
+        sizes.extend([power - 1, power, power + 1]);
+        power = power.saturating_mul(2);
+    }
+    sizes.extend([max.saturating_sub(1), max]);
+    sizes.retain(|len| (HEADER_LEN..=max).contains(len));
+    let frames = sizes.into_iter().enumerate();
+    Box::new(frames.map(move |(seq, len)| frame(stream, seq as u32, len)))
+}
+
+async fn every_size(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    both_ways(&ctx, &ends, sizes).await
+}
+
+/// Sends `bad` on the dialer's end, which must refuse it as `refused` says, then checks that
+/// the next frame the acceptor gets is the next one sent.
+async fn refused_then_goes_on(
+    ctx: &Ctx,
+    ends: &Ends,
+    bad: Bytes,
+    expected: &str,
+    refused: impl Fn(&TransportError) -> bool,
+) -> Step {
+    ctx.progress
+        .at("dialer:", format!("sending {}", describe(&bad)));
+    match ends.dialer.send(bad).await {
+        Err(error) if refused(&error) => {}
+        Err(error) => return fail(expected, format!("Err({error:?})")),
+        Ok(()) => return fail(expected, "Ok(()): it was sent"),
+    }
+    check(
+        "the dialer's closure() after the refusal",
+        None,
+        ends.dialer.closure(),
+    )?;
+    let next = frame(1, 1, HEADER_LEN + 1);
+    both(
+        send_all(&ctx.progress, "dialer:", &*ends.dialer, [next.clone()]),
+        expect_frame(&ctx.progress, "acceptor:", &*ends.acceptor, &next),
+    )
+    .await
+}
+
+async fn over_the_maximum(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let max = ends.dialer.max_frame_size();
+    let Some(over) = max.checked_add(1) else {
+        return Err(Verdict::Unsupported("the link has no largest frame".into()));
+    };
+    let expected = format!("Err(FrameTooLarge {{ len: {over}, max: {max} }})");
+    let too_large = |error: &TransportError| matches!(error, TransportError::FrameTooLarge { len, max: m } if *len == over && *m == max);
+    refused_then_goes_on(&ctx, &ends, frame(1, 0, over), &expected, too_large).await
+}
+
+async fn empty_frame(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let empty = |error: &TransportError| matches!(error, TransportError::EmptyFrame);
+    refused_then_goes_on(&ctx, &ends, Bytes::new(), "Err(EmptyFrame)", empty).await
+}
+
+/// `closer` sends frames and closes with `reason` while `peer` reads: the peer gets every
+/// frame, then the reason; each side's closure says who closed.
+async fn close_after_frames(
+    ctx: &Ctx,
+    (closer, closer_name): (&dyn Link, &'static str),
+    (peer, peer_name): (&dyn Link, &'static str),
+    reason: CloseReason,
+) -> Step {
+    let max = closer.max_frame_size();
+    let frames =
+        move || (0..50u32).map(move |seq| frame(3, seq, (12 + seq as usize * 97).min(max)));
+    let closing = async {
+        send_all(&ctx.progress, "closer:", closer, frames()).await?;
+        ctx.progress.at("closer:", "closing");
+        closer.close(reason.clone()).await;
+        ctx.progress.at("closer:", "closed");
+        Ok(())
+    };
+    let reading = async {
+        expect_all(&ctx.progress, "peer:", peer, frames()).await?;
+        ctx.progress.at("peer:", "waiting for the close");
+        expect_recv_closed(peer_name, peer, &Closure::Peer(reason.clone())).await
+    };
+    both(closing, reading).await?;
+    expect_closure(closer_name, closer, &Closure::Local(reason.clone()))?;
+    expect_closure(peer_name, peer, &Closure::Peer(reason))
+}
+
+async fn dialer_closes(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let reason = CloseReason::new(0xDEAD_BEEF, "ü".repeat(512));
+    let closer = (&*ends.dialer, "dialer");
+    close_after_frames(&ctx, closer, (&*ends.acceptor, "acceptor"), reason).await
+}
+
+async fn acceptor_closes(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let closer = (&*ends.acceptor, "acceptor");
+    let reason = CloseReason::normal();
+    close_after_frames(&ctx, closer, (&*ends.dialer, "dialer"), reason).await
+}
+
+async fn after_close(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let reason = CloseReason::new(3, "done");
+    let (local, peer) = (
+        Closure::Local(reason.clone()),
+        Closure::Peer(reason.clone()),
+    );
+    ctx.progress.at("dialer:", "closing");
+    let closing = async {
+        ends.dialer.close(reason).await;
+        Ok(())
+    };
+    both(
+        closing,
+        expect_recv_closed("acceptor", &*ends.acceptor, &peer),
+    )
+    .await?;
+    ctx.progress.at("both:", "using the closed link");
+    for _ in 0..3 {
+        expect_send_closed("dialer", &*ends.dialer, &local).await?;
+        expect_recv_closed("dialer", &*ends.dialer, &local).await?;
+        expect_send_closed("acceptor", &*ends.acceptor, &peer).await?;
+        expect_recv_closed("acceptor", &*ends.acceptor, &peer).await?;
+    }
+    ends.dialer.close(CloseReason::new(9, "again")).await;
+    ends.acceptor.close(CloseReason::new(9, "again")).await;
+    expect_closure("dialer", &*ends.dialer, &local)?;
+    expect_closure("acceptor", &*ends.acceptor, &peer)
+}
+
+async fn dropped_link(ctx: Ctx) -> Step {
+    let Ends { dialer, acceptor } = ctx.open().await?;
+    let len = dialer.max_frame_size().min(65_535);
+    let progress = &ctx.progress;
+    let sending = async move {
+        for seq in 0..16 {
+            progress.at("dialer:", format!("sending frame {seq}"));
+            if dialer.send(frame(4, seq, len)).await.is_err() {
+                break;
+            }
+        }
+        progress.at("dialer:", "dropping its end");
+        drop(dialer);
+        Ok(())
+    };
+    let reading = async {
+        let mut next = 0;
+        loop {
+            progress.at("acceptor:", format!("waiting for frame {next} or the loss"));
+            let expected = frame(4, next, len);
+            match acceptor.recv().await {
+                Ok(got) if got == expected => next += 1,
+                Ok(got) => {
+                    let wanted = format!("{} or the loss", describe(&expected));
+                    return fail(wanted, describe(&got));
+                }
+                Err(TransportError::Closed(Closure::Lost(_))) => return Ok(()),
+                Err(error) => {
+                    return fail("Closed(Lost(..)) after whole frames", format!("{error:?}"));
+                }
+            }
+        }
+    };
+    both(sending, reading).await?;
+    let lost = Closure::Lost(String::new());
+    expect_closure("acceptor", &*acceptor, &lost)?;
+    expect_send_closed("acceptor", &*acceptor, &lost).await?;
+    expect_recv_closed("acceptor", &*acceptor, &lost).await
+}
+
+/// Opens another link, or says that the transport does not open several to one device.
+async fn another_link(ctx: &Ctx) -> Step<Ends> {
+    match ctx.open_raw().await {
+        Ok(ends) => Ok(ends),
+        Err(TransportError::Unsupported(what)) => Err(Verdict::Unsupported(format!(
+            "a second link to the same device: {what}"
+        ))),
+        Err(error) => fail(
+            "another link between the same devices",
+            format!("it failed: {error}"),
+        ),
+    }
+}
+
+/// Link `i` carries 16 frames each way, its own streams only.
+async fn exchange(ctx: &Ctx, ends: &Ends, i: u8, round: u32) -> Step {
+    let frames = move |stream: u8| {
+        move || {
+            Box::new((round * 16..round * 16 + 16).map(move |seq| frame(stream, seq, 40))) as Frames
+        }
+    };
+    let lanes = [
+        ("dialer 0:", "acceptor 0:"),
+        ("dialer 1:", "acceptor 1:"),
+        ("dialer 2:", "acceptor 2:"),
+    ];
+    let (out, back) = lanes[usize::from(i)];
+    both(
+        cross(
+            ctx,
+            (out, back),
+            &*ends.dialer,
+            &*ends.acceptor,
+            frames(10 + i),
+        ),
+        cross(
+            ctx,
+            (back, out),
+            &*ends.acceptor,
+            &*ends.dialer,
+            frames(20 + i),
+        ),
+    )
+    .await
+}
+
+async fn several_links(ctx: Ctx) -> Step {
+    let first = ctx.open().await?;
+    let second = another_link(&ctx).await?;
+    let third = another_link(&ctx).await?;
+    both(
+        exchange(&ctx, &first, 0, 0),
+        both(exchange(&ctx, &second, 1, 0), exchange(&ctx, &third, 2, 0)),
+    )
+    .await?;
+    let reason = CloseReason::new(4, "only this one");
+    ctx.progress.at("dialer 0:", "closing");
+    both(
+        async {
+            first.dialer.close(reason.clone()).await;
+            Ok(())
+        },
+        expect_recv_closed("acceptor", &*first.acceptor, &Closure::Peer(reason.clone())),
+    )
+    .await?;
+    for (n, ends) in [(1, &second), (2, &third)] {
+        check(
+            &format!("link {n}'s dialer closure()"),
+            None,
+            ends.dialer.closure(),
+        )?;
+        check(
+            &format!("link {n}'s acceptor closure()"),
+            None,
+            ends.acceptor.closure(),
+        )?;
+    }
+    both(exchange(&ctx, &second, 1, 1), exchange(&ctx, &third, 2, 1)).await
+}
+
+async fn backpressure(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let options = &ctx.options;
+    let len = options
+        .backpressure_frame
+        .clamp(HEADER_LEN, ends.dialer.max_frame_size());
+    let count = u32::try_from((options.backpressure_bytes / len).max(1)).unwrap_or(u32::MAX);
+    let offered = count as usize * len;
+    let sent = AtomicUsize::new(0);
+    let sending = async {
+        for seq in 0..count {
+            ctx.progress
+                .at("dialer:", format!("sending frame {seq} of {count}"));
+            if let Err(error) = ends.dialer.send(frame(5, seq, len)).await {
+                return fail(
+                    format!("frame {seq} to be sent"),
+                    format!("send failed: {error}"),
+                );
+            }
+            sent.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    };
+    let watching_then_reading = async {
+        // The acceptor reads nothing until the sender has stopped getting anywhere.
+        let mut last = None;
+        loop {
+            ctx.progress
+                .at("acceptor:", "not reading, watching the sender");
+            tokio::time::sleep(options.stall).await;
+            let now = sent.load(Ordering::SeqCst);
+            if now >= count as usize {
+                return fail(
+                    format!(
+                        "send to wait before {offered} bytes were taken while the peer read nothing"
+                    ),
+                    format!("all {count} frames of {len} bytes were taken"),
+                );
+            }
+            if last == Some(now) {
+                break;
+            }
+            last = Some(now);
+        }
+        let frames = (0..count).map(|seq| frame(5, seq, len));
+        expect_all(&ctx.progress, "acceptor:", &*ends.acceptor, frames).await
+    };
+    both(sending, watching_then_reading).await
+}

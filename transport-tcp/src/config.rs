@@ -1,0 +1,156 @@
+//! The settings of a TCP transport.
+
+use std::time::Duration;
+
+use crate::binding::{
+    CLOSE_WAIT, DEFAULT_MAX_FRAME_SIZE, LARGEST_FRAME, OPEN_WAIT, SMALLEST_MAX_FRAME_SIZE,
+};
+use crate::error::TcpError;
+
+/// The largest buffer a setting may ask for: 1 GiB.
+const LARGEST_BUFFER: usize = 1 << 30;
+
+/// How a [`TcpTransport`](crate::TcpTransport) and its links behave.
+///
+/// ```
+/// use std::time::Duration;
+/// use acm_transport_tcp::TcpConfig;
+///
+/// let config = TcpConfig::new()
+///     .with_max_frame_size(1 << 20)
+///     .with_send_buffer(64 * 1024)
+///     .with_open_timeout(Duration::from_secs(3));
+/// assert_eq!(config.max_frame_size, 1 << 20);
+/// assert!(config.validate().is_ok());
+/// assert!(TcpConfig::new().with_max_frame_size(100).validate().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpConfig {
+    /// The largest frame, header included, this side receives and sends: a header announcing
+    /// a larger frame ends the link (`TCP-3`). 128 to 16 777 227; 65 535 by default.
+    pub max_frame_size: usize,
+    /// The bytes of frames a link queues for sending before [`send`](acm_transport::Link::send)
+    /// waits (a frame larger than this still goes, alone). 256 KiB by default.
+    pub send_buffer: usize,
+    /// The bytes of frames a link holds for [`recv`](acm_transport::Link::recv) before it stops
+    /// reading the socket, which holds the peer back. 256 KiB by default.
+    pub receive_buffer: usize,
+    /// How long a dial may take to connect. 10 s by default.
+    pub connect_timeout: Duration,
+    /// How long each side waits for the peer's OPEN. 10 s by default (`TCP-5`).
+    pub open_timeout: Duration,
+    /// How long a side that closed a link waits for what it sent to go out and for the peer to
+    /// end the connection, before it drops the connection. 5 s by default (`TCP-6`).
+    pub close_timeout: Duration,
+    /// The links that may wait for [`accept`](acm_transport::Transport::accept); connections
+    /// beyond it are dropped before the OPEN exchange. 64 by default.
+    pub accept_backlog: usize,
+    /// The connections whose OPEN exchange may be under way at once; more are dropped at
+    /// once. 64 by default.
+    pub max_pending_opens: usize,
+}
+
+impl TcpConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            send_buffer: 256 * 1024,
+            receive_buffer: 256 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            open_timeout: OPEN_WAIT,
+            close_timeout: CLOSE_WAIT,
+            accept_backlog: 64,
+            max_pending_opens: 64,
+        }
+    }
+
+    /// Sets the largest frame.
+    #[must_use]
+    pub fn with_max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets the bytes queued for sending per link.
+    #[must_use]
+    pub fn with_send_buffer(mut self, bytes: usize) -> Self {
+        self.send_buffer = bytes;
+        self
+    }
+
+    /// Sets the bytes held for the reader per link.
+    #[must_use]
+    pub fn with_receive_buffer(mut self, bytes: usize) -> Self {
+        self.receive_buffer = bytes;
+        self
+    }
+
+    /// Sets how long a dial may take to connect.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets how long each side waits for the peer's OPEN.
+    #[must_use]
+    pub fn with_open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a closing side waits before it drops the connection.
+    #[must_use]
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets how many links may wait for `accept`.
+    #[must_use]
+    pub fn with_accept_backlog(mut self, links: usize) -> Self {
+        self.accept_backlog = links;
+        self
+    }
+
+    /// Sets how many OPEN exchanges may be under way at once.
+    #[must_use]
+    pub fn with_max_pending_opens(mut self, connections: usize) -> Self {
+        self.max_pending_opens = connections;
+        self
+    }
+
+    /// Checks every setting against its range.
+    pub fn validate(&self) -> Result<(), TcpError> {
+        let check = |setting, value, min, max| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(TcpError::OutOfRange {
+                    setting,
+                    value,
+                    min,
+                    max,
+                })
+            }
+        };
+        check(
+            "max_frame_size",
+            self.max_frame_size,
+            SMALLEST_MAX_FRAME_SIZE,
+            LARGEST_FRAME,
+        )?;
+        check("send_buffer", self.send_buffer, 1, LARGEST_BUFFER)?;
+        check("receive_buffer", self.receive_buffer, 1, LARGEST_BUFFER)?;
+        check("accept_backlog", self.accept_backlog, 1, 1 << 16)?;
+        check("max_pending_opens", self.max_pending_opens, 1, 1 << 16)
+    }
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
