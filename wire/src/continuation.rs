@@ -5,8 +5,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::control::Control;
 use crate::error::{EncodeError, FrameError};
-use crate::frame::{Frame, FrameKind, is_link_frame};
-use crate::header::{FLAG_MORE, HEADER_LEN};
+use crate::frame::{Frame, FrameKind, is_link_frame, type_code};
+use crate::header::{FLAG_MORE, FrameHeader, HEADER_LEN};
 use crate::limits::{MAX_CONTROL_BODY, MAX_FRAME_SIZE};
 use crate::pb::FrameType;
 
@@ -19,22 +19,34 @@ pub fn encode_control(
     channel: u32,
     max_frame_size: u32,
 ) -> Result<Vec<Bytes>, EncodeError> {
-    let body = control.encode_body();
-    if body.len() > MAX_CONTROL_BODY {
+    let len = control.encoded_len();
+    if len > MAX_CONTROL_BODY {
         return Err(EncodeError::TooLarge {
-            len: body.len() as u64,
+            len: len as u64,
             max: MAX_CONTROL_BODY as u64,
         });
     }
     let room = (max_frame_size.min(MAX_FRAME_SIZE) as usize).saturating_sub(HEADER_LEN);
     let frame_type = control.frame_type();
-    if body.len() <= room {
-        return Ok(vec![control.to_frame(version, channel).to_bytes()?]);
+    if len <= room {
+        // The usual case: the body is encoded straight after its header, in one buffer.
+        let header = FrameHeader {
+            version,
+            frame_type: type_code(frame_type),
+            flags: 0,
+            // Within MAX_CONTROL_BODY, checked above.
+            length: u32::try_from(len).unwrap_or(u32::MAX),
+            channel,
+        };
+        let mut frame = BytesMut::with_capacity(HEADER_LEN.saturating_add(len));
+        header.put(&mut frame);
+        control.encode_body_into(&mut frame);
+        return Ok(vec![frame.freeze()]);
     }
     if room == 0 || is_link_frame(frame_type) {
         return Err(EncodeError::FrameSizeTooSmall(max_frame_size));
     }
-    let mut rest = body;
+    let mut rest = control.encode_body();
     let mut frames = Vec::with_capacity(rest.len().div_ceil(room));
     while !rest.is_empty() {
         let chunk = rest.split_to(room.min(rest.len()));
@@ -139,6 +151,32 @@ mod tests {
         let frames = encode_control(&message(10), 1, 3, 244).unwrap();
         assert_eq!(frames.len(), 1);
         assert_eq!(decode_all(&frames, 244)[0].flags, 0);
+    }
+
+    #[test]
+    fn a_body_that_fits_is_encoded_in_one_buffer_as_encode_frame_encodes_it() {
+        let request = Control::ConnectRequest(pb::ConnectRequest {
+            token: Bytes::from_static(&[7; 16]),
+            source: Some(pb::PeerInfo {
+                device_id: "phone".into(),
+                bundle_name: "com.example".into(),
+                module_name: "entry".into(),
+                ability_name: "Main".into(),
+                service_name: String::new(),
+            }),
+            target: None,
+            options: Some(pb::ConnectOptions {
+                need_send_data: Some(true),
+                start_options: 1,
+                parameters: [("k".to_string(), "v".to_string())].into(),
+            }),
+        });
+        for control in [request, message(0), message(300)] {
+            let frames = encode_control(&control, 1, 5, 65_535).unwrap();
+            assert_eq!(frames, vec![control.encode_frame(1, 5).unwrap()]);
+            assert_eq!(frames[0].len(), HEADER_LEN + control.encoded_len());
+            assert_eq!(control.encode_body().len(), control.encoded_len());
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Control frames: decoding each body from its frame and checking its contents (SPEC sections 4,
 //! 5 and 7).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use prost::Message as _;
 
 use crate::error::{ControlError, EncodeError};
@@ -56,18 +56,42 @@ impl Control {
 
     /// The body's protobuf encoding.
     pub fn encode_body(&self) -> Bytes {
-        let bytes = match self {
-            Self::Hello(m) => m.encode_to_vec(),
-            Self::LinkClose(m) => m.encode_to_vec(),
-            Self::Ping(m) => m.encode_to_vec(),
-            Self::Pong(m) => m.encode_to_vec(),
-            Self::ConnectRequest(m) => m.encode_to_vec(),
-            Self::ConnectResponse(m) => m.encode_to_vec(),
-            Self::Message(m) => m.encode_to_vec(),
-            Self::Disconnect(m) => m.encode_to_vec(),
-            Self::CollaborateEvent(m) => m.encode_to_vec(),
-        };
-        Bytes::from(bytes)
+        let mut body = BytesMut::with_capacity(self.encoded_len());
+        self.encode_body_into(&mut body);
+        body.freeze()
+    }
+
+    /// The length of the body's protobuf encoding.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Self::Hello(m) => m.encoded_len(),
+            Self::LinkClose(m) => m.encoded_len(),
+            Self::Ping(m) => m.encoded_len(),
+            Self::Pong(m) => m.encoded_len(),
+            Self::ConnectRequest(m) => m.encoded_len(),
+            Self::ConnectResponse(m) => m.encoded_len(),
+            Self::Message(m) => m.encoded_len(),
+            Self::Disconnect(m) => m.encoded_len(),
+            Self::CollaborateEvent(m) => m.encoded_len(),
+        }
+    }
+
+    /// Appends the body's protobuf encoding to `dst`, which grows as needed.
+    pub fn encode_body_into(&self, dst: &mut BytesMut) {
+        // `encode_raw` writes the fields without working out the length first, as `encode`
+        // would: callers have it already from `encoded_len`, and a BytesMut never runs out of
+        // room, which is all `encode` checks.
+        match self {
+            Self::Hello(m) => m.encode_raw(dst),
+            Self::LinkClose(m) => m.encode_raw(dst),
+            Self::Ping(m) => m.encode_raw(dst),
+            Self::Pong(m) => m.encode_raw(dst),
+            Self::ConnectRequest(m) => m.encode_raw(dst),
+            Self::ConnectResponse(m) => m.encode_raw(dst),
+            Self::Message(m) => m.encode_raw(dst),
+            Self::Disconnect(m) => m.encode_raw(dst),
+            Self::CollaborateEvent(m) => m.encode_raw(dst),
+        }
     }
 
     /// The frame that carries this body on `channel`. Link bodies (Hello, LinkClose, Ping, Pong)
@@ -83,6 +107,7 @@ impl Control {
 
     /// Decodes and checks the body of a control frame of type `frame_type`. Returns `None` for
     /// `FRAME_TYPE_DATA` and `FRAME_TYPE_UNSPECIFIED`, which have no protobuf body.
+    #[inline]
     pub fn decode(frame_type: FrameType, body: &[u8]) -> Option<Result<Self, ControlError>> {
         Self::decode_unchecked(frame_type, body)
             .map(|decoded| decoded.and_then(|control| control.validate().map(|()| control)))
@@ -91,6 +116,7 @@ impl Control {
     /// Decodes the body of a control frame without checking its contents: for receivers that
     /// act on a frame even when a field breaks a rule (SPEC `CTRL-3`). Call
     /// [`Control::validate`] to learn what is wrong with it.
+    #[inline]
     pub fn decode_unchecked(
         frame_type: FrameType,
         body: &[u8],
@@ -170,10 +196,16 @@ fn name(field: &'static str, text: &str, max: usize) -> Result<(), ControlError>
         return Err(ControlError::Empty { field });
     }
     max_len(field, text, max)?;
-    if text.chars().any(char::is_control) {
+    if has_control_character(text) {
         return Err(ControlError::ControlCharacter { field });
     }
     Ok(())
+}
+
+/// Whether `text` holds a control character (`char::is_control`). Printable ASCII, the usual
+/// case, is told in one pass over the bytes; anything else is looked at a character at a time.
+fn has_control_character(text: &str) -> bool {
+    !text.bytes().all(|b| (0x20..0x7F).contains(&b)) && text.chars().any(char::is_control)
 }
 
 fn in_range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ControlError> {
@@ -301,5 +333,51 @@ fn validate_connect_response(m: &pb::ConnectResponse) -> Result<(), ControlError
                 MAX_TEXT_LEN,
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_found_as_char_is_control_finds_them() {
+        let texts = [
+            "EntryAbility",
+            "com.example.notes",
+            "with space",
+            "Zürich",
+            "日本語のアプリ",
+            "tab\there",
+            "new\nline",
+            "nul\0",
+            "del\u{7f}",
+            "next line \u{85}",
+            "c1 \u{9f} end",
+            "\u{a0} no-break space",
+            "~",
+            "",
+        ];
+        for text in texts {
+            assert_eq!(
+                has_control_character(text),
+                text.chars().any(char::is_control),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sess_2_a_name_with_a_c1_control_character_is_refused() {
+        assert_eq!(
+            name("PeerInfo.bundle_name", "com.example\u{85}", MAX_NAME_LEN),
+            Err(ControlError::ControlCharacter {
+                field: "PeerInfo.bundle_name"
+            })
+        );
+        assert_eq!(
+            name("PeerInfo.bundle_name", "com.exämple", MAX_NAME_LEN),
+            Ok(())
+        );
     }
 }

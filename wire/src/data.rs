@@ -14,7 +14,7 @@
 //! |                  data bytes (to the end of the frame)         |
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::{EncodeError, ReassemblyError};
 use crate::frame::{Frame, FrameKind, type_code};
@@ -48,18 +48,29 @@ pub struct DataFragment {
 impl DataFragment {
     /// Parses the payload of a DATA frame (the caller has checked the frame's type).
     pub fn parse(frame: &Frame) -> Result<Self, ReassemblyError> {
-        let first = frame.flags & FLAG_FIRST != 0;
+        Self::from_parts(frame.channel, frame.flags, frame.payload.clone())
+    }
+
+    /// Like [`DataFragment::parse`], taking the frame: the chunk is then the only reference to
+    /// the frame's buffer when the frame was, which lets the [`crate::Reassembler`] keep it
+    /// without copying.
+    pub fn from_frame(frame: Frame) -> Result<Self, ReassemblyError> {
+        Self::from_parts(frame.channel, frame.flags, frame.payload)
+    }
+
+    fn from_parts(channel: u32, flags: u8, mut payload: Bytes) -> Result<Self, ReassemblyError> {
+        let first = flags & FLAG_FIRST != 0;
         let needed = if first {
             FIRST_DATA_HEADER_LEN
         } else {
             DATA_HEADER_LEN
         };
         let short = || ReassemblyError::ShortHeader {
-            channel: frame.channel,
-            len: frame.payload.len(),
+            channel,
+            len: payload.len(),
             needed,
         };
-        let head = frame.payload.get(..needed).ok_or_else(short)?;
+        let head = payload.get(..needed).ok_or_else(short)?;
         let (ids, rest) = head
             .split_first_chunk::<DATA_HEADER_LEN>()
             .ok_or_else(short)?;
@@ -68,13 +79,18 @@ impl DataFragment {
             Some(total) if first => Some(u64::from_be_bytes(*total)),
             _ => None,
         };
+        let (transfer_id, index) = (
+            u32::from_be_bytes([t0, t1, t2, t3]),
+            u32::from_be_bytes([i0, i1, i2, i3]),
+        );
+        payload.advance(needed);
         Ok(Self {
-            channel: frame.channel,
-            transfer_id: u32::from_be_bytes([t0, t1, t2, t3]),
-            index: u32::from_be_bytes([i0, i1, i2, i3]),
+            channel,
+            transfer_id,
+            index,
             total_length,
-            last: frame.flags & FLAG_LAST != 0,
-            chunk: frame.payload.slice(needed..),
+            last: flags & FLAG_LAST != 0,
+            chunk: payload,
         })
     }
 

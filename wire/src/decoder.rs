@@ -1,6 +1,6 @@
 //! The incremental stream decoder, for byte-stream links (SPEC section 3.6).
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use crate::error::FrameError;
 use crate::frame::{Frame, check_header};
@@ -84,8 +84,9 @@ impl FrameDecoder {
             src.reserve(frame_len.saturating_sub(src.len()));
             return Ok(None);
         }
-        let mut bytes = src.split_to(frame_len).freeze();
-        let payload = bytes.split_off(HEADER_LEN);
+        // The header is dropped where it lies; the payload is split off without copying.
+        src.advance(HEADER_LEN);
+        let payload = src.split_to(frame_len.saturating_sub(HEADER_LEN)).freeze();
         Ok(Some(Frame::from_parts(&header, kind, payload)))
     }
 

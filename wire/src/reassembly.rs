@@ -12,11 +12,83 @@ use crate::limits::Limits;
 /// fragments arrive, so a peer's declared length alone never makes the receiver allocate.
 const INITIAL_CAPACITY: usize = 64 * 1024;
 
+/// The shortest chunk kept as it arrived rather than copied, when it is the only user of its
+/// buffer (see [`Partial::append`]).
+pub const MIN_KEPT_CHUNK: usize = 16 * 1024;
+
 #[derive(Debug)]
 struct Partial {
     declared: u64,
     next_index: u32,
+    /// Bytes received so far: those of `kept` and `buf`.
+    received: u64,
+    /// The transfer's first bytes, in order: large chunks kept without copying. `buf` follows
+    /// them.
+    kept: Vec<Bytes>,
+    /// The bytes after `kept`, copied as they arrived.
     buf: BytesMut,
+}
+
+impl Partial {
+    fn new(declared: u64) -> Self {
+        Self {
+            declared,
+            next_index: 0,
+            received: 0,
+            kept: Vec::new(),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Adds the next chunk. A chunk of at least [`MIN_KEPT_CHUNK`] bytes that is the only
+    /// reference to its buffer (a transport that carries one frame per message hands such
+    /// chunks over once their frame is parsed with [`DataFragment::from_frame`]) is kept as it
+    /// is, as long as nothing has been copied yet: it costs no copy and holds no memory that is
+    /// not the transfer's own. Any other chunk is copied, so that a chunk sharing a larger
+    /// receive buffer never keeps that buffer alive, and once copying has begun every later
+    /// chunk is copied too, so that the one growing buffer is never frozen half-used.
+    fn append(&mut self, chunk: Bytes) {
+        self.received = self.received.saturating_add(chunk.len() as u64);
+        if self.buf.is_empty() && chunk.len() >= MIN_KEPT_CHUNK && chunk.is_unique() {
+            self.kept.push(chunk);
+            return;
+        }
+        if self.buf.capacity() == 0 {
+            let left = usize::try_from(self.declared.saturating_sub(self.received))
+                .unwrap_or(usize::MAX)
+                .saturating_add(chunk.len());
+            self.buf.reserve(left.min(INITIAL_CAPACITY));
+        }
+        self.buf.extend_from_slice(&chunk);
+    }
+
+    /// The whole transfer: copied once into one buffer if it arrived in several pieces, not at
+    /// all if it is one piece.
+    fn finish(mut self) -> Bytes {
+        if self.kept.is_empty() {
+            return self.buf.freeze();
+        }
+        if self.buf.is_empty() && self.kept.len() == 1 {
+            return self.kept.pop().unwrap_or_default();
+        }
+        let len = usize::try_from(self.received).unwrap_or(usize::MAX);
+        let mut whole = BytesMut::with_capacity(len);
+        for piece in &self.kept {
+            whole.extend_from_slice(piece);
+        }
+        whole.extend_from_slice(&self.buf);
+        whole.freeze()
+    }
+
+    /// The bytes held now: `(received, allocated)`, counting kept chunks as their length.
+    #[cfg(feature = "fuzzing")]
+    fn footprint(&self) -> (usize, usize) {
+        let kept: usize = self.kept.iter().map(Bytes::len).sum();
+        (
+            kept.saturating_add(self.buf.len()),
+            kept.saturating_add(self.buf.capacity()),
+        )
+    }
 }
 
 /// Reassembles the data transfers of one link. Transfers of every channel may interleave; each
@@ -56,7 +128,7 @@ impl Reassembler {
 
     /// The bytes actually buffered by unfinished transfers.
     pub fn buffered_bytes(&self) -> u64 {
-        self.partials.values().map(|p| p.buf.len() as u64).sum()
+        self.partials.values().map(|p| p.received).sum()
     }
 
     /// The number of unfinished transfers.
@@ -68,9 +140,7 @@ impl Reassembler {
     /// of the fuzz targets.
     #[cfg(feature = "fuzzing")]
     pub(crate) fn buffers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.partials
-            .values()
-            .map(|p| (p.buf.len(), p.buf.capacity()))
+        self.partials.values().map(Partial::footprint)
     }
 
     /// Takes one fragment. Returns the transfer's bytes when this was its LAST fragment.
@@ -197,19 +267,10 @@ impl Reassembler {
         }
         self.last_begun.insert(channel, transfer_id);
         self.reserved = self.reserved.saturating_add(declared);
-        let capacity = usize::try_from(declared)
-            .unwrap_or(usize::MAX)
-            .min(INITIAL_CAPACITY);
-        let mut buf = BytesMut::with_capacity(capacity);
-        buf.extend_from_slice(&fragment.chunk);
-        self.partials.insert(
-            (channel, transfer_id),
-            Partial {
-                declared,
-                next_index: 1,
-                buf,
-            },
-        );
+        let mut partial = Partial::new(declared);
+        partial.next_index = 1;
+        partial.append(fragment.chunk);
+        self.partials.insert((channel, transfer_id), partial);
         Ok(None)
     }
 
@@ -218,24 +279,24 @@ impl Reassembler {
         fragment: DataFragment,
         mut partial: Partial,
     ) -> Result<Option<Bytes>, ReassemblyError> {
-        let DataFragment {
-            channel,
-            transfer_id,
-            index,
-            last,
-            ref chunk,
-            ..
-        } = fragment;
         // From here on the transfer is out of the map; every error leaves it dropped.
         let result = Self::check_next(&partial, &fragment);
         if let Err(err) = result {
             self.reserved = self.reserved.saturating_sub(partial.declared);
             return Err(err);
         }
-        partial.buf.extend_from_slice(chunk);
+        let DataFragment {
+            channel,
+            transfer_id,
+            index,
+            last,
+            chunk,
+            ..
+        } = fragment;
+        partial.append(chunk);
         if last {
             self.reserved = self.reserved.saturating_sub(partial.declared);
-            return Ok(Some(partial.buf.freeze()));
+            return Ok(Some(partial.finish()));
         }
         partial.next_index = index.saturating_add(1);
         self.partials.insert((channel, transfer_id), partial);
@@ -268,7 +329,7 @@ impl Reassembler {
                 index: got,
             });
         }
-        let received = (partial.buf.len() as u64).saturating_add(fragment.chunk.len() as u64);
+        let received = partial.received.saturating_add(fragment.chunk.len() as u64);
         if received > partial.declared {
             return Err(ReassemblyError::Overrun {
                 channel,

@@ -42,7 +42,7 @@ impl LinkEngine {
             (FrameKind::Extension(code), _) => {
                 tracing::debug!(code, "extension frame ignored (FRAME-7)");
             }
-            (FrameKind::Known(FrameType::Data), _) => self.on_data(&frame),
+            (FrameKind::Known(FrameType::Data), _) => self.on_data(frame),
             (FrameKind::Known(_), None) => {} // a piece of a split body; more follows
             (FrameKind::Known(frame_type), Some((_, channel, body))) => {
                 self.on_control(now, frame_type, channel, &body);
@@ -366,7 +366,7 @@ impl LinkEngine {
         self.report_end(channel, state, reason, error, detail);
     }
 
-    fn on_data(&mut self, frame: &Frame) {
+    fn on_data(&mut self, frame: Frame) {
         let channel = frame.channel;
         let Some(state) = self.check_channel(channel) else {
             return;
@@ -379,7 +379,7 @@ impl LinkEngine {
             );
         }
         if mutated!(self, DeliverPartialData) {
-            if let Ok(fragment) = DataFragment::parse(frame) {
+            if let Ok(fragment) = DataFragment::parse(&frame) {
                 self.events.push_back(EngineEvent::Data {
                     channel,
                     data: fragment.chunk,
@@ -387,7 +387,8 @@ impl LinkEngine {
             }
             return;
         }
-        let pushed = DataFragment::parse(frame).and_then(|f| self.reassembler.push(f));
+        // Taking the frame lets the reassembler keep a large chunk without copying it.
+        let pushed = DataFragment::from_frame(frame).and_then(|f| self.reassembler.push(f));
         match pushed {
             Ok(Some(data)) => self.events.push_back(EngineEvent::Data { channel, data }),
             Ok(None) => {}

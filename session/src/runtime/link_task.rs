@@ -1,7 +1,11 @@
-//! The tasks that run one link: a reader and a writer that only move frames, and a driver that
-//! owns the [`LinkEngine`], wakes it on time, and turns its events into the apps' events.
+//! The task that runs one link: a driver that owns the [`LinkEngine`], receives and sends the
+//! link's frames itself, wakes the engine on time, and turns its events into the apps' events.
+//! Doing the link's I/O in the same task, rather than in a reader and a writer of their own,
+//! spares every frame two task wake-ups.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -21,8 +25,6 @@ use crate::engine::{
 
 use super::device::DeviceInner;
 
-/// Frames in flight between the driver and the writer, and between the reader and the driver.
-const FRAME_QUEUE: usize = 32;
 /// Calls waiting for the driver.
 const COMMAND_QUEUE: usize = 64;
 /// Control frames the engine may hold before the driver stops taking calls (backpressure).
@@ -105,12 +107,28 @@ impl LinkHandle {
     }
 }
 
-enum Outgoing {
-    Frame(Bytes),
-    Close(CloseReason),
+/// A receive or a send on the link, in progress; it lives across the driver's turns.
+type LinkIo<T> = Pin<Box<dyn Future<Output = Result<T, TransportError>> + Send>>;
+
+fn receive(link: &Arc<dyn Link>) -> LinkIo<Bytes> {
+    let link = link.clone();
+    Box::pin(async move { link.recv().await })
 }
 
-/// Starts the tasks of a new link. The returned receiver says when HELLOs have been exchanged
+fn send(link: &Arc<dyn Link>, frame: Bytes) -> LinkIo<()> {
+    let link = link.clone();
+    Box::pin(async move { link.send(frame).await })
+}
+
+/// Waits for `io` to finish; never, when there is none.
+async fn finished<T>(io: &mut Option<LinkIo<T>>) -> Result<T, TransportError> {
+    match io {
+        Some(io) => io.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts the task of a new link. The returned receiver says when HELLOs have been exchanged
 /// (or why the link ended first).
 pub(crate) fn spawn_link(
     device: &Arc<DeviceInner>,
@@ -132,8 +150,6 @@ pub(crate) fn spawn_link(
         dialer,
         commands,
     };
-    let (frames_tx, frames_rx) = mpsc::channel(FRAME_QUEUE);
-    let (out_tx, out_rx) = mpsc::channel(FRAME_QUEUE);
     let (up_tx, up_rx) = oneshot::channel();
     let now = TokioInstant::now().into_std();
     let engine = LinkEngine::new(
@@ -145,8 +161,6 @@ pub(crate) fn spawn_link(
         nonce,
         config,
     );
-    tokio::spawn(read_frames(link.clone(), frames_tx));
-    tokio::spawn(write_frames(link, out_rx));
     let driver = Driver {
         device: Arc::downgrade(device),
         handle: handle.clone(),
@@ -160,37 +174,8 @@ pub(crate) fn spawn_link(
         held: VecDeque::new(),
     };
     let span = tracing::info_span!("link", peer = %peer, ?role, id = handle.id);
-    tokio::spawn(driver.run(command_rx, frames_rx, out_tx).instrument(span));
+    tokio::spawn(driver.run(link, command_rx).instrument(span));
     (handle, up_rx)
-}
-
-async fn read_frames(link: Arc<dyn Link>, frames: mpsc::Sender<Result<Bytes, TransportError>>) {
-    loop {
-        let received = link.recv().await;
-        let ended = received.is_err();
-        if frames.send(received).await.is_err() || ended {
-            return;
-        }
-    }
-}
-
-async fn write_frames(link: Arc<dyn Link>, mut out: mpsc::Receiver<Outgoing>) {
-    while let Some(next) = out.recv().await {
-        match next {
-            Outgoing::Frame(frame) => {
-                if let Err(err) = link.send(frame).await {
-                    tracing::debug!(%err, "link send failed");
-                    return;
-                }
-            }
-            Outgoing::Close(reason) => {
-                link.close(reason).await;
-                return;
-            }
-        }
-    }
-    // The driver ended without a close (the runtime is going away): end the link.
-    link.close(CloseReason::normal()).await;
 }
 
 struct Driver {
@@ -209,13 +194,13 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<LinkCommand>,
-        mut frames: mpsc::Receiver<Result<Bytes, TransportError>>,
-        out: mpsc::Sender<Outgoing>,
-    ) {
+    async fn run(mut self, link: Arc<dyn Link>, mut commands: mpsc::Receiver<LinkCommand>) {
         let mut commands_open = true;
+        // One receive waits while the link is open and the apps' streams have room, and at most
+        // one send is in flight: frames go out in the order the engine hands them out, and a
+        // send that waits for room (backpressure) does not stop the driver from receiving.
+        let mut receiving = Some(receive(&link));
+        let mut sending: Option<LinkIo<()>> = None;
         loop {
             self.dispatch_events().await;
             let retire_due = self
@@ -228,8 +213,14 @@ impl Driver {
                 );
                 continue;
             }
-            if self.engine.is_finished() {
-                let _ = out.send(Outgoing::Close(self.close_reason.clone())).await;
+            // After the events: handling them may have queued frames (answers, closes).
+            if sending.is_none()
+                && let Some(frame) = self.engine.poll_transmit(now())
+            {
+                sending = Some(send(&link, frame));
+            }
+            if self.engine.is_finished() && sending.is_none() {
+                link.close(self.close_reason.clone()).await;
                 break;
             }
             let engine_deadline = self.engine.poll_timeout().map(TokioInstant::from_std);
@@ -254,18 +245,24 @@ impl Driver {
                         permit.send(event);
                     }
                 },
-                frame = frames.recv(), if self.held.is_empty() => match frame {
-                    Some(Ok(frame)) => self.engine.handle_message(now(), frame),
-                    Some(Err(err)) => self.engine.handle_link_lost(err.to_string()),
-                    None => self.engine.handle_link_lost("the link reader stopped"),
-                },
-                permit = out.reserve(), if self.engine.wants_transmit() => match permit {
-                    Ok(permit) => {
-                        if let Some(frame) = self.engine.poll_transmit(now()) {
-                            permit.send(Outgoing::Frame(frame));
+                received = finished(&mut receiving), if receiving.is_some() && self.held.is_empty() => {
+                    match received {
+                        Ok(frame) => {
+                            receiving = Some(receive(&link));
+                            self.engine.handle_message(now(), frame);
+                        }
+                        Err(err) => {
+                            receiving = None;
+                            self.engine.handle_link_lost(err.to_string());
                         }
                     }
-                    Err(_) => self.engine.handle_link_lost("the link writer stopped"),
+                },
+                sent = finished(&mut sending), if sending.is_some() => {
+                    sending = None;
+                    if let Err(err) = sent {
+                        tracing::debug!(%err, "link send failed");
+                        self.engine.handle_link_lost(format!("sending failed: {err}"));
+                    }
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.engine.handle_timeout(now());

@@ -1,0 +1,187 @@
+//! Data bytes are copied as little as possible on their way in: a frame's chunk taken with
+//! `DataFragment::from_frame` is the frame's own buffer, and the reassembler keeps large chunks
+//! that own their buffer instead of copying them, copying the transfer once when it is whole.
+//! Whatever path the bytes take, the transfer is delivered exact (SPEC section 6.3).
+
+mod common;
+
+use acm_wire::reassembly::MIN_KEPT_CHUNK;
+use acm_wire::{DataFragment, FLAG_FIRST, FLAG_LAST, Fragmenter, Frame, Limits, Reassembler};
+use bytes::{BufMut, Bytes, BytesMut};
+use common::*;
+
+/// `len` bytes that differ along the transfer.
+fn pattern(seed: u8, len: usize) -> Bytes {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+        .collect()
+}
+
+/// A DATA frame as a transport that carries one frame per message delivers it: decoded from
+/// its own buffer, which nothing else holds.
+fn received(transfer_id: u32, index: u32, total: Option<u64>, last: bool, chunk: &[u8]) -> Frame {
+    let mut wire = BytesMut::new();
+    let fragment = DataFragment {
+        channel: 3,
+        transfer_id,
+        index,
+        total_length: total,
+        last,
+        chunk: Bytes::copy_from_slice(chunk),
+    };
+    fragment.encode(VERSION, &mut wire).expect("encodes");
+    Frame::decode_exact(wire.freeze(), 1 << 20, Some(VERSION)).expect("decodes")
+}
+
+/// The chunks of a transfer cut as `sizes` say, as frames.
+fn frames_of(data: &Bytes, sizes: &[usize]) -> Vec<Frame> {
+    assert_eq!(sizes.iter().sum::<usize>(), data.len());
+    let mut at = 0;
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let total = (i == 0).then_some(data.len() as u64);
+            let last = i + 1 == sizes.len();
+            let frame = received(1, i as u32, total, last, &data[at..at + size]);
+            at += size;
+            frame
+        })
+        .collect()
+}
+
+#[test]
+fn from_frame_reads_what_parse_reads_and_takes_the_frames_buffer() {
+    for (total, last) in [(Some(40_000), false), (None, false), (None, true)] {
+        let frame = received(9, u32::from(total.is_none()), total, last, &[7; 300]);
+        let parsed = DataFragment::parse(&frame).expect("valid");
+        let payload = frame.payload.as_ptr_range();
+        let taken = DataFragment::from_frame(frame.clone()).expect("valid");
+        assert_eq!(taken, parsed);
+        assert!(within(taken.chunk.as_ptr_range(), &payload));
+        assert_eq!(
+            taken.flags(),
+            u8::from(total.is_some()) * FLAG_FIRST | u8::from(last) * FLAG_LAST
+        );
+    }
+}
+
+#[test]
+fn data_1_from_frame_refuses_a_short_data_header_as_parse_does() {
+    let mut frame = received(1, 0, Some(10), true, &[1; 10]);
+    frame.payload = frame.payload.slice(..15);
+    let err = DataFragment::from_frame(frame.clone()).unwrap_err();
+    assert_eq!(Err(err.clone()), DataFragment::parse(&frame));
+    assert_eq!(err.rule(), "DATA-1");
+}
+
+#[test]
+fn a_transfer_in_large_chunks_is_delivered_exact_with_one_copy() {
+    let data = pattern(1, 3 * MIN_KEPT_CHUNK + 500);
+    let sizes = [MIN_KEPT_CHUNK, MIN_KEPT_CHUNK + 500, MIN_KEPT_CHUNK];
+    let mut reassembler = Reassembler::new(Limits::default());
+    let mut delivered = None;
+    for frame in frames_of(&data, &sizes) {
+        let fragment = DataFragment::from_frame(frame).expect("valid");
+        delivered = reassembler.push(fragment).expect("in order");
+        if delivered.is_none() {
+            assert!(reassembler.buffered_bytes() <= data.len() as u64);
+        }
+    }
+    assert_eq!(delivered, Some(data));
+    assert_eq!(reassembler.reserved_bytes(), 0);
+    assert_eq!(reassembler.buffered_bytes(), 0);
+}
+
+#[test]
+fn large_and_small_chunks_mixed_keep_their_order() {
+    let small = 100;
+    let sizes = [
+        small,
+        MIN_KEPT_CHUNK + 1,
+        small,
+        small,
+        MIN_KEPT_CHUNK * 2,
+        small,
+    ];
+    let data = pattern(2, sizes.iter().sum());
+    let mut reassembler = Reassembler::new(Limits::default());
+    let mut delivered = None;
+    let mut received_so_far = 0;
+    for (frame, size) in frames_of(&data, &sizes).into_iter().zip(sizes) {
+        let fragment = DataFragment::from_frame(frame).expect("valid");
+        delivered = reassembler.push(fragment).expect("in order");
+        received_so_far += size;
+        if delivered.is_none() {
+            assert_eq!(reassembler.buffered_bytes(), received_so_far as u64);
+        }
+    }
+    assert_eq!(delivered, Some(data));
+}
+
+#[test]
+fn a_transfer_held_in_one_kept_chunk_is_delivered_without_a_copy() {
+    let data = pattern(3, MIN_KEPT_CHUNK * 2);
+    let frames = frames_of(&data, &[data.len(), 0]);
+    let mut reassembler = Reassembler::new(Limits::default());
+    let mut frames = frames.into_iter();
+    let first = frames.next().expect("two frames");
+    let payload = first.payload.as_ptr_range();
+    assert_eq!(
+        reassembler.push(DataFragment::from_frame(first).expect("valid")),
+        Ok(None)
+    );
+    let last = DataFragment::from_frame(frames.next().expect("two frames")).expect("valid");
+    let delivered = reassembler.push(last).expect("valid").expect("whole");
+    assert_eq!(delivered, data);
+    assert!(
+        within(delivered.as_ptr_range(), &payload),
+        "the delivered bytes are the first frame's"
+    );
+}
+
+#[test]
+fn a_chunk_that_shares_its_buffer_is_copied_not_kept() {
+    // Frames cut from one receive buffer (a byte stream) share it: keeping a chunk would keep
+    // the whole buffer alive, so the chunk is copied.
+    const FRAME: u32 = 20_000;
+    let data = pattern(4, MIN_KEPT_CHUNK * 3);
+    let mut stream = BytesMut::new();
+    for frame in Fragmenter::new(VERSION, 3, 1, data.clone(), FRAME).expect("fits") {
+        stream.put_slice(&frame);
+    }
+    let stream = stream.freeze();
+    let mut reassembler = Reassembler::new(Limits::default());
+    let mut delivered = None;
+    let mut rest = stream.clone();
+    while !rest.is_empty() {
+        let len = 12 + u32::from_be_bytes([0, rest[5], rest[6], rest[7]]) as usize;
+        let frame = Frame::decode_exact(rest.split_to(len), FRAME, Some(VERSION)).expect("ok");
+        delivered = reassembler
+            .push(DataFragment::from_frame(frame).expect("valid"))
+            .expect("in order");
+    }
+    let delivered = delivered.expect("whole");
+    assert_eq!(delivered, data);
+    assert!(
+        !within(delivered.as_ptr_range(), &stream.as_ptr_range()),
+        "the delivered bytes are a copy, not a window on the shared receive buffer"
+    );
+}
+
+#[test]
+fn data_4_a_kept_chunk_does_not_survive_a_refused_fragment() {
+    let data = pattern(5, MIN_KEPT_CHUNK * 3);
+    let frames = frames_of(&data, &[MIN_KEPT_CHUNK, MIN_KEPT_CHUNK, MIN_KEPT_CHUNK]);
+    let mut reassembler = Reassembler::new(Limits::default());
+    let mut frames = frames.into_iter();
+    let first = DataFragment::from_frame(frames.next().expect("3")).expect("valid");
+    assert_eq!(reassembler.push(first), Ok(None));
+    let _skipped = frames.next();
+    let third = DataFragment::from_frame(frames.next().expect("3")).expect("valid");
+    let err = reassembler.push(third).unwrap_err();
+    assert_eq!(err.rule(), "DATA-4");
+    assert_eq!(reassembler.transfers_in_progress(), 0);
+    assert_eq!(reassembler.buffered_bytes(), 0);
+    assert_eq!(reassembler.reserved_bytes(), 0);
+}
