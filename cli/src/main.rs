@@ -8,9 +8,15 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use acm::DeviceConfig;
-use acm_conformance::wire::{MockTarget, run_wire_suite};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use acm::transport::DeviceId;
+use acm::{Device, DeviceConfig};
+use acm_conformance::profile;
+use acm_conformance::wire::{MockTarget, TcpTarget, run_wire_suite};
 use acm_conformance::{CaseResult, Expectations, Report, Verdict, rules};
+use acm_transport_tcp::TcpTransport;
+
 use clap::{Parser, Subcommand};
 
 /// The acm protocol stack's command line.
@@ -26,10 +32,33 @@ enum Command {
     /// Runs the conformance suites (by default against the reference implementation over the
     /// in-memory mock transport) and reports every case with the SPEC rules it checks.
     Conformance(ConformanceArgs),
+    /// Runs the reference implementation with the conformance profile (SPEC section 15),
+    /// listening for links, so that other suites and clients can be tested against it.
+    Peer(PeerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PeerArgs {
+    /// Where to listen, as tcp://HOST:PORT (port 0 picks a free one; the address is printed).
+    #[arg(long)]
+    listen: String,
+    /// This device's id.
+    #[arg(long, default_value = "acm-reference-peer")]
+    device_id: String,
 }
 
 #[derive(Debug, clap::Args)]
 struct ConformanceArgs {
+    /// Test the implementation listening at tcp://HOST:PORT (running the conformance profile)
+    /// instead of the reference implementation over the mock transport.
+    #[arg(long)]
+    target: Option<String>,
+    /// The target's transport cannot carry data (cases that need data report unsupported).
+    #[arg(long)]
+    no_data: bool,
+    /// The suite's own device id on the target's network.
+    #[arg(long, default_value = "acm-conformance-suite")]
+    suite_id: String,
     /// Only the cases whose id contains this text.
     #[arg(long, default_value = "")]
     cases: String,
@@ -51,6 +80,60 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Conformance(args) => conformance(&args),
+        Command::Peer(args) => peer(&args),
+    }
+}
+
+/// `tcp://HOST:PORT` as a socket address.
+fn tcp_address(text: &str) -> Result<SocketAddr, String> {
+    let rest = text
+        .strip_prefix("tcp://")
+        .ok_or_else(|| format!("{text:?} is not a tcp://HOST:PORT address"))?;
+    rest.to_socket_addrs()
+        .map_err(|e| format!("{text:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{text:?} names no address"))
+}
+
+fn runtime(paused: bool) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    if paused {
+        builder.start_paused(true);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+fn peer(args: &PeerArgs) -> ExitCode {
+    let result = (|| {
+        let addr = tcp_address(&args.listen)?;
+        let id = DeviceId::new(args.device_id.clone()).map_err(|e| format!("--device-id: {e}"))?;
+        runtime(false)?.block_on(async move {
+            let transport = TcpTransport::bind(id.clone(), addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let local = transport
+                .local_addr()
+                .ok_or("the listener has no address")?;
+            let device = Device::new(transport, DeviceConfig::default());
+            let _profile = profile::install(&device);
+            println!("acm peer: device {id} listening on tcp://{local}");
+            let _ = std::io::stdout().flush();
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+            device.shutdown();
+            Ok::<(), String>(())
+        })
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("acm: {err}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -71,26 +154,27 @@ fn conformance(args: &ConformanceArgs) -> ExitCode {
             }
         },
     };
-    // The mock target runs on a paused clock: timeouts of minutes take no time.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("acm: cannot start the runtime: {err}");
-            return ExitCode::from(2);
-        }
+    let quiet = args.quiet;
+    let report = match &args.target {
+        // The mock target runs on a paused clock: timeouts of minutes take no time.
+        None => runtime(true).and_then(|rt| {
+            rt.block_on(async {
+                let target = MockTarget::start(DeviceConfig::default())
+                    .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
+                Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
+            })
+        }),
+        Some(address) => tcp_address(address).and_then(|addr| {
+            let suite =
+                DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
+            runtime(false)?.block_on(async {
+                let target = TcpTarget::connect(addr, suite, !args.no_data)
+                    .await
+                    .map_err(|e| format!("cannot reach {address}: {e}"))?;
+                Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
+            })
+        }),
     };
-    let report = runtime.block_on(async {
-        let target = MockTarget::start(DeviceConfig::default())
-            .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
-        let quiet = args.quiet;
-        Ok::<Report, String>(
-            run_wire_suite(&target, &args.cases, |result| progress(result, quiet)).await,
-        )
-    });
     let report = match report {
         Ok(report) => report,
         Err(err) => {

@@ -1,4 +1,4 @@
-//! The TCP binding's numbers and its own messages, independent of any socket (`BINDING.md`,
+//! The TCP binding's numbers and its own messages, independent of any socket (SPEC.md section 14,
 //! rules `TCP-1` to `TCP-9`).
 //!
 //! A link is one TCP connection. Frames follow each other on the stream with nothing between

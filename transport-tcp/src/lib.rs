@@ -6,7 +6,7 @@
 //! length of its 12-byte header (SPEC.md section 3.6). The binding adds two messages of its own
 //! in the same layout with the version byte 0, as the Bluetooth LE binding does: OPEN, which
 //! tells each side the other's device id, and CLOSE, which carries the reason of a graceful
-//! close. The rules (`TCP-1` to `TCP-9`) are in `BINDING.md` next to this crate; the message
+//! close. The rules (`TCP-1` to `TCP-9`) are in SPEC.md section 14, "TCP binding"; the message
 //! layouts are in [`binding`].
 //!
 //! Frames handed to [`Link::send`](acm_transport::Link::send) must therefore be acm frames at

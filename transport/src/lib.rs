@@ -28,6 +28,10 @@
 //! * [`Link::max_frame_size`] is normally fixed for the life of a link, but a transport may lower
 //!   it (a renegotiated radio link; the mock transport as a fault), so a sender reads it before
 //!   each frame.
+//! * A frame is opaque to a transport that carries messages; a transport over a byte stream
+//!   needs the frame's shape to delimit it (SPEC `FRAME-1`: a 12-byte header whose payload length
+//!   gives the bytes after it) and may refuse other bytes with
+//!   [`TransportError::Unsupported`]. acm's own frames always have that shape.
 //! * Frames that begin `AC 4D 00` (an acm header with version 0, which no acm frame carries)
 //!   are left to transports for messages of their own, such as the BLE binding's OPEN and
 //!   CLOSE: a transport may refuse to send one with [`TransportError::Unsupported`].

@@ -230,16 +230,29 @@ async fn reserved_data_flag(t: &dyn WireTarget) -> Step<()> {
 async fn oversize(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
     let max = peer.hello.as_ref().map_or(65_535, |h| h.max_frame_size);
-    // Only the header: the payload it announces never comes.
-    let header = FrameHeader {
-        version: 1,
-        frame_type: FrameType::Message as u8,
-        flags: 0,
-        length: max.saturating_sub(11).min(0xFF_FFFF),
-        channel: 1,
-    };
-    peer.send_raw(Bytes::copy_from_slice(&header.to_bytes()))
+    let length = max.saturating_sub(11).min(0xFF_FFFF);
+    if t.frames_are_messages() {
+        // Only the header: the payload it announces never comes, and need not.
+        let header = FrameHeader {
+            version: 1,
+            frame_type: FrameType::Message as u8,
+            flags: 0,
+            length,
+            channel: 1,
+        };
+        peer.send_raw(Bytes::copy_from_slice(&header.to_bytes()))
+            .await?;
+    } else {
+        // On a byte stream the frame must be whole to be sent at all.
+        peer.send_raw(raw(
+            1,
+            FrameType::Message as u8,
+            0,
+            1,
+            &vec![0; length as usize],
+        ))
         .await?;
+    }
     peer.expect_link_close(LinkCloseReason::FrameTooLarge).await
 }
 

@@ -16,7 +16,7 @@ mod cases_session;
 pub mod peer;
 pub mod target;
 
-pub use target::{MockTarget, WireTarget};
+pub use target::{MockTarget, TcpTarget, WireTarget};
 
 /// The future of one case.
 pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = peer::Step<()>> + Send + 'a>>;

@@ -3,7 +3,9 @@
 use acm::{Device, DeviceConfig};
 use acm_transport::{DeviceId, Link, Transport, TransportError};
 use acm_transport_mock::{MockNetwork, MockTransport};
+use acm_transport_tcp::{TcpConfig, TcpTransport};
 use async_trait::async_trait;
+use std::net::SocketAddr;
 
 use crate::profile::{self, Profile};
 
@@ -80,5 +82,64 @@ impl WireTarget for MockTarget {
 
     fn frames_are_messages(&self) -> bool {
         true
+    }
+}
+
+/// An implementation under test reached over TCP (SPEC section 14), running the profile.
+pub struct TcpTarget {
+    client: TcpTransport,
+    addr: SocketAddr,
+    iut: String,
+    carries_data: bool,
+}
+
+impl TcpTarget {
+    /// Reaches the implementation at `addr`, as the suite's device `suite_id`: one link is
+    /// opened and closed to learn the implementation's device id from its OPEN.
+    pub async fn connect(
+        addr: SocketAddr,
+        suite_id: DeviceId,
+        carries_data: bool,
+    ) -> Result<Self, TransportError> {
+        // The suite must be able to send frames larger than the target accepts (FRAME-5).
+        let config = TcpConfig::new().with_max_frame_size(1 << 20);
+        let client = TcpTransport::client_with(suite_id, config)
+            .map_err(|e| TransportError::Io(std::io::Error::other(e.to_string())))?;
+        let probe = client.dial_addr(addr).await?;
+        let iut = probe.peer_device().to_string();
+        probe.close(acm_transport::CloseReason::normal()).await;
+        Ok(Self {
+            client,
+            addr,
+            iut,
+            carries_data,
+        })
+    }
+}
+
+#[async_trait]
+impl WireTarget for TcpTarget {
+    fn describe(&self) -> String {
+        format!("{} at tcp://{}", self.iut, self.addr)
+    }
+
+    async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
+        self.client.dial_addr(self.addr).await
+    }
+
+    fn device_id(&self) -> String {
+        self.iut.clone()
+    }
+
+    fn suite_device_id(&self) -> String {
+        self.client.local_device().to_string()
+    }
+
+    fn frames_are_messages(&self) -> bool {
+        false
+    }
+
+    fn carries_data(&self) -> bool {
+        self.carries_data
     }
 }
