@@ -338,17 +338,20 @@ pub fn frame_decoder(data: &[u8]) {
     assemble_control_bodies(&whole.frames);
 }
 
+/// A control body: its type code, its channel and its bytes.
+type Body = (u8, u32, Vec<u8>);
+
 /// The receiver's next stage: control bodies split with MORE are joined by a
 /// [`ControlAssembler`], checked against SPEC section 3.7 (`FRAME-10`).
 fn assemble_control_bodies(frames: &[Frame]) {
     let mut assembler = ControlAssembler::new();
     // The body in progress: type code, channel, the pieces so far.
-    let mut partial: Option<(u8, u32, Vec<u8>)> = None;
+    let mut partial: Option<Body> = None;
     for frame in frames {
         let code = frame.type_code();
         let control = matches!(frame.kind, FrameKind::Known(t) if t != FrameType::Data);
         let more = control && frame.flags & FLAG_MORE != 0;
-        let expected: Result<Option<(u8, u32, Vec<u8>)>, &str> = match partial.take() {
+        let expected: Result<Option<Body>, &str> = match partial.take() {
             Some((t, channel, _)) if (t, channel) != (code, frame.channel) => Err("interleaved"),
             Some((t, channel, mut body)) => {
                 body.extend_from_slice(&frame.payload);
