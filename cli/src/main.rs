@@ -13,6 +13,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use acm::transport::DeviceId;
 use acm::{Device, DeviceConfig};
 use acm_conformance::profile;
+use acm_conformance::transport_suite::factories::MockFactory;
+use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
 use acm_conformance::wire::{MockTarget, TcpTarget, run_wire_suite};
 use acm_conformance::{CaseResult, Expectations, Report, Verdict, rules};
 use acm_transport_tcp::TcpTransport;
@@ -157,13 +159,32 @@ fn conformance(args: &ConformanceArgs) -> ExitCode {
     let quiet = args.quiet;
     let report = match &args.target {
         // The mock target runs on a paused clock: timeouts of minutes take no time.
-        None => runtime(true).and_then(|rt| {
-            rt.block_on(async {
-                let target = MockTarget::start(DeviceConfig::default())
-                    .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
-                Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
+        None => runtime(true)
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let target = MockTarget::start(DeviceConfig::default())
+                        .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
+                    Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
+                })
             })
-        }),
+            .and_then(|mut report| {
+                // The transport suite measures real waits (backpressure): a running clock.
+                let transport = runtime(false)?.block_on(async {
+                    let mut results = Vec::new();
+                    for case in transport_cases() {
+                        if !case.case.id.contains(&args.cases) {
+                            continue;
+                        }
+                        if let Some(result) = run_transport_case(&MockFactory, case.case.id).await {
+                            progress(&result, quiet);
+                            results.push(result);
+                        }
+                    }
+                    results
+                });
+                report.results.extend(transport);
+                Ok(report)
+            }),
         Some(address) => tcp_address(address).and_then(|addr| {
             let suite =
                 DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use acm_conformance::Verdict;
+use acm_conformance::transport_suite::factories::{MockFactory, TcpLoopbackFactory};
 use acm_conformance::transport_suite::{
     FactoryError, SuiteOptions, TransportFactory, TransportPair, cases, run_transport_case,
 };
@@ -13,7 +14,6 @@ use acm_transport::{
     Capabilities, CloseReason, Closure, DeviceId, DeviceInfo, Link, Role, Transport, TransportError,
 };
 use acm_transport_mock::{MockNetwork, MockTransport};
-use acm_transport_tcp::TcpTransport;
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -21,44 +21,8 @@ fn id(name: &str) -> DeviceId {
     DeviceId::new(name).expect("a valid device id")
 }
 
-/// Two devices on a fresh mock network.
-struct MockFactory;
-
-#[async_trait]
-impl TransportFactory for MockFactory {
-    fn name(&self) -> String {
-        "acm-transport-mock".into()
-    }
-
-    async fn pair(&self) -> Result<TransportPair, FactoryError> {
-        let network = MockNetwork::new(0x7A5);
-        let phone = network.add_device(id("phone"))?;
-        let tablet = network.add_device(id("tablet"))?;
-        Ok(TransportPair::new(phone, tablet, id("tablet")))
-    }
-}
-
-/// Two transports listening on loopback, the first knowing where the second is.
-struct TcpFactory;
-
-#[async_trait]
-impl TransportFactory for TcpFactory {
-    fn name(&self) -> String {
-        "acm-transport-tcp on loopback".into()
-    }
-
-    async fn pair(&self) -> Result<TransportPair, FactoryError> {
-        let loopback = "127.0.0.1:0".parse()?;
-        let phone = TcpTransport::bind(id("phone"), loopback).await?;
-        let tablet = TcpTransport::bind(id("tablet"), loopback).await?;
-        let addr = tablet.local_addr().ok_or("the tablet listens")?;
-        phone.add_peer(id("tablet"), addr);
-        Ok(TransportPair::new(phone, tablet, id("tablet")))
-    }
-}
-
 acm_conformance::transport_suite!(mock, MockFactory);
-acm_conformance::transport_suite!(tcp, TcpFactory);
+acm_conformance::transport_suite!(tcp, TcpLoopbackFactory);
 
 #[test]
 fn the_macro_writes_a_test_for_every_case_in_order() {

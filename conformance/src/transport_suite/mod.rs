@@ -44,6 +44,7 @@ use async_trait::async_trait;
 use crate::report::{Case, CaseResult, Report, Verdict};
 
 mod cases;
+pub mod factories;
 mod frames;
 mod steps;
 
