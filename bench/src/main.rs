@@ -1,0 +1,139 @@
+//! `acm-bench`: acm's performance measures, each against a baseline measured in the same run,
+//! with the targets they must meet. Run it with `cargo run --release -p acm-bench`; it prints
+//! the table and writes it as JSON (`target/bench.json`, or the path after `--json`).
+//! `--quick` runs every measure briefly: a smoke test of the code, not of the numbers.
+
+mod alloc;
+mod codec;
+mod harness;
+mod report;
+mod scale;
+mod transfer;
+mod world;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use harness::Plan;
+use report::{Machine, Row};
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
+
+/// What the command line asks for.
+struct Args {
+    quick: bool,
+    json: PathBuf,
+    only: Option<String>,
+}
+
+const USAGE: &str = "usage: acm-bench [--quick] [--json PATH] [--only WORD]
+  --quick      run every measure briefly (a smoke test: the numbers mean nothing)
+  --json PATH  where to write the table as JSON (default: target/bench.json)
+  --only WORD  run only the measures whose name contains WORD";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        quick: false,
+        json: default_json_path(),
+        only: None,
+    };
+    let mut given = std::env::args().skip(1);
+    while let Some(arg) = given.next() {
+        match arg.as_str() {
+            "--quick" => args.quick = true,
+            "--json" => args.json = given.next().ok_or("--json needs a path")?.into(),
+            "--only" => args.only = Some(given.next().ok_or("--only needs a word")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+/// `target/bench.json` in the workspace (or in `CARGO_TARGET_DIR`).
+fn default_json_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || {
+            let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            bench.parent().unwrap_or(bench).join("target")
+        },
+        PathBuf::from,
+    );
+    target.join("bench.json")
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(why) => {
+            if !why.is_empty() {
+                eprintln!("acm-bench: {why}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let load_before = Machine::load_now();
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|w| name.contains(w));
+    let mut rows: Vec<Row> = Vec::new();
+    // The runtime an app gets from `#[tokio::main]`: one worker thread per core.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let spread = if args.quick {
+        scale::Spread {
+            sessions: 400,
+            peers: 2,
+        }
+    } else {
+        scale::Spread {
+            sessions: 10_000,
+            peers: 10,
+        }
+    };
+    let measures: [(&str, &dyn Fn() -> Vec<Row>); 6] = [
+        ("decode", &|| codec::decode_frames(plan)),
+        ("connect-request", &|| codec::connect_request(plan)),
+        ("send-data", &|| runtime.block_on(transfer::send_data(plan))),
+        ("connect-latency", &|| {
+            runtime.block_on(transfer::connect_latency(plan))
+        }),
+        ("sessions", &|| {
+            runtime.block_on(scale::many_sessions(spread))
+        }),
+        ("overhead", &|| {
+            runtime.block_on(scale::small_frame_overhead())
+        }),
+    ];
+    for (name, measure) in measures {
+        if wanted(name) {
+            eprintln!("acm-bench: {name}...");
+            rows.extend(measure());
+        }
+    }
+    let machine = Machine {
+        cores,
+        load_before,
+        load_after: Machine::load_now(),
+        quick: args.quick,
+    };
+    print!("{}", report::table(&machine, &rows));
+    if let Some(dir) = args.json.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(err) = std::fs::write(&args.json, report::json(&machine, &rows)) {
+        eprintln!("acm-bench: cannot write {}: {err}", args.json.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("acm-bench: wrote {}", args.json.display());
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,136 @@
+//! Devices on one mock network, each with one app, for the measures that go through the whole
+//! stack.
+
+use acm::transport::DeviceId;
+use acm::{
+    AbilityConnectionManager, CollaborateRequest, CollaborateResult, ConnectOptions, Context,
+    Device, DeviceConfig, Event, EventStream, PeerInfo, SessionId,
+};
+use acm_transport_mock::{DeviceOptions, MockNetwork};
+use tokio::sync::mpsc;
+
+/// The bundle of every app.
+pub const BUNDLE: &str = "com.example.bench";
+
+/// The context of every app.
+pub fn context() -> Context {
+    Context::new(BUNDLE, "entry", "EntryAbility")
+}
+
+/// The app on `device`.
+pub fn peer_of(device: &str) -> PeerInfo {
+    PeerInfo::new(device, BUNDLE, "entry", "EntryAbility")
+}
+
+/// One device and its app.
+pub struct Side {
+    /// The device runtime, held so that it runs as long as the side is in use.
+    _device: Device,
+    /// Its app.
+    pub app: AbilityConnectionManager,
+}
+
+/// Adds device `id` to `network` with `options`, and its app.
+pub fn side(network: &MockNetwork, id: &str, options: DeviceOptions) -> Side {
+    let transport = network
+        .add_device_with(DeviceId::new(id).expect("a valid id"), options)
+        .expect("a new device");
+    let device = Device::new(transport, DeviceConfig::default());
+    let app = device.manager(&context());
+    Side {
+        _device: device,
+        app,
+    }
+}
+
+/// What an accepting app reports of each request it took.
+#[derive(Debug)]
+pub struct Accepted {
+    /// Its session.
+    pub session: SessionId,
+    /// The session's events, when they were asked for.
+    pub events: Option<EventStream>,
+}
+
+/// Makes `app` accept every request: it creates a session for the requester and calls
+/// `accept_connect`, then reports the session (with its event stream if `with_events`).
+pub fn accept_all(
+    app: &AbilityConnectionManager,
+    with_events: bool,
+) -> mpsc::UnboundedReceiver<Accepted> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let manager = app.clone();
+    app.register_ability(
+        "entry",
+        "EntryAbility",
+        move |request: CollaborateRequest| {
+            let (manager, tx) = (manager.clone(), tx.clone());
+            tokio::spawn(async move {
+                let session = manager
+                    .create_ability_connection_session(
+                        &request.peer_info.service_name,
+                        &context(),
+                        request.peer_info.clone(),
+                        request.connect_options.clone(),
+                    )
+                    .expect("a valid request");
+                let events = with_events.then(|| manager.events(session).expect("the session"));
+                if manager
+                    .accept_connect(session, &request.token)
+                    .await
+                    .is_ok()
+                {
+                    let _ = tx.send(Accepted { session, events });
+                }
+            });
+            CollaborateResult::Accept
+        },
+    );
+    rx
+}
+
+/// Creates a session of `app` with the app on `peer` for `service` and connects it.
+pub async fn connect(app: &AbilityConnectionManager, peer: &str, service: &str) -> SessionId {
+    let session = app
+        .create_ability_connection_session(
+            service,
+            &context(),
+            peer_of(peer),
+            ConnectOptions::default(),
+        )
+        .expect("a valid session");
+    let result = app.connect(session).await.expect("a known session");
+    assert!(result.is_connected, "connect failed: {result:?}");
+    session
+}
+
+/// Two devices, `a` and `b`, on `network`, both with `options`, and a session from `a`'s app
+/// to `b`'s for `service`, connected: `a`, `b`, `a`'s session id and the events of `b`'s end.
+pub async fn connected_pair(
+    network: &MockNetwork,
+    [a, b]: [&str; 2],
+    options: DeviceOptions,
+    service: &str,
+) -> (Side, Side, SessionId, EventStream) {
+    let a_side = side(network, a, options.clone());
+    let b_side = side(network, b, options);
+    let mut accepted = accept_all(&b_side.app, true);
+    let session = connect(&a_side.app, b, service).await;
+    let events = accepted
+        .recv()
+        .await
+        .and_then(|accepted| accepted.events)
+        .expect("the peer accepted");
+    (a_side, b_side, session, events)
+}
+
+/// Waits for the next data event of `events` and returns its length.
+pub async fn next_data(events: &mut EventStream) -> usize {
+    loop {
+        match events.next().await.expect("the session is open") {
+            Event::Data { data, .. } => return data.len(),
+            Event::Disconnect { reason, .. } => panic!("the session ended: {reason:?}"),
+            _ => {}
+        }
+    }
+}
