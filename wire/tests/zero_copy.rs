@@ -61,7 +61,7 @@ fn from_frame_reads_what_parse_reads_and_takes_the_frames_buffer() {
         assert!(within(taken.chunk.as_ptr_range(), &payload));
         assert_eq!(
             taken.flags(),
-            u8::from(total.is_some()) * FLAG_FIRST | u8::from(last) * FLAG_LAST
+            (u8::from(total.is_some()) * FLAG_FIRST) | (u8::from(last) * FLAG_LAST)
         );
     }
 }
