@@ -17,6 +17,7 @@
 
 pub mod expectations;
 pub mod profile;
+pub mod protocol;
 pub mod report;
 pub mod rules;
 pub mod transport_suite;

@@ -289,7 +289,7 @@ impl AbilityConnectionManager {
             Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
         };
         let key = ConnectKey::new(&session.service_name, &session.local, &session.peer);
-        if !self.app.device.begin_outgoing(key.clone(), token) {
+        if !self.app.device.begin_outgoing(key.clone(), token, link.id) {
             return ConnectResult::failed(
                 ConnectErrorCode::ConnectedSessionExists,
                 "a request for this session is already waiting for its answer",

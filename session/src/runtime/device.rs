@@ -81,8 +81,9 @@ pub(crate) struct DeviceInner {
     dialing: tokio::sync::Mutex<()>,
     apps: Mutex<HashMap<String, Weak<AppInner>>>,
     pending: Mutex<HashMap<Token, Pending>>,
-    /// This device's requests awaiting their answer, by session, with their tokens.
-    outgoing: Mutex<HashMap<ConnectKey, Token>>,
+    /// This device's requests awaiting their answer, by session, with their tokens and the id
+    /// of the link each was sent on.
+    outgoing: Mutex<HashMap<ConnectKey, (Token, u64)>>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -280,14 +281,16 @@ impl DeviceInner {
         let handler = app
             .as_ref()
             .and_then(|app| app.handler(&target.module_name, &target.ability_name));
-        // SESS-3 and SESS-7 across every link to the peer (the engine checks its own link).
+        // SESS-3 and SESS-7 across every link to the peer. The engine has checked this link,
+        // where it knows whether a request still awaits its answer; a request of ours on this
+        // link may be answered already while its caller has not yet run to forget it.
         let key = ConnectKey::new(&target.service_name, &target, &source);
         let exists = app
             .as_ref()
             .is_some_and(|app| app.has_connected(&target, &source, &target.service_name));
         let crossing_wins = lock(&self.outgoing)
             .get(&key)
-            .is_some_and(|own| *own >= request.token);
+            .is_some_and(|(own, on)| *on != link.id && *own >= request.token);
         if exists || crossing_wins {
             return Some((
                 pb::ConnectErrorCode::ConnectedSessionExists,
@@ -328,14 +331,14 @@ impl DeviceInner {
         }
     }
 
-    /// Records a request this device is about to send; false if one for the same session
-    /// already waits.
-    pub(crate) fn begin_outgoing(&self, key: ConnectKey, token: Token) -> bool {
+    /// Records a request this device is about to send on link `link_id`; false if one for the
+    /// same session already waits.
+    pub(crate) fn begin_outgoing(&self, key: ConnectKey, token: Token, link_id: u64) -> bool {
         let mut outgoing = lock(&self.outgoing);
         if outgoing.contains_key(&key) {
             return false;
         }
-        outgoing.insert(key, token);
+        outgoing.insert(key, (token, link_id));
         true
     }
 
