@@ -13,6 +13,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use acm::transport::DeviceId;
 use acm::{Device, DeviceConfig};
 use acm_conformance::profile;
+use acm_conformance::protocol::{ProtocolSuiteConfig, run_protocol_suite};
 use acm_conformance::transport_suite::factories::MockFactory;
 use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
 use acm_conformance::wire::{MockTarget, TcpTarget, run_wire_suite};
@@ -73,6 +74,10 @@ struct ConformanceArgs {
     /// Also write the report as JUnit XML to this file.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Random sequences tried per property of the protocol suite (reference implementation
+    /// only).
+    #[arg(long, default_value_t = 64)]
+    protocol_cases: u32,
     /// Print only failures and the summary.
     #[arg(long, short)]
     quiet: bool,
@@ -183,6 +188,16 @@ fn conformance(args: &ConformanceArgs) -> ExitCode {
                     results
                 });
                 report.results.extend(transport);
+                // The protocol suite runs its own paused clock, one runtime per sequence.
+                let protocol = run_protocol_suite(&ProtocolSuiteConfig {
+                    cases: args.protocol_cases,
+                    filter: (!args.cases.is_empty()).then(|| args.cases.clone()),
+                    ..ProtocolSuiteConfig::default()
+                });
+                for result in protocol.results {
+                    progress(&result, quiet);
+                    report.results.push(result);
+                }
                 Ok(report)
             }),
         Some(address) => tcp_address(address).and_then(|addr| {

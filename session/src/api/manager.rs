@@ -258,6 +258,9 @@ impl AbilityConnectionManager {
     /// and waits for the peer app's answer, at most the handshake timeout (10 s by default).
     /// Every failure is a [`ConnectResult`] with its [`ConnectErrorCode`]; only a bad id is an
     /// error (401).
+    ///
+    /// The session's `connect` event is the first thing its listeners see; the peer's first
+    /// messages may reach them before this call returns, so start listening before connecting.
     pub async fn connect(&self, session_id: SessionId) -> Result<ConnectResult, AcmError> {
         let session = self.session(session_id)?;
         if !session.begin_connecting() {
@@ -270,8 +273,13 @@ impl AbilityConnectionManager {
         if !result.is_connected {
             session.set_state(SessionState::Idle);
         } else if !lock(&self.app.sessions).contains_key(&session_id) {
-            // Destroyed while connecting: the peer sees the app leave.
+            // Destroyed while connecting: the peer sees the app leave, and the caller is told
+            // the session is gone.
             end_session(&session, pb::DisconnectReason::PeerAppExit);
+            return Ok(ConnectResult::failed(
+                ConnectErrorCode::SystemInternalError,
+                "the session was destroyed while it connected",
+            ));
         }
         Ok(result)
     }

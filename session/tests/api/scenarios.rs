@@ -908,3 +908,49 @@ async fn an_app_that_answers_every_message_keeps_up_with_a_flood() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_session_destroyed_while_connecting_reports_system_internal_error() {
+    let world = World::new();
+    let (tx, mut requests) = tokio::sync::mpsc::unbounded_channel();
+    world
+        .b
+        .app
+        .register_ability("entry", "EntryAbility", move |request| {
+            let _ = tx.send(request);
+            CollaborateResult::Accept
+        });
+    let a = world.a_session();
+    let app = world.a.app.clone();
+    let connecting = tokio::spawn(async move { app.connect(a).await });
+    let request = requests.recv().await.unwrap();
+    // A's app destroys the session while B's app has not answered yet; then B accepts.
+    world.a.app.destroy_ability_connection_session(a).unwrap();
+    let b = world
+        .b
+        .app
+        .create_ability_connection_session(
+            SERVICE,
+            &context(),
+            peer_of("phone"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let mut b_events = world.b.app.events(b).unwrap();
+    world.b.app.accept_connect(b, &request.token).await.unwrap();
+    let result = connecting.await.unwrap().unwrap();
+    assert!(!result.is_connected, "{result:?}");
+    assert_eq!(
+        result.error_code,
+        Some(ConnectErrorCode::SystemInternalError)
+    );
+    // B sees the app on A leave.
+    let mut reason = None;
+    while let Some(event) = b_events.next().await {
+        if let Event::Disconnect { reason: r, .. } = event {
+            reason = Some(r);
+            break;
+        }
+    }
+    assert_eq!(reason, Some(DisconnectReason::PeerAppExit));
+}
