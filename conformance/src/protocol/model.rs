@@ -376,16 +376,24 @@ impl Model {
         match answer {
             Answer::Accepted => {
                 self.expect_event(handle, Seen::Connect);
-                self.expect(
-                    Key::Session(handle),
-                    Seen::Done(Call::Connect, Ended::Connected),
-                );
                 if self.sessions[&handle].destroyed {
-                    // The app left while it waited: the peer sees it leave (DISC-1).
+                    // The app left while it waited: connect reports the session gone, and the
+                    // peer sees the app leave (DISC-1).
+                    self.expect(
+                        Key::Session(handle),
+                        Seen::Done(
+                            Call::Connect,
+                            Ended::Refused(ConnectErrorCode::SystemInternalError, None),
+                        ),
+                    );
                     self.chan_mut(chan).ends[to.index()] = End::Closed;
                     self.set_state(handle, SessState::Idle);
                     self.send(to, Frame::Disconnect(chan, DisconnectReason::PeerAppExit));
                 } else {
+                    self.expect(
+                        Key::Session(handle),
+                        Seen::Done(Call::Connect, Ended::Connected),
+                    );
                     self.chan_mut(chan).ends[to.index()] = End::Connected;
                     self.set_state(handle, SessState::Connected(chan));
                 }

@@ -68,6 +68,12 @@ pub fn cases() -> Vec<TransportCase> {
             empty_frame
         ),
         transport_case!(
+            "transport/reserved/version-0-prefix",
+            ["BLE-8", "TCP-9", "FRAME-3"],
+            "a frame beginning AC 4D 00 is refused with Unsupported by a transport whose binding reserves it, or carried unaltered by one that has no messages of its own",
+            reserved_prefix
+        ),
+        transport_case!(
             "transport/close/by-the-dialer-after-earlier-frames",
             ["LINK-7", "CTRL-4", "BLE-6", "TCP-6"],
             "the dialer's close reaches the acceptor with its code and a 1024-byte message, after every frame sent before it",
@@ -269,6 +275,35 @@ async fn refused_then_goes_on(
         expect_frame(&ctx.progress, "acceptor:", &*ends.acceptor, &next),
     )
     .await
+}
+
+async fn reserved_prefix(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let mut bytes = frame(1, 1, HEADER_LEN + 4).to_vec();
+    bytes[2] = 0; // version 0: the prefix bindings keep for their own messages
+    let reserved = Bytes::from(bytes);
+    ctx.progress.at("dialer:", "sending a version-0 frame");
+    match ends.dialer.send(reserved.clone()).await {
+        Err(TransportError::Unsupported(_)) => {
+            let next = frame(1, 2, HEADER_LEN + 1);
+            both(
+                send_all(&ctx.progress, "dialer:", &*ends.dialer, [next.clone()]),
+                expect_frame(&ctx.progress, "acceptor:", &*ends.acceptor, &next),
+            )
+            .await
+        }
+        Ok(()) => {
+            expect_frame(&ctx.progress, "acceptor:", &*ends.acceptor, &reserved).await?;
+            Err(Verdict::Informational(
+                "the transport carries version-0 frames as opaque bytes: it has no messages of its own"
+                    .into(),
+            ))
+        }
+        Err(error) => fail(
+            "Err(Unsupported) or the frame carried unaltered",
+            format!("Err({error:?})"),
+        ),
+    }
 }
 
 async fn over_the_maximum(ctx: Ctx) -> Step {

@@ -345,6 +345,7 @@ macro_rules! transport_suite {
             size_every_size_up_to_the_maximum => "transport/size/every-size-up-to-the-maximum",
             size_over_the_maximum_is_refused => "transport/size/over-the-maximum-is-refused",
             size_empty_frame_is_refused => "transport/size/empty-frame-is-refused",
+            reserved_version_0_prefix => "transport/reserved/version-0-prefix",
             close_by_the_dialer_after_earlier_frames => "transport/close/by-the-dialer-after-earlier-frames",
             close_by_the_acceptor_after_earlier_frames => "transport/close/by-the-acceptor-after-earlier-frames",
             close_then_send_and_recv_fail_with_closed => "transport/close/then-send-and-recv-fail-with-closed",
