@@ -25,6 +25,8 @@ pub enum EventType {
     ReceiveData,
     /// `'collaborateEvent'`: a collaboration event arrived.
     CollaborateEvent,
+    /// `'dataProgress'` (not in the reference): part of a data transfer arrived.
+    DataProgress,
 }
 
 impl EventType {
@@ -36,6 +38,7 @@ impl EventType {
             Self::ReceiveMessage => "receiveMessage",
             Self::ReceiveData => "receiveData",
             Self::CollaborateEvent => "collaborateEvent",
+            Self::DataProgress => "dataProgress",
         }
     }
 
@@ -47,6 +50,7 @@ impl EventType {
             Self::ReceiveMessage,
             Self::ReceiveData,
             Self::CollaborateEvent,
+            Self::DataProgress,
         ]
         .into_iter()
         .find(|t| t.name() == name)
@@ -90,6 +94,19 @@ pub enum Event {
         /// The event.
         info: CollaborateEventInfo,
     },
+    /// Part of a data transfer has arrived (not in the reference). Reported as fragments
+    /// arrive, at most every 64 KiB or every hundredth of the transfer, whichever is larger,
+    /// and once with `received == total` just before the [`Event::Data`] of the transfer. A
+    /// session that ends mid-transfer reports no more progress and no data. Streams carry these
+    /// events only when asked for with `AbilityConnectionManager::events_with_progress`.
+    DataProgress {
+        /// The session.
+        session_id: SessionId,
+        /// Bytes of the transfer received so far.
+        received: u64,
+        /// The transfer's whole length.
+        total: u64,
+    },
 }
 
 impl Event {
@@ -101,6 +118,7 @@ impl Event {
             Self::Message { .. } => EventType::ReceiveMessage,
             Self::Data { .. } => EventType::ReceiveData,
             Self::Collaborate { .. } => EventType::CollaborateEvent,
+            Self::DataProgress { .. } => EventType::DataProgress,
         }
     }
 
@@ -114,7 +132,9 @@ impl Event {
             data: None,
         };
         match self {
-            Self::Connect { session_id } | Self::Collaborate { session_id, .. } => {
+            Self::Connect { session_id }
+            | Self::Collaborate { session_id, .. }
+            | Self::DataProgress { session_id, .. } => {
                 info.session_id = *session_id;
             }
             Self::Disconnect { session_id, reason } => {
@@ -148,7 +168,8 @@ const STREAM_CAPACITY: usize = 1024;
 #[derive(Default)]
 pub(crate) struct Listeners {
     callbacks: Mutex<Vec<(EventType, Callback)>>,
-    streams: Mutex<Vec<mpsc::Sender<Event>>>,
+    /// Each stream, and whether it wants [`Event::DataProgress`].
+    streams: Mutex<Vec<(mpsc::Sender<Event>, bool)>>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -175,9 +196,9 @@ impl Listeners {
         lock(&self.streams).clear();
     }
 
-    pub(crate) fn stream(&self) -> EventStream {
+    pub(crate) fn stream(&self, with_progress: bool) -> EventStream {
         let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
-        lock(&self.streams).push(tx);
+        lock(&self.streams).push((tx, with_progress));
         EventStream { rx }
     }
 
@@ -193,7 +214,12 @@ impl Listeners {
         for callback in callbacks {
             callback(&event);
         }
-        let streams: Vec<mpsc::Sender<Event>> = lock(&self.streams).clone();
+        let progress = matches!(event, Event::DataProgress { .. });
+        let streams: Vec<mpsc::Sender<Event>> = lock(&self.streams)
+            .iter()
+            .filter(|(_, wants_progress)| *wants_progress || !progress)
+            .map(|(stream, _)| stream.clone())
+            .collect();
         let mut gone = false;
         for stream in streams {
             if hold {
@@ -207,7 +233,7 @@ impl Listeners {
             }
         }
         if gone {
-            lock(&self.streams).retain(|s| !s.is_closed());
+            lock(&self.streams).retain(|(s, _)| !s.is_closed());
         }
     }
 }

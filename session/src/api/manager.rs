@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use acm_transport::DeviceId;
 use acm_wire::limits::{MAX_MESSAGE_LEN, MAX_NAME_LEN, MAX_PARAMETERS, MAX_SERVICE_NAME_LEN};
 use acm_wire::pb;
-use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::error::AcmError;
@@ -53,7 +52,7 @@ pub type CollaborateHandler = Arc<dyn Fn(CollaborateRequest) -> CollaborateResul
 
 pub(crate) struct AppInner {
     bundle: String,
-    device: Arc<DeviceInner>,
+    pub(super) device: Arc<DeviceInner>,
     next_id: AtomicU64,
     sessions: Mutex<BTreeMap<SessionId, Arc<SessionShared>>>,
     handlers: Mutex<HashMap<(String, String), CollaborateHandler>>,
@@ -115,7 +114,7 @@ fn end_session(session: &SessionShared, reason: pb::DisconnectReason) {
 /// the app counts as ended: its connected sessions end with PEER_APP_EXIT at the peers.
 #[derive(Clone)]
 pub struct AbilityConnectionManager {
-    app: Arc<AppInner>,
+    pub(super) app: Arc<AppInner>,
 }
 
 impl std::fmt::Debug for AbilityConnectionManager {
@@ -433,7 +432,7 @@ impl AbilityConnectionManager {
         }
     }
 
-    fn connected(
+    pub(super) fn connected(
         &self,
         session_id: SessionId,
     ) -> Result<(crate::runtime::link_task::LinkHandle, u32), AcmError> {
@@ -463,37 +462,6 @@ impl AbilityConnectionManager {
             reply,
         };
         engine_result(link.commands.send(command).await.is_ok(), answer.await)
-    }
-
-    /// Sends bytes of any size up to the peer's limit (100 MiB by default); resolves once every
-    /// fragment has been handed to the link, so a slow link slows the caller instead of filling
-    /// memory. Errors: 401 for an unknown or unconnected session, data over the limit, or a
-    /// session that ended before all was sent; 801 when the transport cannot carry data.
-    pub async fn send_data(&self, session_id: SessionId, data: Bytes) -> Result<(), AcmError> {
-        if !self.app.device.transport.capabilities().carries_data {
-            return Err(AcmError::CapabilityNotSupported(
-                "sendData: this device's transport cannot carry data".into(),
-            ));
-        }
-        let (link, channel) = self.connected(session_id)?;
-        let (reply, answer) = oneshot::channel();
-        let command = LinkCommand::Data {
-            channel,
-            data,
-            reply,
-        };
-        if link.commands.send(command).await.is_err() {
-            return Err(AcmError::parameter(
-                "sessionId: the session's link has ended",
-            ));
-        }
-        match answer.await {
-            Ok(Ok(true)) => Ok(()),
-            Ok(Ok(false)) | Err(_) => Err(AcmError::parameter(
-                "sessionId: the session ended before all the data was sent",
-            )),
-            Ok(Err(err)) => Err(AcmError::parameter(format!("data: {err}"))),
-        }
     }
 
     /// Sends a collaboration event to the peer app's `collaborateEvent` listeners.
@@ -539,9 +507,16 @@ impl AbilityConnectionManager {
         Ok(())
     }
 
-    /// The session's events as an async stream, from now on. Errors: 401 for an unknown id.
+    /// The session's events as an async stream, from now on, without
+    /// [`super::Event::DataProgress`]. Errors: 401 for an unknown id.
     pub fn events(&self, session_id: SessionId) -> Result<EventStream, AcmError> {
-        Ok(self.session(session_id)?.listeners.stream())
+        Ok(self.session(session_id)?.listeners.stream(false))
+    }
+
+    /// Like [`AbilityConnectionManager::events`], with the progress of incoming transfers
+    /// ([`super::Event::DataProgress`]) too. Errors: 401 for an unknown id.
+    pub fn events_with_progress(&self, session_id: SessionId) -> Result<EventStream, AcmError> {
+        Ok(self.session(session_id)?.listeners.stream(true))
     }
 }
 

@@ -4,6 +4,7 @@
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod manager;
+pub(crate) mod progress;
 pub(crate) mod session;
 pub(crate) mod types;
 
@@ -12,6 +13,7 @@ pub use events::{Callback, Event, EventStream, EventType};
 pub use manager::{
     AbilityConnectionManager, CollaborateHandler, CollaborateRequest, CollaborateResult,
 };
+pub use progress::SendProgress;
 pub use types::{
     CollaborateEventInfo, CollaborateEventType, ConnectErrorCode, ConnectOptions, ConnectResult,
     Context, DisconnectReason, EventCallbackInfo, PeerInfo, Permission, SessionId,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 use acm_transport::{CloseReason, DeviceId, Link, Role, TransportError};
 use acm_wire::pb;
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 use tracing::Instrument;
 
@@ -24,6 +24,7 @@ use crate::engine::{
 };
 
 use super::device::DeviceInner;
+use super::progress::{TransferProgress, data_fragment};
 
 /// Calls waiting for the driver.
 const COMMAND_QUEUE: usize = 64;
@@ -62,6 +63,8 @@ pub(crate) enum LinkCommand {
         data: Bytes,
         /// `Ok(true)` once sent whole, `Ok(false)` if the session or link ended first.
         reply: oneshot::Sender<Result<bool, EngineError>>,
+        /// Where to count the bytes handed to the link, if the caller wants to know.
+        progress: Option<watch::Sender<u64>>,
     },
     CollaborateEvent {
         channel: u32,
@@ -172,6 +175,7 @@ pub(crate) fn spawn_link(
         close_reason: CloseReason::normal(),
         retire_after: None,
         held: VecDeque::new(),
+        progress: TransferProgress::default(),
     };
     let span = tracing::info_span!("link", peer = %peer, ?role, id = handle.id);
     tokio::spawn(driver.run(link, command_rx).instrument(span));
@@ -191,6 +195,8 @@ struct Driver {
     retire_after: Option<TokioInstant>,
     /// Events waiting for room in a full stream, in order.
     held: VecDeque<Held>,
+    /// The progress of data transfers, both ways.
+    progress: TransferProgress,
 }
 
 impl Driver {
@@ -217,6 +223,7 @@ impl Driver {
             if sending.is_none()
                 && let Some(frame) = self.engine.poll_transmit(now())
             {
+                self.progress.on_sent_frame(&frame);
                 sending = Some(send(&link, frame));
             }
             if self.engine.is_finished() && sending.is_none() {
@@ -249,7 +256,11 @@ impl Driver {
                     match received {
                         Ok(frame) => {
                             receiving = Some(receive(&link));
+                            let fragment = data_fragment(&frame);
                             self.engine.handle_message(now(), frame);
+                            if let Some(fragment) = fragment {
+                                self.data_progress(&fragment);
+                            }
                         }
                         Err(err) => {
                             receiving = None;
@@ -329,8 +340,12 @@ impl Driver {
                 channel,
                 data,
                 reply,
+                progress,
             } => match self.engine.send_data(channel, data) {
                 Ok(transfer) => {
+                    if let Some(progress) = progress {
+                        self.progress.watch_sending(channel, transfer, progress);
+                    }
                     self.transfers.insert((channel, transfer), reply);
                 }
                 Err(err) => {
@@ -477,6 +492,7 @@ impl Driver {
             EngineEvent::SessionClosed {
                 channel, reason, ..
             } => {
+                self.progress.forget_channel(channel);
                 if let Some(session) = self.sessions.remove(&channel) {
                     session.set_state_if_on(&self.handle, channel, SessionState::Idle);
                     let reason = DisconnectReason::from_wire(reason)
@@ -494,6 +510,7 @@ impl Driver {
                 channel,
                 transfer_id,
             } => {
+                self.progress.forget_sending(channel, transfer_id);
                 if let Some(reply) = self.transfers.remove(&(channel, transfer_id)) {
                     let _ = reply.send(Ok(true));
                 }
@@ -502,10 +519,25 @@ impl Driver {
                 channel,
                 transfer_id,
             } => {
+                self.progress.forget_sending(channel, transfer_id);
                 if let Some(reply) = self.transfers.remove(&(channel, transfer_id)) {
                     let _ = reply.send(Ok(false));
                 }
             }
+        }
+    }
+
+    /// Reports the progress of an incoming transfer on a connected session, now and then.
+    fn data_progress(&mut self, fragment: &acm_wire::DataFragment) {
+        if !self.sessions.contains_key(&fragment.channel) || self.engine.is_closed() {
+            return;
+        }
+        if let Some((received, total)) = self.progress.on_received(fragment) {
+            self.emit(fragment.channel, |session_id| Event::DataProgress {
+                session_id,
+                received,
+                total,
+            });
         }
     }
 

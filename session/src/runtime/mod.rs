@@ -3,5 +3,6 @@
 
 pub(crate) mod device;
 pub(crate) mod link_task;
+pub(crate) mod progress;
 
 pub use device::{Device, DeviceConfig};

@@ -1,4 +1,5 @@
 //! The abilityConnectionManager API over the mock transport, under tokio's paused clock.
 
 mod harness;
+mod progress;
 mod scenarios;

@@ -1,0 +1,167 @@
+//! The progress of data transfers, seen from the link's frames: the driver looks at each DATA
+//! frame it hands to the link or takes from it, so the engine needs to know nothing of it and
+//! nothing is added to the wire (the FIRST fragment carries the transfer's length).
+
+use std::collections::HashMap;
+
+use acm_wire::frame::type_code;
+use acm_wire::header::{FrameHeader, HEADER_LEN};
+use acm_wire::pb::FrameType;
+use acm_wire::{DataFragment, Frame};
+use bytes::Bytes;
+use tokio::sync::watch;
+
+/// Receive-side progress is reported at most every this many bytes, or every hundredth of the
+/// transfer when that is larger, and once more when the transfer is whole.
+pub(crate) const PROGRESS_STEP: u64 = 64 * 1024;
+
+/// A DATA frame's fragment, or `None` for any other frame (or a malformed one, which the engine
+/// judges on its own).
+pub(crate) fn data_fragment(message: &Bytes) -> Option<DataFragment> {
+    let header = FrameHeader::parse(message).ok()?;
+    if header.frame_type != type_code(FrameType::Data) || message.len() < HEADER_LEN {
+        return None;
+    }
+    let mut frame = Frame::new(
+        header.version,
+        FrameType::Data,
+        header.channel,
+        message.slice(HEADER_LEN..),
+    );
+    frame.flags = header.flags;
+    DataFragment::parse(&frame).ok()
+}
+
+/// What one receiving transfer has seen.
+#[derive(Debug, Clone, Copy)]
+struct Incoming {
+    received: u64,
+    total: u64,
+    reported: u64,
+}
+
+/// The progress of the transfers of one link, both ways.
+#[derive(Debug, Default)]
+pub(crate) struct TransferProgress {
+    /// Outgoing transfers whose sender asked for progress: bytes handed to the link.
+    sending: HashMap<(u32, u32), watch::Sender<u64>>,
+    /// Incoming transfers by (channel, transfer id).
+    receiving: HashMap<(u32, u32), Incoming>,
+}
+
+impl TransferProgress {
+    /// Reports the bytes of `transfer` on `channel` handed to the link through `progress`.
+    pub(crate) fn watch_sending(
+        &mut self,
+        channel: u32,
+        transfer: u32,
+        progress: watch::Sender<u64>,
+    ) {
+        self.sending.insert((channel, transfer), progress);
+    }
+
+    /// Forgets an outgoing transfer (sent whole or aborted).
+    pub(crate) fn forget_sending(&mut self, channel: u32, transfer: u32) {
+        self.sending.remove(&(channel, transfer));
+    }
+
+    /// Counts a frame handed to the link.
+    pub(crate) fn on_sent_frame(&mut self, frame: &Bytes) {
+        if self.sending.is_empty() {
+            return;
+        }
+        let Some(fragment) = data_fragment(frame) else {
+            return;
+        };
+        if let Some(progress) = self.sending.get(&(fragment.channel, fragment.transfer_id)) {
+            let len = fragment.chunk.len() as u64;
+            progress.send_modify(|sent| *sent += len);
+        }
+    }
+
+    /// Counts a fragment received on a connected session; returns `(received, total)` when it
+    /// is time to report (a step further, or the transfer's last fragment).
+    pub(crate) fn on_received(&mut self, fragment: &DataFragment) -> Option<(u64, u64)> {
+        let key = (fragment.channel, fragment.transfer_id);
+        let entry = match fragment.total_length {
+            Some(total) => self.receiving.entry(key).insert_entry(Incoming {
+                received: 0,
+                total,
+                reported: 0,
+            }),
+            None => match self.receiving.entry(key) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry,
+                std::collections::hash_map::Entry::Vacant(_) => return None,
+            },
+        };
+        let incoming = entry.into_mut();
+        incoming.received += fragment.chunk.len() as u64;
+        let Incoming {
+            received,
+            total,
+            reported,
+        } = *incoming;
+        if fragment.last {
+            self.receiving.remove(&key);
+            return Some((received, total));
+        }
+        let step = PROGRESS_STEP.max(total / 100);
+        if received - reported >= step {
+            incoming.reported = received;
+            return Some((received, total));
+        }
+        None
+    }
+
+    /// Forgets the transfers of a session that ended.
+    pub(crate) fn forget_channel(&mut self, channel: u32) {
+        self.sending.retain(|(c, _), _| *c != channel);
+        self.receiving.retain(|(c, _), _| *c != channel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragment(index: u32, total: Option<u64>, len: usize, last: bool) -> DataFragment {
+        DataFragment {
+            channel: 1,
+            transfer_id: 7,
+            index,
+            total_length: total,
+            last,
+            chunk: Bytes::from(vec![0; len]),
+        }
+    }
+
+    #[test]
+    fn reports_every_step_and_at_the_end() {
+        let mut progress = TransferProgress::default();
+        let chunk = 16 * 1024;
+        let total = 10 * chunk as u64;
+        let mut reports = Vec::new();
+        for index in 0..10 {
+            let first = (index == 0).then_some(total);
+            if let Some(report) = progress.on_received(&fragment(index, first, chunk, index == 9)) {
+                reports.push(report);
+            }
+        }
+        assert_eq!(reports, [(65536, total), (131072, total), (total, total)]);
+        assert!(progress.receiving.is_empty());
+    }
+
+    #[test]
+    fn a_fragment_without_its_first_is_not_counted() {
+        let mut progress = TransferProgress::default();
+        assert_eq!(progress.on_received(&fragment(3, None, 10, true)), None);
+    }
+
+    #[test]
+    fn data_frames_are_recognised_and_others_are_not() {
+        let fragment = fragment(0, Some(5), 5, true);
+        let frame = fragment.to_frame(1).unwrap().to_bytes().unwrap();
+        assert_eq!(data_fragment(&frame), Some(fragment));
+        assert_eq!(data_fragment(&Bytes::from_static(b"nonsense")), None);
+    }
+}
