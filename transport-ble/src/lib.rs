@@ -2,7 +2,8 @@
 //!
 //! [`BleTransport`] implements [`acm_transport::Transport`]: an acceptor advertises the acm
 //! service, a dialer scans, connects and opens an L2CAP LE credit-based channel on the acm
-//! SPSM, and each acm frame then travels as one SDU. The binding (UUID, SPSM, advertising
+//! SPSM, and each acm frame then travels as one SDU. Links between the same two devices are
+//! channels on their one LE connection, which goes down with the last of them. The binding (UUID, SPSM, advertising
 //! layout, MTU and MPS, the OPEN and CLOSE SDUs) is in [`binding`] and in SPEC.md section 13,
 //! "Bluetooth LE binding" (rules `BLE-1` to `BLE-10`).
 //!

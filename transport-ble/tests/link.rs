@@ -240,3 +240,50 @@ async fn dialing_a_device_nobody_advertises_is_unreachable() {
     })
     .await;
 }
+
+/// Sends `count` frames each way on a link at once, and checks that all arrive, in order.
+async fn exchange(name: &str, dialer: &dyn Link, acceptor: &dyn Link, count: usize, seed: u8) {
+    let nth = |i: usize| seed.wrapping_add(i as u8);
+    let sending = async {
+        for i in 0..count {
+            dialer.send(frame(100, nth(i))).await.unwrap();
+            acceptor.send(frame(90, nth(i))).await.unwrap();
+        }
+    };
+    let reading = async {
+        for i in 0..count {
+            let got = acceptor.recv().await.unwrap();
+            assert_eq!(got, frame(100, nth(i)), "{name} link: frame {i} up");
+        }
+    };
+    let reading_back = async {
+        for i in 0..count {
+            let got = dialer.recv().await.unwrap();
+            assert_eq!(got, frame(90, nth(i)), "{name} link: frame {i} down");
+        }
+    };
+    tokio::join!(sending, reading, reading_back);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a virtual controller; run by .ci/ble"]
+async fn two_links_to_the_same_device_both_carry_more_frames_than_the_initial_credits() {
+    let Some(controller) = or_skip("rootcanal", rootcanal()) else {
+        return;
+    };
+    within(120, async {
+        let (tablet, phone, first_up, first_down) = linked(&controller, 0).await;
+        let second_up = phone
+            .dial(&id("tablet"))
+            .await
+            .expect("the second dial works");
+        let second_down = tablet.accept().await.expect("the tablet accepts again");
+        // Many more frames than the credits a channel starts with, on both links at once.
+        let count = 3 * usize::from(acm_transport_ble::binding::INITIAL_CREDITS);
+        tokio::join!(
+            exchange("first", &*first_up, &*first_down, count, 0),
+            exchange("second", &*second_up, &*second_down, count, 100),
+        );
+    })
+    .await;
+}

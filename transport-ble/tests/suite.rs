@@ -1,10 +1,5 @@
-//! The transport suite of acm-conformance over Bluetooth LE, against Rootcanal. Run with
-//! `--ignored` (see `.ci/ble`).
-//!
-//! Known failure: with two links open between the same two devices, the older one stops after
-//! 8 frames each way (the initial L2CAP credits) while the newer one goes on, so the case of
-//! several links at once fails. It is listed in [`KNOWN_FAILURES`]; the run fails on any other
-//! failure, and when that case starts to pass (the list is then out of date).
+//! The transport suite of acm-conformance over Bluetooth LE, against Rootcanal: every case
+//! passes. Run with `--ignored` (see `.ci/ble`).
 
 mod common;
 
@@ -18,12 +13,6 @@ use acm_conformance::{Expectations, Verdict};
 use acm_transport_ble::{BleConfig, BleTransport};
 use async_trait::async_trait;
 use common::{ControllerProcess, id, or_skip, rootcanal};
-
-/// The cases this transport is known to fail, and why.
-const KNOWN_FAILURES: &str = "\
-transport/links/several-at-once-are-independent  a second link to the same device stalls the \
-first after 8 frames each way: credits stop coming back on the older channel
-";
 
 /// Two fresh BLE transports on one Rootcanal medium for each case, with ids never used before
 /// (the medium remembers advertisers for a while).
@@ -78,7 +67,6 @@ async fn the_transport_suite_passes_over_ble() {
         };
         println!("{:?} {}: {verdict}", result.elapsed, result.case.id);
     }
-    let known = Expectations::parse(KNOWN_FAILURES).expect("the list reads");
-    let judgement = known.judge(&report);
+    let judgement = Expectations::default().judge(&report);
     assert!(judgement.ok(), "{judgement:?}\n{}", report.summary());
 }

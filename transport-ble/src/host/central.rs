@@ -12,7 +12,8 @@ use trouble_host::{BleHostError, Error};
 
 use super::book::{Book, format_address};
 use super::channel::{self, OpenError};
-use super::{Hci, Spawn, Status};
+use super::connections::Hold;
+use super::{Ctx, Hci, peripheral};
 use crate::binding::{MIN_PEER_MTU, OPEN_WAIT, SPSM};
 use crate::config::BleConfig;
 use crate::link::{self, BleLink, LinkInfo};
@@ -66,18 +67,71 @@ pub(crate) async fn discover(
     Ok(book.devices())
 }
 
-/// Connects to `device`, opens the acm channel and exchanges OPENs; the link's host half is
-/// handed to `spawn`.
+/// Opens a link to `device`: an acm channel on the LE connection to it, made first if there is
+/// none, then the OPEN exchange; the link's host half is handed to the host's tasks.
 pub(crate) async fn dial<'a>(
-    stack: &'a Stack<'_, Hci, HeapPool>,
+    ctx: &Ctx<'a, '_>,
     central: &mut Central<'a, Hci, HeapPool>,
     book: &Book,
-    config: &BleConfig,
     device: &DeviceId,
-    spawn: &Spawn<'a>,
-    status: &Status,
 ) -> Result<BleLink, TransportError> {
+    let config = ctx.config;
     let deadline = Instant::now() + config.dial_timeout;
+    let known = book.address_of(device);
+    let hold = match ctx.connections.hold_to(device, known.as_ref()) {
+        Some(hold) => hold,
+        None => connect(ctx, central, book, device, deadline).await?,
+    };
+    let mut channel = open_channel(ctx.stack, &hold.connection, device, deadline).await?;
+    if channel.peer_mtu() < MIN_PEER_MTU {
+        return Err(TransportError::Refused(device.clone()));
+    }
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .min(OPEN_WAIT);
+    let peer = channel::exchange_open(ctx.stack, &mut channel, &config.device, true, remaining)
+        .await
+        .map_err(|e| match e {
+            OpenError::TimedOut => TransportError::TimedOut("waiting for the peer's OPEN"),
+            OpenError::Down | OpenError::NotOpen => TransportError::Refused(device.clone()),
+        })?;
+    if peer != *device {
+        return Err(TransportError::Refused(device.clone()));
+    }
+    hold.entry().name(&peer);
+    let (link, end) = link::pair(
+        LinkInfo {
+            local: config.device.clone(),
+            peer,
+            role: Role::Dialer,
+            max_frame_size: usize::from(channel.peer_mtu()),
+            peer_address: format_address(&hold.connection.peer_address()),
+        },
+        ctx.status,
+    );
+    let close_timeout = config.close_timeout;
+    ctx.spawn
+        .send(Box::pin(channel::drive(
+            ctx.stack,
+            hold,
+            channel,
+            end,
+            close_timeout,
+        )))
+        .map_err(|_| TransportError::Shutdown)?;
+    Ok(link)
+}
+
+/// Makes a new LE connection to `device` (scanning for it first if its address is unknown),
+/// listens for the peer's channels on it if this side accepts links, and holds it for a link.
+async fn connect<'a>(
+    ctx: &Ctx<'a, '_>,
+    central: &mut Central<'a, Hci, HeapPool>,
+    book: &Book,
+    device: &DeviceId,
+    deadline: Instant,
+) -> Result<Hold<'a>, TransportError> {
+    let config = ctx.config;
     let address = match book.address_of(device) {
         Some(address) => address,
         None => {
@@ -103,43 +157,16 @@ pub(crate) async fn dial<'a>(
         .await
         .map_err(|_| TransportError::Unreachable(device.clone()))?
         .map_err(|_| TransportError::Unreachable(device.clone()))?;
-    let mut channel = open_channel(stack, &connection, device, deadline).await?;
-    if channel.peer_mtu() < MIN_PEER_MTU {
-        return Err(TransportError::Refused(device.clone()));
+    let entry = ctx.connections.add(connection);
+    let hold = entry
+        .hold()
+        .ok_or_else(|| TransportError::Unreachable(device.clone()))?;
+    if config.accept {
+        ctx.spawn
+            .send(Box::pin(peripheral::listen(ctx.clone(), entry)))
+            .map_err(|_| TransportError::Shutdown)?;
     }
-    let remaining = deadline
-        .saturating_duration_since(Instant::now())
-        .min(OPEN_WAIT);
-    let peer = channel::exchange_open(stack, &mut channel, &config.device, true, remaining)
-        .await
-        .map_err(|e| match e {
-            OpenError::TimedOut => TransportError::TimedOut("waiting for the peer's OPEN"),
-            OpenError::Down | OpenError::NotOpen => TransportError::Refused(device.clone()),
-        })?;
-    if peer != *device {
-        return Err(TransportError::Refused(device.clone()));
-    }
-    let (link, end) = link::pair(
-        LinkInfo {
-            local: config.device.clone(),
-            peer,
-            role: Role::Dialer,
-            max_frame_size: usize::from(channel.peer_mtu()),
-            peer_address: format_address(&address),
-        },
-        status,
-    );
-    let close_timeout = config.close_timeout;
-    spawn
-        .send(Box::pin(channel::drive(
-            stack,
-            connection,
-            channel,
-            end,
-            close_timeout,
-        )))
-        .map_err(|_| TransportError::Shutdown)?;
-    Ok(link)
+    Ok(hold)
 }
 
 /// Asks for the acm channel, asking again with growing pauses while the peer refuses for lack

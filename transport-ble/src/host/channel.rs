@@ -13,6 +13,7 @@ use trouble_host::prelude::{
 };
 
 use super::Hci;
+use super::connections::Hold;
 
 use crate::binding::{self, INITIAL_CREDITS, MPS, SDU_MTU, Sdu};
 use crate::link::{HostEnd, LinkShared, Outbound};
@@ -165,11 +166,11 @@ fn lost(connection: &Connection<'_, HeapPool>, what: &str) -> Closure {
     }
 }
 
-/// Carries frames both ways on an open channel until the link ends, then takes the channel and
-/// the connection down.
+/// Carries frames both ways on an open channel until the link ends, then takes the channel
+/// down, and the connection too when no other link is on it.
 pub(crate) async fn drive(
     stack: &Stack<'_, Hci, HeapPool>,
-    connection: Connection<'_, HeapPool>,
+    hold: Hold<'_>,
     channel: L2capChannel<'_, HeapPool>,
     mut end: HostEnd,
     close_timeout: Duration,
@@ -198,8 +199,10 @@ pub(crate) async fn drive(
             end.shared.end(Closure::Peer(reason));
         }
         Either::Left(ReadEnd::Down) | Either::Right(WriteEnd::Down) => {
-            end.shared
-                .end(lost(&connection, "the channel went down without a CLOSE"));
+            end.shared.end(lost(
+                &hold.connection,
+                "the channel went down without a CLOSE",
+            ));
         }
         Either::Left(ReadEnd::Malformed(what)) => {
             end.shared.end(Closure::Lost(what));
@@ -221,5 +224,5 @@ pub(crate) async fn drive(
     drop(end);
     writer.disconnect();
     reader.disconnect();
-    drop(connection);
+    drop(hold);
 }

@@ -4,6 +4,7 @@
 mod book;
 mod central;
 mod channel;
+mod connections;
 mod peripheral;
 mod refragment;
 
@@ -22,7 +23,7 @@ use futures_util::future::{Either, LocalBoxFuture, select};
 use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
-use trouble_host::prelude::{Address, HostResources};
+use trouble_host::prelude::{Address, HostResources, Stack};
 
 use self::refragment::Refragment;
 use crate::binding::SPSM;
@@ -31,9 +32,9 @@ use crate::error::BleError;
 use crate::link::{BleLink, HostStatus};
 use crate::pool::HeapPool;
 
-/// The most connections (so links) at once.
+/// The most LE connections at once (one per peer device).
 const CONNECTIONS: usize = 8;
-/// The most L2CAP channels at once: one per connection.
+/// The most L2CAP channels (so links) at once, over all connections.
 const CHANNELS: usize = 8;
 /// HCI commands in flight at once.
 const COMMAND_SLOTS: usize = 8;
@@ -54,6 +55,18 @@ pub(crate) type Hci = ExternalController<
 pub(crate) type Status = Arc<HostStatus>;
 /// Hands a link's task to the host thread's set of tasks.
 pub(crate) type Spawn<'a> = mpsc::UnboundedSender<LocalBoxFuture<'a, ()>>;
+/// What every task on the host thread shares: `'a` is how long the tasks may borrow the stack
+/// (whose own lifetime is `'s`).
+#[derive(Clone)]
+pub(crate) struct Ctx<'a, 's> {
+    pub(crate) stack: &'a Stack<'s, Hci, HeapPool>,
+    pub(crate) config: &'a BleConfig,
+    /// Links accepted, for `accept`.
+    pub(crate) accepted: &'a mpsc::Sender<BleLink>,
+    pub(crate) spawn: Spawn<'a>,
+    pub(crate) status: &'a Status,
+    pub(crate) connections: std::rc::Rc<connections::Connections<'a>>,
+}
 
 /// A request from the transport to the host thread.
 pub(crate) enum Command {
@@ -187,6 +200,16 @@ async fn run(
     let status: Status = Arc::new(HostStatus::default());
     let ready = Cell::new(Some(ready));
 
+    let (spawn, mut spawned) = mpsc::unbounded_channel::<LocalBoxFuture<'_, ()>>();
+    let ctx = Ctx {
+        stack: &stack,
+        config: &config,
+        accepted: &accepted,
+        spawn,
+        status: &status,
+        connections: std::rc::Rc::default(),
+    };
+
     let work = async {
         if let Err(e) = stack.command(ReadBdAddr::new()).await {
             return format!("the controller did not answer: {e:?}");
@@ -194,7 +217,6 @@ async fn run(
         if let Some(ready) = ready.take() {
             let _ = ready.send(Ok(()));
         }
-        let (spawn, mut spawned) = mpsc::unbounded_channel::<LocalBoxFuture<'_, ()>>();
         let links = async {
             let mut tasks = FuturesUnordered::new();
             loop {
@@ -217,16 +239,7 @@ async fn run(
                         let _ = reply.send(seen);
                     }
                     Command::Dial(device, reply) => {
-                        let link = central::dial(
-                            &stack,
-                            &mut central,
-                            &book,
-                            &config,
-                            &device,
-                            &spawn,
-                            &status,
-                        )
-                        .await;
+                        let link = central::dial(&ctx, &mut central, &book, &device).await;
                         let _ = reply.send(link);
                     }
                 }
@@ -235,7 +248,7 @@ async fn run(
         };
         let serve_peripheral = async {
             if config.accept {
-                peripheral::advertise(&stack, &config, &accepted, &spawn, &status).await;
+                peripheral::advertise(&ctx).await;
             }
             pending::<()>().await;
         };

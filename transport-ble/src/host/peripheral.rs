@@ -1,20 +1,20 @@
-//! The peripheral role: advertising the acm service and accepting links.
+//! The peripheral role: advertising the acm service, and accepting links on every LE
+//! connection.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use acm_transport::Role;
-use tokio::sync::mpsc;
-use trouble_host::prelude::{
-    Advertisement, AdvertisementParameters, Connection, L2capChannel, Stack,
-};
+use futures_util::future::{Either, select};
+use trouble_host::prelude::{Advertisement, AdvertisementParameters, L2capChannel};
 
+use super::Ctx;
 use super::book::format_address;
 use super::channel;
-use super::{Hci, Spawn, Status};
+use super::connections::{Entry, Hold};
 use crate::advert;
 use crate::binding::{MIN_PEER_MTU, OPEN_WAIT};
-use crate::config::BleConfig;
-use crate::link::{self, BleLink, LinkInfo};
+use crate::link::{self, LinkInfo};
 use crate::pool::HeapPool;
 
 /// The advertising interval: short, so that dialers find the device quickly.
@@ -22,16 +22,10 @@ const ADVERTISING_INTERVAL: embassy_time::Duration = embassy_time::Duration::fro
 /// The pause before advertising again after the controller refused to.
 const RETRY: Duration = Duration::from_millis(500);
 
-/// Advertises and accepts connections for as long as the host runs; each connection's channel
-/// is set up by its own task.
-pub(crate) async fn advertise<'a>(
-    stack: &'a Stack<'_, Hci, HeapPool>,
-    config: &'a BleConfig,
-    accepted: &'a mpsc::Sender<BleLink>,
-    spawn: &Spawn<'a>,
-    status: &'a Status,
-) {
-    let Some((adv_data, scan_data)) = advert::encode(&config.device) else {
+/// Advertises and accepts connections for as long as the host runs; each connection gets a
+/// task that accepts its channels.
+pub(crate) async fn advertise<'a>(ctx: &Ctx<'a, '_>) {
+    let Some((adv_data, scan_data)) = advert::encode(&ctx.config.device) else {
         // Checked when the transport starts.
         return;
     };
@@ -40,7 +34,7 @@ pub(crate) async fn advertise<'a>(
         interval_max: ADVERTISING_INTERVAL,
         ..AdvertisementParameters::default()
     };
-    let mut peripheral = stack.peripheral();
+    let mut peripheral = ctx.stack.peripheral();
     loop {
         let advertisement = Advertisement::ConnectableScannableUndirected {
             adv_data: &adv_data,
@@ -53,50 +47,78 @@ pub(crate) async fn advertise<'a>(
         let Ok(connection) = advertiser.accept().await else {
             continue;
         };
-        let task = accept(stack, connection, config, accepted, status);
-        if spawn.send(Box::pin(task)).is_err() {
+        let entry = ctx.connections.add(connection);
+        if ctx
+            .spawn
+            .send(Box::pin(listen(ctx.clone(), entry)))
+            .is_err()
+        {
             return;
         }
     }
 }
 
-/// Accepts the acm channel on a new connection, exchanges OPENs, queues the link for
-/// `accept`, then carries it. A connection that opens no channel in time is dropped.
-async fn accept<'a>(
-    stack: &'a Stack<'_, Hci, HeapPool>,
-    connection: Connection<'a, HeapPool>,
-    config: &'a BleConfig,
-    accepted: &'a mpsc::Sender<BleLink>,
-    status: &'a Status,
-) {
-    let listener = L2capChannel::listen(stack, &connection);
-    let config_channel = channel::channel_config();
-    let accepting = tokio::time::timeout(config.dial_timeout, listener.accept(&config_channel));
-    let Ok(Ok(mut channel)) = accepting.await else {
+/// Accepts the acm channels the peer opens on a connection, each link carried by a task of
+/// its own, until the connection has no link left (or had none within the dial timeout), or
+/// goes down.
+pub(crate) async fn listen<'a, 's>(ctx: Ctx<'a, 's>, entry: Rc<Entry<'a>>) {
+    let Some(connection) = entry.connection() else {
         return;
     };
-    drop(listener);
+    let listener = L2capChannel::listen(ctx.stack, &connection);
+    drop(connection);
+    let config = channel::channel_config();
+    loop {
+        let accepting = std::pin::pin!(listener.accept(&config));
+        let idle = std::pin::pin!(entry.until_idle(ctx.config.dial_timeout));
+        let channel = match select(accepting, idle).await {
+            Either::Left((Ok(channel), _)) => channel,
+            Either::Left((Err(_), _)) | Either::Right(_) => break,
+        };
+        // A channel arriving as the last link ends finds the connection retired: dropping it
+        // takes it down.
+        let Some(hold) = entry.hold() else { break };
+        if ctx
+            .spawn
+            .send(Box::pin(accept(ctx.clone(), hold, channel)))
+            .is_err()
+        {
+            break;
+        }
+    }
+    entry.retire();
+}
+
+/// Exchanges OPENs on an accepted channel, queues the link for `accept`, then carries it.
+async fn accept<'a>(ctx: Ctx<'a, '_>, hold: Hold<'a>, mut channel: L2capChannel<'a, HeapPool>) {
     if channel.peer_mtu() < MIN_PEER_MTU {
         return;
     }
-    let Ok(peer) =
-        channel::exchange_open(stack, &mut channel, &config.device, false, OPEN_WAIT).await
+    let Ok(peer) = channel::exchange_open(
+        ctx.stack,
+        &mut channel,
+        &ctx.config.device,
+        false,
+        OPEN_WAIT,
+    )
+    .await
     else {
         return;
     };
+    hold.entry().name(&peer);
     let (link, end) = link::pair(
         LinkInfo {
-            local: config.device.clone(),
+            local: ctx.config.device.clone(),
             peer,
             role: Role::Acceptor,
             max_frame_size: usize::from(channel.peer_mtu()),
-            peer_address: format_address(&connection.peer_address()),
+            peer_address: format_address(&hold.connection.peer_address()),
         },
-        status,
+        ctx.status,
     );
-    if accepted.try_send(link).is_err() {
+    if ctx.accepted.try_send(link).is_err() {
         // Nobody takes links (or too many wait): the peer sees the link lost.
         return;
     }
-    channel::drive(stack, connection, channel, end, config.close_timeout).await;
+    channel::drive(ctx.stack, hold, channel, end, ctx.config.close_timeout).await;
 }
