@@ -1,31 +1,37 @@
-//! `acm`: run the conformance suites against the reference implementation or any other, and run
-//! the reference implementation as a peer for others to test against.
+//! `acm`: the acm protocol stack's command line. It runs the conformance suites and the
+//! reference peer, and lets a person try the stack: list devices, listen as an app, chat, and
+//! send files with progress.
 //!
-//! Exit codes: 0 when every result is as expected, 1 when a case had an unexpected result, 2
-//! when the run could not be made (bad arguments, unreadable files, an unreachable target).
+//! Exit codes, for every command: 0 when it did what was asked (for `conformance`: every result
+//! as expected); 1 when it ran and the outcome is a failure (a case had an unexpected result, a
+//! request was rejected, a transfer was cut short or did not verify); 2 when it could not run
+//! (bad arguments, unreadable files, an unreachable device or target, a transport that cannot
+//! start). Errors are one sentence on stderr, starting `acm: `; errors of the API start with the
+//! reference's error code (201, 401, 801), failed connects name their connect error code.
 
-use std::io::Write as _;
-use std::path::PathBuf;
+mod commands;
+mod common;
+mod transfer;
+
 use std::process::ExitCode;
-
-use std::net::{SocketAddr, ToSocketAddrs};
-
-use acm::transport::DeviceId;
-use acm::{Device, DeviceConfig};
-use acm_conformance::profile;
-use acm_conformance::protocol::{ProtocolSuiteConfig, run_protocol_suite};
-use acm_conformance::transport_suite::factories::MockFactory;
-use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
-use acm_conformance::wire::{MockTarget, TcpTarget, run_wire_suite};
-use acm_conformance::{CaseResult, Expectations, Report, Verdict, rules};
-use acm_transport_tcp::TcpTransport;
 
 use clap::{Parser, Subcommand};
 
+use commands::{chat, conformance, devices, listen, send};
+use common::CliError;
+
 /// The acm protocol stack's command line.
 #[derive(Debug, Parser)]
-#[command(name = "acm", version, about)]
+#[command(
+    name = "acm",
+    version,
+    about,
+    after_help = "Exit codes: 0 success; 1 the command ran and failed (an unexpected conformance result, a rejected request, a transfer cut short or not verified); 2 the command could not run (bad arguments, unreadable files, an unreachable device).\nLogs: -v, -vv, or RUST_LOG (for example RUST_LOG=acm=debug), on stderr."
+)]
 struct Cli {
+    /// More logs on stderr (-v, -vv); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,250 +40,49 @@ struct Cli {
 enum Command {
     /// Runs the conformance suites (by default against the reference implementation over the
     /// in-memory mock transport) and reports every case with the SPEC rules it checks.
-    Conformance(ConformanceArgs),
+    Conformance(conformance::ConformanceArgs),
     /// Runs the reference implementation with the conformance profile (SPEC section 15),
     /// listening for links, so that other suites and clients can be tested against it.
-    Peer(PeerArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct PeerArgs {
-    /// Where to listen, as tcp://HOST:PORT (port 0 picks a free one; the address is printed).
-    #[arg(long)]
-    listen: String,
-    /// This device's id.
-    #[arg(long, default_value = "acm-reference-peer")]
-    device_id: String,
-}
-
-#[derive(Debug, clap::Args)]
-struct ConformanceArgs {
-    /// Test the implementation listening at tcp://HOST:PORT (running the conformance profile)
-    /// instead of the reference implementation over the mock transport.
-    #[arg(long)]
-    target: Option<String>,
-    /// The target's transport cannot carry data (cases that need data report unsupported).
-    #[arg(long)]
-    no_data: bool,
-    /// The suite's own device id on the target's network.
-    #[arg(long, default_value = "acm-conformance-suite")]
-    suite_id: String,
-    /// Only the cases whose id contains this text.
-    #[arg(long, default_value = "")]
-    cases: String,
-    /// A file of known failures, one `CASE-ID reason` per line.
-    #[arg(long)]
-    expectations: Option<PathBuf>,
-    /// Also write the report as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Also write the report as JUnit XML to this file.
-    #[arg(long)]
-    junit: Option<PathBuf>,
-    /// Random sequences tried per property of the protocol suite (reference implementation
-    /// only).
-    #[arg(long, default_value_t = 64)]
-    protocol_cases: u32,
-    /// Print only failures and the summary.
-    #[arg(long, short)]
-    quiet: bool,
+    Peer(conformance::PeerArgs),
+    /// Lists the devices the transport can see (id, name, address); --watch keeps looking.
+    Devices(devices::DevicesArgs),
+    /// Runs an app that accepts (or with --reject, rejects) collaboration requests and prints
+    /// every event; typed lines go to the connected peers; --save-dir saves sent files.
+    Listen(listen::ListenArgs),
+    /// Opens a session to an app on another device: typed lines are sent as messages, the
+    /// peer's are printed; Ctrl-C or the end of input disconnects.
+    Chat(chat::ChatArgs),
+    /// Sends a file with a progress meter; the receiver (acm listen --save-dir) verifies its
+    /// length and SHA-256 and saves it atomically.
+    Send(send::SendArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Conformance(args) => conformance(&args),
-        Command::Peer(args) => peer(&args),
-    }
-}
-
-/// `tcp://HOST:PORT` as a socket address.
-fn tcp_address(text: &str) -> Result<SocketAddr, String> {
-    let rest = text
-        .strip_prefix("tcp://")
-        .ok_or_else(|| format!("{text:?} is not a tcp://HOST:PORT address"))?;
-    rest.to_socket_addrs()
-        .map_err(|e| format!("{text:?}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{text:?} names no address"))
-}
-
-fn runtime(paused: bool) -> Result<tokio::runtime::Runtime, String> {
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder.enable_all();
-    if paused {
-        builder.start_paused(true);
-    }
-    builder
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
-}
-
-fn peer(args: &PeerArgs) -> ExitCode {
-    let result = (|| {
-        let addr = tcp_address(&args.listen)?;
-        let id = DeviceId::new(args.device_id.clone()).map_err(|e| format!("--device-id: {e}"))?;
-        runtime(false)?.block_on(async move {
-            let transport = TcpTransport::bind(id.clone(), addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            let local = transport
-                .local_addr()
-                .ok_or("the listener has no address")?;
-            let device = Device::new(transport, DeviceConfig::default());
-            let _profile = profile::install(&device);
-            println!("acm peer: device {id} listening on tcp://{local}");
-            let _ = std::io::stdout().flush();
-            tokio::signal::ctrl_c()
-                .await
-                .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
-            device.shutdown();
-            Ok::<(), String>(())
-        })
-    })();
+    common::init_logs(cli.verbose);
+    let result = match &cli.command {
+        Command::Conformance(args) => return conformance::conformance(args),
+        Command::Peer(args) => return conformance::peer(args),
+        Command::Devices(args) => block_on(devices::run(args)),
+        Command::Listen(args) => block_on(listen::run(args)),
+        Command::Chat(args) => block_on(chat::run(args)),
+        Command::Send(args) => block_on(send::run(args)),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("acm: {err}");
-            ExitCode::from(2)
+            eprintln!("acm: {}", err.message);
+            ExitCode::from(err.code)
         }
     }
 }
 
-fn conformance(args: &ConformanceArgs) -> ExitCode {
-    let expectations = match &args.expectations {
-        None => Expectations::default(),
-        Some(path) => match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| Expectations::parse(&text).map_err(|e| e.to_string()))
-        {
-            Ok(expectations) => expectations,
-            Err(err) => {
-                eprintln!(
-                    "acm: cannot read the expectations {}: {err}",
-                    path.display()
-                );
-                return ExitCode::from(2);
-            }
-        },
-    };
-    let quiet = args.quiet;
-    let report = match &args.target {
-        // The mock target runs on a paused clock: timeouts of minutes take no time.
-        None => runtime(true)
-            .and_then(|rt| {
-                rt.block_on(async {
-                    let target = MockTarget::start(DeviceConfig::default())
-                        .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
-                    Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
-                })
-            })
-            .and_then(|mut report| {
-                // The transport suite measures real waits (backpressure): a running clock.
-                let transport = runtime(false)?.block_on(async {
-                    let mut results = Vec::new();
-                    for case in transport_cases() {
-                        if !case.case.id.contains(&args.cases) {
-                            continue;
-                        }
-                        if let Some(result) = run_transport_case(&MockFactory, case.case.id).await {
-                            progress(&result, quiet);
-                            results.push(result);
-                        }
-                    }
-                    results
-                });
-                report.results.extend(transport);
-                // The protocol suite runs its own paused clock, one runtime per sequence.
-                let protocol = run_protocol_suite(&ProtocolSuiteConfig {
-                    cases: args.protocol_cases,
-                    filter: (!args.cases.is_empty()).then(|| args.cases.clone()),
-                    ..ProtocolSuiteConfig::default()
-                });
-                for result in protocol.results {
-                    progress(&result, quiet);
-                    report.results.push(result);
-                }
-                Ok(report)
-            }),
-        Some(address) => tcp_address(address).and_then(|addr| {
-            let suite =
-                DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
-            runtime(false)?.block_on(async {
-                let target = TcpTarget::connect(addr, suite, !args.no_data)
-                    .await
-                    .map_err(|e| format!("cannot reach {address}: {e}"))?;
-                Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
-            })
-        }),
-    };
-    let report = match report {
-        Ok(report) => report,
-        Err(err) => {
-            eprintln!("acm: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    finish(&report, &expectations, args)
-}
-
-fn progress(result: &CaseResult, quiet: bool) {
-    let failed = matches!(result.verdict, Verdict::Fail { .. });
-    if quiet && !failed {
-        return;
-    }
-    println!("{:<13} {}", result.verdict.name(), result.case.id);
-    let _ = std::io::stdout().flush();
-}
-
-fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) -> ExitCode {
-    println!();
-    print!("{}", report.summary());
-    let covered = report.rules_covered();
-    let must: Vec<&str> = rules::must_rules().collect();
-    let uncovered: Vec<&str> = must
-        .iter()
-        .copied()
-        .filter(|rule| !covered.contains(rule))
-        .collect();
-    println!(
-        "SPEC rules: {} of {} covered; MUST rules: {} of {} covered{}",
-        covered.len(),
-        rules::RULES.len(),
-        must.len() - uncovered.len(),
-        must.len(),
-        if uncovered.is_empty() {
-            String::new()
-        } else {
-            format!(" (not by these suites: {})", uncovered.join(", "))
-        }
-    );
-    for (path, text) in [
-        (&args.json, report.to_json()),
-        (&args.junit, report.to_junit()),
-    ] {
-        if let Some(path) = path
-            && let Err(err) = std::fs::write(path, text)
-        {
-            eprintln!("acm: cannot write {}: {err}", path.display());
-            return ExitCode::from(2);
-        }
-    }
-    let judgement = expectations.judge(report);
-    for id in &judgement.known_failures {
-        println!(
-            "known failure: {id} ({})",
-            expectations.reason(id).unwrap_or_default()
-        );
-    }
-    for id in &judgement.unexpected_passes {
-        println!("unexpected pass: {id} is listed as a known failure but passed");
-    }
-    let (pass, fail, _, _) = report.counts();
-    println!("{pass} passed, {fail} failed");
-    if judgement.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+fn block_on(
+    command: impl std::future::Future<Output = Result<(), CliError>>,
+) -> Result<(), CliError> {
+    let runtime = common::runtime()?;
+    let result = runtime.block_on(command);
+    // Standard input is read on a blocking thread that may never return: do not wait for it.
+    runtime.shutdown_background();
+    result
 }

@@ -1,0 +1,187 @@
+//! `acm chat`: opens a session to an app on another device; typed lines go out as messages and
+//! the peer's messages are printed. Ctrl-C or the end of input disconnects.
+
+use std::time::Duration;
+
+use acm::{AbilityConnectionManager, ConnectOptions, Device, Event, EventStream, SessionId};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::commands::mock::{DEMO_PEER, Demo, demo_network};
+use crate::common::{
+    AppName, CliError, DEFAULT_APP, NetArgs, Out, TransportKind, ble_unsupported, target,
+    tcp_device,
+};
+
+/// How to reach the peer app: shared by `acm chat` and `acm send`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PeerArgs {
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// The peer device: its id, or ID@tcp://HOST:PORT (default with --transport mock: the
+    /// demo peer).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The service to open.
+    #[arg(long)]
+    pub service: String,
+    /// This app, as BUNDLE/MODULE/ABILITY.
+    #[arg(long = "as", default_value = DEFAULT_APP, value_name = "BUNDLE/MODULE/ABILITY")]
+    pub app: AppName,
+    /// The peer's app, as BUNDLE/MODULE/ABILITY (default: the same as this app's).
+    #[arg(long = "peer-app", value_name = "BUNDLE/MODULE/ABILITY")]
+    pub peer_app: Option<AppName>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The options of `acm chat`.
+#[derive(Debug, clap::Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    peer: PeerArgs,
+}
+
+/// A connected session and what it needs to stay up.
+pub struct Open {
+    /// This device.
+    pub device: Device,
+    /// This app.
+    pub app: AbilityConnectionManager,
+    /// The session.
+    pub session: SessionId,
+    /// Its events, progress included.
+    pub events: EventStream,
+    /// The peer device's id.
+    pub peer: String,
+    /// The mock demo, when there is one.
+    pub demo: Option<Demo>,
+}
+
+impl Open {
+    /// Disconnects (the peer sees PEER_APP_CLOSE_COLLABORATION) and closes the device.
+    pub async fn close(self) {
+        let _ = self.app.disconnect(self.session);
+        // Let the DISCONNECT leave before the link closes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.device.shutdown();
+        drop(self.demo);
+    }
+}
+
+/// Connects to the peer app.
+pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Open, CliError> {
+    let (device, demo, peer) = match args.net.transport {
+        TransportKind::Tcp => {
+            let to = args
+                .to
+                .as_deref()
+                .ok_or_else(|| CliError::cannot_run("--to DEVICE is needed"))?;
+            let (peer, address) = target(to)?;
+            let extra = address.map(|a| (peer.clone(), a));
+            (
+                tcp_device(&args.net, &format!("acm-{}", std::process::id()), extra)
+                    .await?
+                    .0,
+                None,
+                peer,
+            )
+        }
+        TransportKind::Mock => {
+            let (demo, device) = demo_network("acm-mock")?;
+            let peer = crate::common::device_id(args.to.as_deref().unwrap_or(DEMO_PEER))?;
+            (device, Some(demo), peer)
+        }
+        TransportKind::Ble => return Err(ble_unsupported()),
+    };
+    let context = args.app.context();
+    let app = device.manager(&context);
+    let peer_app = args.peer_app.as_ref().unwrap_or(&args.app);
+    let options = ConnectOptions {
+        need_send_data: need_send_data.then_some(true),
+        ..ConnectOptions::default()
+    };
+    let session = app.create_ability_connection_session(
+        &args.service,
+        &context,
+        peer_app.on(&peer),
+        options,
+    )?;
+    let events = app.events_with_progress(session)?;
+    let result = app.connect(session).await?;
+    if !result.is_connected {
+        device.shutdown();
+        let code = result
+            .error_code
+            .map_or("SYSTEM_INTERNAL_ERROR", |c| c.name());
+        let reason = result.reason.unwrap_or_default();
+        return Err(CliError::failed(format!(
+            "cannot connect to {peer}: {code}{}",
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            }
+        )));
+    }
+    let peer = peer.to_string();
+    out.line(
+        "connected",
+        json!({ "peer": peer, "session": session, "service": args.service }),
+        || {
+            format!(
+                "connected to {peer}, service {} (Ctrl-C or end of input to leave)",
+                args.service
+            )
+        },
+    );
+    Ok(Open {
+        device,
+        app,
+        session,
+        events,
+        peer,
+        demo,
+    })
+}
+
+/// Runs `acm chat`.
+pub async fn run(args: &ChatArgs) -> Result<(), CliError> {
+    let out = Out {
+        json: args.peer.json,
+    };
+    let mut open = open(&args.peer, out, false).await?;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let ended = loop {
+        tokio::select! {
+            () = crate::common::ctrl_c() => break None,
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    if let Err(err) = open.app.send_message(open.session, &line).await {
+                        return Err(err.into());
+                    }
+                }
+                _ => break None,
+            },
+            event = open.events.next() => match event {
+                Some(Event::Connect { .. } | Event::DataProgress { .. }) => {}
+                Some(event @ Event::Disconnect { .. }) => {
+                    out.event(&open.peer, &event);
+                    break Some(event);
+                }
+                Some(event) => out.event(&open.peer, &event),
+                None => break None,
+            },
+        }
+    };
+    if ended.is_none() {
+        out.line("left", json!({ "peer": open.peer }), || {
+            "disconnecting".into()
+        });
+        open.close().await;
+    } else {
+        open.device.shutdown();
+    }
+    Ok(())
+}

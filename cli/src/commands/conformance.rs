@@ -1,0 +1,245 @@
+//! `acm conformance`: run the conformance suites against the reference implementation or any
+//! other; `acm peer`: run the reference implementation for others to test against.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use acm::transport::DeviceId;
+use acm::{Device, DeviceConfig};
+use acm_conformance::profile;
+use acm_conformance::protocol::{ProtocolSuiteConfig, run_protocol_suite};
+use acm_conformance::transport_suite::factories::MockFactory;
+use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
+use acm_conformance::wire::{MockTarget, TcpTarget, run_wire_suite};
+use acm_conformance::{CaseResult, Expectations, Report, Verdict, rules};
+use acm_transport_tcp::TcpTransport;
+
+use crate::common::tcp_address;
+
+/// The options of `acm peer`.
+#[derive(Debug, clap::Args)]
+pub struct PeerArgs {
+    /// Where to listen, as tcp://HOST:PORT (port 0 picks a free one; the address is printed).
+    #[arg(long)]
+    listen: String,
+    /// This device's id.
+    #[arg(long, default_value = "acm-reference-peer")]
+    device_id: String,
+}
+
+/// The options of `acm conformance`.
+#[derive(Debug, clap::Args)]
+pub struct ConformanceArgs {
+    /// Test the implementation listening at tcp://HOST:PORT (running the conformance profile)
+    /// instead of the reference implementation over the mock transport.
+    #[arg(long)]
+    target: Option<String>,
+    /// The target's transport cannot carry data (cases that need data report unsupported).
+    #[arg(long)]
+    no_data: bool,
+    /// The suite's own device id on the target's network.
+    #[arg(long, default_value = "acm-conformance-suite")]
+    suite_id: String,
+    /// Only the cases whose id contains this text.
+    #[arg(long, default_value = "")]
+    cases: String,
+    /// A file of known failures, one `CASE-ID reason` per line.
+    #[arg(long)]
+    expectations: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also write the report as JUnit XML to this file.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Random sequences tried per property of the protocol suite (reference implementation
+    /// only).
+    #[arg(long, default_value_t = 64)]
+    protocol_cases: u32,
+    /// Print only failures and the summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn runtime(paused: bool) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    if paused {
+        builder.start_paused(true);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Runs `acm peer`.
+pub fn peer(args: &PeerArgs) -> ExitCode {
+    let result = (|| {
+        let addr = tcp_address(&args.listen)?;
+        let id = DeviceId::new(args.device_id.clone()).map_err(|e| format!("--device-id: {e}"))?;
+        runtime(false)?.block_on(async move {
+            let transport = TcpTransport::bind(id.clone(), addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let local = transport
+                .local_addr()
+                .ok_or("the listener has no address")?;
+            let device = Device::new(transport, DeviceConfig::default());
+            let _profile = profile::install(&device);
+            println!("acm peer: device {id} listening on tcp://{local}");
+            let _ = std::io::stdout().flush();
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+            device.shutdown();
+            Ok::<(), String>(())
+        })
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("acm: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs `acm conformance`.
+pub fn conformance(args: &ConformanceArgs) -> ExitCode {
+    let expectations = match &args.expectations {
+        None => Expectations::default(),
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| Expectations::parse(&text).map_err(|e| e.to_string()))
+        {
+            Ok(expectations) => expectations,
+            Err(err) => {
+                eprintln!(
+                    "acm: cannot read the expectations {}: {err}",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let quiet = args.quiet;
+    let report = match &args.target {
+        // The mock target runs on a paused clock: timeouts of minutes take no time.
+        None => runtime(true)
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let target = MockTarget::start(DeviceConfig::default())
+                        .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
+                    Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
+                })
+            })
+            .and_then(|mut report| {
+                // The transport suite measures real waits (backpressure): a running clock.
+                let transport = runtime(false)?.block_on(async {
+                    let mut results = Vec::new();
+                    for case in transport_cases() {
+                        if !case.case.id.contains(&args.cases) {
+                            continue;
+                        }
+                        if let Some(result) = run_transport_case(&MockFactory, case.case.id).await {
+                            progress(&result, quiet);
+                            results.push(result);
+                        }
+                    }
+                    results
+                });
+                report.results.extend(transport);
+                // The protocol suite runs its own paused clock, one runtime per sequence.
+                let protocol = run_protocol_suite(&ProtocolSuiteConfig {
+                    cases: args.protocol_cases,
+                    filter: (!args.cases.is_empty()).then(|| args.cases.clone()),
+                    ..ProtocolSuiteConfig::default()
+                });
+                for result in protocol.results {
+                    progress(&result, quiet);
+                    report.results.push(result);
+                }
+                Ok(report)
+            }),
+        Some(address) => tcp_address(address).and_then(|addr| {
+            let suite =
+                DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
+            runtime(false)?.block_on(async {
+                let target = TcpTarget::connect(addr, suite, !args.no_data)
+                    .await
+                    .map_err(|e| format!("cannot reach {address}: {e}"))?;
+                Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
+            })
+        }),
+    };
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("acm: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    finish(&report, &expectations, args)
+}
+
+fn progress(result: &CaseResult, quiet: bool) {
+    let failed = matches!(result.verdict, Verdict::Fail { .. });
+    if quiet && !failed {
+        return;
+    }
+    println!("{:<13} {}", result.verdict.name(), result.case.id);
+    let _ = std::io::stdout().flush();
+}
+
+fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) -> ExitCode {
+    println!();
+    print!("{}", report.summary());
+    let covered = report.rules_covered();
+    let must: Vec<&str> = rules::must_rules().collect();
+    let uncovered: Vec<&str> = must
+        .iter()
+        .copied()
+        .filter(|rule| !covered.contains(rule))
+        .collect();
+    println!(
+        "SPEC rules: {} of {} covered; MUST rules: {} of {} covered{}",
+        covered.len(),
+        rules::RULES.len(),
+        must.len() - uncovered.len(),
+        must.len(),
+        if uncovered.is_empty() {
+            String::new()
+        } else {
+            format!(" (not by these suites: {})", uncovered.join(", "))
+        }
+    );
+    for (path, text) in [
+        (&args.json, report.to_json()),
+        (&args.junit, report.to_junit()),
+    ] {
+        if let Some(path) = path
+            && let Err(err) = std::fs::write(path, text)
+        {
+            eprintln!("acm: cannot write {}: {err}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    let judgement = expectations.judge(report);
+    for id in &judgement.known_failures {
+        println!(
+            "known failure: {id} ({})",
+            expectations.reason(id).unwrap_or_default()
+        );
+    }
+    for id in &judgement.unexpected_passes {
+        println!("unexpected pass: {id} is listed as a known failure but passed");
+    }
+    let (pass, fail, _, _) = report.counts();
+    println!("{pass} passed, {fail} failed");
+    if judgement.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,8 @@
+//! One module per command.
+
+pub mod chat;
+pub mod conformance;
+pub mod devices;
+pub mod listen;
+pub mod mock;
+pub mod send;

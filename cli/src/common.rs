@@ -1,0 +1,295 @@
+//! What the commands share: the network options, the app's names, output in text or JSON, and
+//! errors with their exit codes.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use acm::transport::DeviceId;
+use acm::{Context, Device, DeviceConfig, Event, PeerInfo};
+use acm_transport_tcp::TcpTransport;
+use serde_json::{Value, json};
+
+/// Exit code: the command ran but the outcome is a failure (a case failed, a request was
+/// rejected, a transfer was lost or did not verify).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: the command could not run (bad arguments, unreadable files, an unreachable
+/// device, a transport that cannot start).
+pub const EXIT_CANNOT_RUN: u8 = 2;
+
+/// A command that did not succeed: one sentence, and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// The exit code.
+    pub code: u8,
+    /// What went wrong, as one sentence.
+    pub message: String,
+}
+
+impl CliError {
+    /// The command could not run (exit code 2).
+    pub fn cannot_run(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_CANNOT_RUN,
+            message: message.into(),
+        }
+    }
+
+    /// The command ran and failed (exit code 1).
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_FAILED,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<acm::AcmError> for CliError {
+    fn from(err: acm::AcmError) -> Self {
+        // The error's text starts with the reference's code.
+        Self::failed(err.to_string())
+    }
+}
+
+/// The transports the commands can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportKind {
+    /// TCP (SPEC section 14): `--listen tcp://HOST:PORT`, `--to ID@tcp://HOST:PORT`.
+    Tcp,
+    /// The in-memory mock: both devices in this process (a demo).
+    Mock,
+    /// Bluetooth LE through an HCI controller (not supported by these commands yet).
+    Ble,
+}
+
+/// Options about the network, shared by `devices`, `listen`, `chat` and `send`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetArgs {
+    /// The transport.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pub transport: TransportKind,
+    /// Listen for links at tcp://HOST:PORT (port 0 picks a free one; the address is printed).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// A known device, as ID=tcp://HOST:PORT (repeatable).
+    #[arg(long = "peer", value_name = "ID=tcp://HOST:PORT")]
+    pub peers: Vec<String>,
+    /// This device's id.
+    #[arg(long)]
+    pub device_id: Option<String>,
+    /// The HCI port of a Bluetooth controller, tcp://HOST:PORT (with --transport ble).
+    #[arg(long)]
+    pub hci: Option<String>,
+}
+
+/// `tcp://HOST:PORT` as a socket address.
+pub fn tcp_address(text: &str) -> Result<SocketAddr, String> {
+    let rest = text
+        .strip_prefix("tcp://")
+        .ok_or_else(|| format!("{text:?} is not a tcp://HOST:PORT address"))?;
+    rest.to_socket_addrs()
+        .map_err(|e| format!("{text:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{text:?} names no address"))
+}
+
+/// A device id from text.
+pub fn device_id(text: &str) -> Result<DeviceId, CliError> {
+    DeviceId::new(text).map_err(|e| CliError::cannot_run(format!("bad device id {text:?}: {e}")))
+}
+
+/// `ID=tcp://HOST:PORT` or `ID@tcp://HOST:PORT`: a device and its address.
+pub fn peer_address(text: &str) -> Result<(DeviceId, SocketAddr), CliError> {
+    let (id, addr) = text
+        .split_once('=')
+        .or_else(|| text.split_once('@'))
+        .ok_or_else(|| CliError::cannot_run(format!("{text:?} is not ID=tcp://HOST:PORT")))?;
+    let addr = tcp_address(addr).map_err(CliError::cannot_run)?;
+    Ok((device_id(id)?, addr))
+}
+
+/// `--to DEVICE` or `--to DEVICE@tcp://HOST:PORT`: the device, and the address to add.
+pub fn target(text: &str) -> Result<(DeviceId, Option<SocketAddr>), CliError> {
+    if text.contains('@') {
+        let (id, addr) = peer_address(text)?;
+        Ok((id, Some(addr)))
+    } else {
+        Ok((device_id(text)?, None))
+    }
+}
+
+/// A device on TCP: listening when `--listen` is given, with the known peers added.
+pub async fn tcp_device(
+    net: &NetArgs,
+    default_id: &str,
+    extra_peer: Option<(DeviceId, SocketAddr)>,
+) -> Result<(Device, Option<SocketAddr>), CliError> {
+    if net.hci.is_some() {
+        return Err(CliError::cannot_run("--hci goes with --transport ble"));
+    }
+    let id = device_id(net.device_id.as_deref().unwrap_or(default_id))?;
+    let transport = match &net.listen {
+        Some(listen) => {
+            let addr = tcp_address(listen).map_err(CliError::cannot_run)?;
+            TcpTransport::bind(id.clone(), addr)
+                .await
+                .map_err(|e| CliError::cannot_run(format!("cannot listen on {listen}: {e}")))?
+        }
+        None => TcpTransport::client(id.clone()),
+    };
+    for peer in &net.peers {
+        let (peer, addr) = peer_address(peer)?;
+        transport.add_peer(peer, addr);
+    }
+    if let Some((peer, addr)) = extra_peer {
+        transport.add_peer(peer, addr);
+    }
+    let local = transport.local_addr();
+    Ok((Device::new(transport, DeviceConfig::default()), local))
+}
+
+/// The error for `--transport ble`, which these commands do not drive yet.
+pub fn ble_unsupported() -> CliError {
+    CliError::cannot_run(
+        "--transport ble is not supported by this command yet; use tcp, or mock for a demo",
+    )
+}
+
+/// `BUNDLE/MODULE/ABILITY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppName {
+    /// The bundle.
+    pub bundle: String,
+    /// The module.
+    pub module: String,
+    /// The ability.
+    pub ability: String,
+}
+
+/// The app the commands are by default, on both ends.
+pub const DEFAULT_APP: &str = "com.example.acm/entry/EntryAbility";
+
+impl std::str::FromStr for AppName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut parts = text.split('/');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(b), Some(m), Some(a), None)
+                if !b.is_empty() && !m.is_empty() && !a.is_empty() =>
+            {
+                Ok(Self {
+                    bundle: b.into(),
+                    module: m.into(),
+                    ability: a.into(),
+                })
+            }
+            _ => Err(format!("{text:?} is not BUNDLE/MODULE/ABILITY")),
+        }
+    }
+}
+
+impl AppName {
+    /// The app's context on this device.
+    pub fn context(&self) -> Context {
+        Context::new(&self.bundle, &self.module, &self.ability)
+    }
+
+    /// The app on `device`.
+    pub fn on(&self, device: &DeviceId) -> PeerInfo {
+        PeerInfo::new(device.as_str(), &self.bundle, &self.module, &self.ability)
+    }
+}
+
+/// Where the commands write: text for people, or one JSON object per line.
+#[derive(Debug, Clone, Copy)]
+pub struct Out {
+    /// JSON lines instead of text.
+    pub json: bool,
+}
+
+impl Out {
+    /// Writes one line: `text` for people, or `{"event": kind, ...fields}`.
+    pub fn line(&self, kind: &str, fields: Value, text: impl FnOnce() -> String) {
+        let mut stdout = std::io::stdout().lock();
+        if self.json {
+            let mut object = json!({ "event": kind });
+            if let (Some(object), Value::Object(fields)) = (object.as_object_mut(), fields) {
+                object.extend(fields);
+            }
+            let _ = writeln!(stdout, "{object}");
+        } else {
+            let _ = writeln!(stdout, "{}", text());
+        }
+        let _ = stdout.flush();
+    }
+
+    /// Writes a session's event.
+    pub fn event(&self, peer: &str, event: &Event) {
+        match event {
+            Event::Connect { session_id } => self.line(
+                "connect",
+                json!({ "session": session_id, "peer": peer }),
+                || format!("connected to {peer} (session {session_id})"),
+            ),
+            Event::Disconnect { session_id, reason } => self.line(
+                "disconnect",
+                json!({ "session": session_id, "peer": peer, "reason": reason.name() }),
+                || format!("disconnected from {peer}: {}", reason.name()),
+            ),
+            Event::Message { session_id, msg } => self.line(
+                "message",
+                json!({ "session": session_id, "peer": peer, "text": msg }),
+                || format!("{peer}> {msg}"),
+            ),
+            Event::Data { session_id, data } => self.line(
+                "data",
+                json!({ "session": session_id, "peer": peer, "bytes": data.len() }),
+                || format!("{peer} sent {} bytes of data", data.len()),
+            ),
+            Event::Collaborate { session_id, info } => self.line(
+                "collaborate",
+                json!({
+                    "session": session_id,
+                    "peer": peer,
+                    "type": format!("{:?}", info.event_type),
+                    "text": info.event_msg,
+                }),
+                || format!("{peer} collaboration event {:?}", info.event_type),
+            ),
+            // Progress is reported by the commands that transfer.
+            _ => {}
+        }
+    }
+}
+
+/// Starts tracing logs on stderr: `RUST_LOG` when set, else `acm=debug` with `-v`, `warn`
+/// otherwise.
+pub fn init_logs(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,acm=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// A runtime on this thread, with a running clock.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::cannot_run(format!("cannot start the runtime: {e}")))
+}
+
+/// Waits for Ctrl-C (forever if it cannot be watched).
+pub async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
