@@ -9,7 +9,9 @@
 //!
 //! The Bluetooth host is the pure-Rust trouble-host stack, on a thread of its own, talking HCI
 //! H4 to a controller over TCP (a virtual controller) or a serial port (a real one): see
-//! [`HciEndpoint`].
+//! [`HciEndpoint`]. With the cargo feature `bluez`, `bluez::BluezTransport` runs the same
+//! binding on Linux's own Bluetooth stack (BlueZ) instead; its module docs say how to run it on
+//! hardware.
 //!
 //! # Example
 //!
@@ -38,8 +40,11 @@
 //! ```
 
 pub mod binding;
+#[cfg(feature = "bluez")]
+pub mod bluez;
 
 mod advert;
+mod carry;
 mod config;
 mod error;
 mod host;
