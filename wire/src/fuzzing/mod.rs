@@ -17,6 +17,7 @@
 mod control;
 mod frames;
 mod reassembly;
+pub mod replay;
 mod seeds;
 
 pub use control::control_messages;
@@ -57,20 +58,23 @@ pub const TARGETS: &[Target] = &[
 /// Reads a fuzz input front to back. Past the end every read yields zeros or nothing, so any
 /// input is a valid one.
 #[derive(Debug)]
-struct Input<'a> {
+pub struct Input<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Input<'a> {
-    fn new(data: &'a [u8]) -> Self {
+    /// A reader of `data`.
+    pub fn new(data: &'a [u8]) -> Self {
         Self { data }
     }
 
-    fn is_empty(&self) -> bool {
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
-    fn byte(&mut self) -> u8 {
+    /// The next byte, or 0.
+    pub fn byte(&mut self) -> u8 {
         match self.data.split_first() {
             Some((&b, rest)) => {
                 self.data = rest;
@@ -81,14 +85,14 @@ impl<'a> Input<'a> {
     }
 
     /// Up to `n` bytes: fewer when the input ends first.
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
         let (taken, rest) = self.data.split_at(n.min(self.data.len()));
         self.data = rest;
         taken
     }
 
     /// A LEB128 varint of up to 10 bytes; the bits past 64 are dropped.
-    fn varint(&mut self) -> u64 {
+    pub fn varint(&mut self) -> u64 {
         let mut value = 0u64;
         for shift in (0..70).step_by(7) {
             let b = self.byte();
@@ -100,13 +104,14 @@ impl<'a> Input<'a> {
         value
     }
 
-    fn rest(&mut self) -> &'a [u8] {
+    /// Every byte left.
+    pub fn rest(&mut self) -> &'a [u8] {
         self.bytes(self.data.len())
     }
 }
 
 /// Appends `value` as a LEB128 varint, as [`Input::varint`] reads it.
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(u8::try_from(value & 0x7F).unwrap_or(0) | 0x80);
         value >>= 7;
