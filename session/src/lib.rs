@@ -73,6 +73,8 @@
 
 pub mod api;
 pub mod engine;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod runtime;
 
 pub use api::*;

@@ -44,6 +44,8 @@ mod outbound;
 
 pub use config::EngineConfig;
 pub use event::{Closer, ConnectOutcome, EngineError, EngineEvent, IncomingRequest, Token};
+#[cfg(feature = "fuzzing")]
+pub(crate) use link::truncate;
 pub use link::{LinkEngine, OutgoingRequest};
 #[cfg(feature = "mutants")]
 pub use mutation::Mutation;
