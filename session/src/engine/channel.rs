@@ -219,6 +219,11 @@ impl Channels {
         }
         if self.by_key.get(&entry.key) == Some(&channel) {
             self.by_key.remove(&entry.key);
+            // After crossing requests (SESS-7) two sessions may share the key: the other one
+            // is still there.
+            if let Some((&other, _)) = self.open.iter().find(|(_, c)| c.key == entry.key) {
+                self.by_key.insert(entry.key.clone(), other);
+            }
         }
         if self.is_peers(channel) {
             self.push_ended(entry.token);

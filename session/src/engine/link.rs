@@ -281,10 +281,7 @@ impl LinkEngine {
         }
         let message = message.into();
         self.end_everything();
-        let close = Control::LinkClose(pb::LinkClose {
-            reason: reason.into(),
-            message: truncate(&message, acm_wire::limits::MAX_TEXT_LEN),
-        });
+        let close = self.link_close(reason, &message);
         self.queue_link_frame(&close, self.out_version());
         self.phase = Phase::Closed;
         tracing::info!(reason = reason.as_str_name(), %message, "link closed");
@@ -518,6 +515,20 @@ impl LinkEngine {
         }
     }
 
+    /// A LINK_CLOSE whose message is cut so that its frame fits what the peer accepts
+    /// (SPEC `FRAME-5`; before the peer's HELLO, the 128 bytes every device accepts).
+    fn link_close(&self, reason: LinkCloseReason, message: &str) -> Control {
+        // The header, the reason (a one-byte tag and value) and the message's tag and length.
+        const OVERHEAD: usize = acm_wire::HEADER_LEN + 2 + 3;
+        let room = (self.out_max_frame() as usize)
+            .saturating_sub(OVERHEAD)
+            .min(acm_wire::limits::MAX_TEXT_LEN);
+        Control::LinkClose(pb::LinkClose {
+            reason: reason.into(),
+            message: truncate(message, room),
+        })
+    }
+
     /// Queues a link body, which always fits one frame.
     pub(crate) fn queue_link_frame(&mut self, control: &Control, version: u8) {
         match control.encode_frame(version, 0) {
@@ -631,10 +642,7 @@ impl LinkEngine {
         }
         tracing::warn!(reason = reason.as_str_name(), %detail, "closing link");
         self.end_everything();
-        let close = Control::LinkClose(pb::LinkClose {
-            reason: reason.into(),
-            message: truncate(&detail, acm_wire::limits::MAX_TEXT_LEN),
-        });
+        let close = self.link_close(reason, &detail);
         self.queue_link_frame(&close, self.out_version());
         self.phase = Phase::Closed;
         self.events.push_back(EngineEvent::LinkClosed {

@@ -282,3 +282,14 @@ pub fn disconnects(frames: &[Frame]) -> Vec<(u32, pb::Disconnect)> {
 pub fn token(seed: u8) -> Token {
     [seed; 16]
 }
+
+/// The CONNECT_REQUEST frame of `request` on `channel`.
+pub fn request_frame(request: OutgoingRequest, channel: u32) -> Bytes {
+    let body = pb::ConnectRequest {
+        token: Bytes::copy_from_slice(&request.token),
+        source: Some(request.source),
+        target: Some(request.target),
+        options: Some(request.options),
+    };
+    frame(Control::ConnectRequest(body), channel)
+}

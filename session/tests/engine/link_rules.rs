@@ -370,3 +370,21 @@ fn link_1_hello_still_goes_out_first_when_the_link_fails_before_it_was_sent() {
         "HELLO first, then LINK_CLOSE"
     );
 }
+
+#[test]
+fn frame_5_a_link_close_is_cut_to_fit_the_peers_frame_size() {
+    let now = std::time::Instant::now();
+    let config = EngineConfig::default();
+    let mut engine = LinkEngine::new(now, Role::Acceptor, B, None, 65_535, [0; 16], config);
+    let mut small = hello(A, 1, 1);
+    small.max_frame_size = 128;
+    engine.handle_message(now, frame(Control::Hello(small), 0));
+    engine.close(LinkCloseReason::Normal, "a long reason ".repeat(40));
+    let last = std::iter::from_fn(|| engine.poll_transmit(now))
+        .last()
+        .unwrap();
+    assert!(last.len() <= 128, "a LINK_CLOSE of {} bytes", last.len());
+    let frame = acm::wire::Frame::decode_exact(last, 128, Some(1)).unwrap();
+    let close = link_close(&[frame]).unwrap();
+    assert!(close.message.starts_with("a long reason"), "{close:?}");
+}

@@ -559,3 +559,23 @@ fn a_data_fragment_survives_only_as_a_whole_transfer_when_the_peer_disconnects_m
     );
     assert_eq!(pair.b.reassembly_bytes(), 0);
 }
+
+#[test]
+fn sess_3_a_request_awaiting_its_answer_still_blocks_its_key_after_a_crossing_one_ends() {
+    let (now, mut engine) = lone_engine(EngineConfig::default());
+    let own = engine.connect(now, reverse_request(4)).unwrap();
+    engine.handle_message(now, request_frame(request(9), 1));
+    let incoming = events(&mut engine);
+    assert!(
+        matches!(incoming[..], [EngineEvent::IncomingRequest(_)]),
+        "SESS-7"
+    );
+    engine
+        .reject(1, ConnectErrorCode::PeerAppRejected, "no")
+        .unwrap();
+    assert_eq!(
+        engine.connect(now, reverse_request(5)),
+        Err(EngineError::SessionExists),
+        "channel {own} still awaits its answer"
+    );
+}
