@@ -68,8 +68,11 @@ pub(crate) struct LinkShared {
     /// The dialer's and the acceptor's device ids.
     pub(crate) devices: [DeviceId; 2],
     state: Mutex<LinkState>,
-    /// Woken on every change an end may wait for.
-    changed: Notify,
+    /// `arrived[i]` wakes the receiver of direction `i` when a frame is put in flight there.
+    arrived: [Notify; 2],
+    /// `room[i]` wakes the sender of direction `i` when a frame leaves it. Each end waits on
+    /// only what concerns it, so one end's traffic never wakes the other end for nothing.
+    room: [Notify; 2],
 }
 
 impl LinkShared {
@@ -96,7 +99,8 @@ impl LinkShared {
                 directions,
                 closure: [None, None],
             }),
-            changed: Notify::new(),
+            arrived: [Notify::new(), Notify::new()],
+            room: [Notify::new(), Notify::new()],
         }
     }
 
@@ -108,7 +112,9 @@ impl LinkShared {
     /// Runs `change` on the state, then wakes every waiting end.
     pub(crate) fn change<T>(&self, change: impl FnOnce(&mut LinkState) -> T) -> T {
         let out = change(&mut self.lock());
-        self.changed.notify_waiters();
+        for notify in self.arrived.iter().chain(&self.room) {
+            notify.notify_waiters();
+        }
         out
     }
 
@@ -232,15 +238,16 @@ impl Link for MockLink {
         if frame.is_empty() {
             return Err(TransportError::EmptyFrame);
         }
+        let sending = self.side.index();
         loop {
-            let mut changed = pin!(self.shared.changed.notified());
+            let mut changed = pin!(self.shared.room[sending].notified());
             changed.as_mut().enable();
             {
                 let mut state = self.shared.lock();
                 if let Some(closure) = &state.closure[self.side.index()] {
                     return Err(TransportError::Closed(closure.clone()));
                 }
-                let direction = &mut state.directions[self.side.index()];
+                let direction = &mut state.directions[sending];
                 let max = direction.max_frame_size();
                 if frame.len() > max {
                     return Err(TransportError::FrameTooLarge {
@@ -251,7 +258,7 @@ impl Link for MockLink {
                 if direction.has_room(frame.len()) {
                     direction.push(frame, Instant::now());
                     drop(state);
-                    self.shared.changed.notify_waiters();
+                    self.shared.arrived[sending].notify_waiters();
                     return Ok(());
                 }
             }
@@ -260,8 +267,9 @@ impl Link for MockLink {
     }
 
     async fn recv(&self) -> Result<Bytes, TransportError> {
+        let direction = self.side.other().index();
         loop {
-            let mut changed = pin!(self.shared.changed.notified());
+            let mut changed = pin!(self.shared.arrived[direction].notified());
             changed.as_mut().enable();
             let wake_at = {
                 let mut state = self.shared.lock();
@@ -269,10 +277,10 @@ impl Link for MockLink {
                 if let Some(closure @ (Closure::Local(_) | Closure::Lost(_))) = closure {
                     return Err(TransportError::Closed(closure));
                 }
-                match state.directions[self.side.other().index()].next(Instant::now()) {
+                match state.directions[direction].next(Instant::now()) {
                     Next::Frame(frame) => {
                         drop(state);
-                        self.shared.changed.notify_waiters();
+                        self.shared.room[direction].notify_waiters();
                         return Ok(frame);
                     }
                     Next::At(at) => Some(at),

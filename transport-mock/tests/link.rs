@@ -2,6 +2,9 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use acm_transport::{CloseReason, Closure, Link, Transport, TransportError};
@@ -103,6 +106,79 @@ async fn send_waits_while_the_buffer_is_full_and_resumes_once_there_is_room() {
         recv_n(&*p.acceptor, 2).await,
         [b"67890".to_vec(), b"x".to_vec()]
     );
+}
+
+/// A waker that counts how often the future polled with it was woken.
+#[derive(Default)]
+struct Wakes(AtomicUsize);
+
+impl Wakes {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A counter of wakes and the waker that counts into it.
+fn counting_waker() -> (Arc<Wakes>, Waker) {
+    let wakes = Arc::new(Wakes::default());
+    (wakes.clone(), Waker::from(wakes))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_receive_is_woken_by_frames_towards_it_only() {
+    let p = pair(1).await;
+    let (wakes, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut waiting = p.dialer.recv();
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+
+    // Traffic the other way, sent and taken, is none of the dialer's receive's business.
+    send_all(&*p.dialer, &[b"one", b"two"]).await;
+    assert_eq!(
+        recv_n(&*p.acceptor, 2).await,
+        [b"one".to_vec(), b"two".to_vec()]
+    );
+    assert_eq!(wakes.count(), 0);
+
+    send_all(&*p.acceptor, &[b"back"]).await;
+    assert_eq!(wakes.count(), 1);
+    match waiting.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(frame)) => assert_eq!(frame, "back"),
+        other => panic!("expected the frame, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_send_is_woken_by_room_in_its_direction_only() {
+    let p = pair_with_buffer_towards_b(10).await;
+    send_all(&*p.dialer, &[b"1234567890"]).await;
+    let (wakes, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut waiting = p.dialer.send(Bytes::from_static(b"x"));
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+
+    // Frames towards the dialer, sent and taken, free no room towards the acceptor.
+    send_all(&*p.acceptor, &[b"uno", b"dos"]).await;
+    assert_eq!(
+        recv_n(&*p.dialer, 2).await,
+        [b"uno".to_vec(), b"dos".to_vec()]
+    );
+    assert_eq!(wakes.count(), 0);
+
+    assert_eq!(p.acceptor.recv().await.unwrap(), "1234567890");
+    assert_eq!(wakes.count(), 1);
+    assert!(matches!(
+        waiting.as_mut().poll(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
+    drop(waiting);
+    assert_eq!(p.acceptor.recv().await.unwrap(), "x");
 }
 
 #[tokio::test(start_paused = true)]
