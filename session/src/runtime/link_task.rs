@@ -24,7 +24,7 @@ use crate::engine::{
 };
 
 use super::device::DeviceInner;
-use super::progress::{TransferProgress, data_fragment};
+use super::progress::{FragmentInfo, TransferProgress, fragment_info};
 
 /// Calls waiting for the driver.
 const COMMAND_QUEUE: usize = 64;
@@ -256,7 +256,9 @@ impl Driver {
                     match received {
                         Ok(frame) => {
                             receiving = Some(receive(&link));
-                            let fragment = data_fragment(&frame);
+                            // Only what progress needs: the engine must hold the frame's only
+                            // reference to keep large chunks without copying them.
+                            let fragment = fragment_info(&frame);
                             self.engine.handle_message(now(), frame);
                             if let Some(fragment) = fragment {
                                 self.data_progress(&fragment);
@@ -528,7 +530,7 @@ impl Driver {
     }
 
     /// Reports the progress of an incoming transfer on a connected session, now and then.
-    fn data_progress(&mut self, fragment: &acm_wire::DataFragment) {
+    fn data_progress(&mut self, fragment: &FragmentInfo) {
         if !self.sessions.contains_key(&fragment.channel) || self.engine.is_closed() {
             return;
         }

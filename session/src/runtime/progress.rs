@@ -15,9 +15,44 @@ use tokio::sync::watch;
 /// transfer when that is larger, and once more when the transfer is whole.
 pub(crate) const PROGRESS_STEP: u64 = 64 * 1024;
 
-/// A DATA frame's fragment, or `None` for any other frame (or a malformed one, which the engine
-/// judges on its own).
-pub(crate) fn data_fragment(message: &Bytes) -> Option<DataFragment> {
+/// What progress needs to know of one DATA frame. It holds no reference to the frame's bytes:
+/// the engine, which takes the frame next, then holds the only one and can keep a large chunk
+/// as it arrived instead of copying it (see `acm_wire::Reassembler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FragmentInfo {
+    /// The session's channel.
+    pub(crate) channel: u32,
+    /// The transfer the fragment belongs to.
+    pub(crate) transfer_id: u32,
+    /// The transfer's whole length, on FIRST fragments.
+    pub(crate) total_length: Option<u64>,
+    /// Whether this is the transfer's last fragment.
+    pub(crate) last: bool,
+    /// The data bytes the fragment carries.
+    pub(crate) len: u64,
+}
+
+impl From<&DataFragment> for FragmentInfo {
+    fn from(fragment: &DataFragment) -> Self {
+        Self {
+            channel: fragment.channel,
+            transfer_id: fragment.transfer_id,
+            total_length: fragment.total_length,
+            last: fragment.last,
+            len: fragment.chunk.len() as u64,
+        }
+    }
+}
+
+/// What progress needs of a DATA frame, or `None` for any other frame (or a malformed one,
+/// which the engine judges on its own).
+pub(crate) fn fragment_info(message: &Bytes) -> Option<FragmentInfo> {
+    data_fragment(message).as_ref().map(FragmentInfo::from)
+}
+
+/// A DATA frame's fragment, or `None` for any other frame (or a malformed one). Its chunk
+/// shares the frame's buffer.
+fn data_fragment(message: &Bytes) -> Option<DataFragment> {
     let header = FrameHeader::parse(message).ok()?;
     if header.frame_type != type_code(FrameType::Data) || message.len() < HEADER_LEN {
         return None;
@@ -70,18 +105,17 @@ impl TransferProgress {
         if self.sending.is_empty() {
             return;
         }
-        let Some(fragment) = data_fragment(frame) else {
+        let Some(fragment) = fragment_info(frame) else {
             return;
         };
         if let Some(progress) = self.sending.get(&(fragment.channel, fragment.transfer_id)) {
-            let len = fragment.chunk.len() as u64;
-            progress.send_modify(|sent| *sent += len);
+            progress.send_modify(|sent| *sent += fragment.len);
         }
     }
 
     /// Counts a fragment received on a connected session; returns `(received, total)` when it
     /// is time to report (a step further, or the transfer's last fragment).
-    pub(crate) fn on_received(&mut self, fragment: &DataFragment) -> Option<(u64, u64)> {
+    pub(crate) fn on_received(&mut self, fragment: &FragmentInfo) -> Option<(u64, u64)> {
         let key = (fragment.channel, fragment.transfer_id);
         let entry = match fragment.total_length {
             Some(total) => self.receiving.entry(key).insert_entry(Incoming {
@@ -95,7 +129,7 @@ impl TransferProgress {
             },
         };
         let incoming = entry.into_mut();
-        incoming.received += fragment.chunk.len() as u64;
+        incoming.received += fragment.len;
         let Incoming {
             received,
             total,
@@ -135,6 +169,10 @@ mod tests {
         }
     }
 
+    fn info(index: u32, total: Option<u64>, len: usize, last: bool) -> FragmentInfo {
+        FragmentInfo::from(&fragment(index, total, len, last))
+    }
+
     #[test]
     fn reports_every_step_and_at_the_end() {
         let mut progress = TransferProgress::default();
@@ -143,7 +181,7 @@ mod tests {
         let mut reports = Vec::new();
         for index in 0..10 {
             let first = (index == 0).then_some(total);
-            if let Some(report) = progress.on_received(&fragment(index, first, chunk, index == 9)) {
+            if let Some(report) = progress.on_received(&info(index, first, chunk, index == 9)) {
                 reports.push(report);
             }
         }
@@ -154,14 +192,29 @@ mod tests {
     #[test]
     fn a_fragment_without_its_first_is_not_counted() {
         let mut progress = TransferProgress::default();
-        assert_eq!(progress.on_received(&fragment(3, None, 10, true)), None);
+        assert_eq!(progress.on_received(&info(3, None, 10, true)), None);
     }
 
     #[test]
     fn data_frames_are_recognised_and_others_are_not() {
         let fragment = fragment(0, Some(5), 5, true);
         let frame = fragment.to_frame(1).unwrap().to_bytes().unwrap();
-        assert_eq!(data_fragment(&frame), Some(fragment));
+        assert_eq!(data_fragment(&frame), Some(fragment.clone()));
+        assert_eq!(fragment_info(&frame), Some(FragmentInfo::from(&fragment)));
         assert_eq!(data_fragment(&Bytes::from_static(b"nonsense")), None);
+        assert_eq!(fragment_info(&Bytes::from_static(b"nonsense")), None);
+    }
+
+    #[test]
+    fn the_info_of_a_frame_holds_none_of_its_bytes() {
+        let frame = fragment(0, Some(20_000), 20_000, true)
+            .to_frame(1)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        let info = fragment_info(&frame).unwrap();
+        assert_eq!(info.len, 20_000);
+        // The engine takes the frame next: it must be its only user, or the reassembler copies.
+        assert!(frame.is_unique());
     }
 }
