@@ -80,7 +80,9 @@ pub(crate) struct Channel {
 pub(crate) struct Channels {
     role: Role,
     open: HashMap<u32, Channel>,
-    by_key: HashMap<SessionKey, u32>,
+    /// The channel a key names, and how many open channels share that key (more than one only
+    /// after crossing requests, SPEC `SESS-7`).
+    by_key: HashMap<SessionKey, (u32, usize)>,
     deadlines: BTreeSet<(Instant, u32)>,
     /// The next channel id this side opens; `None` once they are used up.
     next_local: Option<u32>,
@@ -162,7 +164,7 @@ impl Channels {
     }
 
     pub(crate) fn by_key(&self, key: &SessionKey) -> Option<(u32, &Channel)> {
-        let channel = *self.by_key.get(key)?;
+        let (channel, _) = *self.by_key.get(key)?;
         self.open.get(&channel).map(|c| (channel, c))
     }
 
@@ -194,8 +196,15 @@ impl Channels {
         if let Some(deadline) = deadline_of(channel_state.state) {
             self.deadlines.insert((deadline, channel));
         }
-        self.by_key.insert(channel_state.key.clone(), channel);
-        self.open.insert(channel, channel_state);
+        let sharing = self
+            .by_key
+            .get(&channel_state.key)
+            .map_or(0, |(_, count)| *count);
+        self.by_key
+            .insert(channel_state.key.clone(), (channel, sharing + 1));
+        if let Some(replaced) = self.open.insert(channel, channel_state) {
+            self.forget_key(channel, &replaced.key);
+        }
     }
 
     /// Moves a session to `state`, keeping the deadlines in step.
@@ -217,18 +226,34 @@ impl Channels {
         if let Some(deadline) = deadline_of(entry.state) {
             self.deadlines.remove(&(deadline, channel));
         }
-        if self.by_key.get(&entry.key) == Some(&channel) {
-            self.by_key.remove(&entry.key);
-            // After crossing requests (SESS-7) two sessions may share the key: the other one
-            // is still there.
-            if let Some((&other, _)) = self.open.iter().find(|(_, c)| c.key == entry.key) {
-                self.by_key.insert(entry.key.clone(), other);
-            }
-        }
+        self.forget_key(channel, &entry.key);
         if self.is_peers(channel) {
             self.push_ended(entry.token);
         }
         Some(entry)
+    }
+
+    /// Takes `channel`, which has left `open`, off the count of its key, naming another open
+    /// channel with the same key if there is one.
+    fn forget_key(&mut self, channel: u32, key: &SessionKey) {
+        let Some((named, count)) = self.by_key.get_mut(key) else {
+            return;
+        };
+        if *count <= 1 {
+            self.by_key.remove(key);
+            return;
+        }
+        *count -= 1;
+        if *named == channel {
+            // After crossing requests (SESS-7) two sessions may share the key: the other one
+            // is still there.
+            match self.open.iter().find(|(_, c)| c.key == *key) {
+                Some((&other, _)) => *named = other,
+                None => {
+                    self.by_key.remove(key);
+                }
+            }
+        }
     }
 
     /// The earliest handshake deadline.
@@ -258,5 +283,70 @@ fn deadline_of(state: State) -> Option<Instant> {
     match state {
         State::Requested { deadline } | State::Incoming { deadline } => Some(deadline),
         State::Connected => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(device: &str, service: &str) -> PeerInfo {
+        PeerInfo {
+            device_id: device.into(),
+            bundle_name: "com.example".into(),
+            module_name: "entry".into(),
+            ability_name: "EntryAbility".into(),
+            service_name: service.into(),
+        }
+    }
+
+    fn channel(key: &SessionKey, token: u8, state: State) -> Channel {
+        Channel {
+            key: key.clone(),
+            token: [token; 16],
+            state,
+            last_transfer: 0,
+        }
+    }
+
+    /// A dialer's channels after crossing requests (SESS-7): its own request on 1 and the
+    /// peer's on 2, both for one key.
+    fn crossed() -> (Channels, SessionKey) {
+        let key = SessionKey::outgoing(&app("phone", "chat"), &app("tablet", "chat"));
+        let mut channels = Channels::new(Role::Dialer, 4);
+        let deadline = Instant::now();
+        channels.insert(1, channel(&key, 1, State::Requested { deadline }));
+        channels.insert(2, channel(&key, 2, State::Incoming { deadline }));
+        (channels, key)
+    }
+
+    #[test]
+    fn a_key_names_the_other_crossing_session_once_one_ends() {
+        let (mut channels, key) = crossed();
+        assert_eq!(channels.by_key(&key).map(|(c, _)| c), Some(2));
+        channels.remove(2);
+        assert_eq!(channels.by_key(&key).map(|(c, _)| c), Some(1));
+        channels.remove(1);
+        assert!(channels.by_key(&key).is_none());
+
+        let (mut channels, key) = crossed();
+        channels.remove(1);
+        assert_eq!(channels.by_key(&key).map(|(c, _)| c), Some(2));
+        channels.remove(2);
+        assert!(channels.by_key(&key).is_none());
+    }
+
+    #[test]
+    fn a_key_is_free_again_once_its_sessions_end() {
+        let (mut channels, key) = crossed();
+        channels.remove(2);
+        channels.remove(1);
+        let deadline = Instant::now();
+        channels.allocate();
+        channels.insert(3, channel(&key, 3, State::Requested { deadline }));
+        assert_eq!(channels.by_key(&key).map(|(c, _)| c), Some(3));
+        channels.remove(3);
+        assert!(channels.by_key(&key).is_none());
+        assert!(channels.by_key.is_empty());
     }
 }
