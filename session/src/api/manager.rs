@@ -55,6 +55,9 @@ pub(crate) struct AppInner {
     pub(super) device: Arc<DeviceInner>,
     next_id: AtomicU64,
     sessions: Mutex<BTreeMap<SessionId, Arc<SessionShared>>>,
+    /// The ids of the sessions by service, so that checking a request (SPEC `SESS-3`) does not
+    /// look at every session of the app.
+    by_service: Mutex<HashMap<String, Vec<SessionId>>>,
     handlers: Mutex<HashMap<(String, String), CollaborateHandler>>,
 }
 
@@ -65,6 +68,7 @@ impl AppInner {
             device,
             next_id: AtomicU64::new(FIRST_SESSION_ID),
             sessions: Mutex::new(BTreeMap::new()),
+            by_service: Mutex::new(HashMap::new()),
             handlers: Mutex::new(HashMap::new()),
         }
     }
@@ -72,16 +76,44 @@ impl AppInner {
     /// Whether a session between this app's `local` ability and `peer` for `service` is
     /// connected (SPEC `SESS-3` compares the abilities on both sides).
     pub(crate) fn has_connected(&self, local: &PeerInfo, peer: &PeerInfo, service: &str) -> bool {
-        lock(&self.sessions).values().any(|s| {
-            s.service_name == service
-                && s.local.module_name == local.module_name
-                && s.local.ability_name == local.ability_name
-                && s.peer.device_id == peer.device_id
-                && s.peer.bundle_name == peer.bundle_name
-                && s.peer.module_name == peer.module_name
-                && s.peer.ability_name == peer.ability_name
-                && matches!(s.state(), SessionState::Connected { .. })
-        })
+        let candidates = lock(&self.by_service)
+            .get(service)
+            .cloned()
+            .unwrap_or_default();
+        let sessions = lock(&self.sessions);
+        candidates
+            .iter()
+            .filter_map(|id| sessions.get(id))
+            .any(|s| {
+                s.service_name == service
+                    && s.local.module_name == local.module_name
+                    && s.local.ability_name == local.ability_name
+                    && s.peer.device_id == peer.device_id
+                    && s.peer.bundle_name == peer.bundle_name
+                    && s.peer.module_name == peer.module_name
+                    && s.peer.ability_name == peer.ability_name
+                    && matches!(s.state(), SessionState::Connected { .. })
+            })
+    }
+
+    /// Adds a new session to the app.
+    fn add_session(&self, session: SessionShared) {
+        let (id, service) = (session.id, session.service_name.clone());
+        lock(&self.sessions).insert(id, Arc::new(session));
+        lock(&self.by_service).entry(service).or_default().push(id);
+    }
+
+    /// Takes a session away from the app.
+    fn remove_session(&self, id: SessionId) -> Option<Arc<SessionShared>> {
+        let session = lock(&self.sessions).remove(&id)?;
+        let mut index = lock(&self.by_service);
+        if let Some(ids) = index.get_mut(&session.service_name) {
+            ids.retain(|other| *other != id);
+            if ids.is_empty() {
+                index.remove(&session.service_name);
+            }
+        }
+        Some(session)
     }
 
     pub(crate) fn handler(&self, module: &str, ability: &str) -> Option<CollaborateHandler> {
@@ -220,7 +252,7 @@ impl AbilityConnectionManager {
         };
         let peer = peer_info.with_service_name(service_name);
         let session = SessionShared::new(id, service_name.into(), peer, local, connect_options);
-        lock(&self.app.sessions).insert(id, Arc::new(session));
+        self.app.add_session(session);
         Ok(id)
     }
 
@@ -230,8 +262,9 @@ impl AbilityConnectionManager {
         &self,
         session_id: SessionId,
     ) -> Result<(), AcmError> {
-        let session = lock(&self.app.sessions)
-            .remove(&session_id)
+        let session = self
+            .app
+            .remove_session(session_id)
             .ok_or_else(|| unknown(session_id))?;
         // Nothing reaches the app about a session it destroyed, even a connect still under way.
         session.listeners.clear();
@@ -556,5 +589,61 @@ fn engine_result(
         _ => Err(AcmError::parameter(
             "sessionId: the session's link has ended",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Device, DeviceConfig};
+
+    fn on_a_link() -> SessionState {
+        let (commands, _) = tokio::sync::mpsc::channel(1);
+        let tablet = DeviceId::new("tablet").unwrap();
+        SessionState::Connected {
+            link: LinkHandle {
+                id: 1,
+                peer: tablet.clone(),
+                dialer: tablet,
+                commands,
+            },
+            channel: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connected_session_is_found_by_what_sess3_compares_until_destroyed() {
+        let network = acm_transport_mock::MockNetwork::new(1);
+        let transport = network.add_device(DeviceId::new("phone").unwrap()).unwrap();
+        let device = Device::new(transport, DeviceConfig::default());
+        let context = Context::new("com.example", "entry", "EntryAbility");
+        let app = device.manager(&context);
+        let tablet = PeerInfo::new("tablet", "com.example", "entry", "EntryAbility");
+        let session = |service: &str| {
+            app.create_ability_connection_session(
+                service,
+                &context,
+                tablet.clone(),
+                ConnectOptions::default(),
+            )
+            .unwrap()
+        };
+        let (idle, connected, other) = (session("chat"), session("chat"), session("files"));
+        let local = PeerInfo::new("phone", "com.example", "entry", "EntryAbility");
+        let found = |service: &str| app.app.has_connected(&local, &tablet, service);
+        assert!(!found("chat"));
+
+        app.session(connected).unwrap().set_state(on_a_link());
+        assert!(found("chat"));
+        assert!(!found("files"));
+        let elsewhere = PeerInfo::new("watch", "com.example", "entry", "EntryAbility");
+        assert!(!app.app.has_connected(&local, &elsewhere, "chat"));
+
+        app.destroy_ability_connection_session(idle).unwrap();
+        assert!(found("chat"));
+        app.destroy_ability_connection_session(connected).unwrap();
+        assert!(!found("chat"));
+        app.destroy_ability_connection_session(other).unwrap();
+        assert!(lock(&app.app.by_service).is_empty());
     }
 }

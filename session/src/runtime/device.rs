@@ -284,13 +284,17 @@ impl DeviceInner {
         // SESS-3 and SESS-7 across every link to the peer. The engine has checked this link,
         // where it knows whether a request still awaits its answer; a request of ours on this
         // link may be answered already while its caller has not yet run to forget it.
-        let key = ConnectKey::new(&target.service_name, &target, &source);
         let exists = app
             .as_ref()
             .is_some_and(|app| app.has_connected(&target, &source, &target.service_name));
-        let crossing_wins = lock(&self.outgoing)
-            .get(&key)
-            .is_some_and(|(own, on)| *on != link.id && *own >= request.token);
+        let crossing_wins = {
+            let outgoing = lock(&self.outgoing);
+            // Most of the time no request of this device waits: no key to build.
+            !outgoing.is_empty()
+                && outgoing
+                    .get(&ConnectKey::new(&target.service_name, &target, &source))
+                    .is_some_and(|(own, on)| *on != link.id && *own >= request.token)
+        };
         if exists || crossing_wins {
             return Some((
                 pb::ConnectErrorCode::ConnectedSessionExists,
@@ -377,7 +381,13 @@ impl DeviceInner {
 
 /// A token as the API shows it: 32 lowercase hexadecimal digits (SPEC section 9).
 pub(crate) fn token_to_string(token: &Token) -> String {
-    token.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(token.len() * 2);
+    for byte in token {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 fn parse_token(text: &str) -> Result<Token, AcmError> {
@@ -391,4 +401,22 @@ fn parse_token(text: &str) -> Result<Token, AcmError> {
         *byte = u8::from_str_radix(digits, 16).map_err(|_| bad())?;
     }
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_shown_as_32_lowercase_hex_digits_and_read_back() {
+        let token: Token = [
+            0x00, 0x01, 0x0f, 0x10, 0x7f, 0x80, 0xab, 0xcd, 0xef, 0xff, 0x12, 0x34, 0x56, 0x78,
+            0x9a, 0xbc,
+        ];
+        let text = token_to_string(&token);
+        assert_eq!(text, "00010f107f80abcdefff123456789abc");
+        assert_eq!(parse_token(&text).unwrap(), token);
+        assert_eq!(parse_token(&text.to_uppercase()).unwrap(), token);
+        assert!(parse_token(&text[1..]).is_err());
+    }
 }
