@@ -1,5 +1,5 @@
 //! `acm listen`, `acm chat` and `acm send` as a person runs them: two processes over TCP on
-//! loopback, checking what each prints.
+//! loopback, and the single-process demo over the mock, checking what each prints.
 
 mod support;
 
@@ -94,4 +94,47 @@ fn a_link_killed_mid_transfer_leaves_no_file() {
         "nothing saved"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_mock_demo_chats_with_its_echo_peer_in_one_process() {
+    let mut chat = Running::start(&["chat", "--transport", "mock", "--service", "chat"]);
+    chat.expect("connected to mock-peer");
+    chat.type_line("hello, mock");
+    chat.expect("mock-peer> echo: hello, mock");
+    chat.type_line("and again");
+    chat.expect("mock-peer> echo: and again");
+    // The end of input leaves, as Ctrl-C does.
+    assert_eq!(chat.wait(), Some(0));
+    chat.expect("disconnecting");
+}
+
+#[test]
+fn the_mock_demo_verifies_a_sent_file_with_progress() {
+    let dir = scratch("mock-send");
+    let (file, _) = file_of(&dir, 1 << 20);
+    let stdout = send_ok(&file, &["--transport", "mock"], "mock-peer");
+    assert!(stdout.contains("sending payload.bin (1.0 MiB"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `acm` with the words of `command` must exit 2 with one line starting `acm: START`.
+fn cannot_run(command: &str, start: &str) {
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let output = acm(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+    assert!(
+        stderr.starts_with(&format!("acm: {start}")),
+        "{command}: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+}
+
+#[test]
+fn listen_over_the_mock_says_it_cannot_span_processes() {
+    cannot_run(
+        "listen --transport mock --service chat",
+        "the mock transport cannot span processes",
+    );
 }
