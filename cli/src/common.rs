@@ -3,9 +3,12 @@
 
 use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 
 use acm::transport::DeviceId;
 use acm::{Context, Device, DeviceConfig, Event, PeerInfo};
+use acm_transport_ble::binding::MAX_ADVERTISED_ID_LEN;
+use acm_transport_ble::{BleConfig, BleTransport, HciEndpoint};
 use acm_transport_tcp::TcpTransport;
 use serde_json::{Value, json};
 
@@ -57,7 +60,8 @@ pub enum TransportKind {
     Tcp,
     /// The in-memory mock: both devices in this process (a demo).
     Mock,
-    /// Bluetooth LE through an HCI controller (not supported by these commands yet).
+    /// Bluetooth LE (SPEC section 13) through the HCI controller `--hci` names: devices that
+    /// listen advertise and are found by scanning, so `--to` is just a device id.
     Ble,
 }
 
@@ -76,8 +80,10 @@ pub struct NetArgs {
     /// This device's id.
     #[arg(long)]
     pub device_id: Option<String>,
-    /// The HCI port of a Bluetooth controller, tcp://HOST:PORT (with --transport ble).
-    #[arg(long)]
+    /// The Bluetooth controller, with --transport ble: tcp://HOST:PORT for one that serves HCI
+    /// over TCP (a virtual controller such as Rootcanal), serial:/dev/ttyXXX or a plain path for
+    /// a serial (UART) one.
+    #[arg(long, value_name = "tcp://HOST:PORT|serial:PATH")]
     pub hci: Option<String>,
 }
 
@@ -117,6 +123,16 @@ pub fn target(text: &str) -> Result<(DeviceId, Option<SocketAddr>), CliError> {
     }
 }
 
+/// `--to DEVICE` over Bluetooth LE: just the device's id, since devices are found by scanning.
+pub fn ble_target(text: &str) -> Result<DeviceId, CliError> {
+    if text.contains("://") {
+        return Err(CliError::cannot_run(format!(
+            "--to {text:?} names an address, but over Bluetooth LE --to is just the device id, found by scanning"
+        )));
+    }
+    device_id(text)
+}
+
 /// A device on TCP: listening when `--listen` is given, with the known peers added.
 pub async fn tcp_device(
     net: &NetArgs,
@@ -147,11 +163,56 @@ pub async fn tcp_device(
     Ok((Device::new(transport, DeviceConfig::default()), local))
 }
 
-/// The error for `--transport ble`, which these commands do not drive yet.
-pub fn ble_unsupported() -> CliError {
-    CliError::cannot_run(
-        "--transport ble is not supported by this command yet; use tcp, or mock for a demo",
-    )
+/// `--hci`: `tcp://HOST:PORT`, `serial:PATH` or a plain path.
+pub fn hci_endpoint(text: &str) -> Result<HciEndpoint, CliError> {
+    if text.starts_with("tcp://") {
+        return tcp_address(text)
+            .map(HciEndpoint::Tcp)
+            .map_err(CliError::cannot_run);
+    }
+    let path = text.strip_prefix("serial:").unwrap_or(text);
+    if path.is_empty() || text.contains("://") {
+        return Err(CliError::cannot_run(format!(
+            "--hci {text:?} is neither tcp://HOST:PORT nor serial:PATH"
+        )));
+    }
+    Ok(HciEndpoint::Serial(PathBuf::from(path)))
+}
+
+/// A device on Bluetooth LE, on the controller `--hci` names. One that `accepts` advertises
+/// its id (so the id must fit an advertisement) and accepts links; the others only dial.
+pub async fn ble_device(
+    net: &NetArgs,
+    default_id: &str,
+    accepts: bool,
+) -> Result<Device, CliError> {
+    if net.listen.is_some() || !net.peers.is_empty() {
+        return Err(CliError::cannot_run(
+            "--listen and --peer go with --transport tcp, as Bluetooth LE devices advertise and are found by scanning",
+        ));
+    }
+    let hci_text = net.hci.as_deref().ok_or_else(|| {
+        CliError::cannot_run(
+            "--transport ble needs --hci tcp://HOST:PORT or --hci serial:PATH, the Bluetooth controller to use",
+        )
+    })?;
+    let hci = hci_endpoint(hci_text)?;
+    let id = device_id(net.device_id.as_deref().unwrap_or(default_id))?;
+    if accepts && id.as_str().len() > MAX_ADVERTISED_ID_LEN {
+        return Err(CliError::cannot_run(format!(
+            "device id {:?} is {} bytes long, but a device listening over Bluetooth LE advertises its id, which must then be at most {MAX_ADVERTISED_ID_LEN} bytes",
+            id.as_str(),
+            id.as_str().len()
+        )));
+    }
+    let transport = BleTransport::start(BleConfig::new(id, hci).with_accept(accepts))
+        .await
+        .map_err(|e| {
+            CliError::cannot_run(format!(
+                "cannot use the Bluetooth controller at {hci_text}: {e}"
+            ))
+        })?;
+    Ok(Device::new(transport, DeviceConfig::default()))
 }
 
 /// `BUNDLE/MODULE/ABILITY`.
@@ -291,5 +352,26 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 pub async fn ctrl_c() {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hci_names_a_controller_on_tcp_or_a_serial_port() {
+        let tcp = hci_endpoint("tcp://127.0.0.1:6402").unwrap();
+        assert_eq!(
+            tcp,
+            HciEndpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 6402)))
+        );
+        let serial = HciEndpoint::Serial(PathBuf::from("/dev/ttyACM0"));
+        assert_eq!(hci_endpoint("serial:/dev/ttyACM0").unwrap(), serial);
+        assert_eq!(hci_endpoint("/dev/ttyACM0").unwrap(), serial);
+        for bad in ["", "serial:", "udp://127.0.0.1:6402", "tcp://nowhere"] {
+            let err = hci_endpoint(bad).unwrap_err();
+            assert_eq!(err.code, EXIT_CANNOT_RUN, "{bad}");
+        }
     }
 }

@@ -138,3 +138,38 @@ fn listen_over_the_mock_says_it_cannot_span_processes() {
         "the mock transport cannot span processes",
     );
 }
+
+#[test]
+fn ble_needs_a_controller_a_short_listening_id_and_a_plain_device_id() {
+    let no_controller = "--transport ble --hci tcp://127.0.0.1:1";
+    cannot_run(
+        &format!(
+            "listen {no_controller} --service chat --device-id a-tablet-with-a-very-long-name-indeed"
+        ),
+        "device id \"a-tablet-with-a-very-long-name-indeed\" is 37 bytes long, but a device listening over Bluetooth LE advertises its id, which must then be at most 29 bytes",
+    );
+    cannot_run(
+        "devices --transport ble",
+        "--transport ble needs --hci tcp://HOST:PORT or --hci serial:PATH",
+    );
+    cannot_run(
+        &format!("devices {no_controller}"),
+        "cannot use the Bluetooth controller at tcp://127.0.0.1:1: cannot open the HCI controller",
+    );
+    cannot_run(
+        "devices --transport ble --hci serial:/nonexistent/ttyACM9",
+        "cannot use the Bluetooth controller at serial:/nonexistent/ttyACM9: cannot open the HCI controller",
+    );
+    cannot_run(
+        "devices --transport ble --hci udp://127.0.0.1:1",
+        "--hci \"udp://127.0.0.1:1\" is neither tcp://HOST:PORT nor serial:PATH",
+    );
+    cannot_run(
+        &format!("chat {no_controller} --service chat --to tablet@tcp://127.0.0.1:7000"),
+        "--to \"tablet@tcp://127.0.0.1:7000\" names an address, but over Bluetooth LE --to is just the device id",
+    );
+    cannot_run(
+        &format!("listen {no_controller} --service chat --listen tcp://127.0.0.1:0"),
+        "--listen and --peer go with --transport tcp",
+    );
+}

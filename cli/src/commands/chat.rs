@@ -9,7 +9,7 @@ use tokio::io::AsyncBufReadExt as _;
 
 use crate::commands::mock::{DEMO_PEER, Demo, demo_network};
 use crate::common::{
-    AppName, CliError, DEFAULT_APP, NetArgs, Out, TransportKind, ble_unsupported, target,
+    AppName, CliError, DEFAULT_APP, NetArgs, Out, TransportKind, ble_device, ble_target, target,
     tcp_device,
 };
 
@@ -18,8 +18,8 @@ use crate::common::{
 pub struct PeerArgs {
     #[command(flatten)]
     pub net: NetArgs,
-    /// The peer device: its id, or ID@tcp://HOST:PORT (default with --transport mock: the
-    /// demo peer).
+    /// The peer device: its id (over Bluetooth LE, found by scanning), or ID@tcp://HOST:PORT
+    /// (default with --transport mock: the demo peer).
     #[arg(long)]
     pub to: Option<String>,
     /// The service to open.
@@ -72,28 +72,27 @@ impl Open {
 
 /// Connects to the peer app.
 pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Open, CliError> {
+    let to = || {
+        args.to
+            .as_deref()
+            .ok_or_else(|| CliError::cannot_run("--to DEVICE is needed"))
+    };
+    let own_id = format!("acm-{}", std::process::id());
     let (device, demo, peer) = match args.net.transport {
         TransportKind::Tcp => {
-            let to = args
-                .to
-                .as_deref()
-                .ok_or_else(|| CliError::cannot_run("--to DEVICE is needed"))?;
-            let (peer, address) = target(to)?;
+            let (peer, address) = target(to()?)?;
             let extra = address.map(|a| (peer.clone(), a));
-            (
-                tcp_device(&args.net, &format!("acm-{}", std::process::id()), extra)
-                    .await?
-                    .0,
-                None,
-                peer,
-            )
+            (tcp_device(&args.net, &own_id, extra).await?.0, None, peer)
+        }
+        TransportKind::Ble => {
+            let peer = ble_target(to()?)?;
+            (ble_device(&args.net, &own_id, false).await?, None, peer)
         }
         TransportKind::Mock => {
             let (demo, device) = demo_network("acm-mock")?;
             let peer = crate::common::device_id(args.to.as_deref().unwrap_or(DEMO_PEER))?;
             (device, Some(demo), peer)
         }
-        TransportKind::Ble => return Err(ble_unsupported()),
     };
     let context = args.app.context();
     let app = device.manager(&context);

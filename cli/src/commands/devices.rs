@@ -6,14 +6,15 @@ use std::time::Duration;
 use acm::Device;
 use serde_json::json;
 
-use crate::common::{CliError, NetArgs, Out, TransportKind, ble_unsupported, tcp_device};
+use crate::common::{CliError, NetArgs, Out, TransportKind, ble_device, tcp_device};
 
 /// The options of `acm devices`.
 #[derive(Debug, clap::Args)]
 pub struct DevicesArgs {
     #[command(flatten)]
     net: NetArgs,
-    /// Keep looking, printing devices as they appear and disappear, until Ctrl-C.
+    /// Keep looking, printing devices as they appear and disappear, until Ctrl-C (over Bluetooth
+    /// LE, each look is a scan of about 1.5 s).
     #[arg(long)]
     watch: bool,
     /// Seconds between looks with --watch.
@@ -33,7 +34,7 @@ pub async fn run(args: &DevicesArgs) -> Result<(), CliError> {
             let (network, device) = super::mock::demo_network("acm-devices")?;
             (device, Some(network))
         }
-        TransportKind::Ble => return Err(ble_unsupported()),
+        TransportKind::Ble => (ble_device(&args.net, "acm-devices", false).await?, None),
     };
     let mut known = BTreeMap::new();
     loop {

@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::common::{
-    AppName, CliError, DEFAULT_APP, NetArgs, Out, TransportKind, ble_unsupported, tcp_device,
+    AppName, CliError, DEFAULT_APP, NetArgs, Out, TransportKind, ble_device, tcp_device,
 };
 use crate::transfer::{FileHeader, Meter, result_message, save, size};
 
@@ -43,18 +43,17 @@ type Connected = Arc<Mutex<Vec<SessionId>>>;
 pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
     let out = Out { json: args.json };
     match args.net.transport {
-        TransportKind::Tcp => {}
+        TransportKind::Tcp if args.net.listen.is_none() => {
+            return Err(CliError::cannot_run(
+                "acm listen needs --listen tcp://HOST:PORT",
+            ));
+        }
         TransportKind::Mock => {
             return Err(CliError::cannot_run(
                 "the mock transport cannot span processes; try `acm chat --transport mock`, which runs both devices",
             ));
         }
-        TransportKind::Ble => return Err(ble_unsupported()),
-    }
-    if args.net.listen.is_none() {
-        return Err(CliError::cannot_run(
-            "acm listen needs --listen tcp://HOST:PORT",
-        ));
+        TransportKind::Tcp | TransportKind::Ble => {}
     }
     if let Some(dir) = &args.save_dir
         && !dir.is_dir()
@@ -64,22 +63,33 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
             dir.display()
         )));
     }
-    let (device, local) = tcp_device(&args.net, "acm-listener", None).await?;
+    let (device, mut fields, place) = if args.net.transport == TransportKind::Ble {
+        let device = ble_device(&args.net, "acm-listener", true).await?;
+        let hci = args.net.hci.clone().unwrap_or_default();
+        let place = format!("advertising over Bluetooth LE (controller {hci})");
+        (device, json!({ "transport": "ble", "hci": hci }), place)
+    } else {
+        let (device, local) = tcp_device(&args.net, "acm-listener", None).await?;
+        let address = local.map(|a| format!("tcp://{a}")).unwrap_or_default();
+        let place = format!("listening on {address}");
+        (
+            device,
+            json!({ "transport": "tcp", "address": address }),
+            place,
+        )
+    };
     let app = device.manager(&args.app.context());
     let connected: Connected = Arc::default();
     register(args, &app, out, &connected);
-    let address = local.map(|a| format!("tcp://{a}")).unwrap_or_default();
     let id = device.id().to_string();
-    out.line(
-        "listening",
-        json!({ "device": id, "address": address, "service": args.service }),
-        || {
-            format!(
-                "acm listen: device {id} listening on {address} as {}/{}/{}, service {}",
-                args.app.bundle, args.app.module, args.app.ability, args.service
-            )
-        },
-    );
+    fields["device"] = json!(id);
+    fields["service"] = json!(args.service);
+    out.line("listening", fields, || {
+        format!(
+            "acm listen: device {id} {place} as {}/{}/{}, service {}",
+            args.app.bundle, args.app.module, args.app.ability, args.service
+        )
+    });
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     loop {
