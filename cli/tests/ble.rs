@@ -1,0 +1,101 @@
+//! `acm listen`, `chat`, `devices` and `send` over Bluetooth LE as a person runs them: separate
+//! processes, each with its own controller on one Rootcanal (a virtual LE medium), checking what
+//! each prints. Ignored by plain `cargo test`: `.ci/ble` runs them with `--ignored`.
+
+#[path = "../../transport-ble/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use support::{Running, acm, file_of, scratch, send_ok};
+
+/// A Rootcanal, and `acm listen` on it as device `tablet`; `None` (the test skipped) when
+/// Rootcanal cannot start and `CI` is not set.
+fn rootcanal_and_tablet(extra: &[&str]) -> Option<(common::ControllerProcess, String, Running)> {
+    let controller = common::or_skip("Rootcanal", common::rootcanal())?;
+    let hci = format!("tcp://{}", controller.ports[0]);
+    let mut args = vec![
+        "listen",
+        "--transport",
+        "ble",
+        "--hci",
+        &hci,
+        "--device-id",
+        "tablet",
+        "--service",
+        "chat",
+    ];
+    args.extend_from_slice(extra);
+    let mut tablet = Running::start(&args);
+    tablet.expect("acm listen: device tablet advertising over Bluetooth LE");
+    Some((controller, hci, tablet))
+}
+
+#[test]
+#[ignore = "needs a virtual Bluetooth controller (Rootcanal); .ci/ble runs it"]
+fn devices_chat_and_ctrl_c_over_ble() {
+    let Some((_controller, hci, mut tablet)) = rootcanal_and_tablet(&[]) else {
+        return;
+    };
+    let ble = ["--transport", "ble", "--hci", &hci];
+
+    let output = acm(&[&["devices"][..], &ble].concat());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("tablet\ttablet\t"), "{stdout}");
+
+    let mut phone = Running::start(
+        &[
+            &[
+                "chat",
+                "--device-id",
+                "phone",
+                "--to",
+                "tablet",
+                "--service",
+                "chat",
+            ][..],
+            &ble,
+        ]
+        .concat(),
+    );
+    phone.expect("connected to tablet, service chat");
+    tablet.expect("request from phone (com.example.acm) for service chat");
+    phone.type_line("hello over the air");
+    tablet.expect("phone> hello over the air");
+    tablet.type_line("hello from the tablet");
+    phone.expect("tablet> hello from the tablet");
+    // Ctrl-C leaves cleanly: the tablet learns why.
+    phone.interrupt();
+    assert_eq!(phone.wait(), Some(0));
+    phone.expect("disconnecting");
+    tablet.expect("disconnected from phone: PEER_APP_CLOSE_COLLABORATION");
+
+    // --watch notices the tablet going away.
+    let mut watch =
+        Running::start(&[&["devices", "--watch", "--interval", "1"][..], &ble].concat());
+    watch.expect("tablet\ttablet\t");
+    tablet.interrupt();
+    assert_eq!(tablet.wait(), Some(0));
+    watch.expect("tablet\tgone");
+}
+
+#[test]
+#[ignore = "needs a virtual Bluetooth controller (Rootcanal); .ci/ble runs it"]
+fn a_file_sent_over_ble_arrives_verified() {
+    let dir = scratch("ble-send");
+    let save = dir.join("save");
+    let Some((_controller, hci, mut tablet)) =
+        rootcanal_and_tablet(&["--save-dir", save.to_str().unwrap()])
+    else {
+        return;
+    };
+    let (file, bytes) = file_of(&dir, 24 << 10);
+    send_ok(
+        &file,
+        &["--transport", "ble", "--hci", &hci, "--to", "tablet"],
+        "tablet",
+    );
+    tablet.expect("sha256 verified");
+    assert!(std::fs::read(save.join("payload.bin")).unwrap() == bytes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
