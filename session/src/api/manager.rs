@@ -116,6 +116,13 @@ impl AppInner {
         Some(session)
     }
 
+    /// Drops every registered handler (and whatever they hold, such as clones of this app's
+    /// manager), outside the lock.
+    pub(crate) fn forget_handlers(&self) {
+        let handlers = std::mem::take(&mut *lock(&self.handlers));
+        drop(handlers);
+    }
+
     pub(crate) fn handler(&self, module: &str, ability: &str) -> Option<CollaborateHandler> {
         lock(&self.handlers)
             .get(&(module.to_string(), ability.to_string()))
@@ -170,6 +177,11 @@ impl AbilityConnectionManager {
     /// Registers the `onCollaborate` handler of one of the app's abilities: requests from other
     /// devices for `module_name`/`ability_name` go to it. Without one, requesters get
     /// PEER_ABILITY_NO_ONCOLLABORATE.
+    ///
+    /// The handler is kept until [`unregister_ability`](Self::unregister_ability) or
+    /// [`Device::shutdown`](crate::Device::shutdown). A handler that holds a clone of this
+    /// manager (to create and accept sessions) keeps the app, and so its device and transport,
+    /// alive until then.
     pub fn register_ability(
         &self,
         module_name: &str,

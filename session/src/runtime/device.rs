@@ -155,14 +155,23 @@ impl Device {
         AbilityConnectionManager::from_inner(app)
     }
 
-    /// Closes every link (its sessions end with NETWORK_DISCONNECTED at the peers) and stops
-    /// accepting new ones.
+    /// Closes every link (its sessions end with NETWORK_DISCONNECTED at the peers), stops
+    /// accepting new ones, and forgets every app's registered abilities, so that handlers
+    /// holding managers no longer keep the device and its transport alive: once the last
+    /// handle is dropped, the transport is too.
     pub fn shutdown(&self) {
         if let Some(task) = lock(&self.inner.accept_task).take() {
             task.abort();
         }
         for link in lock(&self.inner.links).drain(..) {
             link.send_now(LinkCommand::Close);
+        }
+        let apps: Vec<_> = lock(&self.inner.apps)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for app in &apps {
+            app.forget_handlers();
         }
     }
 }
@@ -406,6 +415,36 @@ fn parse_token(text: &str) -> Result<Token, AcmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn after_shutdown_a_handler_holding_its_manager_no_longer_keeps_the_device_alive() {
+        let network = acm_transport_mock::MockNetwork::new(1);
+        let transport = network
+            .add_device(DeviceId::new("tablet").unwrap())
+            .unwrap();
+        let device = Device::new(transport, DeviceConfig::default());
+        let app = device.manager(&Context::new("com.example", "entry", "EntryAbility"));
+        let held = app.clone();
+        app.register_ability("entry", "EntryAbility", move |_| {
+            let _ = held.bundle_name();
+            crate::CollaborateResult::Reject {
+                reason: "busy".into(),
+            }
+        });
+        let weak = Arc::downgrade(&device.inner);
+        // The handler holds the app, the app the device: dropping every handle is not enough.
+        drop(app);
+        tokio::task::yield_now().await;
+        assert!(weak.upgrade().is_some());
+
+        device.shutdown();
+        drop(device);
+        tokio::task::yield_now().await;
+        assert!(
+            weak.upgrade().is_none(),
+            "the device outlived its last handle after shutdown"
+        );
+    }
 
     #[test]
     fn a_token_is_shown_as_32_lowercase_hex_digits_and_read_back() {
