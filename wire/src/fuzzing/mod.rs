@@ -19,11 +19,13 @@ mod frames;
 mod reassembly;
 pub mod replay;
 mod seeds;
+mod segments;
 
 pub use control::control_messages;
 pub use frames::{frame_decoder, frame_roundtrip};
 pub use reassembly::reassembly;
 pub use seeds::{Seed, seeds};
+pub use segments::segments_target as segments;
 
 /// A fuzz target: its name, as in `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/`, and
 /// its body.
@@ -52,6 +54,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "control_messages",
         run: control_messages,
+    },
+    Target {
+        name: "segments",
+        run: segments,
     },
 ];
 

@@ -10,11 +10,13 @@ use super::put_varint;
 use super::reassembly::{
     FRAGMENTER_FRAME_SIZES, OP_ABORT, OP_FIRST, OP_FRAGMENT, OP_FRAGMENTER, OP_LAST, OP_RAW,
 };
+use super::segments::{MAX_FRAMES, MAX_MESSAGES, OP_FRAME, OP_PARSE, OP_RAW as OP_SEGMENT};
 use crate::continuation::encode_control;
 use crate::control::Control;
 use crate::data::{DataFragment, Fragmenter};
 use crate::frame::{Frame, FrameKind};
 use crate::pb;
+use crate::segment::segments as cut;
 
 /// One seed input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -495,6 +497,91 @@ fn control_seeds(out: &mut Vec<Seed>) {
     }
 }
 
+/// The configuration byte picking the receiver's largest frame, and an operation byte's bits
+/// picking a link's largest message.
+fn max_frame_config(max_frame: usize) -> u8 {
+    let index = MAX_FRAMES.iter().position(|&m| m == max_frame);
+    u8::try_from(index.expect("a listed frame size")).expect("eight sizes")
+}
+
+fn max_message_bits(max_message: usize) -> u8 {
+    let index = MAX_MESSAGES.iter().position(|&m| m == max_message);
+    u8::try_from(index.expect("a listed message size")).expect("eight sizes") << 2
+}
+
+/// Segments of real frames as raw link messages, and the same frames cut by the target.
+fn segments_seeds(out: &mut Vec<Seed>) {
+    let mut seed = |name: String, max_frame: usize, ops: Vec<u8>| {
+        let mut bytes = vec![max_frame_config(max_frame)];
+        bytes.extend(ops);
+        out.push(Seed {
+            target: "segments",
+            name,
+            bytes,
+        });
+    };
+    let frames: Vec<(&str, Bytes)> = vec![
+        (
+            "hello",
+            Bytes::from(encoded(&control_frame(&hello("watch-01")))),
+        ),
+        (
+            "request",
+            Bytes::from(encoded(&control_frame(&connect_request()))),
+        ),
+        (
+            "message",
+            Bytes::from(encoded(&control_frame(&message("hi there")))),
+        ),
+        (
+            "data",
+            Bytes::from(encoded(&data_frames(1, 1, 900, 1024)[0])),
+        ),
+    ];
+    for (name, frame) in &frames {
+        for max_message in [29, 244] {
+            let mut ops = Vec::new();
+            for segment in cut(frame, max_message) {
+                ops.push(OP_SEGMENT);
+                ops.push(u8::try_from(segment.len()).expect("short segments"));
+                ops.extend_from_slice(&segment);
+            }
+            seed(format!("raw-{name}-at-{max_message}"), 65_535, ops);
+        }
+        let mut ops = vec![OP_FRAME | max_message_bits(244)];
+        put_varint(&mut ops, frame.len() as u64);
+        ops.push(frame[0]);
+        seed(format!("cut-{name}"), 1000, ops);
+    }
+    // A conversation cut at 29-byte messages, then a frame over a small receiver's limit.
+    let mut ops = Vec::new();
+    for frame in conversation() {
+        let frame = Bytes::from(encoded(&frame));
+        ops.push(OP_FRAME | max_message_bits(29));
+        put_varint(&mut ops, frame.len() as u64);
+        ops.push(frame[0]);
+    }
+    seed("conversation-cut".into(), 65_535, ops);
+    let mut ops = vec![OP_FRAME | max_message_bits(3)];
+    put_varint(&mut ops, 40);
+    ops.push(0xAC);
+    seed("over-the-limit".into(), 12, ops);
+    seed(
+        "parse-and-reserved-bits".into(),
+        100,
+        vec![
+            OP_PARSE, 3, 1, 2, 3, OP_SEGMENT, 2, 0x81, 9, OP_SEGMENT, 1, 0,
+        ],
+    );
+    seed(
+        "whole-at-every-size".into(),
+        244,
+        (0..8u8)
+            .flat_map(|size| [3 | size << 2, 20].into_iter().chain(0..20))
+            .collect(),
+    );
+}
+
 /// The seed inputs of every target, built from valid traffic.
 pub fn seeds() -> Vec<Seed> {
     let mut out = Vec::new();
@@ -502,6 +589,7 @@ pub fn seeds() -> Vec<Seed> {
     frame_roundtrip_seeds(&mut out);
     reassembly_seeds(&mut out);
     control_seeds(&mut out);
+    segments_seeds(&mut out);
     out
 }
 
