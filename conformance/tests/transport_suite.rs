@@ -1,4 +1,5 @@
-//! The transport suite against transport-mock and transport-tcp, one test per case; and the
+//! The transport suite against transport-mock, transport-tcp and segmented mock links, one test
+//! per case; and the
 //! suite itself: its cases cite known rules, and it fails, rather than hangs, on transports
 //! that break the contract.
 
@@ -6,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use acm_conformance::Verdict;
-use acm_conformance::transport_suite::factories::{MockFactory, TcpLoopbackFactory};
+use acm_conformance::transport_suite::factories::{
+    MockFactory, SegmentedMockFactory, TcpLoopbackFactory,
+};
 use acm_conformance::transport_suite::{
     FactoryError, SuiteOptions, TransportFactory, TransportPair, cases, run_transport_case,
 };
@@ -23,12 +26,14 @@ fn id(name: &str) -> DeviceId {
 
 acm_conformance::transport_suite!(mock, MockFactory);
 acm_conformance::transport_suite!(tcp, TcpLoopbackFactory);
+acm_conformance::transport_suite!(segmented_mock, SegmentedMockFactory);
 
 #[test]
 fn the_macro_writes_a_test_for_every_case_in_order() {
     let ids: Vec<&str> = cases().iter().map(|case| case.case.id).collect();
     assert_eq!(mock::CASE_IDS, ids.as_slice());
     assert_eq!(tcp::CASE_IDS, ids.as_slice());
+    assert_eq!(segmented_mock::CASE_IDS, ids.as_slice());
 }
 
 #[test]

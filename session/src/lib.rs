@@ -76,6 +76,7 @@ pub mod engine;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod runtime;
+pub mod segmented;
 
 pub use api::*;
 pub use runtime::{Device, DeviceConfig};
