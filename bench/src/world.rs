@@ -1,6 +1,7 @@
 //! Devices on one mock network, each with one app, for the measures that go through the whole
 //! stack.
 
+use acm::segmented::Segmented;
 use acm::transport::DeviceId;
 use acm::{
     AbilityConnectionManager, CollaborateRequest, CollaborateResult, ConnectOptions, Context,
@@ -35,7 +36,22 @@ pub fn side(network: &MockNetwork, id: &str, options: DeviceOptions) -> Side {
     let transport = network
         .add_device_with(DeviceId::new(id).expect("a valid id"), options)
         .expect("a new device");
-    let device = Device::new(transport, DeviceConfig::default());
+    side_on(Device::new(transport, DeviceConfig::default()))
+}
+
+/// Adds device `id` to `network` with `options`, its transport segmented (SPEC section 16), and
+/// its app.
+pub fn segmented_side(network: &MockNetwork, id: &str, options: DeviceOptions) -> Side {
+    let transport = network
+        .add_device_with(DeviceId::new(id).expect("a valid id"), options)
+        .expect("a new device");
+    side_on(Device::new(
+        Segmented::new(transport),
+        DeviceConfig::default(),
+    ))
+}
+
+fn side_on(device: Device) -> Side {
     let app = device.manager(&context());
     Side {
         _device: device,
@@ -114,6 +130,27 @@ pub async fn connected_pair(
 ) -> (Side, Side, SessionId, EventStream) {
     let a_side = side(network, a, options.clone());
     let b_side = side(network, b, options);
+    connect_sides(a_side, b_side, b, service).await
+}
+
+/// As [`connected_pair`], with both transports segmented (SPEC section 16).
+pub async fn connected_segmented_pair(
+    network: &MockNetwork,
+    [a, b]: [&str; 2],
+    options: DeviceOptions,
+    service: &str,
+) -> (Side, Side, SessionId, EventStream) {
+    let a_side = segmented_side(network, a, options.clone());
+    let b_side = segmented_side(network, b, options);
+    connect_sides(a_side, b_side, b, service).await
+}
+
+async fn connect_sides(
+    a_side: Side,
+    b_side: Side,
+    b: &str,
+    service: &str,
+) -> (Side, Side, SessionId, EventStream) {
     let mut accepted = accept_all(&b_side.app, true);
     let session = connect(&a_side.app, b, service).await;
     let events = accepted

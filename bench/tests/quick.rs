@@ -27,7 +27,8 @@ fn quick_run_prints_and_writes_every_measure() {
         "connect → ConnectResult over transport-mock",
         "concurrent sessions: handshakes",
         "concurrent sessions: memory per idle session",
-        "bytes on the link per payload byte",
+        "bytes on the link per payload byte, 64 KiB at 244-byte frames",
+        "bytes on the link per payload byte, 64 KiB at 244-byte messages, segmented",
     ] {
         assert!(
             stdout.contains(measure),
@@ -39,7 +40,7 @@ fn quick_run_prints_and_writes_every_measure() {
         );
     }
     assert!(written.contains("\"cores\""), "{written}");
-    assert_eq!(written.matches("\"measure\"").count(), 8, "{written}");
+    assert_eq!(written.matches("\"measure\"").count(), 9, "{written}");
 }
 
 #[test]
