@@ -370,7 +370,7 @@ impl AbilityConnectionManager {
             session: session.clone(),
             reply,
         };
-        if link.commands.send(command).await.is_err() {
+        if link.call(command).await.is_err() {
             return link_gone();
         }
         match answer.await {
@@ -434,7 +434,7 @@ impl AbilityConnectionManager {
             session: session.clone(),
             reply,
         };
-        let sent = pending.link.commands.send(command).await.is_ok();
+        let sent = pending.link.call(command).await.is_ok();
         match (sent, answer.await) {
             (true, Ok(Ok(()))) => Ok(()),
             _ => {
@@ -618,6 +618,7 @@ mod tests {
                 peer: tablet.clone(),
                 dialer: tablet,
                 commands,
+                shared: std::sync::Weak::new(),
             },
             channel: 1,
         }

@@ -60,7 +60,7 @@ impl AbilityConnectionManager {
             reply,
             progress: on_progress.is_some().then_some(progress),
         };
-        if link.commands.send(command).await.is_err() {
+        if link.call(command).await.is_err() {
             return Err(AcmError::parameter(
                 "sessionId: the session's link has ended",
             ));

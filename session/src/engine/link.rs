@@ -172,6 +172,11 @@ impl LinkEngine {
         !self.outbound.is_empty()
     }
 
+    /// Whether events wait in [`LinkEngine::poll_event`].
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Transfers waiting to be sent.
     pub fn queued_transfers(&self) -> usize {
         self.outbound.transfers_len()

@@ -1,22 +1,25 @@
 //! The task that runs one link: a driver that owns the [`LinkEngine`], receives and sends the
 //! link's frames itself, wakes the engine on time, and turns its events into the apps' events.
 //! Doing the link's I/O in the same task, rather than in a reader and a writer of their own,
-//! spares every frame two task wake-ups.
+//! spares every frame two task wake-ups. A caller whose command has nothing queued before it
+//! runs it at once in its own task ([`LinkHandle::call`]) and hands the frames it queued to the
+//! link itself, which spares it the two wake-ups of a trip through the driver task.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 
 use acm_transport::{CloseReason, DeviceId, Link, Role, TransportError};
 use acm_wire::pb;
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 use tracing::Instrument;
 
-use crate::api::events::{Event, Held};
+use crate::api::events::{Event, Held, lock};
 use crate::api::session::{SessionShared, SessionState};
 use crate::api::types::{CollaborateEventInfo, CollaborateEventType, DisconnectReason};
 use crate::engine::{
@@ -90,11 +93,68 @@ pub(crate) struct LinkHandle {
     /// The device that dialed the link (SPEC `LINK-8` prefers the lower id's).
     pub(crate) dialer: DeviceId,
     pub(crate) commands: mpsc::Sender<LinkCommand>,
+    /// The driver's state, while its task runs.
+    pub(crate) shared: Weak<LinkShared>,
+}
+
+/// What the driver task of a link and the callers that run a command at once share.
+pub(crate) struct LinkShared {
+    driver: Mutex<Driver>,
+    link: Arc<dyn Link>,
+    /// Wakes the driver task when a caller has left it something to do.
+    wake: Notify,
+}
+
+impl std::fmt::Debug for LinkShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkShared").finish_non_exhaustive()
+    }
 }
 
 impl LinkHandle {
     pub(crate) fn is_open(&self) -> bool {
         !self.commands.is_closed()
+    }
+
+    /// Hands a call to the link: at once, in the caller's task, when no earlier call waits in
+    /// the queue and the driver is not busy; through the driver task otherwise. Either way calls
+    /// take effect in the order they were made. Fails when the link's driver has ended.
+    pub(crate) async fn call(&self, command: LinkCommand) -> Result<(), LinkCommand> {
+        match self.run_now(command) {
+            Ok(()) => Ok(()),
+            Err(command) => self.commands.send(command).await.map_err(|e| e.0),
+        }
+    }
+
+    /// Runs `command` on the driver's state in the caller's task and sends the frames it
+    /// queued, if nothing may come before it: no call waits in the queue (the driver takes
+    /// calls from the queue while it holds its state, so a call it has taken is done), the
+    /// driver's state is free, and the engine is not holding back calls. Gives the command back
+    /// otherwise.
+    fn run_now(&self, command: LinkCommand) -> Result<(), LinkCommand> {
+        let queue_empty = || self.commands.capacity() == self.commands.max_capacity();
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(command);
+        };
+        if !queue_empty() {
+            return Err(command);
+        }
+        let Ok(mut driver) = shared.driver.try_lock() else {
+            return Err(command);
+        };
+        let waker = match &driver.waker {
+            Some(waker) if !driver.stopped && queue_empty() && driver.takes_calls() => {
+                waker.clone()
+            }
+            _ => return Err(command),
+        };
+        driver.command(command);
+        let wake = driver.flush(&shared.link, &waker);
+        drop(driver);
+        if wake {
+            shared.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Sends a call that needs no answer, without waiting: from `Drop` and sync API calls.
@@ -147,12 +207,7 @@ pub(crate) fn spawn_link(
         Role::Acceptor => peer.clone(),
     };
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let handle = LinkHandle {
-        id: NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed),
-        peer: peer.clone(),
-        dialer,
-        commands,
-    };
+    let id = NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed);
     let (up_tx, up_rx) = oneshot::channel();
     let now = TokioInstant::now().into_std();
     let engine = LinkEngine::new(
@@ -164,21 +219,48 @@ pub(crate) fn spawn_link(
         nonce,
         config,
     );
-    let driver = Driver {
-        device: Arc::downgrade(device),
-        handle: handle.clone(),
-        engine,
-        sessions: HashMap::new(),
-        connects: HashMap::new(),
-        transfers: HashMap::new(),
-        up: Some(up_tx),
-        close_reason: CloseReason::normal(),
-        retire_after: None,
-        held: VecDeque::new(),
-        progress: TransferProgress::default(),
+    let handle = LinkHandle {
+        id,
+        peer: peer.clone(),
+        dialer,
+        commands,
+        shared: Weak::new(),
+    };
+    let shared = Arc::new_cyclic(|shared| {
+        let handle = LinkHandle {
+            shared: shared.clone(),
+            ..handle.clone()
+        };
+        let driver = Driver {
+            device: Arc::downgrade(device),
+            handle,
+            engine,
+            sessions: HashMap::new(),
+            connects: HashMap::new(),
+            transfers: HashMap::new(),
+            up: Some(up_tx),
+            close_reason: CloseReason::normal(),
+            retire_after: None,
+            held: VecDeque::new(),
+            progress: TransferProgress::default(),
+            waker: None,
+            handoff: None,
+            sending: false,
+            armed: None,
+            stopped: false,
+        };
+        LinkShared {
+            driver: Mutex::new(driver),
+            link,
+            wake: Notify::new(),
+        }
+    });
+    let handle = LinkHandle {
+        shared: Arc::downgrade(&shared),
+        ..handle
     };
     let span = tracing::info_span!("link", peer = %peer, ?role, id = handle.id);
-    tokio::spawn(driver.run(link, command_rx).instrument(span));
+    tokio::spawn(run(shared, command_rx).instrument(span));
     (handle, up_rx)
 }
 
@@ -197,97 +279,208 @@ struct Driver {
     held: VecDeque<Held>,
     /// The progress of data transfers, both ways.
     progress: TransferProgress,
+    /// The driver task's waker, once it runs: a send that a caller starts is polled with it,
+    /// so that the task hears when the send finishes.
+    waker: Option<Waker>,
+    /// A send that a caller started and that did not finish at once, for the task to finish.
+    handoff: Option<LinkIo<()>>,
+    /// Whether a send is in flight: at most one is, so that frames keep their order.
+    sending: bool,
+    /// The deadline the driver task sleeps until.
+    armed: Option<TokioInstant>,
+    /// Whether the driver task has ended.
+    stopped: bool,
 }
 
-impl Driver {
-    async fn run(mut self, link: Arc<dyn Link>, mut commands: mpsc::Receiver<LinkCommand>) {
-        let mut commands_open = true;
-        // One receive waits while the link is open and the apps' streams have room, and at most
-        // one send is in flight: frames go out in the order the engine hands them out, and a
-        // send that waits for room (backpressure) does not stop the driver from receiving.
-        let mut receiving = Some(receive(&link));
-        let mut sending: Option<LinkIo<()>> = None;
-        loop {
-            self.dispatch_events().await;
-            let retire_due = self
+/// Runs a link: waits for its frames, the calls, the sends and the deadlines, and acts on each
+/// while holding the driver's state.
+async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>) {
+    let link = shared.link.clone();
+    let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    lock(&shared.driver).waker = Some(waker);
+    let mut commands_open = true;
+    // One receive waits while the link is open and the apps' streams have room, and at most
+    // one send is in flight: frames go out in the order the engine hands them out, and a
+    // send that waits for room (backpressure) does not stop the driver from receiving.
+    let mut receiving = Some(receive(&link));
+    let mut sending: Option<LinkIo<()>> = None;
+    loop {
+        let step = {
+            let mut driver = lock(&shared.driver);
+            driver.dispatch_events();
+            let retire_due = driver
                 .retire_after
                 .is_some_and(|due| TokioInstant::now() >= due);
-            if retire_due && self.engine.session_count() == 0 && !self.engine.is_closed() {
-                self.engine.close(
+            if retire_due && driver.engine.session_count() == 0 && !driver.engine.is_closed() {
+                driver.engine.close(
                     pb::LinkCloseReason::Normal,
                     "LINK-8: another link to this device is preferred",
                 );
                 continue;
             }
+            if sending.is_none() {
+                sending = driver.handoff.take();
+            }
             // After the events: handling them may have queued frames (answers, closes).
             if sending.is_none()
+                && let Some(frame) = driver.engine.poll_transmit(now())
+            {
+                driver.progress.on_sent_frame(&frame);
+                sending = Some(send(&link, frame));
+            }
+            driver.sending = sending.is_some();
+            if driver.engine.is_finished() && sending.is_none() {
+                driver.stopped = true;
+                Err(driver.close_reason.clone())
+            } else {
+                let engine_deadline = driver.engine.poll_timeout().map(TokioInstant::from_std);
+                driver.armed = engine_deadline;
+                let deadline = match (engine_deadline, driver.retire_after) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let take_calls = commands_open && driver.takes_calls();
+                let held = driver.held.front().map(|(stream, _)| stream.clone());
+                Ok((deadline, take_calls, held))
+            }
+        };
+        let (deadline, take_calls, held) = match step {
+            Ok(step) => step,
+            Err(reason) => {
+                link.close(reason).await;
+                break;
+            }
+        };
+        tokio::select! {
+            open = std::future::poll_fn(|cx| take_command(&shared, &mut commands, cx)), if take_calls => {
+                commands_open = open;
+            },
+            permit = reserve(held.clone()), if held.is_some() => {
+                let mut driver = lock(&shared.driver);
+                if let Some((_, event)) = driver.held.pop_front()
+                    && let Some(permit) = permit
+                {
+                    permit.send(event);
+                }
+            },
+            received = finished(&mut receiving), if receiving.is_some() && held.is_none() => {
+                let mut driver = lock(&shared.driver);
+                match received {
+                    Ok(frame) => {
+                        receiving = Some(receive(&link));
+                        // Only what progress needs: the engine must hold the frame's only
+                        // reference to keep large chunks without copying them.
+                        let fragment = fragment_info(&frame);
+                        driver.engine.handle_message(now(), frame);
+                        if let Some(fragment) = fragment {
+                            driver.data_progress(&fragment);
+                        }
+                    }
+                    Err(err) => {
+                        receiving = None;
+                        driver.engine.handle_link_lost(err.to_string());
+                    }
+                }
+            },
+            sent = finished(&mut sending), if sending.is_some() => {
+                sending = None;
+                let mut driver = lock(&shared.driver);
+                driver.sending = false;
+                if let Err(err) = sent {
+                    driver.send_failed(&err);
+                }
+            },
+            () = sleep_until(deadline), if deadline.is_some() => {
+                lock(&shared.driver).engine.handle_timeout(now());
+            },
+            () = shared.wake.notified() => {}
+        }
+    }
+    let mut driver = lock(&shared.driver);
+    driver.stopped = true;
+    if let Some(device) = driver.device.upgrade() {
+        device.forget_link(&driver.handle);
+    }
+}
+
+/// Takes the next call from the queue and runs it while holding the driver's state, so that a
+/// caller that finds the queue empty knows that every earlier call is done. `false` once the
+/// queue has closed: the device is shutting down, and so is the link.
+fn take_command(
+    shared: &LinkShared,
+    commands: &mut mpsc::Receiver<LinkCommand>,
+    cx: &mut Context<'_>,
+) -> Poll<bool> {
+    let mut driver = lock(&shared.driver);
+    match commands.poll_recv(cx) {
+        Poll::Ready(Some(command)) => {
+            driver.command(command);
+            Poll::Ready(true)
+        }
+        Poll::Ready(None) => {
+            driver
+                .engine
+                .close(pb::LinkCloseReason::Normal, "the device is shutting down");
+            Poll::Ready(false)
+        }
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+impl Driver {
+    /// Whether the driver takes calls: not while the engine holds too many control frames
+    /// (the backpressure of `send_message`).
+    fn takes_calls(&self) -> bool {
+        self.engine.queued_control_frames() < MAX_QUEUED_CONTROL
+    }
+
+    fn send_failed(&mut self, err: &TransportError) {
+        tracing::debug!(%err, "link send failed");
+        self.engine
+            .handle_link_lost(format!("sending failed: {err}"));
+    }
+
+    /// After a caller ran a command: sends the frames it queued, each at once if the link has
+    /// room, unless a send is in flight (the driver task sends them after it), and hands out the
+    /// events that follow. A send that has to wait is left to the task, and so is whatever else
+    /// needs it; returns whether the task must be woken for that.
+    fn flush(&mut self, link: &Arc<dyn Link>, waker: &Waker) -> bool {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            while !self.sending
                 && let Some(frame) = self.engine.poll_transmit(now())
             {
                 self.progress.on_sent_frame(&frame);
-                sending = Some(send(&link, frame));
-            }
-            if self.engine.is_finished() && sending.is_none() {
-                link.close(self.close_reason.clone()).await;
-                break;
-            }
-            let engine_deadline = self.engine.poll_timeout().map(TokioInstant::from_std);
-            let deadline = match (engine_deadline, self.retire_after) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let take_calls =
-                commands_open && self.engine.queued_control_frames() < MAX_QUEUED_CONTROL;
-            tokio::select! {
-                command = commands.recv(), if take_calls => match command {
-                    Some(command) => self.command(command).await,
-                    None => {
-                        commands_open = false;
-                        self.engine.close(pb::LinkCloseReason::Normal, "the device is shutting down");
+                let mut io = send(link, frame);
+                match io.as_mut().poll(&mut cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(err)) => self.send_failed(&err),
+                    Poll::Pending => {
+                        self.handoff = Some(io);
+                        self.sending = true;
                     }
-                },
-                permit = reserve(self.held.front().map(|(stream, _)| stream.clone())), if !self.held.is_empty() => {
-                    if let Some((_, event)) = self.held.pop_front()
-                        && let Some(permit) = permit
-                    {
-                        permit.send(event);
-                    }
-                },
-                received = finished(&mut receiving), if receiving.is_some() && self.held.is_empty() => {
-                    match received {
-                        Ok(frame) => {
-                            receiving = Some(receive(&link));
-                            // Only what progress needs: the engine must hold the frame's only
-                            // reference to keep large chunks without copying them.
-                            let fragment = fragment_info(&frame);
-                            self.engine.handle_message(now(), frame);
-                            if let Some(fragment) = fragment {
-                                self.data_progress(&fragment);
-                            }
-                        }
-                        Err(err) => {
-                            receiving = None;
-                            self.engine.handle_link_lost(err.to_string());
-                        }
-                    }
-                },
-                sent = finished(&mut sending), if sending.is_some() => {
-                    sending = None;
-                    if let Err(err) = sent {
-                        tracing::debug!(%err, "link send failed");
-                        self.engine.handle_link_lost(format!("sending failed: {err}"));
-                    }
-                },
-                () = sleep_until(deadline), if deadline.is_some() => {
-                    self.engine.handle_timeout(now());
                 }
             }
+            // Such as the end of a transfer whose last fragment just went: its sender hears it
+            // now rather than after a trip through the task.
+            if !self.engine.has_events() {
+                break;
+            }
+            self.dispatch_events();
         }
-        if let Some(device) = self.device.upgrade() {
-            device.forget_link(&self.handle);
-        }
+        let deadline = self.engine.poll_timeout().map(TokioInstant::from_std);
+        let earlier = match (deadline, self.armed) {
+            (Some(new), Some(armed)) => new < armed,
+            (new, armed) => new.is_some() && armed.is_none(),
+        };
+        self.handoff.is_some()
+            || !self.held.is_empty()
+            || self.engine.has_events()
+            || self.engine.is_closed()
+            || earlier
     }
 
-    async fn command(&mut self, command: LinkCommand) {
+    fn command(&mut self, command: LinkCommand) {
         match command {
             LinkCommand::Connect {
                 request,
@@ -392,13 +585,13 @@ impl Driver {
         }
     }
 
-    async fn dispatch_events(&mut self) {
+    fn dispatch_events(&mut self) {
         while let Some(event) = self.engine.poll_event() {
-            self.dispatch(event).await;
+            self.dispatch(event);
         }
     }
 
-    async fn dispatch(&mut self, event: EngineEvent) {
+    fn dispatch(&mut self, event: EngineEvent) {
         match event {
             EngineEvent::LinkUp { .. } => {
                 if let Some(device) = self.device.upgrade() {

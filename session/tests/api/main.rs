@@ -1,5 +1,6 @@
 //! The abilityConnectionManager API over the mock transport, under tokio's paused clock.
 
+mod calls;
 mod harness;
 mod progress;
 mod scenarios;

@@ -1,0 +1,137 @@
+//! How the apps' calls reach a link: at once from the caller's task when nothing waits before
+//! them, and always in the order they were made.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use acm::transport::DeviceId;
+use acm::{CollaborateRequest, CollaborateResult, ConnectOptions};
+use acm_transport_mock::LinkHandle;
+use tokio::sync::mpsc;
+
+use crate::harness::*;
+
+fn the_link(world: &World) -> LinkHandle {
+    let (phone, tablet) = (
+        DeviceId::new("phone").unwrap(),
+        DeviceId::new("tablet").unwrap(),
+    );
+    world
+        .network
+        .links(&phone, &tablet)
+        .pop()
+        .expect("the link is up")
+}
+
+fn frames_sent_by(link: &LinkHandle, device: &str) -> u64 {
+    link.stats(&DeviceId::new(device).unwrap())
+        .unwrap()
+        .frames_sent
+}
+
+#[tokio::test(start_paused = true)]
+async fn connect_puts_its_request_on_the_link_before_the_link_task_runs() {
+    let world = World::new();
+    world.connected().await;
+    let link = the_link(&world);
+    let before = frames_sent_by(&link, "phone");
+    let second = world
+        .a
+        .app
+        .create_ability_connection_session(
+            "second-service",
+            &context(),
+            peer_of("tablet"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let mut connect = pin!(world.a.app.connect(second));
+    // One poll, and nothing else runs meanwhile (a single-threaded runtime).
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(connect.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(frames_sent_by(&link, "phone"), before + 1);
+    assert!(connect.await.unwrap().is_connected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_connect_puts_its_answer_on_the_link_before_the_link_task_runs() {
+    let world = World::new();
+    world.connected().await;
+    // B's app keeps the next request's token instead of answering.
+    let (tokens, mut requests) = mpsc::unbounded_channel();
+    world.b.app.register_ability(
+        "entry",
+        "EntryAbility",
+        move |request: CollaborateRequest| {
+            let _ = tokens.send(request.token);
+            CollaborateResult::Accept
+        },
+    );
+    let second = world
+        .a
+        .app
+        .create_ability_connection_session(
+            "second-service",
+            &context(),
+            peer_of("tablet"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let connecting = tokio::spawn({
+        let app = world.a.app.clone();
+        async move { app.connect(second).await.unwrap() }
+    });
+    let token = requests.recv().await.expect("the request arrived");
+    let theirs = world
+        .b
+        .app
+        .create_ability_connection_session(
+            "second-service",
+            &context(),
+            peer_of("phone"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let link = the_link(&world);
+    let before = frames_sent_by(&link, "tablet");
+    let mut accept = pin!(world.b.app.accept_connect(theirs, &token));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(accept.as_mut().poll(&mut cx).is_ready());
+    assert_eq!(frames_sent_by(&link, "tablet"), before + 1);
+    assert!(connecting.await.unwrap().is_connected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_right_after_a_disconnect_comes_after_it() {
+    let world = World::new();
+    let (a, _) = world.connected().await;
+    for _ in 0..3 {
+        // The disconnect waits in the link's queue; the connect must not overtake it, or the
+        // session would still be connected when the request is made.
+        world.a.app.disconnect(a).unwrap();
+        let result = world.a.app.connect(a).await.unwrap();
+        assert!(result.is_connected, "{result:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_data_that_fits_the_link_is_sent_and_done_before_the_link_task_runs() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut events = world.b.app.events(b).unwrap();
+    let link = the_link(&world);
+    let before = frames_sent_by(&link, "phone");
+    let data = bytes::Bytes::from(vec![7u8; 200_000]);
+    let mut send = pin!(world.a.app.send_data(a, data.clone()));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(send.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+    // 200 000 bytes in frames of at most 65 535: four fragments.
+    assert_eq!(frames_sent_by(&link, "phone"), before + 4);
+    loop {
+        if let acm::Event::Data { data: got, .. } = next(&mut events).await {
+            assert_eq!(got, data);
+            break;
+        }
+    }
+}
