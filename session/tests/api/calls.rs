@@ -6,7 +6,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use acm::transport::DeviceId;
-use acm::{CollaborateRequest, CollaborateResult, ConnectOptions};
+use acm::{
+    AbilityConnectionManager, CollaborateRequest, CollaborateResult, ConnectOptions, SessionId,
+};
 use acm_transport_mock::LinkHandle;
 use tokio::sync::mpsc;
 
@@ -24,6 +26,17 @@ fn the_link(world: &World) -> LinkHandle {
         .expect("the link is up")
 }
 
+/// A session of `app` with the app on `peer` for a service other than the harness's.
+fn session_for_another_service(app: &AbilityConnectionManager, peer: &str) -> SessionId {
+    app.create_ability_connection_session(
+        "second-service",
+        &context(),
+        peer_of(peer),
+        ConnectOptions::default(),
+    )
+    .unwrap()
+}
+
 fn frames_sent_by(link: &LinkHandle, device: &str) -> u64 {
     link.stats(&DeviceId::new(device).unwrap())
         .unwrap()
@@ -36,16 +49,7 @@ async fn connect_puts_its_request_on_the_link_before_the_link_task_runs() {
     world.connected().await;
     let link = the_link(&world);
     let before = frames_sent_by(&link, "phone");
-    let second = world
-        .a
-        .app
-        .create_ability_connection_session(
-            "second-service",
-            &context(),
-            peer_of("tablet"),
-            ConnectOptions::default(),
-        )
-        .unwrap();
+    let second = session_for_another_service(&world.a.app, "tablet");
     let mut connect = pin!(world.a.app.connect(second));
     // One poll, and nothing else runs meanwhile (a single-threaded runtime).
     let mut cx = Context::from_waker(Waker::noop());
@@ -68,31 +72,13 @@ async fn accept_connect_puts_its_answer_on_the_link_before_the_link_task_runs() 
             CollaborateResult::Accept
         },
     );
-    let second = world
-        .a
-        .app
-        .create_ability_connection_session(
-            "second-service",
-            &context(),
-            peer_of("tablet"),
-            ConnectOptions::default(),
-        )
-        .unwrap();
+    let second = session_for_another_service(&world.a.app, "tablet");
     let connecting = tokio::spawn({
         let app = world.a.app.clone();
         async move { app.connect(second).await.unwrap() }
     });
     let token = requests.recv().await.expect("the request arrived");
-    let theirs = world
-        .b
-        .app
-        .create_ability_connection_session(
-            "second-service",
-            &context(),
-            peer_of("phone"),
-            ConnectOptions::default(),
-        )
-        .unwrap();
+    let theirs = session_for_another_service(&world.b.app, "phone");
     let link = the_link(&world);
     let before = frames_sent_by(&link, "tablet");
     let mut accept = pin!(world.b.app.accept_connect(theirs, &token));
