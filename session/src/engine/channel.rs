@@ -1,6 +1,8 @@
 //! The sessions of a link: their channels, states, keys, deadlines and remembered tokens.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher as _, Hash, Hasher, RandomState};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use acm_transport::Role;
@@ -27,31 +29,59 @@ impl AppRef {
 }
 
 /// What makes two sessions "the same" (SPEC `SESS-3`, `SESS-7`): the service and the two apps,
-/// seen from this side.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// seen from this side. The key's hash is worked out once, when it is made: the channels' maps
+/// look a key up several times in a session's life.
+#[derive(Debug, Clone)]
 pub(crate) struct SessionKey {
+    hash: u64,
     service: String,
     local: AppRef,
     remote: AppRef,
 }
 
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+            && self.service == other.service
+            && self.local == other.local
+            && self.remote == other.remote
+    }
+}
+
+impl Eq for SessionKey {}
+
+impl Hash for SessionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// The keyed hash of session keys: random for each run of the program, as the maps' own, since
+/// the names come from the peer.
+fn key_hasher() -> &'static RandomState {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new)
+}
+
 impl SessionKey {
+    fn new(service: &str, local: AppRef, remote: AppRef) -> Self {
+        let hash = key_hasher().hash_one((service, &local, &remote));
+        Self {
+            hash,
+            service: service.to_string(),
+            local,
+            remote,
+        }
+    }
+
     /// The key of a request this side sends.
     pub(crate) fn outgoing(source: &PeerInfo, target: &PeerInfo) -> Self {
-        Self {
-            service: target.service_name.clone(),
-            local: AppRef::of(source),
-            remote: AppRef::of(target),
-        }
+        Self::new(&target.service_name, AppRef::of(source), AppRef::of(target))
     }
 
     /// The key of a request the peer sends.
     pub(crate) fn incoming(source: &PeerInfo, target: &PeerInfo) -> Self {
-        Self {
-            service: target.service_name.clone(),
-            local: AppRef::of(target),
-            remote: AppRef::of(source),
-        }
+        Self::new(&target.service_name, AppRef::of(target), AppRef::of(source))
     }
 }
 
@@ -334,6 +364,22 @@ mod tests {
         assert_eq!(channels.by_key(&key).map(|(c, _)| c), Some(2));
         channels.remove(2);
         assert!(channels.by_key(&key).is_none());
+    }
+
+    #[test]
+    fn keys_of_the_same_apps_and_service_are_equal_and_hash_alike() {
+        let (phone, tablet) = (app("phone", "chat"), app("tablet", "chat"));
+        let sent = SessionKey::outgoing(&phone, &tablet);
+        // The same session, as the tablet's request would be seen on this side.
+        let received = SessionKey::incoming(&tablet, &phone);
+        assert_eq!(sent, received);
+        let hasher = RandomState::new();
+        let hash = |key: &SessionKey| hasher.hash_one(key);
+        assert_eq!(hash(&sent), hash(&received));
+        let mut other_app = tablet.clone();
+        other_app.ability_name = "OtherAbility".into();
+        assert_ne!(sent, SessionKey::outgoing(&phone, &other_app));
+        assert_ne!(sent, SessionKey::outgoing(&phone, &app("tablet", "files")));
     }
 
     #[test]
