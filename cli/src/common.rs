@@ -348,9 +348,37 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::cannot_run(format!("cannot start the runtime: {e}")))
 }
 
-/// Waits for Ctrl-C (forever if it cannot be watched).
-pub async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
+/// Ctrl-C, watched from the moment [`Interrupt::watch`] makes it until the command ends: one
+/// pressed while the command is busy with something else is kept for the next
+/// [`Interrupt::wait`], where a `tokio::signal::ctrl_c()` made afresh on each turn of a loop
+/// would miss it (and one pressed before it is first polled would kill the process).
+pub struct Interrupt {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupt {
+    /// Starts watching for Ctrl-C (needs the runtime).
+    pub fn watch() -> Self {
+        Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// Waits for Ctrl-C (forever if it cannot be watched). Cancel-safe: a Ctrl-C is not lost
+    /// when another branch of a `select!` wins.
+    pub async fn wait(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal
+            && signal.recv().await.is_some()
+        {
+            return;
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_ok() {
+            return;
+        }
         std::future::pending::<()>().await;
     }
 }

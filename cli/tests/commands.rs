@@ -3,7 +3,12 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::{Running, acm, file_of, scratch, send_ok};
+
+/// How long a command may take to leave after Ctrl-C.
+const LEAVING: Duration = Duration::from_secs(10);
 
 /// `acm listen` on a free port; returns it and its `--to` target.
 fn listen(extra: &[&str]) -> (Running, String) {
@@ -37,6 +42,41 @@ fn chat_and_listen_see_each_others_messages_and_the_disconnect_reason() {
     // The end of input leaves, as Ctrl-C does.
     assert_eq!(chat.wait(), Some(0));
     listener.expect("PEER_APP_CLOSE_COLLABORATION");
+}
+
+#[test]
+fn ctrl_c_ends_listen_even_when_its_input_ends_at_the_same_moment() {
+    // The race is lost only sometimes: a few tries find it.
+    for _ in 0..8 {
+        let (mut listener, _) = listen(&[]);
+        listener.interrupt_amid(Running::close_input);
+        assert_eq!(listener.wait_within(LEAVING), Some(0));
+    }
+}
+
+#[test]
+fn ctrl_c_ends_chat_even_when_a_typed_line_arrives_at_the_same_moment() {
+    let (mut listener, to) = listen(&[]);
+    for round in 0..5 {
+        let mut chat = Running::start(&["chat", "--to", &to, "--service", "chat"]);
+        chat.expect("connected to acm-listener");
+        chat.interrupt_amid(|chat| chat.type_line(&format!("last words {round}")));
+        assert_eq!(chat.wait_within(LEAVING), Some(0));
+        listener.expect("PEER_APP_CLOSE_COLLABORATION");
+    }
+}
+
+#[test]
+fn ctrl_c_ends_devices_watch_even_when_a_look_is_due_at_the_same_moment() {
+    let peer = ["--peer", "tablet=tcp://127.0.0.1:7000"];
+    for _ in 0..3 {
+        let mut watch =
+            Running::start(&[&["devices", "--watch", "--interval", "1"][..], &peer].concat());
+        watch.expect("tablet");
+        // Stopped past the interval: the next look is due when Ctrl-C is seen.
+        watch.interrupt_amid(|_| std::thread::sleep(Duration::from_millis(1200)));
+        assert_eq!(watch.wait_within(LEAVING), Some(0));
+    }
 }
 
 #[test]

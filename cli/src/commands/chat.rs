@@ -9,8 +9,8 @@ use tokio::io::AsyncBufReadExt as _;
 
 use crate::commands::mock::{DEMO_PEER, Demo, demo_network};
 use crate::common::{
-    AppName, CliError, DEFAULT_APP, NetArgs, Out, TransportKind, ble_device, ble_target, target,
-    tcp_device,
+    AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device, ble_target,
+    target, tcp_device,
 };
 
 /// How to reach the peer app: shared by `acm chat` and `acm send`.
@@ -147,6 +147,7 @@ pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Ope
 
 /// Runs `acm chat`.
 pub async fn run(args: &ChatArgs) -> Result<(), CliError> {
+    let mut interrupt = Interrupt::watch();
     let out = Out {
         json: args.peer.json,
     };
@@ -154,7 +155,7 @@ pub async fn run(args: &ChatArgs) -> Result<(), CliError> {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let ended = loop {
         tokio::select! {
-            () = crate::common::ctrl_c() => break None,
+            () = interrupt.wait() => break None,
             line = lines.next_line() => match line {
                 Ok(Some(line)) => {
                     if let Err(err) = open.app.send_message(open.session, &line).await {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use acm::Device;
 use serde_json::json;
 
-use crate::common::{CliError, NetArgs, Out, TransportKind, ble_device, tcp_device};
+use crate::common::{CliError, Interrupt, NetArgs, Out, TransportKind, ble_device, tcp_device};
 
 /// The options of `acm devices`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +27,7 @@ pub struct DevicesArgs {
 
 /// Runs `acm devices`.
 pub async fn run(args: &DevicesArgs) -> Result<(), CliError> {
+    let mut interrupt = Interrupt::watch();
     let out = Out { json: args.json };
     let (device, _network) = match args.net.transport {
         TransportKind::Tcp => (tcp_device(&args.net, "acm-devices", None).await?.0, None),
@@ -38,7 +39,11 @@ pub async fn run(args: &DevicesArgs) -> Result<(), CliError> {
     };
     let mut known = BTreeMap::new();
     loop {
-        let seen = look(&device).await?;
+        // A look over Bluetooth LE is a scan of a second or two: Ctrl-C need not wait for it.
+        let seen = tokio::select! {
+            seen = look(&device) => seen?,
+            () = interrupt.wait() => break,
+        };
         for (id, (name, address)) in &seen {
             if !known.contains_key(id) {
                 out.line(
@@ -62,7 +67,7 @@ pub async fn run(args: &DevicesArgs) -> Result<(), CliError> {
         known = seen;
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(args.interval.max(1))) => {}
-            () = crate::common::ctrl_c() => break,
+            () = interrupt.wait() => break,
         }
     }
     device.shutdown();

@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::common::{
-    AppName, CliError, DEFAULT_APP, NetArgs, Out, TransportKind, ble_device, tcp_device,
+    AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device, tcp_device,
 };
 use crate::transfer::{FileHeader, Meter, result_message, save, size};
 
@@ -41,6 +41,7 @@ type Connected = Arc<Mutex<Vec<SessionId>>>;
 
 /// Runs `acm listen`.
 pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
+    let mut interrupt = Interrupt::watch();
     let out = Out { json: args.json };
     match args.net.transport {
         TransportKind::Tcp if args.net.listen.is_none() => {
@@ -94,7 +95,7 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            () = crate::common::ctrl_c() => break,
+            () = interrupt.wait() => break,
             line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(line)) => {
                     let sessions = connected.lock().map(|s| s.clone()).unwrap_or_default();

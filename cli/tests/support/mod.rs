@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A safety net against a hung process, not a measure: every wait ends far sooner.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -68,19 +68,54 @@ impl Running {
         stdin.flush().expect("flushed");
     }
 
-    /// Presses Ctrl-C: sends SIGINT.
-    pub fn interrupt(&mut self) {
+    /// Sends the signal `name` (`INT`, `STOP`, `CONT`).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
-        assert!(status.success(), "SIGINT sent");
+        assert!(status.success(), "SIG{name} sent");
+    }
+
+    /// Presses Ctrl-C: sends SIGINT.
+    pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    /// Ends standard input, as Ctrl-D does.
+    pub fn close_input(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Presses Ctrl-C while `acm` is stopped and something else becomes ready for it at the same
+    /// time (`meanwhile`), so that it finds both on waking: a Ctrl-C that comes while the
+    /// command handles something else must not be lost.
+    pub fn interrupt_amid(&mut self, meanwhile: impl FnOnce(&mut Self)) {
+        self.signal("STOP");
+        self.interrupt();
+        meanwhile(self);
+        self.signal("CONT");
     }
 
     /// Closes standard input and waits for the exit code.
     pub fn wait(&mut self) -> Option<i32> {
-        self.stdin = None;
-        self.child.wait().expect("exits").code()
+        self.wait_within(PATIENCE)
+    }
+
+    /// Closes standard input and waits for the exit code, at most `limit`.
+    pub fn wait_within(&mut self, limit: Duration) -> Option<i32> {
+        self.close_input();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waits") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "acm did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
