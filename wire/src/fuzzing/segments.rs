@@ -20,7 +20,19 @@ pub(super) const MAX_FRAMES: [usize; 8] = [1, 2, 12, 100, 244, 1000, 65_535, 16_
 pub(super) const MAX_MESSAGES: [usize; 8] = [0, 1, 2, 3, 29, 244, 1000, 65_536];
 
 /// The longest frame a cut frame operation makes, to keep each run short.
-const LONGEST_CUT: u64 = 70_000;
+const LONGEST_CUT: usize = 70_000;
+
+/// The most segments a cut frame makes, to keep each run short.
+const MOST_SEGMENTS: usize = 64;
+
+/// The length of a frame to cut into segments of `room` bytes, from a varint.
+fn cut_length(input: &mut Input<'_>, room: usize) -> usize {
+    let longest = room
+        .saturating_mul(MOST_SEGMENTS)
+        .clamp(1, LONGEST_CUT)
+        .saturating_add(1);
+    usize::try_from(input.varint() % longest as u64).unwrap_or(0)
+}
 
 /// SPEC section 16 as a model: the frame being rebuilt, and what each segment gives.
 struct Model {
@@ -109,7 +121,7 @@ pub fn segments_target(data: &[u8]) {
             }
             OP_FRAME => {
                 let max_message = MAX_MESSAGES[usize::from((op >> 2) & 7)];
-                let len = usize::try_from(input.varint() % LONGEST_CUT).unwrap_or(0);
+                let len = cut_length(&mut input, segment_room(max_message));
                 let fill = input.byte();
                 let frame: Bytes = (0..len)
                     .map(|i| fill.wrapping_add(i as u8))
@@ -166,8 +178,8 @@ pub fn segments_target(data: &[u8]) {
             _ => {
                 // A frame that fits, cut and pushed as a whole with a fresh desegmenter: it
                 // comes back exactly.
-                let len = usize::try_from(input.varint() % LONGEST_CUT).unwrap_or(0);
                 let max_message = MAX_MESSAGES[usize::from((op >> 2) & 7)];
+                let len = cut_length(&mut input, segment_room(max_message));
                 let frame = Bytes::copy_from_slice(input.bytes(len));
                 let mut fresh = Desegmenter::new(max_frame);
                 let mut got = Vec::new();
