@@ -31,7 +31,8 @@ fn cut_length(input: &mut Input<'_>, room: usize) -> usize {
         .saturating_mul(MOST_SEGMENTS)
         .clamp(1, LONGEST_CUT)
         .saturating_add(1);
-    usize::try_from(input.varint() % longest as u64).unwrap_or(0)
+    let longest = u64::try_from(longest).unwrap_or(u64::MAX);
+    usize::try_from(input.varint().checked_rem(longest).unwrap_or(0)).unwrap_or(0)
 }
 
 /// SPEC section 16 as a model: the frame being rebuilt, and what each segment gives.
