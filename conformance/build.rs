@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let spec_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../SPEC.md");
+    // Read at run time: a build script compiled for one checkout may be run for another.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR unset")?;
+    let spec_path = std::path::Path::new(&manifest_dir).join("../SPEC.md");
     println!("cargo:rerun-if-changed={}", spec_path.display());
     let spec = std::fs::read_to_string(&spec_path)?;
     let mut rules: Vec<(String, String)> = Vec::new();
