@@ -155,6 +155,20 @@ impl Device {
         AbilityConnectionManager::from_inner(app)
     }
 
+    /// Closes every link gracefully and waits until each has closed: what the apps sent before
+    /// (a DISCONNECT from `disconnect`, messages, data) goes out first, then LINK_CLOSE, then
+    /// the transport's own close. Then the device is as after [`Device::shutdown`]. A program
+    /// about to exit awaits this so that nothing it sent is lost with the process; how long it
+    /// takes is bounded by the transports' close (BLE waits up to its `close_timeout` for the
+    /// peer), so put a timeout around it to bound it further.
+    pub async fn close(&self) {
+        let links: Vec<LinkHandle> = lock(&self.inner.links).clone();
+        self.shutdown();
+        for link in links {
+            link.commands.closed().await;
+        }
+    }
+
     /// Closes every link (its sessions end with NETWORK_DISCONNECTED at the peers), stops
     /// accepting new ones, and forgets every app's registered abilities, so that handlers
     /// holding managers no longer keep the device and its transport alive: once the last

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use acm::transport::DeviceId;
+use acm::transport::{Closure, DeviceId};
 use acm::{
     AcmError, CollaborateEventInfo, CollaborateEventType, CollaborateResult, ConnectErrorCode,
     ConnectOptions, Context, DeviceConfig, DisconnectReason, Event, EventType, PeerInfo,
@@ -37,6 +37,41 @@ async fn connect_accept_message_data_and_disconnect() {
         }
     );
     world.a.app.disconnect(a).unwrap();
+    assert_eq!(
+        next(&mut b_events).await,
+        Event::Disconnect {
+            session_id: b,
+            reason: DisconnectReason::PeerAppCloseCollaboration
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn device_close_returns_once_the_link_has_closed_after_everything_sent_before() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut b_events = world.b.app.events(b).unwrap();
+    let phone = DeviceId::new("phone").unwrap();
+    let tablet = DeviceId::new("tablet").unwrap();
+    let links = world.network.links(&phone, &tablet);
+    assert!(!links.is_empty());
+    world.a.app.send_message(a, "last words").await.unwrap();
+    world.a.app.disconnect(a).unwrap();
+    world.a.device.close().await;
+    for link in &links {
+        assert!(
+            matches!(link.closure(&phone), Ok(Some(Closure::Local(_)))),
+            "close returned before the link closed: {:?}",
+            link.closure(&phone)
+        );
+    }
+    assert_eq!(
+        next(&mut b_events).await,
+        Event::Message {
+            session_id: b,
+            msg: "last words".into()
+        }
+    );
     assert_eq!(
         next(&mut b_events).await,
         Event::Disconnect {
