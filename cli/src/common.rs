@@ -383,6 +383,21 @@ impl Interrupt {
     }
 }
 
+/// How long a command waits for its links to close before it exits anyway.
+pub const CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Closes the device's links gracefully, so that what the command sent (a DISCONNECT, a last
+/// message) leaves before the process does; gives up after [`CLOSE_LIMIT`].
+pub async fn close_device(device: &Device) {
+    if tokio::time::timeout(CLOSE_LIMIT, device.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the links did not close in time");
+        device.shutdown();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,6 @@
 //! `acm chat`: opens a session to an app on another device; typed lines go out as messages and
 //! the peer's messages are printed. Ctrl-C or the end of input disconnects.
 
-use std::time::Duration;
-
 use acm::{AbilityConnectionManager, ConnectOptions, Device, Event, EventStream, SessionId};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
@@ -10,7 +8,7 @@ use tokio::io::AsyncBufReadExt as _;
 use crate::commands::mock::{DEMO_PEER, Demo, demo_network};
 use crate::common::{
     AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device, ble_target,
-    target, tcp_device,
+    close_device, target, tcp_device,
 };
 
 /// How to reach the peer app: shared by `acm chat` and `acm send`.
@@ -63,9 +61,7 @@ impl Open {
     /// Disconnects (the peer sees PEER_APP_CLOSE_COLLABORATION) and closes the device.
     pub async fn close(self) {
         let _ = self.app.disconnect(self.session);
-        // Let the DISCONNECT leave before the link closes.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        self.device.shutdown();
+        close_device(&self.device).await;
         drop(self.demo);
     }
 }

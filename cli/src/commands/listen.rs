@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use acm::{AbilityConnectionManager, CollaborateRequest, CollaborateResult, Event, SessionId};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::common::{
-    AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device, tcp_device,
+    AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device,
+    close_device, tcp_device,
 };
 use crate::transfer::{FileHeader, Meter, result_message, save, size};
 
@@ -113,9 +113,7 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
     for session in sessions {
         let _ = app.disconnect(session);
     }
-    // Let the DISCONNECTs leave before the links close.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    device.shutdown();
+    close_device(&device).await;
     Ok(())
 }
 
