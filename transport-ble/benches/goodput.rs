@@ -368,6 +368,25 @@ async fn acm_round(proxy: SocketAddr, counter: &AclCounter, round: usize, data: 
     }
 }
 
+/// Runs one round within [`ROUND_LIMIT`] and says how it went.
+async fn run_round(
+    kind: &str,
+    round: usize,
+    size: usize,
+    transfer: impl std::future::Future<Output = Sample>,
+) -> Sample {
+    let sample = tokio::time::timeout(ROUND_LIMIT, transfer)
+        .await
+        .unwrap_or_else(|_| panic!("the {kind} round did not finish in time"));
+    eprintln!(
+        "round {}: {kind} {} ({:.2} s)",
+        round + 1,
+        kib(size as f64 / sample.seconds),
+        sample.seconds
+    );
+    sample
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
@@ -436,27 +455,21 @@ fn main() {
         let proxy = counting_proxy(hci, counter.clone()).await;
         let (mut raw, mut acm) = (Vec::new(), Vec::new());
         for round in 0..options.rounds {
-            let sample =
-                tokio::time::timeout(ROUND_LIMIT, raw_round(proxy, &counter, round, &data))
-                    .await
-                    .expect("the raw round finished in time");
-            eprintln!(
-                "round {}: raw {} ({:.2} s)",
-                round + 1,
-                kib(options.size as f64 / sample.seconds),
-                sample.seconds
-            );
+            let sample = run_round(
+                "raw",
+                round,
+                options.size,
+                raw_round(proxy, &counter, round, &data),
+            )
+            .await;
             raw.push(sample);
-            let sample =
-                tokio::time::timeout(ROUND_LIMIT, acm_round(proxy, &counter, round, &data))
-                    .await
-                    .expect("the acm round finished in time");
-            eprintln!(
-                "round {}: acm {} ({:.2} s)",
-                round + 1,
-                kib(options.size as f64 / sample.seconds),
-                sample.seconds
-            );
+            let sample = run_round(
+                "acm",
+                round,
+                options.size,
+                acm_round(proxy, &counter, round, &data),
+            )
+            .await;
             acm.push(sample);
         }
         (summarize(raw, options.size), summarize(acm, options.size))
