@@ -52,6 +52,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod header;
 pub mod limits;
+pub mod pool;
 pub mod reassembly;
 pub mod reference;
 pub mod segment;
@@ -73,5 +74,6 @@ pub use header::{
     FLAG_FIRST, FLAG_LAST, FLAG_MORE, FrameHeader, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN,
 };
 pub use limits::{Limits, LimitsError, MAX_FRAME_SIZE, MIN_FRAME_SIZE, SUPPORTED_VERSIONS};
+pub use pool::BufferPool;
 pub use reassembly::Reassembler;
 pub use version::negotiate_version;

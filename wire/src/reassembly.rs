@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::data::DataFragment;
 use crate::error::ReassemblyError;
 use crate::limits::Limits;
+use crate::pool::{BufferPool, PoolBuf};
 
 /// The most bytes reserved up front for a transfer's buffer; beyond this the buffer grows as
 /// fragments arrive, so a peer's declared length alone never makes the receiver allocate.
@@ -25,69 +26,96 @@ struct Partial {
     /// The transfer's first bytes, in order: large chunks kept without copying. `buf` follows
     /// them.
     kept: Vec<Bytes>,
-    /// The bytes after `kept`, copied as they arrived.
-    buf: BytesMut,
+    /// The bytes after `kept`, copied as they arrived; no buffer until the first copy.
+    buf: Option<PoolBuf>,
+    /// Whether `buf` came from the pool, whole, rather than being allocated as bytes arrived.
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
+    reused: bool,
 }
 
 impl Partial {
-    fn new(declared: u64) -> Self {
+    /// A transfer of `declared` bytes, in a buffer of the pool if it keeps one that fits.
+    fn new(declared: u64, pool: &BufferPool) -> Self {
+        let buf = usize::try_from(declared)
+            .ok()
+            .and_then(|len| pool.take(len));
         Self {
             declared,
             next_index: 0,
             received: 0,
             kept: Vec::new(),
-            buf: BytesMut::new(),
+            reused: buf.is_some(),
+            buf,
         }
     }
 
     /// Adds the next chunk. A chunk of at least [`MIN_KEPT_CHUNK`] bytes that is the only
     /// reference to its buffer (a transport that carries one frame per message hands such
     /// chunks over once their frame is parsed with [`DataFragment::from_frame`]) is kept as it
-    /// is, as long as nothing has been copied yet: it costs no copy and holds no memory that is
-    /// not the transfer's own. Any other chunk is copied, so that a chunk sharing a larger
-    /// receive buffer never keeps that buffer alive, and once copying has begun every later
-    /// chunk is copied too, so that the one growing buffer is never frozen half-used.
-    fn append(&mut self, chunk: Bytes) {
+    /// is, as long as nothing has been copied yet and the pool had no buffer for the transfer:
+    /// it costs no copy and holds no memory that is not the transfer's own. Any other chunk is
+    /// copied, so that a chunk sharing a larger receive buffer never keeps that buffer alive,
+    /// and once copying has begun every later chunk is copied too, so that the one growing
+    /// buffer is never frozen half-used.
+    ///
+    /// A buffer allocated here grows with the bytes that arrive: by doubling, never past the
+    /// declared length, and never more than [`INITIAL_CAPACITY`] ahead of the bytes received.
+    fn append(&mut self, chunk: Bytes, pool: &BufferPool) {
+        if chunk.is_empty() {
+            return;
+        }
         self.received = self.received.saturating_add(chunk.len() as u64);
-        if self.buf.is_empty() && chunk.len() >= MIN_KEPT_CHUNK && chunk.is_unique() {
+        if self.buf.is_none() && chunk.len() >= MIN_KEPT_CHUNK && chunk.is_unique() {
             self.kept.push(chunk);
             return;
         }
-        if self.buf.capacity() == 0 {
-            let left = usize::try_from(self.declared.saturating_sub(self.received))
-                .unwrap_or(usize::MAX)
-                .saturating_add(chunk.len());
-            self.buf.reserve(left.min(INITIAL_CAPACITY));
+        let buf = self.buf.get_or_insert_with(|| pool.fresh(0));
+        let needed = buf.len().saturating_add(chunk.len());
+        if needed > buf.capacity() {
+            let declared = usize::try_from(self.declared).unwrap_or(usize::MAX);
+            let grown = buf
+                .capacity()
+                .saturating_mul(2)
+                .max(INITIAL_CAPACITY)
+                .min(declared)
+                .max(needed);
+            buf.reserve_exact(grown.saturating_sub(buf.len()));
         }
-        self.buf.extend_from_slice(&chunk);
+        buf.extend_from_slice(&chunk);
     }
 
     /// The whole transfer: copied once into one buffer if it arrived in several pieces, not at
     /// all if it is one piece.
-    fn finish(mut self) -> Bytes {
+    fn finish(mut self, pool: &BufferPool) -> Bytes {
         if self.kept.is_empty() {
-            return self.buf.freeze();
+            return self.buf.take().map(PoolBuf::freeze).unwrap_or_default();
         }
-        if self.buf.is_empty() && self.kept.len() == 1 {
+        if self.buf.is_none() && self.kept.len() == 1 {
             return self.kept.pop().unwrap_or_default();
         }
         let len = usize::try_from(self.received).unwrap_or(usize::MAX);
-        let mut whole = BytesMut::with_capacity(len);
+        let mut whole = pool.take(len).unwrap_or_else(|| pool.fresh(len));
         for piece in &self.kept {
             whole.extend_from_slice(piece);
         }
-        whole.extend_from_slice(&self.buf);
+        if let Some(buf) = &self.buf {
+            whole.extend_from_slice(buf.as_ref());
+        }
         whole.freeze()
     }
 
-    /// The bytes held now: `(received, allocated)`, counting kept chunks as their length.
+    /// The bytes held now: `(received, allocated)`, counting kept chunks as their length and a
+    /// buffer that came whole from the pool as its length (it was allocated before, for bytes
+    /// that arrived then).
     #[cfg(feature = "fuzzing")]
     fn footprint(&self) -> (usize, usize) {
         let kept: usize = self.kept.iter().map(Bytes::len).sum();
-        (
-            kept.saturating_add(self.buf.len()),
-            kept.saturating_add(self.buf.capacity()),
-        )
+        let (len, capacity) = self
+            .buf
+            .as_ref()
+            .map_or((0, 0), |b| (b.len(), b.capacity()));
+        let allocated = if self.reused { len } else { capacity };
+        (kept.saturating_add(len), kept.saturating_add(allocated))
     }
 }
 
@@ -97,7 +125,8 @@ impl Partial {
 /// Memory is bounded: a transfer is admitted by its FIRST fragment only if its declared length
 /// is within `max_data_size`, the declared lengths of all unfinished transfers stay within
 /// `max_reassembly_bytes`, and there are fewer than `max_transfers` of them. Buffers grow with the
-/// bytes that arrive, never ahead of them by more than 64 KiB.
+/// bytes that arrive, never ahead of them by more than 64 KiB, unless the reassembler's
+/// [`BufferPool`] keeps one, left by an earlier transfer, that the whole transfer fits in.
 ///
 /// Any error drops the transfer it concerns (when there is one) and frees its memory; the caller
 /// then closes the session on the error's channel and calls [`Reassembler::abort_channel`].
@@ -108,17 +137,32 @@ pub struct Reassembler {
     /// The highest transfer id begun on each channel (SPEC `DATA-3`).
     last_begun: BTreeMap<u32, u32>,
     reserved: u64,
+    /// Where delivered transfers' buffers go back to, and new transfers take them from.
+    pool: BufferPool,
 }
 
 impl Reassembler {
-    /// A reassembler that enforces `limits`.
+    /// A reassembler that enforces `limits`, with a pool of its own of
+    /// [`DEFAULT_POOL_BYTES`](crate::pool::DEFAULT_POOL_BYTES).
     pub fn new(limits: Limits) -> Self {
+        Self::with_pool(limits, BufferPool::default())
+    }
+
+    /// A reassembler that enforces `limits` and delivers transfers in buffers of `pool`, which
+    /// other reassemblers may share.
+    pub fn with_pool(limits: Limits, pool: BufferPool) -> Self {
         Self {
             limits,
             partials: HashMap::new(),
             last_begun: BTreeMap::new(),
             reserved: 0,
+            pool,
         }
+    }
+
+    /// The pool that delivered transfers' buffers return to.
+    pub fn pool(&self) -> &BufferPool {
+        &self.pool
     }
 
     /// The declared bytes of all unfinished transfers: the memory the budget has promised.
@@ -267,9 +311,9 @@ impl Reassembler {
         }
         self.last_begun.insert(channel, transfer_id);
         self.reserved = self.reserved.saturating_add(declared);
-        let mut partial = Partial::new(declared);
+        let mut partial = Partial::new(declared, &self.pool);
         partial.next_index = 1;
-        partial.append(fragment.chunk);
+        partial.append(fragment.chunk, &self.pool);
         self.partials.insert((channel, transfer_id), partial);
         Ok(None)
     }
@@ -293,10 +337,10 @@ impl Reassembler {
             chunk,
             ..
         } = fragment;
-        partial.append(chunk);
+        partial.append(chunk, &self.pool);
         if last {
             self.reserved = self.reserved.saturating_sub(partial.declared);
-            return Ok(Some(partial.finish()));
+            return Ok(Some(partial.finish(&self.pool)));
         }
         partial.next_index = index.saturating_add(1);
         self.partials.insert((channel, transfer_id), partial);

@@ -6,7 +6,9 @@
 mod common;
 
 use acm_wire::reassembly::MIN_KEPT_CHUNK;
-use acm_wire::{DataFragment, FLAG_FIRST, FLAG_LAST, Fragmenter, Frame, Limits, Reassembler};
+use acm_wire::{
+    BufferPool, DataFragment, FLAG_FIRST, FLAG_LAST, Fragmenter, Frame, Limits, Reassembler,
+};
 use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
 
@@ -184,4 +186,88 @@ fn data_4_a_kept_chunk_does_not_survive_a_refused_fragment() {
     assert_eq!(reassembler.transfers_in_progress(), 0);
     assert_eq!(reassembler.buffered_bytes(), 0);
     assert_eq!(reassembler.reserved_bytes(), 0);
+}
+
+/// The fragments of transfer `transfer_id` of `data` in 20 000-byte frames that all share one
+/// buffer, as a byte stream's receive buffer would: the reassembler copies them.
+fn shared_fragments(transfer_id: u32, data: &Bytes) -> Vec<DataFragment> {
+    let mut stream = BytesMut::new();
+    for frame in Fragmenter::new(VERSION, 3, transfer_id, data.clone(), 20_000).expect("fits") {
+        stream.put_slice(&frame);
+    }
+    let mut rest = stream.freeze();
+    let mut fragments = Vec::new();
+    while !rest.is_empty() {
+        let len = 12 + u32::from_be_bytes([0, rest[5], rest[6], rest[7]]) as usize;
+        let frame = Frame::decode_exact(rest.split_to(len), 20_000, Some(VERSION)).expect("ok");
+        fragments.push(DataFragment::from_frame(frame).expect("valid"));
+    }
+    fragments
+}
+
+fn reassemble(reassembler: &mut Reassembler, fragments: Vec<DataFragment>) -> Bytes {
+    let mut delivered = None;
+    for fragment in fragments {
+        delivered = reassembler.push(fragment).expect("in order");
+    }
+    delivered.expect("whole")
+}
+
+#[test]
+fn a_transfer_reuses_the_buffer_an_earlier_one_was_delivered_in_once_the_app_dropped_it() {
+    let mut reassembler = Reassembler::new(Limits::default());
+    let first = pattern(6, 300_000);
+    let delivered = reassemble(&mut reassembler, shared_fragments(1, &first));
+    assert_eq!(delivered, first);
+    let at = delivered.as_ptr();
+
+    // While the app holds the first transfer, the next gets a buffer of its own.
+    let second = pattern(7, 250_000);
+    let held = reassemble(&mut reassembler, shared_fragments(2, &second));
+    assert_eq!(held, second);
+    assert_ne!(held.as_ptr(), at);
+    assert_eq!(reassembler.pool().kept_buffers(), 0);
+
+    drop(delivered);
+    assert_eq!(reassembler.pool().kept_buffers(), 1);
+    let third = pattern(8, 290_000);
+    let reused = reassemble(&mut reassembler, shared_fragments(3, &third));
+    assert_eq!(reused, third, "a reused buffer holds only the new transfer");
+    assert_eq!(
+        reused.as_ptr(),
+        at,
+        "the first transfer's buffer, filled again"
+    );
+    assert_eq!(reassembler.pool().kept_buffers(), 0);
+    drop((held, reused));
+    assert_eq!(reassembler.pool().kept_buffers(), 2);
+}
+
+#[test]
+fn an_aborted_transfer_gives_its_reused_buffer_back() {
+    let mut reassembler = Reassembler::new(Limits::default());
+    drop(reassemble(
+        &mut reassembler,
+        shared_fragments(1, &pattern(9, 200_000)),
+    ));
+    let kept = reassembler.pool().kept_bytes();
+    assert!(kept >= 200_000);
+    let mut fragments = shared_fragments(2, &pattern(10, 200_000)).into_iter();
+    assert_eq!(reassembler.push(fragments.next().expect("many")), Ok(None));
+    assert_eq!(reassembler.pool().kept_bytes(), 0, "the transfer took it");
+    reassembler.abort_channel(3);
+    assert_eq!(reassembler.pool().kept_bytes(), kept);
+}
+
+#[test]
+fn a_pool_of_no_bytes_keeps_nothing_and_transfers_still_arrive_whole() {
+    let mut reassembler = Reassembler::with_pool(Limits::default(), BufferPool::new(0));
+    for id in 1..=2 {
+        let data = pattern(id as u8, 150_000);
+        assert_eq!(
+            reassemble(&mut reassembler, shared_fragments(id, &data)),
+            data
+        );
+    }
+    assert_eq!(reassembler.pool().kept_bytes(), 0);
 }
