@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use bytes::Bytes;
+use acm_transport::FrameBuf;
 use tokio::time::Instant;
 
 use crate::fault::{Fault, Mangler};
@@ -36,7 +36,7 @@ pub struct DirectionStats {
 /// A frame on its way.
 #[derive(Debug)]
 struct InFlight {
-    frame: Bytes,
+    frame: FrameBuf,
     /// When it can be delivered; `None` while it was sent into a stalled direction and has not
     /// yet started to cross.
     ready_at: Option<Instant>,
@@ -46,7 +46,7 @@ struct InFlight {
 #[derive(Debug)]
 pub(crate) enum Next {
     /// Take this frame.
-    Frame(Bytes),
+    Frame(FrameBuf),
     /// The next frame arrives at this instant.
     At(Instant),
     /// Frames are held by a stall.
@@ -107,13 +107,18 @@ impl Direction {
     }
 
     /// Takes a frame from the sender: applies the pending faults and puts what is left in
-    /// flight.
-    pub(crate) fn push(&mut self, frame: Bytes, now: Instant) {
+    /// flight. A frame in two parts stays in two parts unless a fault changes its bytes.
+    pub(crate) fn push(&mut self, frame: FrameBuf, now: Instant) {
         self.stats.frames_sent += 1;
         self.stats.bytes_sent = self.stats.bytes_sent.saturating_add(frame.len() as u64);
-        let Some(frame) = self.mangler.apply(frame, &mut self.rng) else {
-            self.stats.frames_dropped += 1;
-            return;
+        let frame = if self.mangler.is_idle() {
+            frame
+        } else {
+            let Some(frame) = self.mangler.apply(frame.into_bytes(), &mut self.rng) else {
+                self.stats.frames_dropped += 1;
+                return;
+            };
+            frame.into()
         };
         let ready_at = (!self.stalled).then(|| self.schedule(frame.len(), now));
         self.queued_bytes += frame.len();

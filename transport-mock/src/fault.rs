@@ -60,7 +60,7 @@ pub enum Fault {
 }
 
 /// The counted faults still pending for one direction.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Mangler {
     drop_frames: u64,
     drop_bytes: u64,
@@ -84,6 +84,11 @@ impl Mangler {
         };
         *count = count.saturating_add(*n);
         true
+    }
+
+    /// Whether no counted fault is pending: frames pass untouched.
+    pub(crate) fn is_idle(&self) -> bool {
+        *self == Self::default()
     }
 
     /// Applies the pending faults to the next frame sent: the frame to deliver, or `None` if it

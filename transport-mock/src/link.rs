@@ -4,7 +4,7 @@ use std::fmt;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use acm_transport::{CloseReason, Closure, DeviceId, Link, Role, TransportError};
+use acm_transport::{CloseReason, Closure, DeviceId, FrameBuf, Link, Role, TransportError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -235,6 +235,16 @@ impl Link for MockLink {
     }
 
     async fn send(&self, frame: Bytes) -> Result<(), TransportError> {
+        self.send_buf(frame.into()).await
+    }
+
+    async fn recv(&self) -> Result<Bytes, TransportError> {
+        self.recv_buf().await.map(FrameBuf::into_bytes)
+    }
+
+    /// Carries the two parts as they are, without joining them: the receiver's
+    /// [`Link::recv_buf`] gets them so.
+    async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
         if frame.is_empty() {
             return Err(TransportError::EmptyFrame);
         }
@@ -266,7 +276,7 @@ impl Link for MockLink {
         }
     }
 
-    async fn recv(&self) -> Result<Bytes, TransportError> {
+    async fn recv_buf(&self) -> Result<FrameBuf, TransportError> {
         let direction = self.side.other().index();
         loop {
             let mut changed = pin!(self.shared.arrived[direction].notified());

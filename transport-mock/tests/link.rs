@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use acm_transport::{CloseReason, Closure, Link, Transport, TransportError};
+use acm_transport::{CloseReason, Closure, FrameBuf, Link, Transport, TransportError};
 use acm_transport_mock::{DeviceOptions, Fault};
 use bytes::Bytes;
 use common::{nothing_arrives, pair, pair_with, pair_with_buffer_towards_b, recv_n, send_all};
@@ -380,4 +380,70 @@ async fn many_frames_cross_a_small_buffer_intact_while_both_sides_run_in_paralle
         Closure::Peer(CloseReason::normal())
     );
     sender.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frame_sent_in_two_parts_arrives_in_the_same_two_parts_without_a_copy() {
+    let p = pair(1).await;
+    let body = Bytes::from(vec![9; 5000]);
+    let frame = FrameBuf::new(Bytes::from_static(b"head"), body.clone());
+    p.dialer.send_buf(frame.clone()).await.unwrap();
+    let got = p.acceptor.recv_buf().await.unwrap();
+    assert_eq!(got, frame);
+    assert_eq!(got.body().as_ptr(), body.as_ptr(), "the sender's own bytes");
+    let stats = p.handle.stats(&p.a).unwrap();
+    assert_eq!((stats.bytes_sent, stats.bytes_delivered), (5004, 5004));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_part_and_one_part_frames_mix_and_recv_joins_the_parts() {
+    let p = pair(1).await;
+    let split = || FrameBuf::new(Bytes::from_static(b"ab"), Bytes::from_static(b"cd"));
+    p.dialer.send_buf(split()).await.unwrap();
+    p.dialer.send(Bytes::from_static(b"whole")).await.unwrap();
+    p.dialer.send_buf(split()).await.unwrap();
+    assert_eq!(p.acceptor.recv().await.unwrap(), "abcd");
+    assert_eq!(
+        p.acceptor.recv_buf().await.unwrap(),
+        FrameBuf::from(Bytes::from_static(b"whole"))
+    );
+    assert_eq!(p.acceptor.recv_buf().await.unwrap(), split());
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_part_frames_are_checked_whole_for_size_and_emptiness() {
+    let p = pair_with(
+        1,
+        DeviceOptions::new().max_frame_size(100),
+        DeviceOptions::new(),
+    )
+    .await;
+    let parts = |a: usize, b: usize| FrameBuf::new(vec![1; a].into(), vec![2; b].into());
+    assert!(matches!(
+        p.dialer.send_buf(parts(60, 41)).await,
+        Err(TransportError::FrameTooLarge { len: 101, max: 100 })
+    ));
+    assert!(matches!(
+        p.dialer.send_buf(parts(0, 0)).await,
+        Err(TransportError::EmptyFrame)
+    ));
+    p.dialer.send_buf(parts(0, 100)).await.unwrap();
+    assert_eq!(p.acceptor.recv().await.unwrap(), vec![2; 100]);
+    assert!(nothing_arrives(&*p.acceptor).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn faults_act_on_the_bytes_of_a_two_part_frame_as_on_one_part() {
+    let p = pair(1).await;
+    p.handle.inject(&p.a, Fault::TruncateBytes(3)).unwrap();
+    p.handle.inject(&p.a, Fault::DropBytes(1)).unwrap();
+    let frame = FrameBuf::new(Bytes::from_static(b"head"), Bytes::from_static(b"body"));
+    p.dialer.send_buf(frame.clone()).await.unwrap();
+    p.dialer.send_buf(frame).await.unwrap();
+    assert_eq!(p.acceptor.recv().await.unwrap(), "eadb");
+    assert_eq!(
+        p.acceptor.recv().await.unwrap(),
+        "headbody",
+        "the faults were used up"
+    );
 }

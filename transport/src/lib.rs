@@ -317,6 +317,96 @@ pub enum TransportError {
     Io(#[from] std::io::Error),
 }
 
+/// One frame held as two runs of bytes that follow each other, a head and a body, so that a
+/// frame made of a small header and a large payload that lives elsewhere (a slice of an app's
+/// buffer) need not be copied into one buffer to be sent. The split is not part of the frame:
+/// a transport may deliver it anywhere, or join the parts, and a receiver must accept any split.
+///
+/// ```
+/// use acm_transport::FrameBuf;
+/// use bytes::Bytes;
+///
+/// let frame = FrameBuf::new(Bytes::from_static(b"head:"), Bytes::from_static(b"body"));
+/// assert_eq!(frame.len(), 9);
+/// let mut start = [0u8; 7];
+/// assert_eq!(frame.copy_prefix(&mut start), 7);
+/// assert_eq!(&start, b"head:bo");
+/// assert_eq!(frame.into_bytes(), Bytes::from_static(b"head:body"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameBuf {
+    head: Bytes,
+    body: Bytes,
+}
+
+impl FrameBuf {
+    /// The frame whose bytes are `head`, then `body`.
+    pub fn new(head: Bytes, body: Bytes) -> Self {
+        Self { head, body }
+    }
+
+    /// The first part.
+    pub fn head(&self) -> &Bytes {
+        &self.head
+    }
+
+    /// The second part; empty when the frame is in one piece.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The frame's length: both parts together.
+    pub fn len(&self) -> usize {
+        self.head.len().saturating_add(self.body.len())
+    }
+
+    /// Whether the frame has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_empty() && self.body.is_empty()
+    }
+
+    /// The two parts.
+    pub fn into_parts(self) -> (Bytes, Bytes) {
+        (self.head, self.body)
+    }
+
+    /// The frame as one run of bytes: a part as it is when the other is empty, the two copied
+    /// into one buffer otherwise.
+    pub fn into_bytes(self) -> Bytes {
+        if self.body.is_empty() {
+            self.head
+        } else if self.head.is_empty() {
+            self.body
+        } else {
+            let mut joined = Vec::with_capacity(self.len());
+            joined.extend_from_slice(&self.head);
+            joined.extend_from_slice(&self.body);
+            joined.into()
+        }
+    }
+
+    /// Copies the frame's first bytes into `dst`, across the parts; returns how many were
+    /// copied (fewer than `dst.len()` when the frame is shorter).
+    pub fn copy_prefix(&self, dst: &mut [u8]) -> usize {
+        let mut copied = 0;
+        for part in [&self.head, &self.body] {
+            let Some(rest) = dst.get_mut(copied..) else {
+                break;
+            };
+            let n = rest.len().min(part.len());
+            rest[..n].copy_from_slice(&part[..n]);
+            copied += n;
+        }
+        copied
+    }
+}
+
+impl From<Bytes> for FrameBuf {
+    fn from(frame: Bytes) -> Self {
+        Self::new(frame, Bytes::new())
+    }
+}
+
 /// A reliable, ordered, frame-preserving channel to one peer device. See the crate docs for the
 /// contract every implementation keeps.
 ///
@@ -345,6 +435,20 @@ pub trait Link: Send + Sync + fmt::Debug {
     /// frame sent before a graceful close has been received, fails with
     /// [`TransportError::Closed`].
     async fn recv(&self) -> Result<Bytes, TransportError>;
+
+    /// Sends one frame held in two parts, as [`Link::send`] sends it. A transport that can
+    /// carry the parts without joining them (an in-memory link, vectored writes) overrides
+    /// this; the default joins them and calls [`Link::send`].
+    async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
+        self.send(frame.into_bytes()).await
+    }
+
+    /// Receives the next frame as [`Link::recv`] does, possibly in two parts: as the sender's
+    /// [`Link::send_buf`] gave them, on a transport that keeps them apart. The default calls
+    /// [`Link::recv`].
+    async fn recv_buf(&self) -> Result<FrameBuf, TransportError> {
+        self.recv().await.map(FrameBuf::from)
+    }
 
     /// Closes the link gracefully with `reason`. Frames already sent are delivered first.
     /// Closing a link that has already ended does nothing.

@@ -4,13 +4,13 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use acm_transport::{CloseReason, Closure, Link, Role, TransportError};
+use acm_transport::{CloseReason, Closure, FrameBuf, Link, Role, TransportError};
 use bytes::Bytes;
 
 use super::TransportCase;
 use super::frames::{HEADER_LEN, describe, frame};
 use super::steps::{
-    Ctx, Ends, Step, expect_all, expect_closure, expect_frame, expect_recv_closed,
+    Ctx, Ends, Progress, Step, expect_all, expect_closure, expect_frame, expect_recv_closed,
     expect_send_closed, fail, send_all,
 };
 use crate::report::{Case, Verdict};
@@ -108,6 +108,12 @@ pub fn cases() -> Vec<TransportCase> {
             ["FRAME-9", "BLE-2", "TCP-8"],
             "a sender to a peer that does not read is held back before the offered bytes are all taken, and the peer then reads every frame",
             backpressure
+        ),
+        transport_case!(
+            "transport/parts/frames-sent-in-two-parts-arrive-whole",
+            ["FRAME-9", "BLE-3", "TCP-2"],
+            "frames handed to send_buf as two parts split anywhere arrive whole and in order, read with recv and with recv_buf, both ways",
+            frames_in_parts
         ),
     ]
 }
@@ -563,4 +569,79 @@ async fn backpressure(ctx: Ctx) -> Step {
         expect_all(&ctx.progress, "acceptor:", &*ends.acceptor, frames).await
     };
     both(sending, watching_then_reading).await
+}
+
+/// Sends `frames` on `from`, each with `send_buf` in two parts split at a point that moves
+/// along the frame from one to the next (empty head and empty body included).
+async fn send_in_parts(
+    progress: &Progress,
+    lane: &'static str,
+    from: &dyn Link,
+    frames: Frames,
+) -> Step {
+    for (i, frame) in frames.enumerate() {
+        let at = i.wrapping_mul(7919) % (frame.len() + 1);
+        progress.at(
+            lane,
+            format!("sending its frame #{i} split at {at}, {}", describe(&frame)),
+        );
+        let parts = FrameBuf::new(frame.slice(..at), frame.slice(at..));
+        if let Err(error) = from.send_buf(parts).await {
+            return fail(
+                format!("{} to be sent in two parts", describe(&frame)),
+                format!("send_buf failed: {error}"),
+            );
+        }
+    }
+    progress.at(lane, "done sending");
+    Ok(())
+}
+
+/// Receives `expected` on `to`, in order, every other frame with `recv_buf` (its parts
+/// joined) and the others with `recv`.
+async fn expect_in_either_form(
+    progress: &Progress,
+    lane: &'static str,
+    to: &dyn Link,
+    expected: Frames,
+) -> Step {
+    for (i, frame) in expected.enumerate() {
+        if i % 2 == 0 {
+            expect_frame(progress, lane, to, &frame).await?;
+            continue;
+        }
+        progress.at(
+            lane,
+            format!("waiting with recv_buf for {}", describe(&frame)),
+        );
+        match to.recv_buf().await {
+            Ok(got) => {
+                let got = got.into_bytes();
+                if got != frame {
+                    return fail(describe(&frame), describe(&got));
+                }
+            }
+            Err(error) => return fail(describe(&frame), format!("recv_buf failed: {error}")),
+        }
+    }
+    progress.at(lane, "done reading");
+    Ok(())
+}
+
+async fn frames_in_parts(ctx: Ctx) -> Step {
+    let ends = ctx.open().await?;
+    let (up, down) = (ends.dialer.max_frame_size(), ends.acceptor.max_frame_size());
+    let (dialer, acceptor) = (&*ends.dialer, &*ends.acceptor);
+    let progress = &ctx.progress;
+    both(
+        both(
+            send_in_parts(progress, "dialer:", dialer, mixed(1, up)),
+            expect_in_either_form(progress, "acceptor:", acceptor, mixed(1, up)),
+        ),
+        both(
+            send_in_parts(progress, "acceptor:", acceptor, mixed(2, down)),
+            expect_in_either_form(progress, "dialer:", dialer, mixed(2, down)),
+        ),
+    )
+    .await
 }

@@ -352,6 +352,7 @@ macro_rules! transport_suite {
             loss_dropped_link_is_lost_without_partial_frames => "transport/loss/dropped-link-is-lost-without-partial-frames",
             links_several_at_once_are_independent => "transport/links/several-at-once-are-independent",
             backpressure_slow_reader_holds_the_sender_back => "transport/backpressure/slow-reader-holds-the-sender-back",
+            parts_frames_sent_in_two_parts_arrive_whole => "transport/parts/frames-sent-in-two-parts-arrive-whole",
         );
     };
 }
