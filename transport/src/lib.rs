@@ -32,6 +32,10 @@
 //!   needs the frame's shape to delimit it (SPEC `FRAME-1`: a 12-byte header whose payload length
 //!   gives the bytes after it) and may refuse other bytes with
 //!   [`TransportError::Unsupported`]. acm's own frames always have that shape.
+//! * [`Link::send_buf`] and [`Link::recv_buf`] carry a frame held as two parts ([`FrameBuf`]):
+//!   the frame is the same bytes as the parts joined, and is sent, refused and received exactly
+//!   as [`Link::send`] and [`Link::recv`] would. A transport may keep the parts apart on their
+//!   way or join them; a receiver takes any split.
 //! * Frames that begin `AC 4D 00` (an acm header with version 0, which no acm frame carries)
 //!   are left to transports for messages of their own, such as the BLE binding's OPEN and
 //!   CLOSE: a transport may refuse to send one with [`TransportError::Unsupported`].
