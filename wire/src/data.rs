@@ -58,6 +58,23 @@ impl DataFragment {
         Self::from_parts(frame.channel, frame.flags, frame.payload)
     }
 
+    /// The fragment of a DATA frame that arrived in two parts, from the frame that
+    /// [`Frame::decode_data_headers`] made of the first and `chunk`, the second: the chunk is
+    /// taken as it is.
+    pub fn from_split_frame(frame: Frame, chunk: Bytes) -> Result<Self, ReassemblyError> {
+        let mut fragment = Self::from_frame(frame)?;
+        if fragment.chunk.is_empty() {
+            fragment.chunk = chunk;
+        } else if !chunk.is_empty() {
+            let mut joined =
+                BytesMut::with_capacity(fragment.chunk.len().saturating_add(chunk.len()));
+            joined.extend_from_slice(&fragment.chunk);
+            joined.extend_from_slice(&chunk);
+            fragment.chunk = joined.freeze();
+        }
+        Ok(fragment)
+    }
+
     fn from_parts(channel: u32, flags: u8, mut payload: Bytes) -> Result<Self, ReassemblyError> {
         let first = flags & FLAG_FIRST != 0;
         let needed = if first {
@@ -115,6 +132,15 @@ impl DataFragment {
 
     /// Appends the whole encoded frame (frame header, data header, chunk) to `dst`.
     pub fn encode(&self, version: u8, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        dst.reserve(self.data_header_len().saturating_add(self.chunk.len()));
+        self.encode_headers(version, dst)?;
+        dst.put_slice(&self.chunk);
+        Ok(())
+    }
+
+    /// Appends the frame header and the data header to `dst`, as [`DataFragment::encode`]
+    /// does, but not the chunk: the frame is these bytes followed by the chunk's.
+    pub fn encode_headers(&self, version: u8, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let payload_len = self.data_header_len().saturating_add(self.chunk.len());
         let length = u32::try_from(payload_len)
             .ok()
@@ -130,14 +156,13 @@ impl DataFragment {
             length,
             channel: self.channel,
         };
-        dst.reserve(HEADER_LEN.saturating_add(payload_len));
+        dst.reserve(HEADER_LEN.saturating_add(self.data_header_len()));
         header.put(dst);
         dst.put_u32(self.transfer_id);
         dst.put_u32(self.index);
         if let Some(total) = self.total_length {
             dst.put_u64(total);
         }
-        dst.put_slice(&self.chunk);
         Ok(())
     }
 
@@ -158,8 +183,10 @@ impl DataFragment {
 
 /// Cuts one transfer into encoded DATA frames that each fit `max_frame_size`, ready to send.
 ///
-/// Each frame is built in one buffer with its headers, so every data byte is copied once, into
-/// the frame. A transfer of 0 bytes is one fragment that is both FIRST and LAST.
+/// As an iterator it builds each frame in one buffer with its headers, so every data byte is
+/// copied once, into the frame; [`Fragmenter::next_parts`] gives each frame as its headers and
+/// a slice of the data instead, copying no data byte. A transfer of 0 bytes is one fragment that
+/// is both FIRST and LAST.
 ///
 /// ```
 /// use acm_wire::{Fragmenter, Reassembler, Limits, Frame, DataFragment};
@@ -262,6 +289,31 @@ impl Fragmenter {
         // Cannot overflow: `new` checked that the fragment count fits in u32.
         self.next_index = self.next_index.saturating_add(1);
         Some(fragment)
+    }
+
+    /// The next frame as two parts that make it when sent back to back: its frame and data
+    /// headers in a buffer of their own, then its chunk of the data, which shares the data's
+    /// buffer.
+    ///
+    /// ```
+    /// use acm_wire::Fragmenter;
+    /// use bytes::Bytes;
+    ///
+    /// let data = Bytes::from(vec![7u8; 1000]);
+    /// let mut parts = Fragmenter::new(1, 3, 1, data.clone(), 244).unwrap();
+    /// let whole: Vec<Bytes> = Fragmenter::new(1, 3, 1, data, 244).unwrap().collect();
+    /// for frame in whole {
+    ///     let (headers, chunk) = parts.next_parts().unwrap();
+    ///     assert_eq!([&headers[..], &chunk[..]].concat(), frame);
+    /// }
+    /// assert!(parts.next_parts().is_none());
+    /// ```
+    pub fn next_parts(&mut self) -> Option<(Bytes, Bytes)> {
+        let fragment = self.next_fragment()?;
+        let mut headers = BytesMut::new();
+        // Cannot fail: every fragment fits the frame size checked in `new`.
+        fragment.encode_headers(self.version, &mut headers).ok()?;
+        Some((headers.freeze(), fragment.chunk))
     }
 }
 

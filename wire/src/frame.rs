@@ -212,6 +212,36 @@ impl Frame {
         Ok(Self::from_parts(&header, kind, message.slice(HEADER_LEN..)))
     }
 
+    /// For a DATA frame that arrived in two parts, `head` holding exactly its frame header and
+    /// data header and the other part its `chunk_len` data bytes: the frame, checked as
+    /// [`Frame::decode_exact`] checks the whole, with a payload of the data header only. The
+    /// data bytes stay where they are, to become the fragment's chunk without a copy (see
+    /// [`DataFragment::from_split_frame`](crate::DataFragment::from_split_frame)).
+    ///
+    /// `None` when the parts are split otherwise, the frame is not DATA, or anything in the
+    /// header is wrong: the caller then joins the parts and decodes the whole, which reports
+    /// what is wrong.
+    pub fn decode_data_headers(
+        head: &Bytes,
+        chunk_len: usize,
+        max_frame_size: u32,
+        negotiated: Option<u8>,
+    ) -> Option<Self> {
+        let header = FrameHeader::parse(head).ok()?;
+        let kind = check_header(&header, max_frame_size, negotiated).ok()?;
+        if kind != FrameKind::Known(FrameType::Data) {
+            return None;
+        }
+        let data_header = if header.flags & FLAG_FIRST != 0 {
+            crate::data::FIRST_DATA_HEADER_LEN
+        } else {
+            crate::data::DATA_HEADER_LEN
+        };
+        let exact = head.len() == HEADER_LEN.saturating_add(data_header)
+            && header.frame_len() == head.len().saturating_add(chunk_len);
+        exact.then(|| Self::from_parts(&header, kind, head.slice(HEADER_LEN..)))
+    }
+
     pub(crate) fn from_parts(header: &FrameHeader, kind: FrameKind, payload: Bytes) -> Self {
         Self {
             version: header.version,

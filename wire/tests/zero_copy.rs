@@ -271,3 +271,45 @@ fn a_pool_of_no_bytes_keeps_nothing_and_transfers_still_arrive_whole() {
     }
     assert_eq!(reassembler.pool().kept_bytes(), 0);
 }
+
+#[test]
+fn a_data_frame_in_two_parts_gives_its_chunk_without_a_copy_only_when_split_at_its_headers() {
+    let data = pattern(11, 5_000);
+    for first in [true, false] {
+        let fragment = DataFragment {
+            channel: 3,
+            transfer_id: 1,
+            index: u32::from(!first),
+            total_length: first.then_some(9_000),
+            last: false,
+            chunk: data.clone(),
+        };
+        let mut head = BytesMut::new();
+        fragment.encode_headers(VERSION, &mut head).expect("fits");
+        let head = head.freeze();
+        let frame = Frame::decode_data_headers(&head, data.len(), 65_535, Some(VERSION))
+            .expect("split at its headers");
+        let taken = DataFragment::from_split_frame(frame, data.clone()).expect("valid");
+        assert_eq!(taken, fragment);
+        assert_eq!(taken.chunk.as_ptr(), data.as_ptr(), "the body itself");
+
+        let none = |head: &Bytes, len| Frame::decode_data_headers(head, len, 65_535, Some(VERSION));
+        assert!(
+            none(&head, data.len() + 1).is_none(),
+            "a length the parts do not hold"
+        );
+        assert!(
+            none(&head.slice(..head.len() - 1), data.len() + 1).is_none(),
+            "split early"
+        );
+        assert!(none(&head, data.len()).is_some());
+        let small = Frame::decode_data_headers(&head, data.len(), 1_000, Some(VERSION));
+        assert!(small.is_none(), "over the largest frame accepted");
+    }
+    let message = acm_wire::Control::Message(acm_wire::pb::Message { text: "hi".into() })
+        .to_frame(VERSION, 3)
+        .to_bytes()
+        .expect("encodes");
+    let (head, body) = (message.slice(..12), message.len() - 12);
+    assert!(Frame::decode_data_headers(&head, body, 65_535, Some(VERSION)).is_none());
+}

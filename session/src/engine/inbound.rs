@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use acm_transport::FrameBuf;
 use acm_wire::pb::{
     self, ConnectErrorCode, FrameType, LinkCloseReason, SessionError, connect_response,
 };
@@ -32,6 +33,31 @@ impl LinkEngine {
                 return self.fail_link(err.close_reason(), format!("{}: {err}", err.rule()));
             }
         };
+        self.handle_frame(now, frame, Bytes::new());
+    }
+
+    /// Takes one message the link delivered in two parts ([`acm_transport::Link::recv_buf`]),
+    /// as [`LinkEngine::handle_message`] takes it whole. The data bytes of a DATA frame whose
+    /// first part is exactly its headers are not copied; any other split is joined first.
+    pub fn handle_message_buf(&mut self, now: Instant, message: FrameBuf) {
+        let (head, body) = message.into_parts();
+        if body.is_empty() {
+            return self.handle_message(now, head);
+        }
+        match Frame::decode_data_headers(&head, body.len(), self.accept_max_frame, self.version()) {
+            Some(frame) if !self.is_closed() => {
+                self.last_received = now;
+                self.handle_frame(now, frame, body);
+            }
+            Some(_) => {}
+            None => self.handle_message(now, FrameBuf::new(head, body).into_bytes()),
+        }
+    }
+
+    /// Acts on a frame decoded from a message. `chunk` is the data bytes of a DATA frame that
+    /// arrived apart from its headers, whose payload is then its data header only; empty
+    /// otherwise.
+    fn handle_frame(&mut self, now: Instant, frame: Frame, chunk: Bytes) {
         let body = match self.assembler.push(&frame) {
             Ok(body) => body,
             Err(err) => {
@@ -42,7 +68,7 @@ impl LinkEngine {
             (FrameKind::Extension(code), _) => {
                 tracing::debug!(code, "extension frame ignored (FRAME-7)");
             }
-            (FrameKind::Known(FrameType::Data), _) => self.on_data(frame),
+            (FrameKind::Known(FrameType::Data), _) => self.on_data(frame, chunk),
             (FrameKind::Known(_), None) => {} // a piece of a split body; more follows
             (FrameKind::Known(frame_type), Some((_, channel, body))) => {
                 self.on_control(now, frame_type, channel, &body);
@@ -366,7 +392,7 @@ impl LinkEngine {
         self.report_end(channel, state, reason, error, detail);
     }
 
-    fn on_data(&mut self, frame: Frame) {
+    fn on_data(&mut self, frame: Frame, chunk: Bytes) {
         let channel = frame.channel;
         let Some(state) = self.check_channel(channel) else {
             return;
@@ -379,7 +405,7 @@ impl LinkEngine {
             );
         }
         if mutated!(self, DeliverPartialData) {
-            if let Ok(fragment) = DataFragment::parse(&frame) {
+            if let Ok(fragment) = DataFragment::from_split_frame(frame, chunk) {
                 self.events.push_back(EngineEvent::Data {
                     channel,
                     data: fragment.chunk,
@@ -388,7 +414,8 @@ impl LinkEngine {
             return;
         }
         // Taking the frame lets the reassembler keep a large chunk without copying it.
-        let pushed = DataFragment::from_frame(frame).and_then(|f| self.reassembler.push(f));
+        let pushed =
+            DataFragment::from_split_frame(frame, chunk).and_then(|f| self.reassembler.push(f));
         match pushed {
             Ok(Some(data)) => self.events.push_back(EngineEvent::Data { channel, data }),
             Ok(None) => {}

@@ -4,14 +4,15 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use acm_transport::FrameBuf;
 use acm_transport::Role;
 use acm_wire::pb::{
     self, CollaborateEventType, ConnectErrorCode, DisconnectReason, LinkCloseReason, SessionError,
     connect_response,
 };
 use acm_wire::{
-    Control, ControlAssembler, Fragmenter, MIN_FRAME_SIZE, Reassembler, SUPPORTED_VERSIONS,
-    encode_control, limits::MAX_MESSAGE_LEN,
+    BufferPool, Control, ControlAssembler, Fragmenter, MIN_FRAME_SIZE, Reassembler,
+    SUPPORTED_VERSIONS, encode_control, limits::MAX_MESSAGE_LEN,
 };
 use bytes::Bytes;
 
@@ -132,6 +133,14 @@ impl LinkEngine {
         engine
     }
 
+    /// Delivers received data transfers in buffers of `pool`, shared with other engines,
+    /// instead of a pool of the engine's own. Call it before the link carries data.
+    #[must_use]
+    pub fn with_buffer_pool(mut self, pool: BufferPool) -> Self {
+        self.reassembler = Reassembler::with_pool(self.config.limits, pool);
+        self
+    }
+
     /// The negotiated version, once the link is up.
     pub fn version(&self) -> Option<u8> {
         match &self.phase {
@@ -194,6 +203,13 @@ impl LinkEngine {
 
     /// The next frame to send. The caller sends it at once, in this order.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        self.poll_transmit_buf(now).map(FrameBuf::into_bytes)
+    }
+
+    /// The next frame to send, as [`LinkEngine::poll_transmit`] gives it but possibly in two
+    /// parts: a DATA frame comes as its headers and a slice of the app's data, for a link that
+    /// can send them without joining them ([`acm_transport::Link::send_buf`]).
+    pub fn poll_transmit_buf(&mut self, now: Instant) -> Option<FrameBuf> {
         let (frame, done) = self.outbound.next()?;
         if let Some(TransferDone {
             channel,

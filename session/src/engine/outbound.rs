@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use acm_transport::FrameBuf;
 use acm_wire::Fragmenter;
 use bytes::Bytes;
 
@@ -53,13 +54,15 @@ impl Outbound {
         self.control.is_empty() && self.transfers.is_empty()
     }
 
-    /// The next frame to send, and the transfer it finished, if it was a transfer's last.
-    pub(crate) fn next(&mut self) -> Option<(Bytes, Option<TransferDone>)> {
+    /// The next frame to send, and the transfer it finished, if it was a transfer's last. A
+    /// DATA frame comes as its headers and its chunk, which shares the app's data.
+    pub(crate) fn next(&mut self) -> Option<(FrameBuf, Option<TransferDone>)> {
         if let Some(frame) = self.control.pop_front() {
-            return Some((frame, None));
+            return Some((frame.into(), None));
         }
         let mut transfer = self.transfers.pop_front()?;
-        let frame = transfer.fragments.next()?;
+        let (headers, chunk) = transfer.fragments.next_parts()?;
+        let frame = FrameBuf::new(headers, chunk);
         if transfer.fragments.remaining_frames() == 0 {
             let done = TransferDone {
                 channel: transfer.channel,

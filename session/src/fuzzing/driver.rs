@@ -4,9 +4,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use acm_transport::Role;
+use acm_transport::{FrameBuf, Role};
+use acm_wire::frame::type_code;
 use acm_wire::fuzzing::Input;
-use acm_wire::{Control, Limits};
+use acm_wire::header::{FLAG_FIRST, FrameHeader, HEADER_LEN};
+use acm_wire::pb::FrameType;
+use acm_wire::{Control, DATA_HEADER_LEN, FIRST_DATA_HEADER_LEN, Limits};
 use bytes::Bytes;
 
 use super::calls::{self, CALL_FRAMES};
@@ -32,6 +35,7 @@ pub(super) const WIRE_SWAP: u8 = 3;
 pub(super) const WIRE_REPEAT: u8 = 4;
 pub(super) const WIRE_CORRUPT: u8 = 5;
 pub(super) const WIRE_PUMP: u8 = 6;
+pub(super) const WIRE_SPLIT: u8 = 7;
 pub(super) const B_TO_A: u8 = 8;
 /// In the operation byte of a call or a link loss in pair mode: the call is B's.
 pub(super) const ON_B: u8 = 0x80;
@@ -110,12 +114,21 @@ impl Side {
         }
     }
 
-    fn deliver(&mut self, now: Instant, frame: Bytes) {
+    /// Hands `frame` to the engine: whole, or in two parts split at `split` (clamped to the
+    /// frame), as a transport that keeps a sender's parts apart delivers it.
+    fn deliver(&mut self, now: Instant, frame: Bytes, split: Option<usize>) {
         let (max_frame, version) = self.observer.accepts();
         let arrival = self.shadow.feed(&frame, max_frame, version);
         let before = self.engine.queued_control_frames();
         self.observer.received(now);
-        self.engine.handle_message(now, frame);
+        match split {
+            Some(at) => {
+                let at = at.min(frame.len());
+                let parts = FrameBuf::new(frame.slice(..at), frame.slice(at..));
+                self.engine.handle_message_buf(now, parts);
+            }
+            None => self.engine.handle_message(now, frame),
+        }
         let cause = Cause::Arrival(&arrival);
         self.observer
             .after(&mut self.engine, now, cause, before, FRAME_FRAMES);
@@ -319,7 +332,7 @@ impl World for Scripted {
 
     fn below_calls(&mut self, op: u8, flags: u8, input: &mut Input<'_>) {
         for frame in self.peer.frames(op, flags, input) {
-            self.side.deliver(self.now, frame);
+            self.side.deliver(self.now, frame, None);
         }
     }
 
@@ -393,6 +406,18 @@ impl World for Pair {
     }
 }
 
+/// Where the frame and data headers of `frame` end if it is a DATA frame (where a sender that
+/// keeps the app's bytes apart splits it); the frame header's end otherwise.
+fn headers_len(frame: &[u8]) -> usize {
+    match FrameHeader::parse(frame) {
+        Ok(h) if h.frame_type == type_code(FrameType::Data) && h.flags & FLAG_FIRST != 0 => {
+            HEADER_LEN + FIRST_DATA_HEADER_LEN
+        }
+        Ok(h) if h.frame_type == type_code(FrameType::Data) => HEADER_LEN + DATA_HEADER_LEN,
+        _ => HEADER_LEN,
+    }
+}
+
 impl Pair {
     fn wire(&mut self, op: u8, flags: u8, input: &mut Input<'_>) {
         let from = usize::from(op & B_TO_A != 0);
@@ -402,7 +427,19 @@ impl Pair {
                     let Some(frame) = self.wires[from].pop_front() else {
                         break;
                     };
-                    self.sides[1 - from].deliver(self.now, frame);
+                    self.sides[1 - from].deliver(self.now, frame, None);
+                }
+            }
+            WIRE_SPLIT => {
+                for _ in 0..=(flags >> 5) {
+                    let Some(frame) = self.wires[from].pop_front() else {
+                        break;
+                    };
+                    let split = match input.byte() {
+                        0xFF => headers_len(&frame),
+                        at => usize::from(at),
+                    };
+                    self.sides[1 - from].deliver(self.now, frame, Some(split));
                 }
             }
             WIRE_COLLECT => {
@@ -460,7 +497,7 @@ impl Pair {
             let mut moved = self.collect();
             for from in 0..2 {
                 while let Some(frame) = self.wires[from].pop_front() {
-                    self.sides[1 - from].deliver(self.now, frame);
+                    self.sides[1 - from].deliver(self.now, frame, None);
                     moved = true;
                 }
             }

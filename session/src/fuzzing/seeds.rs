@@ -16,7 +16,7 @@ use super::calls::{
 };
 use super::driver::{
     B_TO_A, ON_B, OP_ADVANCE, OP_CALL, OP_LINK_LOST, OP_NEXT_DEADLINE, OP_TIMEOUT_NOW, OP_TRANSMIT,
-    PAIR, WIRE_CORRUPT, WIRE_DELIVER, WIRE_DROP, WIRE_PUMP, WIRE_REPEAT, WIRE_SWAP,
+    PAIR, WIRE_CORRUPT, WIRE_DELIVER, WIRE_DROP, WIRE_PUMP, WIRE_REPEAT, WIRE_SPLIT, WIRE_SWAP,
 };
 use super::peer::{
     CONTINUE, DISCONNECT, ECHO, EVENT, FIRST_PIECE, FRAGMENT, HELLO, LINK_CLOSE, MESSAGE, MUTATE,
@@ -236,6 +236,22 @@ fn pair() -> Vec<Seed> {
             .op(OP_ADVANCE | 0xE0, &[])
             .op(OP_LINK_LOST | ON_B, &[])
             .seed("pair-keepalive"),
+        pump(Script::new(TWO))
+            .call(CONNECT, &[0, 0x42])
+            .op(OP_TRANSMIT, &[])
+            .op(WIRE_SPLIT, &[5])
+            .op(OP_TRANSMIT, &[])
+            .op(WIRE_SPLIT | B_TO_A, &[0])
+            .op((OP_CALL + ACCEPT) | ON_B, &[0])
+            .op(WIRE_PUMP, &[])
+            .op((OP_CALL + SEND_DATA) | ON_B, &[0, 0x50, 8])
+            .op(OP_TRANSMIT, &[])
+            .op(
+                WIRE_SPLIT | B_TO_A | 0xE0,
+                &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+            )
+            .op(WIRE_PUMP, &[])
+            .seed("pair-split-frames"),
     ]
 }
 

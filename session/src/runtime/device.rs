@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use acm_transport::{DeviceId, DeviceInfo, Transport};
-use acm_wire::pb;
+use acm_wire::{BufferPool, pb};
 use tokio::task::JoinHandle;
 
 use crate::api::AcmError;
@@ -19,12 +19,25 @@ use crate::engine::{EngineConfig, IncomingRequest, Token};
 use super::link_task::{LinkCommand, LinkHandle, spawn_link};
 
 /// Settings of a device runtime.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct DeviceConfig {
     /// The protocol engine's settings, for every link. Whether the transport carries data is
     /// taken from the transport's capabilities.
     pub engine: EngineConfig,
+    /// The most bytes of buffers that received data transfers leave behind, once their apps
+    /// have dropped them, the device keeps for the next transfers of any link to fill (see
+    /// [`acm_wire::BufferPool`]). 0 keeps none. Default 4 MiB.
+    pub receive_pool_bytes: usize,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self {
+            engine: EngineConfig::default(),
+            receive_pool_bytes: acm_wire::pool::DEFAULT_POOL_BYTES,
+        }
+    }
 }
 
 impl DeviceConfig {
@@ -32,6 +45,13 @@ impl DeviceConfig {
     #[must_use]
     pub fn with_engine(mut self, engine: EngineConfig) -> Self {
         self.engine = engine;
+        self
+    }
+
+    /// Sets the most bytes of received transfers' buffers kept for reuse.
+    #[must_use]
+    pub fn with_receive_pool_bytes(mut self, bytes: usize) -> Self {
+        self.receive_pool_bytes = bytes;
         self
     }
 }
@@ -76,6 +96,8 @@ impl ConnectKey {
 pub(crate) struct DeviceInner {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) config: DeviceConfig,
+    /// The buffers every link's received transfers are delivered in, kept for reuse.
+    pub(crate) receive_pool: BufferPool,
     links: Mutex<Vec<LinkHandle>>,
     /// Held while dialing, so that concurrent connects to one device share one link.
     dialing: tokio::sync::Mutex<()>,
@@ -112,6 +134,7 @@ impl Device {
         config.engine.carries_data = transport.capabilities().carries_data;
         let inner = Arc::new(DeviceInner {
             transport,
+            receive_pool: BufferPool::new(config.receive_pool_bytes),
             config,
             links: Mutex::new(Vec::new()),
             dialing: tokio::sync::Mutex::new(()),
@@ -138,6 +161,13 @@ impl Device {
             .discover()
             .await
             .map_err(|e| AcmError::CapabilityNotSupported(format!("device discovery: {e}")))
+    }
+
+    /// The buffers received transfers leave behind, kept for the next ones to fill (see
+    /// [`DeviceConfig::receive_pool_bytes`]): how many bytes it keeps now tells what memory
+    /// the device holds on to between transfers.
+    pub fn receive_pool(&self) -> &BufferPool {
+        &self.inner.receive_pool
     }
 
     /// The manager for the app of `context` (its bundle). Managers of one bundle share their

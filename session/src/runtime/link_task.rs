@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 
-use acm_transport::{CloseReason, DeviceId, Link, Role, TransportError};
+use acm_transport::{CloseReason, DeviceId, FrameBuf, Link, Role, TransportError};
 use acm_wire::pb;
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -173,14 +173,14 @@ impl LinkHandle {
 /// A receive or a send on the link, in progress; it lives across the driver's turns.
 type LinkIo<T> = Pin<Box<dyn Future<Output = Result<T, TransportError>> + Send>>;
 
-fn receive(link: &Arc<dyn Link>) -> LinkIo<Bytes> {
+fn receive(link: &Arc<dyn Link>) -> LinkIo<FrameBuf> {
     let link = link.clone();
-    Box::pin(async move { link.recv().await })
+    Box::pin(async move { link.recv_buf().await })
 }
 
-fn send(link: &Arc<dyn Link>, frame: Bytes) -> LinkIo<()> {
+fn send(link: &Arc<dyn Link>, frame: FrameBuf) -> LinkIo<()> {
     let link = link.clone();
-    Box::pin(async move { link.send(frame).await })
+    Box::pin(async move { link.send_buf(frame).await })
 }
 
 /// Waits for `io` to finish; never, when there is none.
@@ -218,7 +218,8 @@ pub(crate) fn spawn_link(
         link.max_frame_size(),
         nonce,
         config,
-    );
+    )
+    .with_buffer_pool(device.receive_pool.clone());
     let handle = LinkHandle {
         id,
         peer: peer.clone(),
@@ -323,7 +324,7 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
             }
             // After the events: handling them may have queued frames (answers, closes).
             if sending.is_none()
-                && let Some(frame) = driver.engine.poll_transmit(now())
+                && let Some(frame) = driver.engine.poll_transmit_buf(now())
             {
                 driver.progress.on_sent_frame(&frame);
                 sending = Some(send(&link, frame));
@@ -371,7 +372,7 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                         // Only what progress needs: the engine must hold the frame's only
                         // reference to keep large chunks without copying them.
                         let fragment = fragment_info(&frame);
-                        driver.engine.handle_message(now(), frame);
+                        driver.engine.handle_message_buf(now(), frame);
                         if let Some(fragment) = fragment {
                             driver.data_progress(&fragment);
                         }
@@ -448,7 +449,7 @@ impl Driver {
         let mut cx = Context::from_waker(waker);
         loop {
             while !self.sending
-                && let Some(frame) = self.engine.poll_transmit(now())
+                && let Some(frame) = self.engine.poll_transmit_buf(now())
             {
                 self.progress.on_sent_frame(&frame);
                 let mut io = send(link, frame);

@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
+use acm_transport::FrameBuf;
 use acm_wire::frame::type_code;
 use acm_wire::header::{FrameHeader, HEADER_LEN};
 use acm_wire::pb::FrameType;
-use acm_wire::{DataFragment, Frame};
+use acm_wire::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN, Frame};
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -45,26 +46,34 @@ impl From<&DataFragment> for FragmentInfo {
 }
 
 /// What progress needs of a DATA frame, or `None` for any other frame (or a malformed one,
-/// which the engine judges on its own).
-pub(crate) fn fragment_info(message: &Bytes) -> Option<FragmentInfo> {
-    data_fragment(message).as_ref().map(FragmentInfo::from)
-}
-
-/// A DATA frame's fragment, or `None` for any other frame (or a malformed one). Its chunk
-/// shares the frame's buffer.
-fn data_fragment(message: &Bytes) -> Option<DataFragment> {
-    let header = FrameHeader::parse(message).ok()?;
-    if header.frame_type != type_code(FrameType::Data) || message.len() < HEADER_LEN {
+/// which the engine judges on its own). Reads only the frame's headers, wherever the frame is
+/// split.
+pub(crate) fn fragment_info(message: &FrameBuf) -> Option<FragmentInfo> {
+    let mut start = [0u8; HEADER_LEN + FIRST_DATA_HEADER_LEN];
+    let got = message.copy_prefix(&mut start);
+    let header = FrameHeader::parse(&start[..got]).ok()?;
+    if header.frame_type != type_code(FrameType::Data) {
         return None;
     }
+    let data_header = start.get(HEADER_LEN..got)?;
     let mut frame = Frame::new(
         header.version,
         FrameType::Data,
         header.channel,
-        message.slice(HEADER_LEN..),
+        Bytes::copy_from_slice(data_header),
     );
     frame.flags = header.flags;
-    DataFragment::parse(&frame).ok()
+    let fragment = DataFragment::parse(&frame).ok()?;
+    let data_header = if fragment.total_length.is_some() {
+        FIRST_DATA_HEADER_LEN
+    } else {
+        DATA_HEADER_LEN
+    };
+    let headers = HEADER_LEN.saturating_add(data_header);
+    Some(FragmentInfo {
+        len: message.len().saturating_sub(headers) as u64,
+        ..FragmentInfo::from(&fragment)
+    })
 }
 
 /// What one receiving transfer has seen.
@@ -101,7 +110,7 @@ impl TransferProgress {
     }
 
     /// Counts a frame handed to the link.
-    pub(crate) fn on_sent_frame(&mut self, frame: &Bytes) {
+    pub(crate) fn on_sent_frame(&mut self, frame: &FrameBuf) {
         if self.sending.is_empty() {
             return;
         }
@@ -157,6 +166,7 @@ impl TransferProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use acm_wire::{Control, pb};
 
     fn fragment(index: u32, total: Option<u64>, len: usize, last: bool) -> DataFragment {
         DataFragment {
@@ -196,13 +206,22 @@ mod tests {
     }
 
     #[test]
-    fn data_frames_are_recognised_and_others_are_not() {
-        let fragment = fragment(0, Some(5), 5, true);
-        let frame = fragment.to_frame(1).unwrap().to_bytes().unwrap();
-        assert_eq!(data_fragment(&frame), Some(fragment.clone()));
-        assert_eq!(fragment_info(&frame), Some(FragmentInfo::from(&fragment)));
-        assert_eq!(data_fragment(&Bytes::from_static(b"nonsense")), None);
-        assert_eq!(fragment_info(&Bytes::from_static(b"nonsense")), None);
+    fn data_frames_are_recognised_wherever_they_are_split_and_others_are_not() {
+        for (first, len) in [(Some(5), 5), (None, 40)] {
+            let fragment = fragment(u32::from(first.is_none()), first, len, true);
+            let frame = fragment.to_frame(1).unwrap().to_bytes().unwrap();
+            let expected = Some(FragmentInfo::from(&fragment));
+            assert_eq!(fragment_info(&FrameBuf::from(frame.clone())), expected);
+            for at in 0..=frame.len() {
+                let split = FrameBuf::new(frame.slice(..at), frame.slice(at..));
+                assert_eq!(fragment_info(&split), expected, "split at {at}");
+            }
+        }
+        let nonsense = FrameBuf::from(Bytes::from_static(b"nonsense"));
+        assert_eq!(fragment_info(&nonsense), None);
+        let message = pb::Message { text: "hi".into() };
+        let control = Control::Message(message).to_frame(1, 7);
+        assert_eq!(fragment_info(&control.to_bytes().unwrap().into()), None);
     }
 
     #[test]
@@ -212,9 +231,10 @@ mod tests {
             .unwrap()
             .to_bytes()
             .unwrap();
+        let frame = FrameBuf::from(frame);
         let info = fragment_info(&frame).unwrap();
         assert_eq!(info.len, 20_000);
         // The engine takes the frame next: it must be its only user, or the reassembler copies.
-        assert!(frame.is_unique());
+        assert!(frame.into_bytes().is_unique());
     }
 }

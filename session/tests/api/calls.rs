@@ -121,3 +121,53 @@ async fn send_data_that_fits_the_link_is_sent_and_done_before_the_link_task_runs
         }
     }
 }
+
+/// The data of the next `Data` event of `events`.
+async fn next_data(events: &mut acm::EventStream) -> bytes::Bytes {
+    loop {
+        if let acm::Event::Data { data, .. } = next(events).await {
+            return data;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_received_transfer_fills_the_buffer_an_earlier_one_left_once_the_app_dropped_it() {
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let mut events = world.b.app.events(b).unwrap();
+    let first = bytes::Bytes::from(vec![1u8; 300_000]);
+    world.a.app.send_data(a, first.clone()).await.unwrap();
+    let got = next_data(&mut events).await;
+    assert_eq!(got, first);
+    let memory = got.as_ptr();
+    assert_eq!(
+        world.b.device.receive_pool().kept_buffers(),
+        0,
+        "the app holds it"
+    );
+    drop(got);
+    assert_eq!(world.b.device.receive_pool().kept_buffers(), 1);
+    let second = bytes::Bytes::from(vec![2u8; 280_000]);
+    world.a.app.send_data(a, second.clone()).await.unwrap();
+    let got = next_data(&mut events).await;
+    assert_eq!(got, second, "only the second transfer's bytes");
+    assert_eq!(got.as_ptr(), memory, "in the first one's buffer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_receive_pool_transfers_arrive_whole_and_nothing_is_kept() {
+    let world = World::with(
+        acm_transport_mock::DeviceOptions::new(),
+        acm_transport_mock::DeviceOptions::new(),
+        acm::DeviceConfig::default().with_receive_pool_bytes(0),
+    );
+    let (a, b) = world.connected().await;
+    let mut events = world.b.app.events(b).unwrap();
+    for fill in 1..=3u8 {
+        let data = bytes::Bytes::from(vec![fill; 300_000]);
+        world.a.app.send_data(a, data.clone()).await.unwrap();
+        assert_eq!(next_data(&mut events).await, data);
+        assert_eq!(world.b.device.receive_pool().kept_bytes(), 0);
+    }
+}

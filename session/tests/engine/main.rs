@@ -4,3 +4,4 @@
 mod harness;
 mod link_rules;
 mod session_rules;
+mod split_frames;
