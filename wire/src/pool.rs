@@ -68,7 +68,8 @@ impl BufferPool {
 
     /// An empty buffer for at least `len` bytes, if the pool keeps one that is not more than
     /// four times as large (a small transfer does not hold on to a large buffer). The smallest
-    /// that fits is taken.
+    /// that fits is taken, and of those the one returned last, whose memory is the likeliest to
+    /// be in a cache still.
     pub(crate) fn take(&self, len: usize) -> Option<PoolBuf> {
         if len < MIN_POOLED {
             return None;
@@ -79,9 +80,11 @@ impl BufferPool {
             .buffers
             .iter()
             .enumerate()
+            .rev()
             .filter(|(_, buf)| (len..=largest).contains(&buf.capacity()))
             .min_by_key(|(_, buf)| buf.capacity())?;
-        let buf = kept.buffers.swap_remove(at);
+        // The buffers stay in the order they returned in.
+        let buf = kept.buffers.remove(at);
         kept.bytes = kept.bytes.saturating_sub(buf.capacity());
         Some(PoolBuf {
             buf,
@@ -227,6 +230,19 @@ mod tests {
             pool.take(2 * MIN_POOLED).map(|b| b.capacity()),
             Some(8 * MIN_POOLED)
         );
+    }
+
+    #[test]
+    fn of_buffers_of_one_size_the_one_returned_last_is_taken_first() {
+        let pool = BufferPool::new(1 << 20);
+        let (older, newer) = (filled(&pool, MIN_POOLED), filled(&pool, MIN_POOLED));
+        let (older_at, newer_at) = (older.as_ptr(), newer.as_ptr());
+        drop(older);
+        drop(newer);
+        let first = pool.take(MIN_POOLED).expect("two kept");
+        assert_eq!(first.buf.as_ptr(), newer_at);
+        let second = pool.take(MIN_POOLED).expect("one kept");
+        assert_eq!(second.buf.as_ptr(), older_at);
     }
 
     #[test]
