@@ -227,25 +227,28 @@ pub enum FrameError {
 /// empty, not too large, a header whose length delimits it exactly (`TCP-2`), and not a
 /// binding message (`TCP-9`).
 pub fn check_frame(frame: &[u8], max: usize) -> Result<(), FrameError> {
-    if frame.is_empty() {
+    check_frame_start(frame, frame.len(), max)
+}
+
+/// [`check_frame`] for a frame of `len` bytes of which only the first are at hand: `start`
+/// holds at least its header, or all of it when it is shorter.
+pub fn check_frame_start(start: &[u8], len: usize, max: usize) -> Result<(), FrameError> {
+    if len == 0 {
         return Err(FrameError::Empty);
     }
-    if frame.len() > max {
-        return Err(FrameError::TooLarge {
-            len: frame.len(),
-            max,
-        });
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
     }
-    let Some(header) = frame.first_chunk::<HEADER_LEN>() else {
+    let Some(header) = start.first_chunk::<HEADER_LEN>() else {
         return Err(FrameError::NoHeader);
     };
-    if is_reserved(frame) {
+    if is_reserved(start) {
         return Err(FrameError::Reserved);
     }
     let declared = Header::parse(header)
         .map(|header| header.payload_len())
         .unwrap_or_default();
-    let actual = frame.len() - HEADER_LEN;
+    let actual = len - HEADER_LEN;
     if declared != actual {
         return Err(FrameError::LengthMismatch { declared, actual });
     }

@@ -2,13 +2,14 @@
 //! another, with bounded queues between them and the link's user.
 
 use std::fmt;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use acm_transport::{CloseReason, Closure, DeviceId, Link, Role, TransportError};
+use acm_transport::{CloseReason, Closure, DeviceId, FrameBuf, Link, Role, TransportError};
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -25,8 +26,8 @@ type Queued = (Bytes, OwnedSemaphorePermit);
 
 /// What the link asks its writer to do.
 enum Outbound {
-    /// Write one frame.
-    Frame(Queued),
+    /// Write one frame, its parts back to back.
+    Frame((FrameBuf, OwnedSemaphorePermit)),
     /// Write CLOSE, then end the sending direction.
     Close(CloseReason),
 }
@@ -260,7 +261,15 @@ impl Link for TcpLink {
     }
 
     async fn send(&self, frame: Bytes) -> Result<(), TransportError> {
-        binding::check_frame(&frame, self.info.max_frame_size).map_err(refused)?;
+        self.send_buf(frame.into()).await
+    }
+
+    /// Writes the parts back to back with vectored writes, without joining them first.
+    async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
+        let mut start = [0u8; binding::HEADER_LEN];
+        let got = frame.copy_prefix(&mut start);
+        binding::check_frame_start(&start[..got], frame.len(), self.info.max_frame_size)
+            .map_err(refused)?;
         if self.shared.closure().is_some() {
             return Err(self.shared.closed());
         }
@@ -379,7 +388,7 @@ async fn write_queued(
         };
         match next {
             Outbound::Frame((frame, room)) => {
-                writer.write_all(&frame).await?;
+                write_parts(writer, frame).await?;
                 drop(room);
             }
             Outbound::Close(reason) => {
@@ -388,6 +397,26 @@ async fn write_queued(
             }
         }
     }
+}
+
+/// Writes both parts of `frame`: with vectored writes while the head lasts (one system call for
+/// both when the buffer is empty and the body large), then the rest of the body.
+async fn write_parts(
+    writer: &mut BufWriter<OwnedWriteHalf>,
+    frame: FrameBuf,
+) -> std::io::Result<()> {
+    let (mut head, mut body) = frame.into_parts();
+    while !head.is_empty() {
+        let parts = [IoSlice::new(&head), IoSlice::new(&body)];
+        let written = writer.write_vectored(&parts).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = written.min(head.len());
+        head.advance(from_head);
+        body.advance(written - from_head);
+    }
+    writer.write_all(&body).await
 }
 
 /// Reads the connection until it ends or the tasks stop, and ends the link as it says.

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use acm_transport::{Closure, Link, Transport, TransportError};
+use acm_transport::{Closure, FrameBuf, Link, Transport, TransportError};
 use acm_transport_tcp::{TcpConfig, TcpTransport, binding};
 use bytes::Bytes;
 use common::{closed, frame, pair, pair_with, raw_pair, read_message, within};
@@ -171,6 +171,41 @@ async fn a_larger_maximum_on_one_side_does_not_let_it_overrun_the_other() {
         // header and the link is lost: acm's HELLO announces the maximum to avoid this.
         to_tablet.send(frame(1, 100_000)).await.unwrap();
         assert!(matches!(closed(at_tablet.recv().await), Closure::Lost(_)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn frames_in_two_parts_are_checked_whole_and_written_back_to_back() {
+    within(10, async {
+        let p = pair().await;
+        let split = |bytes: Bytes, at: usize| FrameBuf::new(bytes.slice(..at), bytes.slice(at..));
+        // A header split across the parts, a lying length, a reserved prefix: refused whole.
+        let mut lying = frame(1, 40).to_vec();
+        lying.truncate(39);
+        for bad in [
+            split(Bytes::from(lying), 5),
+            split(binding::open(&common::id("spoof")), 2),
+            split(Bytes::from_static(b"short"), 3),
+        ] {
+            assert!(matches!(
+                p.dialer.send_buf(bad).await,
+                Err(TransportError::Unsupported(_))
+            ));
+        }
+        let max = p.dialer.max_frame_size();
+        assert!(matches!(
+            p.dialer.send_buf(split(frame(2, max), 20)).await,
+            Ok(())
+        ));
+        for (i, at) in [0, 5, 12, 20, 3000, max].into_iter().enumerate() {
+            let whole = frame(10 + i as u32, max);
+            p.dialer.send_buf(split(whole, at)).await.unwrap();
+        }
+        assert_eq!(p.acceptor.recv().await.unwrap(), frame(2, max));
+        for i in 0..6 {
+            assert_eq!(p.acceptor.recv().await.unwrap(), frame(10 + i, max));
+        }
     })
     .await;
 }
