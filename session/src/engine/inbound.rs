@@ -41,15 +41,14 @@ impl LinkEngine {
     /// first part is exactly its headers are not copied; any other split is joined first.
     pub fn handle_message_buf(&mut self, now: Instant, message: FrameBuf) {
         let (head, body) = message.into_parts();
-        if body.is_empty() {
+        if body.is_empty() || self.is_closed() {
             return self.handle_message(now, head);
         }
         match Frame::decode_data_headers(&head, body.len(), self.accept_max_frame, self.version()) {
-            Some(frame) if !self.is_closed() => {
+            Some(frame) => {
                 self.last_received = now;
                 self.handle_frame(now, frame, body);
             }
-            Some(_) => {}
             None => self.handle_message(now, FrameBuf::new(head, body).into_bytes()),
         }
     }
