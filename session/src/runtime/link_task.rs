@@ -248,6 +248,7 @@ pub(crate) fn spawn_link(
             handoff: None,
             sending: false,
             armed: None,
+            request_deadline: None,
             stopped: false,
         };
         LinkShared {
@@ -289,6 +290,11 @@ struct Driver {
     sending: bool,
     /// The deadline the driver task sleeps until.
     armed: Option<TokioInstant>,
+    /// The handshake deadline of the latest request this side sent, answered or not, while it
+    /// is ahead. The task sleeps no later than it: the next request's deadline is no earlier,
+    /// so a caller that sends a request need not wake the task to sleep less (it costs one
+    /// turn of the task once it passes).
+    request_deadline: Option<TokioInstant>,
     /// Whether the driver task has ended.
     stopped: bool,
 }
@@ -335,11 +341,11 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 Err(driver.close_reason.clone())
             } else {
                 let engine_deadline = driver.engine.poll_timeout().map(TokioInstant::from_std);
-                driver.armed = engine_deadline;
-                let deadline = match (engine_deadline, driver.retire_after) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                driver.request_deadline = driver
+                    .request_deadline
+                    .filter(|due| *due > TokioInstant::now());
+                driver.armed = earliest(engine_deadline, driver.request_deadline);
+                let deadline = earliest(driver.armed, driver.retire_after);
                 let take_calls = commands_open && driver.takes_calls();
                 let held = driver.held.front().map(|(stream, _)| stream.clone());
                 Ok((deadline, take_calls, held))
@@ -487,15 +493,22 @@ impl Driver {
                 request,
                 session,
                 reply,
-            } => match self.engine.connect(now(), *request) {
-                Ok(channel) => {
-                    self.sessions.insert(channel, session);
-                    self.connects.insert(channel, reply);
+            } => {
+                let now = now();
+                match self.engine.connect(now, *request) {
+                    Ok(channel) => {
+                        // The engine's deadline for the request.
+                        self.request_deadline = now
+                            .checked_add(self.engine.config.handshake_timeout)
+                            .map(TokioInstant::from_std);
+                        self.sessions.insert(channel, session);
+                        self.connects.insert(channel, reply);
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
                 }
-                Err(err) => {
-                    let _ = reply.send(Err(err));
-                }
-            },
+            }
             LinkCommand::Accept {
                 channel,
                 session,
@@ -760,6 +773,13 @@ async fn reserve(stream: Option<mpsc::Sender<Event>>) -> Option<mpsc::OwnedPermi
 
 fn now() -> std::time::Instant {
     TokioInstant::now().into_std()
+}
+
+fn earliest(a: Option<TokioInstant>, b: Option<TokioInstant>) -> Option<TokioInstant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 async fn sleep_until(deadline: Option<TokioInstant>) {

@@ -415,6 +415,35 @@ async fn an_unanswered_request_times_out_with_system_internal_error_after_10_s()
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_sent_soon_after_an_answered_one_times_out_after_10_s_too() {
+    let world = World::new();
+    world.connected().await;
+    // From now on B's app takes requests but never answers them.
+    world
+        .b
+        .app
+        .register_ability("entry", "EntryAbility", |_| CollaborateResult::Accept);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let a = world
+        .a
+        .app
+        .create_ability_connection_session(
+            "unanswered",
+            &context(),
+            peer_of("tablet"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(
+        result.error_code,
+        Some(ConnectErrorCode::SystemInternalError)
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_unreachable_device_is_system_internal_error() {
     let world = World::new();
     let a = world
