@@ -17,7 +17,7 @@ use super::types::{
     Permission, SessionId,
 };
 use crate::engine::{ConnectOutcome, EngineError, OutgoingRequest};
-use crate::runtime::device::{ConnectKey, DeviceInner, random_bytes};
+use crate::runtime::device::{DeviceInner, random_bytes};
 use crate::runtime::link_task::{LinkCommand, LinkHandle};
 
 /// The first session id: ids are greater than 100.
@@ -340,7 +340,7 @@ impl AbilityConnectionManager {
             Ok(token) => token,
             Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
         };
-        let key = ConnectKey::new(&session.service_name, &session.local, &session.peer);
+        let key = session.connect_key();
         if !self.app.device.begin_outgoing(key.clone(), token, link.id) {
             return ConnectResult::failed(
                 ConnectErrorCode::ConnectedSessionExists,
@@ -348,7 +348,7 @@ impl AbilityConnectionManager {
             );
         }
         let result = self.request(session, &link, token).await;
-        self.app.device.end_outgoing(&key);
+        self.app.device.end_outgoing(key);
         result
     }
 

@@ -1,9 +1,10 @@
 //! What the runtime knows of one session of one app.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use super::events::{Listeners, lock};
 use super::types::{ConnectOptions, PeerInfo, SessionId};
+use crate::runtime::device::ConnectKey;
 use crate::runtime::link_task::LinkHandle;
 
 /// Where a session stands.
@@ -29,6 +30,8 @@ pub(crate) struct SessionShared {
     pub(crate) options: ConnectOptions,
     pub(crate) listeners: Listeners,
     state: Mutex<SessionState>,
+    /// What compares the session with others across links, made at its first `connect`.
+    connect_key: OnceLock<ConnectKey>,
 }
 
 impl SessionShared {
@@ -47,7 +50,14 @@ impl SessionShared {
             options,
             listeners: Listeners::default(),
             state: Mutex::new(SessionState::Idle),
+            connect_key: OnceLock::new(),
         }
+    }
+
+    /// The session as SPEC `SESS-3` and `SESS-7` compare it across every link to the peer.
+    pub(crate) fn connect_key(&self) -> &ConnectKey {
+        self.connect_key
+            .get_or_init(|| ConnectKey::new(&self.service_name, &self.local, &self.peer))
     }
 
     pub(crate) fn state(&self) -> SessionState {

@@ -1,87 +1,41 @@
 //! The sessions of a link: their channels, states, keys, deadlines and remembered tokens.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher as _, Hash, Hasher, RandomState};
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use acm_transport::Role;
 use acm_wire::pb::PeerInfo;
 
 use super::event::Token;
-
-/// An app, by the names that identify it on its device.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct AppRef {
-    bundle: String,
-    module: String,
-    ability: String,
-}
-
-impl AppRef {
-    fn of(peer: &PeerInfo) -> Self {
-        Self {
-            bundle: peer.bundle_name.clone(),
-            module: peer.module_name.clone(),
-            ability: peer.ability_name.clone(),
-        }
-    }
-}
+use super::names::{KeyHashed, NameKey};
 
 /// What makes two sessions "the same" (SPEC `SESS-3`, `SESS-7`): the service and the two apps,
-/// seen from this side. The key's hash is worked out once, when it is made: the channels' maps
-/// look a key up several times in a session's life.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionKey {
-    hash: u64,
-    service: String,
-    local: AppRef,
-    remote: AppRef,
-}
-
-impl PartialEq for SessionKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash
-            && self.service == other.service
-            && self.local == other.local
-            && self.remote == other.remote
-    }
-}
-
-impl Eq for SessionKey {}
-
-impl Hash for SessionKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-/// The keyed hash of session keys: random for each run of the program, as the maps' own, since
-/// the names come from the peer.
-fn key_hasher() -> &'static RandomState {
-    static HASHER: OnceLock<RandomState> = OnceLock::new();
-    HASHER.get_or_init(RandomState::new)
-}
+/// seen from this side. The channels' maps hold each key twice and look it up several times in a
+/// session's life: its names are shared, and hashed once, when it is made.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SessionKey(NameKey);
 
 impl SessionKey {
-    fn new(service: &str, local: AppRef, remote: AppRef) -> Self {
-        let hash = key_hasher().hash_one((service, &local, &remote));
-        Self {
-            hash,
-            service: service.to_string(),
-            local,
-            remote,
-        }
+    fn new(service: &str, local: &PeerInfo, remote: &PeerInfo) -> Self {
+        Self(NameKey::new([
+            service,
+            &local.bundle_name,
+            &local.module_name,
+            &local.ability_name,
+            &remote.bundle_name,
+            &remote.module_name,
+            &remote.ability_name,
+        ]))
     }
 
     /// The key of a request this side sends.
     pub(crate) fn outgoing(source: &PeerInfo, target: &PeerInfo) -> Self {
-        Self::new(&target.service_name, AppRef::of(source), AppRef::of(target))
+        Self::new(&target.service_name, source, target)
     }
 
     /// The key of a request the peer sends.
     pub(crate) fn incoming(source: &PeerInfo, target: &PeerInfo) -> Self {
-        Self::new(&target.service_name, AppRef::of(target), AppRef::of(source))
+        Self::new(&target.service_name, target, source)
     }
 }
 
@@ -112,7 +66,7 @@ pub(crate) struct Channels {
     open: HashMap<u32, Channel>,
     /// The channel a key names, and how many open channels share that key (more than one only
     /// after crossing requests, SPEC `SESS-7`).
-    by_key: HashMap<SessionKey, (u32, usize)>,
+    by_key: HashMap<SessionKey, (u32, usize), KeyHashed>,
     deadlines: BTreeSet<(Instant, u32)>,
     /// The next channel id this side opens; `None` once they are used up.
     next_local: Option<u32>,
@@ -129,7 +83,7 @@ impl Channels {
         Self {
             role,
             open: HashMap::new(),
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
             deadlines: BTreeSet::new(),
             next_local: Some(match role {
                 Role::Dialer => 1,
@@ -373,8 +327,8 @@ mod tests {
         // The same session, as the tablet's request would be seen on this side.
         let received = SessionKey::incoming(&tablet, &phone);
         assert_eq!(sent, received);
-        let hasher = RandomState::new();
-        let hash = |key: &SessionKey| hasher.hash_one(key);
+        let hasher = std::hash::RandomState::new();
+        let hash = |key: &SessionKey| std::hash::BuildHasher::hash_one(&hasher, key);
         assert_eq!(hash(&sent), hash(&received));
         let mut other_app = tablet.clone();
         other_app.ability_name = "OtherAbility".into();

@@ -40,6 +40,7 @@ mod inbound;
 mod link;
 #[cfg(feature = "mutants")]
 mod mutation;
+pub(crate) mod names;
 mod outbound;
 
 pub use config::EngineConfig;

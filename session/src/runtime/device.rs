@@ -14,6 +14,7 @@ use crate::api::manager::{
     AbilityConnectionManager, AppInner, CollaborateRequest, CollaborateResult,
 };
 use crate::api::types::{ConnectOptions, Context, PeerInfo};
+use crate::engine::names::{KeyHashed, NameKey};
 use crate::engine::{EngineConfig, IncomingRequest, Token};
 
 use super::link_task::{LinkCommand, LinkHandle, spawn_link};
@@ -66,30 +67,23 @@ pub(crate) struct Pending {
 }
 
 /// A session as SPEC `SESS-3` and `SESS-7` compare them, across every link to the peer: the
-/// service, this device's app, and the peer's app on its device.
+/// service, this device's app, and the peer's app on its device. Its names are shared, and
+/// hashed once, when it is made.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct ConnectKey {
-    service: String,
-    local: (String, String, String),
-    remote: (String, String, String, String),
-}
+pub(crate) struct ConnectKey(NameKey);
 
 impl ConnectKey {
     pub(crate) fn new(service: &str, local: &PeerInfo, remote: &PeerInfo) -> Self {
-        Self {
-            service: service.to_string(),
-            local: (
-                local.bundle_name.clone(),
-                local.module_name.clone(),
-                local.ability_name.clone(),
-            ),
-            remote: (
-                remote.device_id.clone(),
-                remote.bundle_name.clone(),
-                remote.module_name.clone(),
-                remote.ability_name.clone(),
-            ),
-        }
+        Self(NameKey::new([
+            service,
+            &local.bundle_name,
+            &local.module_name,
+            &local.ability_name,
+            &remote.device_id,
+            &remote.bundle_name,
+            &remote.module_name,
+            &remote.ability_name,
+        ]))
     }
 }
 
@@ -105,7 +99,7 @@ pub(crate) struct DeviceInner {
     pending: Mutex<HashMap<Token, Pending>>,
     /// This device's requests awaiting their answer, by session, with their tokens and the id
     /// of the link each was sent on.
-    outgoing: Mutex<HashMap<ConnectKey, (Token, u64)>>,
+    outgoing: Mutex<HashMap<ConnectKey, (Token, u64), KeyHashed>>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -140,7 +134,7 @@ impl Device {
             dialing: tokio::sync::Mutex::new(()),
             apps: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
-            outgoing: Mutex::new(HashMap::new()),
+            outgoing: Mutex::new(HashMap::default()),
             accept_task: Mutex::new(None),
         });
         let task = tokio::spawn(accept_links(Arc::downgrade(&inner)));

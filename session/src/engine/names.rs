@@ -1,0 +1,128 @@
+//! Keys made of names (a service, apps, a device), as maps of sessions use them: all the names
+//! in one shared buffer, and their hash worked out once, when the key is made. A map then
+//! copies a key by counting a reference and finds it without hashing the names again.
+
+use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::sync::{Arc, OnceLock};
+
+/// A sequence of names, compared name by name.
+#[derive(Clone)]
+pub(crate) struct NameKey {
+    /// The keyed hash of `names`.
+    hash: u64,
+    /// Each name preceded by its length in bytes (4 bytes, little-endian), in order.
+    names: Arc<[u8]>,
+}
+
+/// The keyed hash of name keys: random for each run of the program, as the standard maps'
+/// own, since names come from peers.
+fn key_hasher() -> &'static RandomState {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new)
+}
+
+impl NameKey {
+    /// The key of `names`, in this order.
+    pub(crate) fn new<const N: usize>(names: [&str; N]) -> Self {
+        let len = names.iter().fold(0usize, |len, name| {
+            len.saturating_add(4).saturating_add(name.len())
+        });
+        let mut bytes = Vec::with_capacity(len);
+        for name in names {
+            // Names are far shorter than 4 GiB (the API and SPEC limit them to 256 bytes).
+            let name_len = u32::try_from(name.len()).unwrap_or(u32::MAX);
+            bytes.extend_from_slice(&name_len.to_le_bytes());
+            bytes.extend_from_slice(name.as_bytes());
+        }
+        Self {
+            hash: key_hasher().hash_one(bytes.as_slice()),
+            names: bytes.into(),
+        }
+    }
+
+    /// The names, in order.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        let mut rest: &[u8] = &self.names;
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+            let (name, tail) = tail.split_at_checked(len)?;
+            rest = tail;
+            std::str::from_utf8(name).ok()
+        })
+    }
+}
+
+impl PartialEq for NameKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.names == other.names
+    }
+}
+
+impl Eq for NameKey {}
+
+impl Hash for NameKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl fmt::Debug for NameKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// The hasher of maps keyed by [`NameKey`]s (or types that hash as one): the key's hash is
+/// keyed already, so it is taken as it is.
+pub(crate) type KeyHashed = BuildHasherDefault<PassThrough>;
+
+/// Takes the one `u64` a [`NameKey`] writes as the hash.
+#[derive(Debug, Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by name keys; anything else hashed this way still gets every byte counted.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_the_same_names_are_equal_and_hash_alike_and_others_differ() {
+        let key = NameKey::new(["chat", "com.example", "entry"]);
+        let same = NameKey::new(["chat", "com.example", "entry"]);
+        assert_eq!(key, same);
+        let hasher = KeyHashed::default();
+        assert_eq!(hasher.hash_one(&key), hasher.hash_one(&same));
+        assert_ne!(key, NameKey::new(["chat", "com.example", "other"]));
+        // Where one name ends and the next begins counts.
+        assert_ne!(key, NameKey::new(["chatcom.example", "", "entry"]));
+        assert_ne!(
+            NameKey::new(["ab", "c"]),
+            NameKey::new(["a", "bc"]),
+            "names are told apart by their lengths"
+        );
+    }
+
+    #[test]
+    fn a_key_shows_its_names() {
+        let key = NameKey::new(["chat", "", "entry"]);
+        assert_eq!(format!("{key:?}"), r#"["chat", "", "entry"]"#);
+    }
+}
