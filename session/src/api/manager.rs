@@ -50,6 +50,13 @@ pub enum CollaborateResult {
 /// An ability's `onCollaborate` handler. It runs on the runtime: answer quickly, spawn the rest.
 pub type CollaborateHandler = Arc<dyn Fn(CollaborateRequest) -> CollaborateResult + Send + Sync>;
 
+/// An ability's registered handler.
+struct Registered {
+    module: String,
+    ability: String,
+    handler: CollaborateHandler,
+}
+
 pub(crate) struct AppInner {
     bundle: String,
     pub(super) device: Arc<DeviceInner>,
@@ -58,7 +65,9 @@ pub(crate) struct AppInner {
     /// The ids of the sessions by service, so that checking a request (SPEC `SESS-3`) does not
     /// look at every session of the app.
     by_service: Mutex<HashMap<String, Vec<SessionId>>>,
-    handlers: Mutex<HashMap<(String, String), CollaborateHandler>>,
+    /// The registered handlers by module and ability: an app has few, and a request looks its
+    /// one up without making a key.
+    handlers: Mutex<Vec<Registered>>,
 }
 
 impl AppInner {
@@ -69,17 +78,18 @@ impl AppInner {
             next_id: AtomicU64::new(FIRST_SESSION_ID),
             sessions: Mutex::new(BTreeMap::new()),
             by_service: Mutex::new(HashMap::new()),
-            handlers: Mutex::new(HashMap::new()),
+            handlers: Mutex::new(Vec::new()),
         }
     }
 
     /// Whether a session between this app's `local` ability and `peer` for `service` is
     /// connected (SPEC `SESS-3` compares the abilities on both sides).
     pub(crate) fn has_connected(&self, local: &PeerInfo, peer: &PeerInfo, service: &str) -> bool {
-        let candidates = lock(&self.by_service)
-            .get(service)
-            .cloned()
-            .unwrap_or_default();
+        // Nothing locks the sessions and then the index.
+        let index = lock(&self.by_service);
+        let Some(candidates) = index.get(service) else {
+            return false;
+        };
         let sessions = lock(&self.sessions);
         candidates
             .iter()
@@ -125,8 +135,9 @@ impl AppInner {
 
     pub(crate) fn handler(&self, module: &str, ability: &str) -> Option<CollaborateHandler> {
         lock(&self.handlers)
-            .get(&(module.to_string(), ability.to_string()))
-            .cloned()
+            .iter()
+            .find(|r| r.module == module && r.ability == ability)
+            .map(|r| r.handler.clone())
     }
 }
 
@@ -188,15 +199,29 @@ impl AbilityConnectionManager {
         ability_name: &str,
         handler: impl Fn(CollaborateRequest) -> CollaborateResult + Send + Sync + 'static,
     ) {
-        lock(&self.app.handlers).insert(
-            (module_name.to_string(), ability_name.to_string()),
-            Arc::new(handler),
-        );
+        let handler: CollaborateHandler = Arc::new(handler);
+        let mut handlers = lock(&self.app.handlers);
+        let replaced = match handlers
+            .iter_mut()
+            .find(|r| r.module == module_name && r.ability == ability_name)
+        {
+            Some(registered) => Some(std::mem::replace(&mut registered.handler, handler)),
+            None => {
+                handlers.push(Registered {
+                    module: module_name.to_string(),
+                    ability: ability_name.to_string(),
+                    handler,
+                });
+                None
+            }
+        };
+        drop(handlers);
+        drop(replaced);
     }
 
     /// Removes an ability's handler.
     pub fn unregister_ability(&self, module_name: &str, ability_name: &str) {
-        lock(&self.app.handlers).remove(&(module_name.to_string(), ability_name.to_string()));
+        lock(&self.app.handlers).retain(|r| r.module != module_name || r.ability != ability_name);
     }
 
     /// Creates a session with the app `peer_info` for `service_name` and returns its id (greater
@@ -613,13 +638,13 @@ mod tests {
         let (commands, _) = tokio::sync::mpsc::channel(1);
         let tablet = DeviceId::new("tablet").unwrap();
         SessionState::Connected {
-            link: LinkHandle {
+            link: LinkHandle::new(crate::runtime::link_task::LinkRef {
                 id: 1,
                 peer: tablet.clone(),
                 dialer: tablet,
                 commands,
                 shared: std::sync::Weak::new(),
-            },
+            }),
             channel: 1,
         }
     }

@@ -85,9 +85,14 @@ pub(crate) enum LinkCommand {
     Retire,
 }
 
-/// How the rest of the runtime reaches a link.
+/// How the rest of the runtime reaches a link. Its copies (each session and request on the link
+/// holds one) share one [`LinkRef`].
 #[derive(Clone, Debug)]
-pub(crate) struct LinkHandle {
+pub(crate) struct LinkHandle(Arc<LinkRef>);
+
+/// What a [`LinkHandle`] names.
+#[derive(Debug)]
+pub(crate) struct LinkRef {
     pub(crate) id: u64,
     pub(crate) peer: DeviceId,
     /// The device that dialed the link (SPEC `LINK-8` prefers the lower id's).
@@ -111,7 +116,19 @@ impl std::fmt::Debug for LinkShared {
     }
 }
 
+impl std::ops::Deref for LinkHandle {
+    type Target = LinkRef;
+
+    fn deref(&self) -> &LinkRef {
+        &self.0
+    }
+}
+
 impl LinkHandle {
+    pub(crate) fn new(link: LinkRef) -> Self {
+        Self(Arc::new(link))
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         !self.commands.is_closed()
     }
@@ -220,18 +237,14 @@ pub(crate) fn spawn_link(
         config,
     )
     .with_buffer_pool(device.receive_pool.clone());
-    let handle = LinkHandle {
-        id,
-        peer: peer.clone(),
-        dialer,
-        commands,
-        shared: Weak::new(),
-    };
     let shared = Arc::new_cyclic(|shared| {
-        let handle = LinkHandle {
+        let handle = LinkHandle::new(LinkRef {
+            id,
+            peer: peer.clone(),
+            dialer,
+            commands,
             shared: shared.clone(),
-            ..handle.clone()
-        };
+        });
         let driver = Driver {
             device: Arc::downgrade(device),
             handle,
@@ -257,10 +270,7 @@ pub(crate) fn spawn_link(
             wake: Notify::new(),
         }
     });
-    let handle = LinkHandle {
-        shared: Arc::downgrade(&shared),
-        ..handle
-    };
+    let handle = lock(&shared.driver).handle.clone();
     let span = tracing::info_span!("link", peer = %peer, ?role, id = handle.id);
     tokio::spawn(run(shared, command_rx).instrument(span));
     (handle, up_rx)

@@ -337,6 +337,31 @@ async fn no_registered_ability_gives_peer_ability_no_oncollaborate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn requests_go_to_the_handler_of_their_ability_until_it_is_unregistered() {
+    let world = World::new();
+    let reject = |why: &'static str| move |_| CollaborateResult::Reject { reason: why.into() };
+    let b = &world.b.app;
+    b.register_ability("entry", "OtherAbility", reject("other ability"));
+    b.register_ability("other", "EntryAbility", reject("other module"));
+    b.register_ability("entry", "EntryAbility", reject("first"));
+    b.register_ability("entry", "EntryAbility", reject("second"));
+    let a = world.a_session();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(result.reason.as_deref(), Some("second"));
+
+    b.unregister_ability("entry", "EntryAbility");
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(
+        result.error_code,
+        Some(ConnectErrorCode::PeerAbilityNoOncollaborate)
+    );
+    b.unregister_ability("entry", "OtherAbility");
+    b.register_ability("entry", "EntryAbility", reject("third"));
+    let result = world.a.app.connect(a).await.unwrap();
+    assert_eq!(result.reason.as_deref(), Some("third"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn need_send_data_over_a_local_transport_without_data_is_local_wifi_not_open() {
     let world = World::with(
         DeviceOptions::new().carries_data(false),
