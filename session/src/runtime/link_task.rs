@@ -145,9 +145,13 @@ impl LinkHandle {
 
     /// Runs `command` on the driver's state in the caller's task and sends the frames it
     /// queued, if nothing may come before it: no call waits in the queue (the driver takes
-    /// calls from the queue while it holds its state, so a call it has taken is done), the
-    /// driver's state is free, and the engine is not holding back calls. Gives the command back
-    /// otherwise.
+    /// calls from the queue while it holds its state, so a call it has taken is done) and the
+    /// engine is not holding back calls. Gives the command back otherwise.
+    ///
+    /// When the driver task holds the state, the caller waits for it rather than queueing: the
+    /// task holds it only for what it does at once (never across an await), and a queued call
+    /// would cost the task another turn, scheduled while it runs, which the multi-thread
+    /// runtime hands to another worker (with the link's state moving between them).
     fn run_now(&self, command: LinkCommand) -> Result<(), LinkCommand> {
         let queue_empty = || self.commands.capacity() == self.commands.max_capacity();
         let Some(shared) = self.shared.upgrade() else {
@@ -156,9 +160,7 @@ impl LinkHandle {
         if !queue_empty() {
             return Err(command);
         }
-        let Ok(mut driver) = shared.driver.try_lock() else {
-            return Err(command);
-        };
+        let mut driver = lock(&shared.driver);
         let waker = match &driver.waker {
             Some(waker) if !driver.stopped && queue_empty() && driver.takes_calls() => {
                 waker.clone()
