@@ -323,6 +323,10 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
     // send that waits for room (backpressure) does not stop the driver from receiving.
     let mut receiving = Some(receive(&link));
     let mut sending: Option<LinkIo<()>> = None;
+    // One timer for the task's life, moved when the deadline moves, rather than one made and
+    // registered with the runtime's timer at every turn.
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(TokioInstant::now()));
+    let mut timer_at: Option<TokioInstant> = None;
     loop {
         let step = {
             let mut driver = lock(&shared.driver);
@@ -370,6 +374,12 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 break;
             }
         };
+        if let Some(deadline) = deadline
+            && timer_at != Some(deadline)
+        {
+            timer.as_mut().reset(deadline);
+            timer_at = Some(deadline);
+        }
         tokio::select! {
             open = std::future::poll_fn(|cx| take_command(&shared, &mut commands, cx)), if take_calls => {
                 commands_open = open;
@@ -409,7 +419,9 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                     driver.send_failed(&err);
                 }
             },
-            () = sleep_until(deadline), if deadline.is_some() => {
+            () = timer.as_mut(), if deadline.is_some() => {
+                // Fired: set again at the next turn, even for the same deadline.
+                timer_at = None;
                 lock(&shared.driver).engine.handle_timeout(now());
             },
             () = shared.wake.notified() => {}
@@ -791,12 +803,5 @@ fn earliest(a: Option<TokioInstant>, b: Option<TokioInstant>) -> Option<TokioIns
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-async fn sleep_until(deadline: Option<TokioInstant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
