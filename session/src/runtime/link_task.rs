@@ -169,10 +169,12 @@ impl LinkHandle {
         };
         driver.command(command);
         let wake = driver.flush(&shared.link, &waker);
+        let answered = std::mem::take(&mut driver.answered);
         drop(driver);
         if wake {
             shared.wake.notify_one();
         }
+        answer(answered);
         Ok(())
     }
 
@@ -264,6 +266,7 @@ pub(crate) fn spawn_link(
             sending: false,
             armed: None,
             request_deadline: None,
+            answered: Vec::new(),
             stopped: false,
         };
         LinkShared {
@@ -274,7 +277,7 @@ pub(crate) fn spawn_link(
     });
     let handle = lock(&shared.driver).handle.clone();
     let span = tracing::info_span!("link", peer = %peer, ?role, id = handle.id);
-    tokio::spawn(run(shared, command_rx).instrument(span));
+    tokio::spawn(run_answering(shared, command_rx).instrument(span));
     (handle, up_rx)
 }
 
@@ -283,7 +286,7 @@ struct Driver {
     handle: LinkHandle,
     engine: LinkEngine,
     sessions: HashMap<u32, Arc<SessionShared>>,
-    connects: HashMap<u32, oneshot::Sender<Result<ConnectOutcome, EngineError>>>,
+    connects: HashMap<u32, ConnectReply>,
     transfers: HashMap<(u32, u32), oneshot::Sender<Result<bool, EngineError>>>,
     up: Option<oneshot::Sender<Result<(), String>>>,
     close_reason: CloseReason,
@@ -307,6 +310,9 @@ struct Driver {
     /// so a caller that sends a request need not wake the task to sleep less (it costs one
     /// turn of the task once it passes).
     request_deadline: Option<TokioInstant>,
+    /// Connects whose answer came, to tell their callers once the state is let go of
+    /// ([`answer_connects`]).
+    answered: Vec<(ConnectReply, ConnectOutcome)>,
     /// Whether the driver task has ended.
     stopped: bool,
 }
@@ -431,6 +437,34 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
     driver.stopped = true;
     if let Some(device) = driver.device.upgrade() {
         device.forget_link(&driver.handle);
+    }
+}
+
+/// Runs the link's driver, and after each of its turns tells the callers of the connects that
+/// turn answered. Woken earlier, in the middle of the turn, a caller runs while the task finishes
+/// the turn (on another worker of a multi-thread runtime), and its next call meets the link's
+/// state still held.
+async fn run_answering(shared: Arc<LinkShared>, commands: mpsc::Receiver<LinkCommand>) {
+    let mut driver = std::pin::pin!(run(shared.clone(), commands));
+    std::future::poll_fn(|cx| {
+        let turn = driver.as_mut().poll(cx);
+        answer_connects(&shared);
+        turn
+    })
+    .await;
+}
+
+/// Tells the callers of the connects the driver has answered.
+fn answer_connects(shared: &LinkShared) {
+    let answered = std::mem::take(&mut lock(&shared.driver).answered);
+    answer(answered);
+}
+
+type ConnectReply = oneshot::Sender<Result<ConnectOutcome, EngineError>>;
+
+fn answer(answered: Vec<(ConnectReply, ConnectOutcome)>) {
+    for (reply, outcome) in answered {
+        let _ = reply.send(Ok(outcome));
     }
 }
 
@@ -693,7 +727,7 @@ impl Driver {
                     session.set_state(SessionState::Idle);
                 }
                 if let Some(reply) = self.connects.remove(&channel) {
-                    let _ = reply.send(Ok(outcome));
+                    self.answered.push((reply, outcome));
                 }
             }
             EngineEvent::Message { channel, text } => {
