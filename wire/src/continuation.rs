@@ -8,13 +8,110 @@ use crate::error::{EncodeError, FrameError};
 use crate::frame::{Frame, FrameKind, is_link_frame, type_code};
 use crate::header::{FLAG_MORE, FrameHeader, HEADER_LEN};
 use crate::limits::{MAX_CONTROL_BODY, MAX_FRAME_SIZE};
-use crate::pb::FrameType;
+use crate::pb::{self, FrameType};
 
 /// Encodes `control` as one frame, or as several consecutive frames with MORE set on all but
 /// the last when its body does not fit in `max_frame_size`. Link bodies are never split: one
 /// that does not fit is an error.
 pub fn encode_control(
     control: &Control,
+    version: u8,
+    channel: u32,
+    max_frame_size: u32,
+) -> Result<Vec<Bytes>, EncodeError> {
+    encode_body(control, version, channel, max_frame_size)
+}
+
+/// A CONNECT_REQUEST body whose parts are borrowed: a requester that keeps its apps' names
+/// encodes them without copying them into a [`pb::ConnectRequest`] first.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectRequestRef<'a> {
+    /// The request's token.
+    pub token: &'a [u8],
+    /// The requesting app.
+    pub source: &'a pb::PeerInfo,
+    /// The app asked for, with the service name.
+    pub target: &'a pb::PeerInfo,
+    /// The options.
+    pub options: &'a pb::ConnectOptions,
+}
+
+/// Encodes `request` as [`encode_control`] encodes the [`Control::ConnectRequest`] holding
+/// the same values, byte for byte.
+pub fn encode_connect_request(
+    request: &ConnectRequestRef<'_>,
+    version: u8,
+    channel: u32,
+    max_frame_size: u32,
+) -> Result<Vec<Bytes>, EncodeError> {
+    encode_body(request, version, channel, max_frame_size)
+}
+
+/// A control body, as the encoder takes it.
+trait Body {
+    fn frame_type(&self) -> FrameType;
+    fn encoded_len(&self) -> usize;
+    /// Appends the protobuf encoding to `dst`, which grows as needed.
+    fn encode_raw(&self, dst: &mut BytesMut);
+}
+
+impl Body for Control {
+    fn frame_type(&self) -> FrameType {
+        Control::frame_type(self)
+    }
+
+    fn encoded_len(&self) -> usize {
+        Control::encoded_len(self)
+    }
+
+    fn encode_raw(&self, dst: &mut BytesMut) {
+        self.encode_body_into(dst);
+    }
+}
+
+/// The tag of each field of `pb::ConnectRequest`.
+const TOKEN: u32 = 1;
+const SOURCE: u32 = 2;
+const TARGET: u32 = 3;
+const OPTIONS: u32 = 4;
+
+impl Body for ConnectRequestRef<'_> {
+    fn frame_type(&self) -> FrameType {
+        FrameType::ConnectRequest
+    }
+
+    fn encoded_len(&self) -> usize {
+        use prost::encoding::{encoded_len_varint, key_len, message};
+        // As prost's own: an empty token is left out, the messages are always there.
+        let token = if self.token.is_empty() {
+            0
+        } else {
+            key_len(TOKEN)
+                .saturating_add(encoded_len_varint(self.token.len() as u64))
+                .saturating_add(self.token.len())
+        };
+        token
+            .saturating_add(message::encoded_len(SOURCE, self.source))
+            .saturating_add(message::encoded_len(TARGET, self.target))
+            .saturating_add(message::encoded_len(OPTIONS, self.options))
+    }
+
+    fn encode_raw(&self, dst: &mut BytesMut) {
+        use bytes::BufMut as _;
+        use prost::encoding::{WireType, encode_key, encode_varint, message};
+        if !self.token.is_empty() {
+            encode_key(TOKEN, WireType::LengthDelimited, dst);
+            encode_varint(self.token.len() as u64, dst);
+            dst.put_slice(self.token);
+        }
+        message::encode(SOURCE, self.source, dst);
+        message::encode(TARGET, self.target, dst);
+        message::encode(OPTIONS, self.options, dst);
+    }
+}
+
+fn encode_body(
+    control: &impl Body,
     version: u8,
     channel: u32,
     max_frame_size: u32,
@@ -40,13 +137,15 @@ pub fn encode_control(
         };
         let mut frame = BytesMut::with_capacity(HEADER_LEN.saturating_add(len));
         header.put(&mut frame);
-        control.encode_body_into(&mut frame);
+        control.encode_raw(&mut frame);
         return Ok(vec![frame.freeze()]);
     }
     if room == 0 || is_link_frame(frame_type) {
         return Err(EncodeError::FrameSizeTooSmall(max_frame_size));
     }
-    let mut rest = control.encode_body();
+    let mut body = BytesMut::with_capacity(len);
+    control.encode_raw(&mut body);
+    let mut rest = body.freeze();
     let mut frames = Vec::with_capacity(rest.len().div_ceil(room));
     while !rest.is_empty() {
         let chunk = rest.split_to(room.min(rest.len()));
@@ -132,6 +231,54 @@ mod tests {
     use super::*;
     use crate::limits::MIN_FRAME_SIZE;
     use crate::pb;
+
+    fn peer(device: &str, service: &str, name_len: usize) -> pb::PeerInfo {
+        pb::PeerInfo {
+            device_id: device.into(),
+            bundle_name: "b".repeat(name_len),
+            module_name: "entry".into(),
+            ability_name: "EntryAbility".into(),
+            service_name: service.into(),
+        }
+    }
+
+    #[test]
+    fn a_borrowed_connect_request_encodes_as_the_owned_one() {
+        let mut options = pb::ConnectOptions {
+            need_send_data: Some(true),
+            start_options: 1,
+            parameters: Default::default(),
+        };
+        let small = (peer("phone", "", 10), peer("tablet", "chat", 10));
+        let large = (peer("phone", "chat", 200), peer("tablet", "chat", 200));
+        for (token, (source, target), max_frame) in [
+            (vec![7u8; 16], &small, 65_535),
+            (vec![], &small, 65_535),
+            (vec![7u8; 16], &large, MIN_FRAME_SIZE),
+            (vec![7u8; 16], &small, MIN_FRAME_SIZE),
+        ] {
+            for parameters in [0, 3] {
+                options.parameters = (0..parameters)
+                    .map(|i| (format!("key{i}"), "v".repeat(100)))
+                    .collect();
+                let owned = Control::ConnectRequest(pb::ConnectRequest {
+                    token: token.clone().into(),
+                    source: Some(source.clone()),
+                    target: Some(target.clone()),
+                    options: Some(options.clone()),
+                });
+                let borrowed = ConnectRequestRef {
+                    token: &token,
+                    source,
+                    target,
+                    options: &options,
+                };
+                assert_eq!(Body::encoded_len(&borrowed), owned.encoded_len());
+                let frames = encode_connect_request(&borrowed, 1, 3, max_frame).unwrap();
+                assert_eq!(frames, encode_control(&owned, 1, 3, max_frame).unwrap());
+            }
+        }
+    }
 
     fn message(len: usize) -> Control {
         Control::Message(pb::Message {

@@ -64,7 +64,9 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/acm.v1.rs"));
 }
 
-pub use continuation::{ControlAssembler, encode_control};
+pub use continuation::{
+    ConnectRequestRef, ControlAssembler, encode_connect_request, encode_control,
+};
 pub use control::Control;
 pub use data::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN, Fragmenter};
 pub use decoder::FrameDecoder;

@@ -16,7 +16,7 @@ use super::types::{
     CollaborateEventType, ConnectErrorCode, ConnectOptions, ConnectResult, Context, PeerInfo,
     Permission, SessionId,
 };
-use crate::engine::{ConnectOutcome, EngineError, OutgoingRequest};
+use crate::engine::{ConnectOutcome, EngineError};
 use crate::runtime::device::{DeviceInner, random_bytes};
 use crate::runtime::link_task::{LinkCommand, LinkHandle};
 
@@ -280,15 +280,16 @@ impl AbilityConnectionManager {
             }
         }
         let id = self.app.next_id.fetch_add(1, Ordering::Relaxed);
-        let local = PeerInfo {
+        let local = pb::PeerInfo {
             device_id: self.app.device.transport.local_device().to_string(),
             bundle_name: self.app.bundle.clone(),
             module_name: context.module_name.clone(),
             ability_name: context.ability_name.clone(),
             service_name: service_name.to_string(),
         };
-        let peer = peer_info.with_service_name(service_name);
-        let session = SessionShared::new(id, service_name.into(), peer, local, connect_options);
+        let peer = peer_info.with_service_name(service_name).into_wire();
+        let options = connect_options.into_wire();
+        let session = SessionShared::new(id, service_name.into(), peer, local, options);
         self.app.add_session(session);
         Ok(id)
     }
@@ -313,7 +314,7 @@ impl AbilityConnectionManager {
     pub fn get_peer_info_by_id(&self, session_id: SessionId) -> Option<PeerInfo> {
         lock(&self.app.sessions)
             .get(&session_id)
-            .map(|s| s.peer.clone())
+            .map(|s| PeerInfo::from_wire(s.peer.clone()))
     }
 
     fn session(&self, session_id: SessionId) -> Result<Arc<SessionShared>, AcmError> {
@@ -383,15 +384,9 @@ impl AbilityConnectionManager {
         link: &LinkHandle,
         token: crate::engine::Token,
     ) -> ConnectResult {
-        let request = OutgoingRequest {
-            token,
-            source: session.local.to_wire(),
-            target: session.peer.to_wire(),
-            options: session.options.to_wire(),
-        };
         let (reply, answer) = oneshot::channel();
         let command = LinkCommand::Connect {
-            request: Box::new(request),
+            token,
             session: session.clone(),
             reply,
         };

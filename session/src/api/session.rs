@@ -3,7 +3,9 @@
 use std::sync::{Mutex, OnceLock};
 
 use super::events::{Listeners, lock};
-use super::types::{ConnectOptions, PeerInfo, SessionId};
+use acm_wire::pb;
+
+use super::types::SessionId;
 use crate::runtime::device::ConnectKey;
 use crate::runtime::link_task::LinkHandle;
 
@@ -23,11 +25,12 @@ pub(crate) enum SessionState {
 pub(crate) struct SessionShared {
     pub(crate) id: SessionId,
     pub(crate) service_name: String,
-    /// The app on the other device.
-    pub(crate) peer: PeerInfo,
+    /// The app on the other device. The apps and the options are kept as the wire carries
+    /// them: a connect encodes its request from them without copying them.
+    pub(crate) peer: pb::PeerInfo,
     /// The app on this device.
-    pub(crate) local: PeerInfo,
-    pub(crate) options: ConnectOptions,
+    pub(crate) local: pb::PeerInfo,
+    pub(crate) options: pb::ConnectOptions,
     pub(crate) listeners: Listeners,
     state: Mutex<SessionState>,
     /// What compares the session with others across links, made at its first `connect`.
@@ -38,9 +41,9 @@ impl SessionShared {
     pub(crate) fn new(
         id: SessionId,
         service_name: String,
-        peer: PeerInfo,
-        local: PeerInfo,
-        options: ConnectOptions,
+        peer: pb::PeerInfo,
+        local: pb::PeerInfo,
+        options: pb::ConnectOptions,
     ) -> Self {
         Self {
             id,

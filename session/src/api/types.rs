@@ -51,13 +51,13 @@ impl PeerInfo {
         self
     }
 
-    pub(crate) fn to_wire(&self) -> pb::PeerInfo {
+    pub(crate) fn into_wire(self) -> pb::PeerInfo {
         pb::PeerInfo {
-            device_id: self.device_id.clone(),
-            bundle_name: self.bundle_name.clone(),
-            module_name: self.module_name.clone(),
-            ability_name: self.ability_name.clone(),
-            service_name: self.service_name.clone(),
+            device_id: self.device_id,
+            bundle_name: self.bundle_name,
+            module_name: self.module_name,
+            ability_name: self.ability_name,
+            service_name: self.service_name,
         }
     }
 
@@ -106,7 +106,7 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
-    pub(crate) fn to_wire(&self) -> pb::ConnectOptions {
+    pub(crate) fn into_wire(self) -> pb::ConnectOptions {
         pb::ConnectOptions {
             need_send_data: self.need_send_data,
             start_options: self
@@ -116,7 +116,7 @@ impl ConnectOptions {
                     StartOptionParams::to_wire,
                 )
                 .into(),
-            parameters: self.parameters.clone(),
+            parameters: self.parameters,
         }
     }
 

@@ -11,8 +11,9 @@ use acm_wire::pb::{
     connect_response,
 };
 use acm_wire::{
-    BufferPool, Control, ControlAssembler, Fragmenter, MIN_FRAME_SIZE, Reassembler,
-    SUPPORTED_VERSIONS, encode_control, limits::MAX_MESSAGE_LEN,
+    BufferPool, ConnectRequestRef, Control, ControlAssembler, Fragmenter, MIN_FRAME_SIZE,
+    Reassembler, SUPPORTED_VERSIONS, encode_connect_request, encode_control,
+    limits::MAX_MESSAGE_LEN,
 };
 use bytes::Bytes;
 
@@ -315,31 +316,49 @@ impl LinkEngine {
 
     /// Sends CONNECT_REQUEST on a new channel and returns the channel (SPEC section 5).
     pub fn connect(&mut self, now: Instant, request: OutgoingRequest) -> Result<u32, EngineError> {
+        self.connect_with(
+            now,
+            request.token,
+            &request.source,
+            &request.target,
+            &request.options,
+        )
+    }
+
+    /// [`LinkEngine::connect`] with the request's parts borrowed from their owner.
+    pub(crate) fn connect_with(
+        &mut self,
+        now: Instant,
+        token: Token,
+        source: &pb::PeerInfo,
+        target: &pb::PeerInfo,
+        options: &pb::ConnectOptions,
+    ) -> Result<u32, EngineError> {
         let peer = self.open_peer()?;
         let deadline = now
             .checked_add(self.config.handshake_timeout)
             .unwrap_or(now);
-        let key = SessionKey::outgoing(&request.source, &request.target);
+        let key = SessionKey::outgoing(source, target);
         if self.channels.by_key(&key).is_some() {
             return Err(EngineError::SessionExists);
         }
-        if request.options.need_send_data == Some(true) && !self.config.carries_data {
+        if options.need_send_data == Some(true) && !self.config.carries_data {
             return Err(EngineError::LocalCannotCarryData);
         }
         if self.channels.len() >= self.config.max_sessions {
             return Err(EngineError::TooManySessions(self.config.max_sessions));
         }
-        let body = Control::ConnectRequest(pb::ConnectRequest {
-            token: Bytes::copy_from_slice(&request.token),
-            source: Some(request.source),
-            target: Some(request.target),
-            options: Some(request.options),
-        });
+        let body = ConnectRequestRef {
+            token: &token,
+            source,
+            target,
+            options,
+        };
         let channel = self
             .channels
             .peek_next()
             .ok_or(EngineError::ChannelsExhausted)?;
-        let frames = encode_control(&body, peer.version, channel, peer.max_frame)
+        let frames = encode_connect_request(&body, peer.version, channel, peer.max_frame)
             .map_err(|e| EngineError::Encode(e.to_string()))?;
         self.channels.allocate();
         self.outbound.push_control(frames);
@@ -347,7 +366,7 @@ impl LinkEngine {
             channel,
             Channel {
                 key,
-                token: request.token,
+                token,
                 state: State::Requested { deadline },
                 last_transfer: 0,
             },

@@ -73,17 +73,46 @@ pub(crate) struct Pending {
 pub(crate) struct ConnectKey(NameKey);
 
 impl ConnectKey {
-    pub(crate) fn new(service: &str, local: &PeerInfo, remote: &PeerInfo) -> Self {
+    pub(crate) fn new(service: &str, local: &impl AppNames, remote: &impl AppNames) -> Self {
+        let [_, bundle, module, ability] = local.app_names();
+        let [device, peer_bundle, peer_module, peer_ability] = remote.app_names();
         Self(NameKey::new([
             service,
-            &local.bundle_name,
-            &local.module_name,
-            &local.ability_name,
-            &remote.device_id,
-            &remote.bundle_name,
-            &remote.module_name,
-            &remote.ability_name,
+            bundle,
+            module,
+            ability,
+            device,
+            peer_bundle,
+            peer_module,
+            peer_ability,
         ]))
+    }
+}
+
+/// An app's device, bundle, module and ability, in the API's form or the wire's.
+pub(crate) trait AppNames {
+    fn app_names(&self) -> [&str; 4];
+}
+
+impl AppNames for PeerInfo {
+    fn app_names(&self) -> [&str; 4] {
+        [
+            &self.device_id,
+            &self.bundle_name,
+            &self.module_name,
+            &self.ability_name,
+        ]
+    }
+}
+
+impl AppNames for pb::PeerInfo {
+    fn app_names(&self) -> [&str; 4] {
+        [
+            &self.device_id,
+            &self.bundle_name,
+            &self.module_name,
+            &self.ability_name,
+        ]
     }
 }
 

@@ -23,7 +23,7 @@ use crate::api::events::{Event, Held, lock};
 use crate::api::session::{SessionShared, SessionState};
 use crate::api::types::{CollaborateEventInfo, CollaborateEventType, DisconnectReason};
 use crate::engine::{
-    Closer, ConnectOutcome, EngineConfig, EngineError, EngineEvent, LinkEngine, OutgoingRequest,
+    Closer, ConnectOutcome, EngineConfig, EngineError, EngineEvent, LinkEngine, Token,
 };
 
 use super::device::DeviceInner;
@@ -42,7 +42,7 @@ static NEXT_LINK_ID: AtomicU64 = AtomicU64::new(1);
 /// A call for the driver of one link.
 pub(crate) enum LinkCommand {
     Connect {
-        request: Box<OutgoingRequest>,
+        token: Token,
         session: Arc<SessionShared>,
         reply: oneshot::Sender<Result<ConnectOutcome, EngineError>>,
     },
@@ -548,12 +548,16 @@ impl Driver {
     fn command(&mut self, command: LinkCommand) {
         match command {
             LinkCommand::Connect {
-                request,
+                token,
                 session,
                 reply,
             } => {
                 let now = now();
-                match self.engine.connect(now, *request) {
+                let (source, target) = (&session.local, &session.peer);
+                match self
+                    .engine
+                    .connect_with(now, token, source, target, &session.options)
+                {
                     Ok(channel) => {
                         // The engine's deadline for the request.
                         self.request_deadline = now
