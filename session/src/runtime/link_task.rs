@@ -333,6 +333,8 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
     // registered with the runtime's timer at every turn.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(TokioInstant::now()));
     let mut timer_at: Option<TokioInstant> = None;
+    // Likewise one wait for a caller's nudge, made again only once it has been woken.
+    let mut nudged = std::pin::pin!(shared.wake.notified());
     loop {
         let step = {
             let mut driver = lock(&shared.driver);
@@ -430,7 +432,9 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 timer_at = None;
                 lock(&shared.driver).engine.handle_timeout(now());
             },
-            () = shared.wake.notified() => {}
+            () = nudged.as_mut() => {
+                nudged.set(shared.wake.notified());
+            }
         }
     }
     let mut driver = lock(&shared.driver);
