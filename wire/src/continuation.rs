@@ -19,7 +19,21 @@ pub fn encode_control(
     channel: u32,
     max_frame_size: u32,
 ) -> Result<Vec<Bytes>, EncodeError> {
-    encode_body(control, version, channel, max_frame_size)
+    let mut frames = Vec::new();
+    encode_body(control, version, channel, max_frame_size, &mut frames)?;
+    Ok(frames)
+}
+
+/// As [`encode_control`], appending the frames to `frames` (a queue of frames to send, say)
+/// rather than returning them in a Vec of their own; nothing is appended on error.
+pub fn encode_control_into(
+    control: &Control,
+    version: u8,
+    channel: u32,
+    max_frame_size: u32,
+    frames: &mut impl Extend<Bytes>,
+) -> Result<(), EncodeError> {
+    encode_body(control, version, channel, max_frame_size, frames)
 }
 
 /// A CONNECT_REQUEST body whose parts are borrowed: a requester that keeps its apps' names
@@ -36,15 +50,17 @@ pub struct ConnectRequestRef<'a> {
     pub options: &'a pb::ConnectOptions,
 }
 
-/// Encodes `request` as [`encode_control`] encodes the [`Control::ConnectRequest`] holding
-/// the same values, byte for byte.
+/// Encodes `request` as [`encode_control_into`] encodes the [`Control::ConnectRequest`]
+/// holding the same values, byte for byte, appending the frames to `frames`; nothing is
+/// appended on error.
 pub fn encode_connect_request(
     request: &ConnectRequestRef<'_>,
     version: u8,
     channel: u32,
     max_frame_size: u32,
-) -> Result<Vec<Bytes>, EncodeError> {
-    encode_body(request, version, channel, max_frame_size)
+    frames: &mut impl Extend<Bytes>,
+) -> Result<(), EncodeError> {
+    encode_body(request, version, channel, max_frame_size, frames)
 }
 
 /// A control body, as the encoder takes it.
@@ -115,7 +131,8 @@ fn encode_body(
     version: u8,
     channel: u32,
     max_frame_size: u32,
-) -> Result<Vec<Bytes>, EncodeError> {
+    out: &mut impl Extend<Bytes>,
+) -> Result<(), EncodeError> {
     let len = control.encoded_len();
     if len > MAX_CONTROL_BODY {
         return Err(EncodeError::TooLarge {
@@ -138,7 +155,8 @@ fn encode_body(
         let mut frame = BytesMut::with_capacity(HEADER_LEN.saturating_add(len));
         header.put(&mut frame);
         control.encode_raw(&mut frame);
-        return Ok(vec![frame.freeze()]);
+        out.extend([frame.freeze()]);
+        return Ok(());
     }
     if room == 0 || is_link_frame(frame_type) {
         return Err(EncodeError::FrameSizeTooSmall(max_frame_size));
@@ -155,7 +173,8 @@ fn encode_body(
         }
         frames.push(frame.to_bytes()?);
     }
-    Ok(frames)
+    out.extend(frames);
+    Ok(())
 }
 
 /// Joins the frames of a control body split with MORE. Feed it every control frame in order;
@@ -274,8 +293,13 @@ mod tests {
                     options: &options,
                 };
                 assert_eq!(Body::encoded_len(&borrowed), owned.encoded_len());
-                let frames = encode_connect_request(&borrowed, 1, 3, max_frame).unwrap();
-                assert_eq!(frames, encode_control(&owned, 1, 3, max_frame).unwrap());
+                let mut frames = vec![Bytes::from_static(b"queued before")];
+                encode_connect_request(&borrowed, 1, 3, max_frame, &mut frames).unwrap();
+                let expected = encode_control(&owned, 1, 3, max_frame).unwrap();
+                assert_eq!(frames[1..], expected);
+                let mut into = Vec::new();
+                encode_control_into(&owned, 1, 3, max_frame, &mut into).unwrap();
+                assert_eq!(into, expected);
             }
         }
     }

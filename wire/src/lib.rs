@@ -66,6 +66,7 @@ pub mod pb {
 
 pub use continuation::{
     ConnectRequestRef, ControlAssembler, encode_connect_request, encode_control,
+    encode_control_into,
 };
 pub use control::Control;
 pub use data::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN, Fragmenter};

@@ -12,7 +12,7 @@ use acm_wire::pb::{
 };
 use acm_wire::{
     BufferPool, ConnectRequestRef, Control, ControlAssembler, Fragmenter, MIN_FRAME_SIZE,
-    Reassembler, SUPPORTED_VERSIONS, encode_connect_request, encode_control,
+    Reassembler, SUPPORTED_VERSIONS, encode_connect_request, encode_control_into,
     limits::MAX_MESSAGE_LEN,
 };
 use bytes::Bytes;
@@ -358,10 +358,10 @@ impl LinkEngine {
             .channels
             .peek_next()
             .ok_or(EngineError::ChannelsExhausted)?;
-        let frames = encode_connect_request(&body, peer.version, channel, peer.max_frame)
+        let (version, max_frame) = (peer.version, peer.max_frame);
+        encode_connect_request(&body, version, channel, max_frame, &mut self.outbound)
             .map_err(|e| EngineError::Encode(e.to_string()))?;
         self.channels.allocate();
-        self.outbound.push_control(frames);
         self.channels.insert(
             channel,
             Channel {
@@ -579,8 +579,9 @@ impl LinkEngine {
 
     /// Queues a session body (or a PING on channel 0), split with MORE if it must be.
     pub(crate) fn queue_session_frame(&mut self, control: &Control, channel: u32) {
-        match encode_control(control, self.out_version(), channel, self.out_max_frame()) {
-            Ok(frames) => self.outbound.push_control(frames),
+        let (version, max_frame) = (self.out_version(), self.out_max_frame());
+        match encode_control_into(control, version, channel, max_frame, &mut self.outbound) {
+            Ok(()) => {}
             Err(err) => tracing::error!(%err, channel, "frame does not encode"),
         }
     }

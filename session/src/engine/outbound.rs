@@ -27,6 +27,13 @@ pub(crate) struct Outbound {
     transfers: VecDeque<Transfer>,
 }
 
+/// Control frames, queued in order.
+impl Extend<Bytes> for Outbound {
+    fn extend<I: IntoIterator<Item = Bytes>>(&mut self, frames: I) {
+        self.control.extend(frames);
+    }
+}
+
 impl Outbound {
     pub(crate) fn push_control(&mut self, frames: impl IntoIterator<Item = Bytes>) {
         self.control.extend(frames);
