@@ -28,16 +28,22 @@ impl NameKey {
         let len = names.iter().fold(0usize, |len, name| {
             len.saturating_add(4).saturating_add(name.len())
         });
-        let mut bytes = Vec::with_capacity(len);
-        for name in names {
-            // Names are far shorter than 4 GiB (the API and SPEC limit them to 256 bytes).
-            let name_len = u32::try_from(name.len()).unwrap_or(u32::MAX);
-            bytes.extend_from_slice(&name_len.to_le_bytes());
-            bytes.extend_from_slice(name.as_bytes());
+        // Made at its length in one allocation (from an exact-size iterator), then filled in.
+        let mut bytes: Arc<[u8]> = std::iter::repeat_n(0, len).collect();
+        if let Some(mut rest) = Arc::get_mut(&mut bytes) {
+            for name in names {
+                // Names are far shorter than 4 GiB (the API and SPEC limit them to 256 bytes).
+                let name_len = u32::try_from(name.len()).unwrap_or(u32::MAX);
+                for part in [&name_len.to_le_bytes()[..], name.as_bytes()] {
+                    let (into, tail) = rest.split_at_mut(part.len());
+                    into.copy_from_slice(part);
+                    rest = tail;
+                }
+            }
         }
         Self {
-            hash: key_hasher().hash_one(bytes.as_slice()),
-            names: bytes.into(),
+            hash: key_hasher().hash_one(&*bytes),
+            names: bytes,
         }
     }
 
