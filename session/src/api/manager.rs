@@ -95,7 +95,7 @@ impl AppInner {
             .iter()
             .filter_map(|id| sessions.get(id))
             .any(|s| {
-                s.service_name == service
+                s.service_name() == service
                     && s.local.module_name == local.module_name
                     && s.local.ability_name == local.ability_name
                     && s.peer.device_id == peer.device_id
@@ -108,7 +108,7 @@ impl AppInner {
 
     /// Adds a new session to the app.
     fn add_session(&self, session: SessionShared) {
-        let (id, service) = (session.id, session.service_name.clone());
+        let (id, service) = (session.id, session.service_name().to_string());
         lock(&self.sessions).insert(id, Arc::new(session));
         lock(&self.by_service).entry(service).or_default().push(id);
     }
@@ -117,10 +117,10 @@ impl AppInner {
     fn remove_session(&self, id: SessionId) -> Option<Arc<SessionShared>> {
         let session = lock(&self.sessions).remove(&id)?;
         let mut index = lock(&self.by_service);
-        if let Some(ids) = index.get_mut(&session.service_name) {
+        if let Some(ids) = index.get_mut(session.service_name()) {
             ids.retain(|other| *other != id);
             if ids.is_empty() {
-                index.remove(&session.service_name);
+                index.remove(session.service_name());
             }
         }
         Some(session)
@@ -249,7 +249,7 @@ impl AbilityConnectionManager {
             )));
         }
         check_name("serviceName", service_name, MAX_SERVICE_NAME_LEN)?;
-        DeviceId::new(peer_info.device_id.clone())
+        let peer_device = DeviceId::new(peer_info.device_id.clone())
             .map_err(|e| AcmError::parameter(format!("peerInfo.deviceId: {e}")))?;
         check_name("peerInfo.bundleName", &peer_info.bundle_name, MAX_NAME_LEN)?;
         check_name("peerInfo.moduleName", &peer_info.module_name, MAX_NAME_LEN)?;
@@ -289,7 +289,7 @@ impl AbilityConnectionManager {
         };
         let peer = peer_info.with_service_name(service_name).into_wire();
         let options = connect_options.into_wire();
-        let session = SessionShared::new(id, service_name.into(), peer, local, options);
+        let session = SessionShared::new(id, peer_device, peer, local, options);
         self.app.add_session(session);
         Ok(id)
     }
@@ -355,10 +355,7 @@ impl AbilityConnectionManager {
     }
 
     async fn connect_session(&self, session: &Arc<SessionShared>) -> ConnectResult {
-        let Ok(peer_device) = DeviceId::new(session.peer.device_id.clone()) else {
-            return ConnectResult::failed(ConnectErrorCode::SystemInternalError, "bad device id");
-        };
-        let link = match self.app.device.link_to(&peer_device).await {
+        let link = match self.app.device.link_to(&session.peer_device).await {
             Ok(link) => link,
             Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
         };
@@ -433,7 +430,7 @@ impl AbilityConnectionManager {
             (source.module_name == session.peer.module_name, "module"),
             (source.ability_name == session.peer.ability_name, "ability"),
             (
-                pending.target.service_name == session.service_name,
+                pending.target.service_name == session.service_name(),
                 "service",
             ),
         ];

@@ -3,6 +3,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use super::events::{Listeners, lock};
+use acm_transport::DeviceId;
 use acm_wire::pb;
 
 use super::types::SessionId;
@@ -24,8 +25,9 @@ pub(crate) enum SessionState {
 #[derive(Debug)]
 pub(crate) struct SessionShared {
     pub(crate) id: SessionId,
-    pub(crate) service_name: String,
-    /// The app on the other device. The apps and the options are kept as the wire carries
+    /// The peer's device, checked when the session was made.
+    pub(crate) peer_device: DeviceId,
+    /// The app on the other device, with the session's service. The apps and the options are kept as the wire carries
     /// them: a connect encodes its request from them without copying them.
     pub(crate) peer: pb::PeerInfo,
     /// The app on this device.
@@ -40,14 +42,14 @@ pub(crate) struct SessionShared {
 impl SessionShared {
     pub(crate) fn new(
         id: SessionId,
-        service_name: String,
+        peer_device: DeviceId,
         peer: pb::PeerInfo,
         local: pb::PeerInfo,
         options: pb::ConnectOptions,
     ) -> Self {
         Self {
             id,
-            service_name,
+            peer_device,
             peer,
             local,
             options,
@@ -60,7 +62,12 @@ impl SessionShared {
     /// The session as SPEC `SESS-3` and `SESS-7` compare it across every link to the peer.
     pub(crate) fn connect_key(&self) -> &ConnectKey {
         self.connect_key
-            .get_or_init(|| ConnectKey::new(&self.service_name, &self.local, &self.peer))
+            .get_or_init(|| ConnectKey::new(self.service_name(), &self.local, &self.peer))
+    }
+
+    /// The session's service (both apps' `service_name`).
+    pub(crate) fn service_name(&self) -> &str {
+        &self.local.service_name
     }
 
     pub(crate) fn state(&self) -> SessionState {
