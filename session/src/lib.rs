@@ -83,3 +83,11 @@ pub use runtime::{Device, DeviceConfig};
 
 pub use acm_transport as transport;
 pub use acm_wire as wire;
+
+/// The hash map of the crate: SipHash, the standard one, costs more per connect than anything
+/// else on the path but allocation. foldhash's quality hasher is seeded at random per process,
+/// so keys a peer chooses (channel numbers, tokens) still cannot be picked to collide.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;
+
+/// The hash set of the crate (see [`HashMap`]).
+pub(crate) type HashSet<T> = std::collections::HashSet<T, foldhash::quality::RandomState>;

@@ -1,6 +1,6 @@
 //! `AbilityConnectionManager`: the API an app uses, one per app (bundle) on a device.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +16,7 @@ use super::types::{
     CollaborateEventType, ConnectErrorCode, ConnectOptions, ConnectResult, Context, PeerInfo,
     Permission, SessionId,
 };
+use crate::HashMap;
 use crate::engine::{ConnectOutcome, EngineError};
 use crate::runtime::device::{DeviceInner, random_bytes};
 use crate::runtime::link_task::{LinkCommand, LinkHandle};
@@ -77,7 +78,7 @@ impl AppInner {
             device,
             next_id: AtomicU64::new(FIRST_SESSION_ID),
             sessions: Mutex::new(BTreeMap::new()),
-            by_service: Mutex::new(HashMap::new()),
+            by_service: Mutex::new(HashMap::default()),
             handlers: Mutex::new(Vec::new()),
         }
     }

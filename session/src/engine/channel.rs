@@ -1,10 +1,12 @@
 //! The sessions of a link: their channels, states, keys, deadlines and remembered tokens.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
 use acm_transport::Role;
 use acm_wire::pb::PeerInfo;
+
+use crate::{HashMap, HashSet};
 
 use super::event::Token;
 use super::names::{KeyHashed, NameKey};
@@ -66,7 +68,7 @@ pub(crate) struct Channels {
     open: HashMap<u32, Channel>,
     /// The channel a key names, and how many open channels share that key (more than one only
     /// after crossing requests, SPEC `SESS-7`).
-    by_key: HashMap<SessionKey, (u32, usize), KeyHashed>,
+    by_key: std::collections::HashMap<SessionKey, (u32, usize), KeyHashed>,
     deadlines: BTreeSet<(Instant, u32)>,
     /// The next channel id this side opens; `None` once they are used up.
     next_local: Option<u32>,
@@ -82,8 +84,8 @@ impl Channels {
     pub(crate) fn new(role: Role, remembered: usize) -> Self {
         Self {
             role,
-            open: HashMap::new(),
-            by_key: HashMap::default(),
+            open: HashMap::default(),
+            by_key: std::collections::HashMap::default(),
             deadlines: BTreeSet::new(),
             next_local: Some(match role {
                 Role::Dialer => 1,
@@ -91,7 +93,7 @@ impl Channels {
             }),
             highest_local: 0,
             highest_peer: 0,
-            seen_tokens: HashSet::new(),
+            seen_tokens: HashSet::default(),
             ended_tokens: VecDeque::new(),
             remembered,
         }

@@ -3,7 +3,7 @@
 //! copies a key by counting a reference and finds it without hashing the names again.
 
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 /// A sequence of names, compared name by name.
@@ -15,11 +15,11 @@ pub(crate) struct NameKey {
     names: Arc<[u8]>,
 }
 
-/// The keyed hash of name keys: random for each run of the program, as the standard maps'
-/// own, since names come from peers.
-fn key_hasher() -> &'static RandomState {
-    static HASHER: OnceLock<RandomState> = OnceLock::new();
-    HASHER.get_or_init(RandomState::new)
+/// The keyed hash of name keys: random for each run of the program, as the crate's maps' own
+/// (see [`crate::HashMap`]), since names come from peers.
+fn key_hasher() -> &'static foldhash::quality::RandomState {
+    static HASHER: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
+    HASHER.get_or_init(foldhash::quality::RandomState::default)
 }
 
 impl NameKey {

@@ -1,13 +1,13 @@
 //! The device runtime: it owns the transport and the links to other devices, as OpenHarmony's
 //! system service does, and routes incoming requests to the apps registered on it.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use acm_transport::{DeviceId, DeviceInfo, Transport};
 use acm_wire::{BufferPool, pb};
 use tokio::task::JoinHandle;
 
+use crate::HashMap;
 use crate::api::AcmError;
 use crate::api::events::lock;
 use crate::api::manager::{
@@ -128,7 +128,7 @@ pub(crate) struct DeviceInner {
     pending: Mutex<HashMap<Token, Pending>>,
     /// This device's requests awaiting their answer, by session, with their tokens and the id
     /// of the link each was sent on.
-    outgoing: Mutex<HashMap<ConnectKey, (Token, u64), KeyHashed>>,
+    outgoing: Mutex<std::collections::HashMap<ConnectKey, (Token, u64), KeyHashed>>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -161,9 +161,9 @@ impl Device {
             config,
             links: Mutex::new(Vec::new()),
             dialing: tokio::sync::Mutex::new(()),
-            apps: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
-            outgoing: Mutex::new(HashMap::default()),
+            apps: Mutex::new(HashMap::default()),
+            pending: Mutex::new(HashMap::default()),
+            outgoing: Mutex::new(std::collections::HashMap::default()),
             accept_task: Mutex::new(None),
         });
         let task = tokio::spawn(accept_links(Arc::downgrade(&inner)));

@@ -5,7 +5,7 @@
 //! runs it at once in its own task ([`LinkHandle::call`]) and hands the frames it queued to the
 //! link itself, which spares it the two wake-ups of a trip through the driver task.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +19,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 use tracing::Instrument;
 
+use crate::HashMap;
 use crate::api::events::{Event, Held, lock};
 use crate::api::session::{SessionShared, SessionState};
 use crate::api::types::{CollaborateEventInfo, CollaborateEventType, DisconnectReason};
@@ -253,9 +254,9 @@ pub(crate) fn spawn_link(
             device: Arc::downgrade(device),
             handle,
             engine,
-            sessions: HashMap::new(),
-            connects: HashMap::new(),
-            transfers: HashMap::new(),
+            sessions: HashMap::default(),
+            connects: HashMap::default(),
+            transfers: HashMap::default(),
             up: Some(up_tx),
             close_reason: CloseReason::normal(),
             retire_after: None,

@@ -2,7 +2,7 @@
 //! frame it hands to the link or takes from it, so the engine needs to know nothing of it and
 //! nothing is added to the wire (the FIRST fragment carries the transfer's length).
 
-use std::collections::HashMap;
+use crate::HashMap;
 
 use acm_transport::FrameBuf;
 use acm_wire::frame::type_code;
