@@ -16,8 +16,10 @@ use bytes::Bytes;
 /// The smallest buffer a pool keeps: smaller ones are cheap to allocate.
 pub const MIN_POOLED: usize = 64 * 1024;
 
-/// The most bytes a pool made by [`BufferPool::default`] keeps.
-pub const DEFAULT_POOL_BYTES: usize = 4 * 1024 * 1024;
+/// The most bytes a pool made by [`BufferPool::default`] keeps: 16 MiB, room for the buffers of
+/// an app that reads a steady stream of 1 MiB transfers a few events behind (a dozen of them are
+/// alive at once in `acm-bench`'s send_data measure). A device short of memory lowers it.
+pub const DEFAULT_POOL_BYTES: usize = 16 * 1024 * 1024;
 
 /// Buffers kept for reuse, up to a number of bytes. Cloning gives another handle to the same
 /// pool, so that the links of one device can share one.

@@ -28,7 +28,8 @@ pub struct DeviceConfig {
     pub engine: EngineConfig,
     /// The most bytes of buffers that received data transfers leave behind, once their apps
     /// have dropped them, the device keeps for the next transfers of any link to fill (see
-    /// [`acm_wire::BufferPool`]). 0 keeps none. Default 4 MiB.
+    /// [`acm_wire::BufferPool`]). 0 keeps none. Default 16 MiB
+    /// ([`acm_wire::pool::DEFAULT_POOL_BYTES`]); a watch may want far less.
     pub receive_pool_bytes: usize,
 }
 
