@@ -5,6 +5,7 @@
 //! runs it at once in its own task ([`LinkHandle::call`]) and hands the frames it queued to the
 //! link itself, which spares it the two wake-ups of a trip through the driver task.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -152,7 +153,9 @@ impl LinkHandle {
     /// When the driver task holds the state, the caller waits for it rather than queueing: the
     /// task holds it only for what it does at once (never across an await), and a queued call
     /// would cost the task another turn, scheduled while it runs, which the multi-thread
-    /// runtime hands to another worker (with the link's state moving between them).
+    /// runtime hands to another worker (with the link's state moving between them). A call
+    /// made from app code that a driver runs (a callback, an ability's handler) never waits:
+    /// the state it would wait for may be the one held around it.
     fn run_now(&self, command: LinkCommand) -> Result<(), LinkCommand> {
         let queue_empty = || self.commands.capacity() == self.commands.max_capacity();
         let Some(shared) = self.shared.upgrade() else {
@@ -161,7 +164,15 @@ impl LinkHandle {
         if !queue_empty() {
             return Err(command);
         }
-        let mut driver = lock(&shared.driver);
+        let mut driver = if in_app_code() {
+            // Perhaps under this very driver's state: waiting for it could never end.
+            let Ok(driver) = shared.driver.try_lock() else {
+                return Err(command);
+            };
+            driver
+        } else {
+            lock(&shared.driver)
+        };
         let waker = match &driver.waker {
             Some(waker) if !driver.stopped && queue_empty() && driver.takes_calls() => {
                 waker.clone()
@@ -189,6 +200,37 @@ impl LinkHandle {
                 });
             }
         }
+    }
+}
+
+thread_local! {
+    /// Whether this thread is running app code under a driver's state (see [`in_app_code`]).
+    static IN_APP_CODE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is running app code (a callback, an ability's handler) that a driver
+/// called while holding its state. A call made from there must not wait for a driver's state:
+/// it may be the one held around it, or one whose holder waits for that one.
+fn in_app_code() -> bool {
+    IN_APP_CODE.get()
+}
+
+/// Marks this thread as running app code until dropped, even by a panic.
+struct AppCode {
+    outer: bool,
+}
+
+impl AppCode {
+    fn enter() -> Self {
+        Self {
+            outer: IN_APP_CODE.replace(true),
+        }
+    }
+}
+
+impl Drop for AppCode {
+    fn drop(&mut self) {
+        IN_APP_CODE.set(self.outer);
     }
 }
 
@@ -666,7 +708,10 @@ impl Driver {
         }
     }
 
+    /// Hands out the engine's events: to the device, and to app code (callbacks, ability
+    /// handlers), which runs under the driver's state; see [`in_app_code`].
     fn dispatch_events(&mut self) {
+        let _app_code = AppCode::enter();
         while let Some(event) = self.engine.poll_event() {
             self.dispatch(event);
         }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use acm::transport::DeviceId;
@@ -170,4 +171,31 @@ async fn with_no_receive_pool_transfers_arrive_whole_and_nothing_is_kept() {
         assert_eq!(next_data(&mut events).await, data);
         assert_eq!(world.b.device.receive_pool().kept_bytes(), 0);
     }
+}
+
+#[tokio::test]
+async fn a_callback_that_makes_a_call_on_its_own_link_at_once_does_not_wait_for_itself() {
+    // Callbacks run while the link's task holds the link's state; a call that would run on
+    // that state at once (send_data does) must queue rather than wait for it.
+    let world = World::new();
+    let (a, b) = world.connected().await;
+    let app = world.b.app.clone();
+    let callback: acm::Callback = Arc::new(move |event: &acm::Event| {
+        if let acm::Event::Message { msg, .. } = event {
+            let reply = bytes::Bytes::from(format!("echo: {msg}"));
+            // Polled once and dropped: the call is handed to the link either way. Waiting for
+            // the state held around this callback would never end (the test would hang).
+            let mut call = pin!(app.send_data(b, reply));
+            let mut cx = Context::from_waker(Waker::noop());
+            let _ = call.as_mut().poll(&mut cx);
+        }
+    });
+    world
+        .b
+        .app
+        .on(acm::EventType::ReceiveMessage, b, callback)
+        .unwrap();
+    let mut events = world.a.app.events(a).unwrap();
+    world.a.app.send_message(a, "hi").await.unwrap();
+    assert_eq!(next_data(&mut events).await, "echo: hi");
 }
