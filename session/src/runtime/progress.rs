@@ -8,7 +8,7 @@ use acm_transport::FrameBuf;
 use acm_wire::frame::type_code;
 use acm_wire::header::{FrameHeader, HEADER_LEN};
 use acm_wire::pb::FrameType;
-use acm_wire::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN, Frame};
+use acm_wire::{DataFragment, FIRST_DATA_HEADER_LEN, Frame};
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -55,21 +55,18 @@ pub(crate) fn fragment_info(message: &FrameBuf) -> Option<FragmentInfo> {
     if header.frame_type != type_code(FrameType::Data) {
         return None;
     }
-    let data_header = start.get(HEADER_LEN..got)?;
-    let mut frame = Frame::new(
-        header.version,
-        FrameType::Data,
-        header.channel,
-        Bytes::copy_from_slice(data_header),
-    );
+    // The data header shares the frame's buffer when the first part holds it (no copy on a
+    // path every DATA frame takes); a frame split inside its headers gets a copy.
+    let data_header = if message.head().len() >= got {
+        message.head().slice(HEADER_LEN..got)
+    } else {
+        Bytes::copy_from_slice(start.get(HEADER_LEN..got)?)
+    };
+    let mut frame = Frame::new(header.version, FrameType::Data, header.channel, data_header);
     frame.flags = header.flags;
     let fragment = DataFragment::parse(&frame).ok()?;
-    let data_header = if fragment.total_length.is_some() {
-        FIRST_DATA_HEADER_LEN
-    } else {
-        DATA_HEADER_LEN
-    };
-    let headers = HEADER_LEN.saturating_add(data_header);
+    // What follows the data header in `start` is the chunk's first bytes.
+    let headers = got.saturating_sub(fragment.chunk.len());
     Some(FragmentInfo {
         len: message.len().saturating_sub(headers) as u64,
         ..FragmentInfo::from(&fragment)
