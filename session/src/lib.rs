@@ -35,21 +35,20 @@
 //! let on_phone = phone.manager(&context);
 //! let on_tablet = tablet.manager(&context);
 //!
-//! // The tablet's ability accepts every collaboration request.
+//! // The tablet's ability accepts every collaboration request in its handler, as the
+//! // reference's onCollaborate example does: accept_connect starts at once, and its future
+//! // only tells how it ended.
 //! let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
 //! let manager = on_tablet.clone();
 //! let ctx = context.clone();
 //! on_tablet.register_ability("entry", "EntryAbility", move |request| {
-//!     let (manager, ctx, tx) = (manager.clone(), ctx.clone(), accepted_tx.clone());
-//!     tokio::spawn(async move {
-//!         let peer = request.peer_info.clone();
-//!         let service = peer.service_name.clone();
-//!         let id = manager
-//!             .create_ability_connection_session(&service, &ctx, peer, request.connect_options)
-//!             .unwrap();
-//!         manager.accept_connect(id, &request.token).await.unwrap();
-//!         tx.send(id).unwrap();
-//!     });
+//!     let peer = request.peer_info;
+//!     let service = peer.service_name.clone();
+//!     let id = manager
+//!         .create_ability_connection_session(&service, &ctx, peer, request.connect_options)
+//!         .unwrap();
+//!     let outcome = manager.accept_connect(id, &request.token);
+//!     accepted_tx.send((id, outcome)).unwrap();
 //!     CollaborateResult::Accept
 //! });
 //!
@@ -57,7 +56,8 @@
 //! let peer = PeerInfo::new("tablet", "com.example.notes", "entry", "EntryAbility");
 //! let session = on_phone.create_ability_connection_session("notes", &context, peer, ConnectOptions::default())?;
 //! assert!(on_phone.connect(session).await?.is_connected);
-//! let on_tablet_session = accepted.recv().await.unwrap();
+//! let (on_tablet_session, outcome) = accepted.recv().await.unwrap();
+//! outcome.await?;
 //! let mut events = on_tablet.events(on_tablet_session)?;
 //! on_phone.send_message(session, "hello").await?;
 //! assert_eq!(

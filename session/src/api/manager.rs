@@ -1,8 +1,11 @@
 //! `AbilityConnectionManager`: the API an app uses, one per app (bundle) on a device.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, ready};
 
 use acm_transport::DeviceId;
 use acm_wire::limits::{MAX_MESSAGE_LEN, MAX_NAME_LEN, MAX_PARAMETERS, MAX_SERVICE_NAME_LEN};
@@ -19,7 +22,7 @@ use super::types::{
 use crate::HashMap;
 use crate::engine::{ConnectOutcome, EngineError};
 use crate::runtime::device::{DeviceInner, random_bytes};
-use crate::runtime::link_task::{LinkCommand, LinkHandle};
+use crate::runtime::link_task::{AcceptReply, LinkCommand, LinkHandle};
 
 /// The first session id: ids are greater than 100.
 const FIRST_SESSION_ID: SessionId = 101;
@@ -416,7 +419,27 @@ impl AbilityConnectionManager {
     /// a session this app created for the requesting app and service. Errors: 401 for an
     /// unknown session, an unknown, used or expired token, or a token of another app, peer or
     /// service.
-    pub async fn accept_connect(&self, session_id: SessionId, token: &str) -> Result<(), AcmError> {
+    ///
+    /// As the reference's `acceptConnect` does, the acceptance starts when this is called, not
+    /// when the returned future is first polled; the future tells how it ended. An ability's
+    /// handler can therefore accept the request it is handed, as the reference's example does
+    /// in `onCollaborate`, without a task of its own: the link answers the requester as soon as
+    /// the handler returns. Dropping the future does not stop the acceptance. A session whose
+    /// acceptance fails is left idle, whether or not the future is awaited.
+    pub fn accept_connect(&self, session_id: SessionId, token: &str) -> AcceptConnect {
+        AcceptConnect(match self.start_accept(session_id, token) {
+            Ok(answer) => AcceptState::Handed(answer),
+            Err(err) => AcceptState::Refused(Some(err)),
+        })
+    }
+
+    /// The part of [`accept_connect`](Self::accept_connect) that runs when it is called: checks
+    /// the call and hands the acceptance to the request's link.
+    fn start_accept(
+        &self,
+        session_id: SessionId,
+        token: &str,
+    ) -> Result<oneshot::Receiver<Result<(), EngineError>>, AcmError> {
         let session = self.session(session_id)?;
         let pending = self.app.device.take_request(token, &self.app.bundle)?;
         let mismatch = |what: &str| {
@@ -447,21 +470,11 @@ impl AbilityConnectionManager {
             ));
         }
         let (reply, answer) = oneshot::channel();
-        let command = LinkCommand::Accept {
+        pending.link.hand(LinkCommand::Accept {
             channel: pending.channel,
-            session: session.clone(),
-            reply,
-        };
-        let sent = pending.link.call(command).await.is_ok();
-        match (sent, answer.await) {
-            (true, Ok(Ok(()))) => Ok(()),
-            _ => {
-                session.set_state(SessionState::Idle);
-                Err(AcmError::parameter(
-                    "token: the request is no longer pending (the requester gave up or the link ended)",
-                ))
-            }
-        }
+            reply: AcceptReply::new(session, reply),
+        });
+        Ok(answer)
     }
 
     /// Rejects the request with `token`; the requester gets PEER_APP_REJECTED with `reason`.
@@ -676,5 +689,42 @@ mod tests {
         assert!(!found("chat"));
         app.destroy_ability_connection_session(other).unwrap();
         assert!(lock(&app.app.by_service).is_empty());
+    }
+}
+
+/// How an [`AbilityConnectionManager::accept_connect`] ended: a future of `Result<(), AcmError>`.
+/// The acceptance has started when this exists; awaiting it only tells the outcome, and
+/// dropping it does not stop the acceptance.
+#[derive(Debug)]
+pub struct AcceptConnect(AcceptState);
+
+#[derive(Debug)]
+enum AcceptState {
+    /// Refused when called, until told; `None` once the outcome, whichever, has been told.
+    Refused(Option<AcmError>),
+    /// Handed to the link: its answer comes here.
+    Handed(oneshot::Receiver<Result<(), EngineError>>),
+}
+
+impl Future for AcceptConnect {
+    type Output = Result<(), AcmError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            AcceptState::Refused(err) => Poll::Ready(Err(err.take().unwrap_or_else(|| {
+                AcmError::parameter("accept_connect: its outcome was already told")
+            }))),
+            AcceptState::Handed(answer) => {
+                let answer = ready!(Pin::new(answer).poll(cx));
+                self.0 = AcceptState::Refused(None);
+                Poll::Ready(match answer {
+                    Ok(Ok(())) => Ok(()),
+                    // The link has left the session idle (`AcceptReply`).
+                    Ok(Err(_)) | Err(_) => Err(AcmError::parameter(
+                        "token: the request is no longer pending (the requester gave up or the link ended)",
+                    )),
+                })
+            }
+        }
     }
 }

@@ -11,7 +11,8 @@ pub(crate) mod types;
 pub use error::AcmError;
 pub use events::{Callback, Event, EventStream, EventType};
 pub use manager::{
-    AbilityConnectionManager, CollaborateHandler, CollaborateRequest, CollaborateResult,
+    AbilityConnectionManager, AcceptConnect, CollaborateHandler, CollaborateRequest,
+    CollaborateResult,
 };
 pub use progress::SendProgress;
 pub use types::{

@@ -5,7 +5,7 @@
 //! runs it at once in its own task ([`LinkHandle::call`]) and hands the frames it queued to the
 //! link itself, which spares it the two wake-ups of a trip through the driver task.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -50,8 +50,7 @@ pub(crate) enum LinkCommand {
     },
     Accept {
         channel: u32,
-        session: Arc<SessionShared>,
-        reply: oneshot::Sender<Result<(), EngineError>>,
+        reply: AcceptReply,
     },
     Reject {
         channel: u32,
@@ -85,6 +84,43 @@ pub(crate) enum LinkCommand {
     /// Another link to the same device is preferred (SPEC `LINK-8`): close this one once it
     /// carries no session.
     Retire,
+}
+
+/// Where the outcome of an `accept_connect` goes. The session is connecting until then; a refused
+/// accept, or one whose call is dropped before it ran (the link ended first), leaves it idle
+/// whether or not anyone awaits the outcome.
+pub(crate) struct AcceptReply {
+    session: Arc<SessionShared>,
+    reply: Option<oneshot::Sender<Result<(), EngineError>>>,
+}
+
+impl AcceptReply {
+    pub(crate) fn new(
+        session: Arc<SessionShared>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    ) -> Self {
+        Self {
+            session,
+            reply: Some(reply),
+        }
+    }
+
+    fn send(mut self, result: Result<(), EngineError>) {
+        if result.is_err() {
+            self.session.set_state(SessionState::Idle);
+        }
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+impl Drop for AcceptReply {
+    fn drop(&mut self) {
+        if self.reply.is_some() {
+            self.session.set_state(SessionState::Idle);
+        }
+    }
 }
 
 /// How the rest of the runtime reaches a link. Its copies (each session and request on the link
@@ -153,19 +189,27 @@ impl LinkHandle {
     /// When the driver task holds the state, the caller waits for it rather than queueing: the
     /// task holds it only for what it does at once (never across an await), and a queued call
     /// would cost the task another turn, scheduled while it runs, which the multi-thread
-    /// runtime hands to another worker (with the link's state moving between them). A call
-    /// made from app code that a driver runs (a callback, an ability's handler) never waits:
-    /// the state it would wait for may be the one held around it.
+    /// runtime hands to another worker (with the link's state moving between them).
+    ///
+    /// A call made from app code that a driver runs (a callback, an ability's handler) never
+    /// waits: the state it would wait for may be the one held around it. When that driver is
+    /// this link's, the driver runs the call as soon as the app code returns, before anything
+    /// else ([`AppCode`]); an ability's handler that accepts the request it is handed answers
+    /// it in the same turn of the link.
     fn run_now(&self, command: LinkCommand) -> Result<(), LinkCommand> {
         let queue_empty = || self.commands.capacity() == self.commands.max_capacity();
-        let Some(shared) = self.shared.upgrade() else {
-            return Err(command);
-        };
         if !queue_empty() {
             return Err(command);
         }
+        let command = match defer_to_driver(self.id, command) {
+            AppCall::Deferred => return Ok(()),
+            AppCall::NotDeferred(command) => command,
+        };
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(command);
+        };
         let mut driver = if in_app_code() {
-            // Perhaps under this very driver's state: waiting for it could never end.
+            // Perhaps under another driver's state whose holder waits for this one.
             let Ok(driver) = shared.driver.try_lock() else {
                 return Err(command);
             };
@@ -190,8 +234,27 @@ impl LinkHandle {
         Ok(())
     }
 
-    /// Sends a call that needs no answer, without waiting: from `Drop` and sync API calls.
+    /// Hands a call to the link without waiting: runs it at once when [`run_now`](Self::run_now)
+    /// can, and queues it otherwise ([`send_now`](Self::send_now)). Its answer, if it has one,
+    /// comes on its reply channel; a call the link can no longer take is dropped, and so is its
+    /// reply channel.
+    pub(crate) fn hand(&self, command: LinkCommand) {
+        if let Err(command) = self.run_now(command) {
+            self.send_now(command);
+        }
+    }
+
+    /// Sends a call that needs no answer, without waiting: from `Drop` and sync API calls. From
+    /// app code that this link's driver runs, the driver runs it once that code returns.
     pub(crate) fn send_now(&self, command: LinkCommand) {
+        let command = if self.commands.capacity() == self.commands.max_capacity() {
+            match defer_to_driver(self.id, command) {
+                AppCall::Deferred => return,
+                AppCall::NotDeferred(command) => command,
+            }
+        } else {
+            command
+        };
         if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
             let commands = self.commands.clone();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -203,34 +266,80 @@ impl LinkHandle {
     }
 }
 
+/// App code (a callback, an ability's handler) that the driver of link `link` runs while it holds
+/// its state, and the calls that code made on that same link, for the driver to run once the
+/// code returns.
+struct AppScope {
+    link: u64,
+    calls: Vec<LinkCommand>,
+}
+
 thread_local! {
-    /// Whether this thread is running app code under a driver's state (see [`in_app_code`]).
-    static IN_APP_CODE: Cell<bool> = const { Cell::new(false) };
+    /// The app code this thread is running under a driver's state, if any (see [`AppCode`]).
+    static APP_CODE: RefCell<Option<AppScope>> = const { RefCell::new(None) };
 }
 
 /// Whether this thread is running app code (a callback, an ability's handler) that a driver
 /// called while holding its state. A call made from there must not wait for a driver's state:
 /// it may be the one held around it, or one whose holder waits for that one.
 fn in_app_code() -> bool {
-    IN_APP_CODE.get()
+    APP_CODE.with_borrow(Option::is_some)
 }
 
-/// Marks this thread as running app code until dropped, even by a panic.
+/// What became of a call made from app code.
+enum AppCall {
+    /// The driver that runs the app code runs it once the code returns.
+    Deferred,
+    /// Not app code of this link's driver, or it has left as many calls as it may.
+    NotDeferred(LinkCommand),
+}
+
+/// Leaves `command` for the driver of link `link` when this thread runs app code under that
+/// driver's state. At most [`COMMAND_QUEUE`] calls wait so for one return of app code; more go
+/// through the queue, behind them, where the driver's backpressure applies.
+fn defer_to_driver(link: u64, command: LinkCommand) -> AppCall {
+    APP_CODE.with_borrow_mut(|scope| match scope {
+        Some(scope) if scope.link == link && scope.calls.len() < COMMAND_QUEUE => {
+            scope.calls.push(command);
+            AppCall::Deferred
+        }
+        _ => AppCall::NotDeferred(command),
+    })
+}
+
+/// Marks this thread as running app code under the state of link `link`'s driver, until
+/// [`AppCode::leave`] (or a drop, even by a panic, which discards the calls the code made: their
+/// callers hear that the link is gone).
 struct AppCode {
-    outer: bool,
+    outer: Option<AppScope>,
+    left: bool,
 }
 
 impl AppCode {
-    fn enter() -> Self {
+    /// Enters app code of link `link`'s driver; `calls` (empty) takes the calls it makes.
+    fn enter(link: u64, calls: Vec<LinkCommand>) -> Self {
+        let scope = AppScope { link, calls };
         Self {
-            outer: IN_APP_CODE.replace(true),
+            outer: APP_CODE.replace(Some(scope)),
+            left: false,
         }
+    }
+
+    /// Ends the app code; returns the calls it made on the driver's link, in order.
+    fn leave(mut self) -> Vec<LinkCommand> {
+        self.left = true;
+        APP_CODE
+            .replace(self.outer.take())
+            .map(|scope| scope.calls)
+            .unwrap_or_default()
     }
 }
 
 impl Drop for AppCode {
     fn drop(&mut self) {
-        IN_APP_CODE.set(self.outer);
+        if !self.left {
+            drop(APP_CODE.replace(self.outer.take()));
+        }
     }
 }
 
@@ -310,6 +419,8 @@ pub(crate) fn spawn_link(
             armed: None,
             request_deadline: None,
             answered: Vec::new(),
+            app_calls: VecDeque::new(),
+            app_call_room: Vec::new(),
             stopped: false,
         };
         LinkShared {
@@ -356,6 +467,10 @@ struct Driver {
     /// Connects whose answer came, to tell their callers once the state is let go of
     /// ([`answer_connects`]).
     answered: Vec<(ConnectReply, ConnectOutcome)>,
+    /// Calls that app code it ran made on this link, to run before anything else.
+    app_calls: VecDeque<LinkCommand>,
+    /// An empty list, kept for the next app code's calls (its room is reused).
+    app_call_room: Vec<LinkCommand>,
     /// Whether the driver task has ended.
     stopped: bool,
 }
@@ -559,6 +674,7 @@ impl Driver {
     fn flush(&mut self, link: &Arc<dyn Link>, waker: &Waker) -> bool {
         let mut cx = Context::from_waker(waker);
         loop {
+            self.run_app_calls();
             while !self.sending
                 && let Some(frame) = self.engine.poll_transmit_buf(now())
             {
@@ -618,13 +734,10 @@ impl Driver {
                     }
                 }
             }
-            LinkCommand::Accept {
-                channel,
-                session,
-                reply,
-            } => {
+            LinkCommand::Accept { channel, reply } => {
                 let result = self.engine.accept(channel);
                 if result.is_ok() {
+                    let session = reply.session.clone();
                     session.set_state(SessionState::Connected {
                         link: self.handle.clone(),
                         channel,
@@ -638,7 +751,7 @@ impl Driver {
                         },
                     );
                 }
-                let _ = reply.send(result);
+                reply.send(result);
             }
             LinkCommand::Reject {
                 channel,
@@ -709,12 +822,34 @@ impl Driver {
     }
 
     /// Hands out the engine's events: to the device, and to app code (callbacks, ability
-    /// handlers), which runs under the driver's state; see [`in_app_code`].
+    /// handlers), which runs under the driver's state (see [`AppCode`]); runs the calls that
+    /// app code makes on this link as it returns.
     fn dispatch_events(&mut self) {
-        let _app_code = AppCode::enter();
-        while let Some(event) = self.engine.poll_event() {
+        loop {
+            self.run_app_calls();
+            let Some(event) = self.engine.poll_event() else {
+                break;
+            };
             self.dispatch(event);
         }
+    }
+
+    /// Runs the calls app code made on this link, in order, and those their own app code makes.
+    fn run_app_calls(&mut self) {
+        while let Some(command) = self.app_calls.pop_front() {
+            self.command(command);
+        }
+    }
+
+    /// Runs `code`, app code, under this driver's state (see [`AppCode`]); the calls it makes
+    /// on this link wait in `app_calls`.
+    fn app_code<T>(&mut self, code: impl FnOnce(&mut Self) -> T) -> T {
+        let scope = AppCode::enter(self.handle.id, std::mem::take(&mut self.app_call_room));
+        let out = code(self);
+        let mut calls = scope.leave();
+        self.app_calls.extend(calls.drain(..));
+        self.app_call_room = calls;
+        out
     }
 
     fn dispatch(&mut self, event: EngineEvent) {
@@ -748,7 +883,9 @@ impl Driver {
             EngineEvent::IncomingRequest(request) => {
                 let channel = request.channel;
                 let verdict = match self.device.upgrade() {
-                    Some(device) => device.route_request(&self.handle, *request),
+                    Some(device) => {
+                        self.app_code(|driver| device.route_request(&driver.handle, *request))
+                    }
                     None => Some((
                         pb::ConnectErrorCode::SystemInternalError,
                         "the device is shutting down".to_string(),
@@ -873,7 +1010,7 @@ impl Driver {
     /// until it is delivered.
     fn deliver(&mut self, session: &SessionShared, event: Event) {
         let hold = !self.held.is_empty();
-        session.listeners.deliver(event, hold, &mut self.held);
+        self.app_code(|driver| session.listeners.deliver(event, hold, &mut driver.held));
     }
 }
 
@@ -891,5 +1028,53 @@ fn earliest(a: Option<TokioInstant>, b: Option<TokioInstant>) -> Option<TokioIns
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connecting_session() -> Arc<SessionShared> {
+        let session = Arc::new(SessionShared::new(
+            101,
+            DeviceId::new("phone").unwrap(),
+            pb::PeerInfo::default(),
+            pb::PeerInfo::default(),
+            pb::ConnectOptions::default(),
+        ));
+        assert!(session.begin_connecting());
+        session
+    }
+
+    fn is_idle(session: &SessionShared) -> bool {
+        matches!(session.state(), SessionState::Idle)
+    }
+
+    #[test]
+    fn an_accept_the_link_refused_leaves_its_session_idle_and_says_so() {
+        let session = connecting_session();
+        let (reply, mut answer) = oneshot::channel();
+        AcceptReply::new(session.clone(), reply).send(Err(EngineError::LinkNotUp));
+        assert!(is_idle(&session));
+        assert!(matches!(answer.try_recv(), Ok(Err(EngineError::LinkNotUp))));
+    }
+
+    #[test]
+    fn an_accept_dropped_before_the_link_ran_it_leaves_its_session_idle() {
+        let session = connecting_session();
+        let (reply, mut answer) = oneshot::channel();
+        drop(AcceptReply::new(session.clone(), reply));
+        assert!(is_idle(&session));
+        assert!(answer.try_recv().is_err());
+    }
+
+    #[test]
+    fn an_accept_the_link_took_leaves_the_state_to_the_link() {
+        let session = connecting_session();
+        let (reply, mut answer) = oneshot::channel();
+        AcceptReply::new(session.clone(), reply).send(Ok(()));
+        assert!(matches!(session.state(), SessionState::Connecting));
+        assert!(matches!(answer.try_recv(), Ok(Ok(()))));
     }
 }

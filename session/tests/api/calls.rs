@@ -44,6 +44,30 @@ fn frames_sent_by(link: &LinkHandle, device: &str) -> u64 {
         .frames_sent
 }
 
+/// Over a link that is up, A connects a second session to B, whose app keeps the request's
+/// token unanswered: A's connect under way, and the token.
+async fn second_request_kept_by_b(
+    world: &World,
+) -> (tokio::task::JoinHandle<acm::ConnectResult>, String) {
+    world.connected().await;
+    let (tokens, mut requests) = mpsc::unbounded_channel();
+    world.b.app.register_ability(
+        "entry",
+        "EntryAbility",
+        move |request: CollaborateRequest| {
+            let _ = tokens.send(request.token);
+            CollaborateResult::Accept
+        },
+    );
+    let second = session_for_another_service(&world.a.app, "tablet");
+    let connecting = tokio::spawn({
+        let app = world.a.app.clone();
+        async move { app.connect(second).await.unwrap() }
+    });
+    let token = requests.recv().await.expect("the request arrived");
+    (connecting, token)
+}
+
 #[tokio::test(start_paused = true)]
 async fn connect_puts_its_request_on_the_link_before_the_link_task_runs() {
     let world = World::new();
@@ -62,23 +86,7 @@ async fn connect_puts_its_request_on_the_link_before_the_link_task_runs() {
 #[tokio::test(start_paused = true)]
 async fn accept_connect_puts_its_answer_on_the_link_before_the_link_task_runs() {
     let world = World::new();
-    world.connected().await;
-    // B's app keeps the next request's token instead of answering.
-    let (tokens, mut requests) = mpsc::unbounded_channel();
-    world.b.app.register_ability(
-        "entry",
-        "EntryAbility",
-        move |request: CollaborateRequest| {
-            let _ = tokens.send(request.token);
-            CollaborateResult::Accept
-        },
-    );
-    let second = session_for_another_service(&world.a.app, "tablet");
-    let connecting = tokio::spawn({
-        let app = world.a.app.clone();
-        async move { app.connect(second).await.unwrap() }
-    });
-    let token = requests.recv().await.expect("the request arrived");
+    let (connecting, token) = second_request_kept_by_b(&world).await;
     let theirs = session_for_another_service(&world.b.app, "phone");
     let link = the_link(&world);
     let before = frames_sent_by(&link, "tablet");
@@ -198,4 +206,88 @@ async fn a_callback_that_makes_a_call_on_its_own_link_at_once_does_not_wait_for_
     let mut events = world.a.app.events(a).unwrap();
     world.a.app.send_message(a, "hi").await.unwrap();
     assert_eq!(next_data(&mut events).await, "echo: hi");
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_connect_answers_when_called_even_if_its_future_is_never_polled() {
+    let world = World::new();
+    let (connecting, token) = second_request_kept_by_b(&world).await;
+    let theirs = session_for_another_service(&world.b.app, "phone");
+    let link = the_link(&world);
+    let before = frames_sent_by(&link, "tablet");
+    // As the reference's promise: the acceptance starts with the call, not with a poll.
+    drop(world.b.app.accept_connect(theirs, &token));
+    assert_eq!(frames_sent_by(&link, "tablet"), before + 1);
+    assert!(connecting.await.unwrap().is_connected);
+    world.b.app.send_message(theirs, "accepted").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ability_handler_can_accept_in_oncollaborate_as_the_reference_example_does() {
+    let world = World::new();
+    let (accepted, mut handed) = mpsc::unbounded_channel();
+    let manager = world.b.app.clone();
+    world.b.app.register_ability(
+        "entry",
+        "EntryAbility",
+        move |request: CollaborateRequest| {
+            // No task of its own: the session, then the acceptance, in the handler.
+            let session = session_for(&manager, &request);
+            let events = manager.events(session).unwrap();
+            let outcome = manager.accept_connect(session, &request.token);
+            let _ = accepted.send((session, events, outcome));
+            CollaborateResult::Accept
+        },
+    );
+    let a = world.a_session();
+    let result = world.a.app.connect(a).await.unwrap();
+    assert!(result.is_connected, "{result:?}");
+    let (b, mut events, outcome) = handed.recv().await.expect("the handler ran");
+    outcome.await.unwrap();
+    assert!(
+        matches!(next(&mut events).await, acm::Event::Connect { session_id } if session_id == b)
+    );
+    let mut a_events = world.a.app.events(a).unwrap();
+    world.b.app.send_message(b, "hello").await.unwrap();
+    assert!(matches!(next(&mut a_events).await, acm::Event::Message { msg, .. } if msg == "hello"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_callback_that_calls_on_its_own_link_at_once_does_not_wait_for_itself() {
+    // The acceptor's connect event comes while accept_connect runs on the link's state in the
+    // accepting task; a callback's call on that link must not wait for the state held around it.
+    let world = World::new();
+    let (sessions, mut accepted) = mpsc::unbounded_channel();
+    let manager = world.b.app.clone();
+    world.b.app.register_ability(
+        "entry",
+        "EntryAbility",
+        move |request: CollaborateRequest| {
+            let (manager, sessions) = (manager.clone(), sessions.clone());
+            tokio::spawn(async move {
+                let session = session_for(&manager, &request);
+                let app = manager.clone();
+                let welcome: acm::Callback = Arc::new(move |_: &acm::Event| {
+                    // send_data runs on the link's state at once when it can.
+                    let mut call = pin!(app.send_data(session, bytes::Bytes::from("welcome")));
+                    let mut cx = Context::from_waker(Waker::noop());
+                    let _ = call.as_mut().poll(&mut cx);
+                });
+                manager
+                    .on(acm::EventType::Connect, session, welcome)
+                    .unwrap();
+                manager
+                    .accept_connect(session, &request.token)
+                    .await
+                    .unwrap();
+                let _ = sessions.send(session);
+            });
+            CollaborateResult::Accept
+        },
+    );
+    let a = world.a_session();
+    let mut a_events = world.a.app.events(a).unwrap();
+    assert!(world.a.app.connect(a).await.unwrap().is_connected);
+    accepted.recv().await.expect("B accepted");
+    assert_eq!(next_data(&mut a_events).await, "welcome");
 }

@@ -102,14 +102,7 @@ pub fn accept_all(app: &AbilityConnectionManager) -> mpsc::UnboundedReceiver<Ses
             let manager = manager.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                let session = manager
-                    .create_ability_connection_session(
-                        &request.peer_info.service_name,
-                        &context(),
-                        request.peer_info.clone(),
-                        request.connect_options.clone(),
-                    )
-                    .unwrap();
+                let session = session_for(&manager, &request);
                 manager
                     .accept_connect(session, &request.token)
                     .await
@@ -120,6 +113,17 @@ pub fn accept_all(app: &AbilityConnectionManager) -> mpsc::UnboundedReceiver<Ses
         },
     );
     rx
+}
+
+/// A session of `app` for the requester and service of `request`.
+pub fn session_for(app: &AbilityConnectionManager, request: &CollaborateRequest) -> SessionId {
+    app.create_ability_connection_session(
+        &request.peer_info.service_name,
+        &context(),
+        request.peer_info.clone(),
+        request.connect_options.clone(),
+    )
+    .unwrap()
 }
 
 /// The next event of a stream, within a (paused-clock) second.
