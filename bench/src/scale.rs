@@ -10,7 +10,8 @@ use bytes::Bytes;
 use crate::alloc::Snapshot;
 use crate::report::{Figure, Row};
 use crate::world::{
-    Side, accept_all, connect, connected_pair, connected_segmented_pair, next_data, side,
+    Side, accept_all, connect, connected_pair, connected_segmented_pair, next_accepted, next_data,
+    side,
 };
 
 /// The most bytes an idle session may hold, both ends counted.
@@ -52,9 +53,9 @@ pub async fn many_sessions(spread: Spread) -> Vec<Row> {
     // Every link up first: what is measured is the sessions, not the links.
     for ((id, peer), accepted) in peers.iter().zip(&mut accepted) {
         let session = connect(&hub.app, id, "warm-up").await;
-        let theirs = accepted.recv().await.expect("the peer accepted");
+        let (theirs, _) = next_accepted(accepted).await;
         let _ = hub.app.destroy_ability_connection_session(session);
-        let _ = peer.app.destroy_ability_connection_session(theirs.session);
+        let _ = peer.app.destroy_ability_connection_session(theirs);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
 

@@ -4,8 +4,8 @@
 use acm::segmented::Segmented;
 use acm::transport::DeviceId;
 use acm::{
-    AbilityConnectionManager, CollaborateRequest, CollaborateResult, ConnectOptions, Context,
-    Device, DeviceConfig, Event, EventStream, PeerInfo, SessionId,
+    AbilityConnectionManager, AcceptConnect, CollaborateRequest, CollaborateResult, ConnectOptions,
+    Context, Device, DeviceConfig, Event, EventStream, PeerInfo, SessionId,
 };
 use acm_transport_mock::{DeviceOptions, MockNetwork};
 use tokio::sync::mpsc;
@@ -66,43 +66,51 @@ pub struct Accepted {
     pub session: SessionId,
     /// The session's events, when they were asked for.
     pub events: Option<EventStream>,
+    /// How the acceptance ends.
+    pub outcome: AcceptConnect,
 }
 
-/// Makes `app` accept every request: it creates a session for the requester and calls
-/// `accept_connect`, then reports the session (with its event stream if `with_events`).
+/// Makes `app` accept every request as the reference's example does, in its `onCollaborate`
+/// handler: it creates a session for the requester and calls `accept_connect`, then reports the
+/// session (with its event stream if `with_events`) and the acceptance's outcome.
 pub fn accept_all(
     app: &AbilityConnectionManager,
     with_events: bool,
 ) -> mpsc::UnboundedReceiver<Accepted> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let manager = app.clone();
+    let (manager, context) = (app.clone(), context());
     app.register_ability(
         "entry",
         "EntryAbility",
         move |request: CollaborateRequest| {
-            let (manager, tx) = (manager.clone(), tx.clone());
-            tokio::spawn(async move {
-                let session = manager
-                    .create_ability_connection_session(
-                        &request.peer_info.service_name,
-                        &context(),
-                        request.peer_info.clone(),
-                        request.connect_options.clone(),
-                    )
-                    .expect("a valid request");
-                let events = with_events.then(|| manager.events(session).expect("the session"));
-                if manager
-                    .accept_connect(session, &request.token)
-                    .await
-                    .is_ok()
-                {
-                    let _ = tx.send(Accepted { session, events });
-                }
+            let session = manager
+                .create_ability_connection_session(
+                    &request.peer_info.service_name,
+                    &context,
+                    request.peer_info.clone(),
+                    request.connect_options.clone(),
+                )
+                .expect("a valid request");
+            let events = with_events.then(|| manager.events(session).expect("the session"));
+            let outcome = manager.accept_connect(session, &request.token);
+            let _ = tx.send(Accepted {
+                session,
+                events,
+                outcome,
             });
             CollaborateResult::Accept
         },
     );
     rx
+}
+
+/// The next session `accepted` reports, once its acceptance has succeeded: its id and events.
+pub async fn next_accepted(
+    accepted: &mut mpsc::UnboundedReceiver<Accepted>,
+) -> (SessionId, Option<EventStream>) {
+    let one = accepted.recv().await.expect("the peer took a request");
+    one.outcome.await.expect("the peer accepted");
+    (one.session, one.events)
 }
 
 /// Creates a session of `app` with the app on `peer` for `service` and connects it.
@@ -153,11 +161,10 @@ async fn connect_sides(
 ) -> (Side, Side, SessionId, EventStream) {
     let mut accepted = accept_all(&b_side.app, true);
     let session = connect(&a_side.app, b, service).await;
-    let events = accepted
-        .recv()
+    let events = next_accepted(&mut accepted)
         .await
-        .and_then(|accepted| accepted.events)
-        .expect("the peer accepted");
+        .1
+        .expect("the events were asked for");
     (a_side, b_side, session, events)
 }
 
