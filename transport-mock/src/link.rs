@@ -245,35 +245,43 @@ impl Link for MockLink {
     /// Carries the two parts as they are, without joining them: the receiver's
     /// [`Link::recv_buf`] gets them so.
     async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
+        let mut frame = frame;
+        loop {
+            // Registered before looking, so that room made meanwhile is not missed.
+            let mut changed = pin!(self.shared.room[self.side.index()].notified());
+            changed.as_mut().enable();
+            match self.try_send_buf(frame)? {
+                None => return Ok(()),
+                Some(back) => frame = back,
+            }
+            changed.await;
+        }
+    }
+
+    fn try_send_buf(&self, frame: FrameBuf) -> Result<Option<FrameBuf>, TransportError> {
         if frame.is_empty() {
             return Err(TransportError::EmptyFrame);
         }
         let sending = self.side.index();
-        loop {
-            let mut changed = pin!(self.shared.room[sending].notified());
-            changed.as_mut().enable();
-            {
-                let mut state = self.shared.lock();
-                if let Some(closure) = &state.closure[self.side.index()] {
-                    return Err(TransportError::Closed(closure.clone()));
-                }
-                let direction = &mut state.directions[sending];
-                let max = direction.max_frame_size();
-                if frame.len() > max {
-                    return Err(TransportError::FrameTooLarge {
-                        len: frame.len(),
-                        max,
-                    });
-                }
-                if direction.has_room(frame.len()) {
-                    direction.push(frame, Instant::now());
-                    drop(state);
-                    self.shared.arrived[sending].notify_waiters();
-                    return Ok(());
-                }
-            }
-            changed.await;
+        let mut state = self.shared.lock();
+        if let Some(closure) = &state.closure[sending] {
+            return Err(TransportError::Closed(closure.clone()));
         }
+        let direction = &mut state.directions[sending];
+        let max = direction.max_frame_size();
+        if frame.len() > max {
+            return Err(TransportError::FrameTooLarge {
+                len: frame.len(),
+                max,
+            });
+        }
+        if !direction.has_room(frame.len()) {
+            return Ok(Some(frame));
+        }
+        direction.push(frame, Instant::now());
+        drop(state);
+        self.shared.arrived[sending].notify_waiters();
+        Ok(None)
     }
 
     async fn recv_buf(&self) -> Result<FrameBuf, TransportError> {

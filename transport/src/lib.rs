@@ -447,6 +447,16 @@ pub trait Link: Send + Sync + fmt::Debug {
         self.send(frame.into_bytes()).await
     }
 
+    /// Sends one frame as [`Link::send_buf`] does if the link has room for it now, without
+    /// waiting, and gives it back (`Ok(Some(frame))`) if it would have to wait: the caller then
+    /// sends it with [`Link::send_buf`]. Fails as [`Link::send_buf`] does. Frames keep their
+    /// order only if no other send is under way when this is called. A transport that can tell
+    /// at once whether a frame fits (an in-memory link) overrides this, which spares its
+    /// callers a future per frame; the default gives every frame back.
+    fn try_send_buf(&self, frame: FrameBuf) -> Result<Option<FrameBuf>, TransportError> {
+        Ok(Some(frame))
+    }
+
     /// Receives the next frame as [`Link::recv`] does, possibly in two parts: as the sender's
     /// [`Link::send_buf`] gave them, on a transport that keeps them apart. The default calls
     /// [`Link::recv`].

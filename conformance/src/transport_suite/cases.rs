@@ -58,13 +58,13 @@ pub fn cases() -> Vec<TransportCase> {
         transport_case!(
             "transport/size/over-the-maximum-is-refused",
             ["FRAME-5", "LINK-5", "TCP-3"],
-            "a frame one byte over the link's maximum fails with FrameTooLarge, nothing is sent, and the link goes on",
+            "a frame one byte over the link's maximum fails with FrameTooLarge (from try_send_buf too, unless it gives the frame back), nothing is sent, and the link goes on",
             over_the_maximum
         ),
         transport_case!(
             "transport/size/empty-frame-is-refused",
             ["FRAME-1", "FRAME-9", "TCP-2"],
-            "an empty frame fails with EmptyFrame, nothing is sent, and the link goes on",
+            "an empty frame fails with EmptyFrame (from try_send_buf too, unless it gives the frame back), nothing is sent, and the link goes on",
             empty_frame
         ),
         transport_case!(
@@ -114,6 +114,12 @@ pub fn cases() -> Vec<TransportCase> {
             ["FRAME-9", "BLE-3", "TCP-2"],
             "frames handed to send_buf as two parts split anywhere arrive whole and in order, read with recv and with recv_buf, both ways",
             frames_in_parts
+        ),
+        transport_case!(
+            "transport/parts/frames-tried-at-once-keep-their-order",
+            ["FRAME-9", "BLE-3", "TCP-2"],
+            "frames handed to try_send_buf in two parts, then to send_buf when given back, arrive whole and in order, both ways",
+            frames_tried_at_once
         ),
     ]
 }
@@ -263,6 +269,18 @@ async fn refused_then_goes_on(
     expected: &str,
     refused: impl Fn(&TransportError) -> bool,
 ) -> Step {
+    ctx.progress.at(
+        "dialer:",
+        format!("trying to send {} at once", describe(&bad)),
+    );
+    // Refused as send refuses it, or given back by a transport that cannot send at once.
+    match ends.dialer.try_send_buf(bad.clone().into()) {
+        Err(error) if refused(&error) => {}
+        Ok(Some(back)) if back.clone().into_bytes() == bad => {}
+        Err(error) => return fail(expected, format!("try_send_buf: Err({error:?})")),
+        Ok(Some(other)) => return fail(expected, format!("try_send_buf gave back {other:?}")),
+        Ok(None) => return fail(expected, "try_send_buf: Ok(None): it was sent"),
+    }
     ctx.progress
         .at("dialer:", format!("sending {}", describe(&bad)));
     match ends.dialer.send(bad).await {
@@ -571,13 +589,23 @@ async fn backpressure(ctx: Ctx) -> Step {
     both(sending, watching_then_reading).await
 }
 
-/// Sends `frames` on `from`, each with `send_buf` in two parts split at a point that moves
-/// along the frame from one to the next (empty head and empty body included).
+/// How [`send_in_parts`] sends a frame.
+#[derive(Clone, Copy)]
+enum Sending {
+    /// With `send_buf`.
+    Wait,
+    /// With `try_send_buf`, then with `send_buf` if it gives the frame back.
+    TryFirst,
+}
+
+/// Sends `frames` on `from`, each in two parts split at a point that moves along the frame
+/// from one to the next (empty head and empty body included), as `how` says.
 async fn send_in_parts(
     progress: &Progress,
     lane: &'static str,
     from: &dyn Link,
     frames: Frames,
+    how: Sending,
 ) -> Step {
     for (i, frame) in frames.enumerate() {
         let at = i.wrapping_mul(7919) % (frame.len() + 1);
@@ -585,7 +613,21 @@ async fn send_in_parts(
             lane,
             format!("sending its frame #{i} split at {at}, {}", describe(&frame)),
         );
-        let parts = FrameBuf::new(frame.slice(..at), frame.slice(at..));
+        let mut parts = Some(FrameBuf::new(frame.slice(..at), frame.slice(at..)));
+        if let Sending::TryFirst = how {
+            parts = match from.try_send_buf(parts.take().unwrap_or_default()) {
+                Ok(back) => back,
+                Err(error) => {
+                    return fail(
+                        format!("{} to be sent in two parts", describe(&frame)),
+                        format!("try_send_buf failed: {error}"),
+                    );
+                }
+            };
+        }
+        let Some(parts) = parts else {
+            continue;
+        };
         if let Err(error) = from.send_buf(parts).await {
             return fail(
                 format!("{} to be sent in two parts", describe(&frame)),
@@ -629,17 +671,26 @@ async fn expect_in_either_form(
 }
 
 async fn frames_in_parts(ctx: Ctx) -> Step {
+    parts_both_ways(ctx, Sending::Wait).await
+}
+
+async fn frames_tried_at_once(ctx: Ctx) -> Step {
+    parts_both_ways(ctx, Sending::TryFirst).await
+}
+
+/// Frames in two parts cross both ways at once, sent as `how` says.
+async fn parts_both_ways(ctx: Ctx, how: Sending) -> Step {
     let ends = ctx.open().await?;
     let (up, down) = (ends.dialer.max_frame_size(), ends.acceptor.max_frame_size());
     let (dialer, acceptor) = (&*ends.dialer, &*ends.acceptor);
     let progress = &ctx.progress;
     both(
         both(
-            send_in_parts(progress, "dialer:", dialer, mixed(1, up)),
+            send_in_parts(progress, "dialer:", dialer, mixed(1, up), how),
             expect_in_either_form(progress, "acceptor:", acceptor, mixed(1, up)),
         ),
         both(
-            send_in_parts(progress, "acceptor:", acceptor, mixed(2, down)),
+            send_in_parts(progress, "acceptor:", acceptor, mixed(2, down), how),
             expect_in_either_form(progress, "dialer:", dialer, mixed(2, down)),
         ),
     )

@@ -353,6 +353,7 @@ macro_rules! transport_suite {
             links_several_at_once_are_independent => "transport/links/several-at-once-are-independent",
             backpressure_slow_reader_holds_the_sender_back => "transport/backpressure/slow-reader-holds-the-sender-back",
             parts_frames_sent_in_two_parts_arrive_whole => "transport/parts/frames-sent-in-two-parts-arrive-whole",
+            parts_frames_tried_at_once_keep_their_order => "transport/parts/frames-tried-at-once-keep-their-order",
         );
     };
 }
