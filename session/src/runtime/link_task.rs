@@ -344,20 +344,17 @@ impl Drop for AppCode {
 }
 
 /// A receive or a send on the link, in progress; it lives across the driver's turns.
-type LinkIo<T> = Pin<Box<dyn Future<Output = Result<T, TransportError>> + Send>>;
+type LinkIo<'a, T> = Pin<Box<dyn Future<Output = Result<T, TransportError>> + Send + 'a>>;
 
-fn receive(link: &Arc<dyn Link>) -> LinkIo<FrameBuf> {
-    let link = link.clone();
-    Box::pin(async move { link.recv_buf().await })
-}
-
-fn send(link: &Arc<dyn Link>, frame: FrameBuf) -> LinkIo<()> {
+/// A send of `frame` on `link` that owns what it needs (a share of the link), so that it can be
+/// left to the driver task to finish.
+fn send(link: &Arc<dyn Link>, frame: FrameBuf) -> LinkIo<'static, ()> {
     let link = link.clone();
     Box::pin(async move { link.send_buf(frame).await })
 }
 
 /// Waits for `io` to finish; never, when there is none.
-async fn finished<T>(io: &mut Option<LinkIo<T>>) -> Result<T, TransportError> {
+async fn finished<T>(io: &mut Option<LinkIo<'_, T>>) -> Result<T, TransportError> {
     match io {
         Some(io) => io.await,
         None => std::future::pending().await,
@@ -454,7 +451,7 @@ struct Driver {
     /// so that the task hears when the send finishes.
     waker: Option<Waker>,
     /// A send that a caller started and that did not finish at once, for the task to finish.
-    handoff: Option<LinkIo<()>>,
+    handoff: Option<LinkIo<'static, ()>>,
     /// Whether a send is in flight: at most one is, so that frames keep their order.
     sending: bool,
     /// The deadline the driver task sleeps until.
@@ -485,8 +482,8 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
     // One receive waits while the link is open and the apps' streams have room, and at most
     // one send is in flight: frames go out in the order the engine hands them out, and a
     // send that waits for room (backpressure) does not stop the driver from receiving.
-    let mut receiving = Some(receive(&link));
-    let mut sending: Option<LinkIo<()>> = None;
+    let mut receiving = Some(link.recv_buf());
+    let mut sending: Option<LinkIo<'static, ()>> = None;
     // One timer for the task's life, moved when the deadline moves, rather than one made and
     // registered with the runtime's timer at every turn.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(TokioInstant::now()));
@@ -511,13 +508,14 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 sending = driver.handoff.take();
             }
             // After the events: handling them may have queued frames (answers, closes).
-            if sending.is_none()
-                && let Some(frame) = driver.engine.poll_transmit_buf(now())
-            {
-                driver.progress.on_sent_frame(&frame);
-                sending = Some(send(&link, frame));
+            if sending.is_none() {
+                sending = driver.send_at_once(&link);
             }
             driver.sending = sending.is_some();
+            if driver.engine.has_events() {
+                // Frames sent at once may have ended transfers: their senders hear it now.
+                continue;
+            }
             if driver.engine.is_finished() && sending.is_none() {
                 driver.stopped = true;
                 Err(driver.close_reason.clone())
@@ -526,8 +524,19 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 driver.request_deadline = driver
                     .request_deadline
                     .filter(|due| *due > TokioInstant::now());
-                driver.armed = earliest(engine_deadline, driver.request_deadline);
-                let deadline = earliest(driver.armed, driver.retire_after);
+                let wanted = earliest(
+                    earliest(engine_deadline, driver.request_deadline),
+                    driver.retire_after,
+                );
+                // The timer moves only to an earlier deadline. Deadlines move later with
+                // nearly every frame (keepalives); a timer left earlier fires, finds nothing
+                // due and is set again, once per deadline, where moving it would cost every
+                // turn a trip through the runtime's timer.
+                let deadline = match (wanted, timer_at) {
+                    (Some(wanted), Some(set)) if set <= wanted => Some(set),
+                    (wanted, _) => wanted,
+                };
+                driver.armed = deadline;
                 let take_calls = commands_open && driver.takes_calls();
                 let held = driver.held.front().map(|(stream, _)| stream.clone());
                 Ok((deadline, take_calls, held))
@@ -562,7 +571,7 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 let mut driver = lock(&shared.driver);
                 match received {
                     Ok(frame) => {
-                        receiving = Some(receive(&link));
+                        receiving = Some(link.recv_buf());
                         // Only what progress needs: the engine must hold the frame's only
                         // reference to keep large chunks without copying them.
                         let fragment = fragment_info(&frame);
@@ -667,6 +676,20 @@ impl Driver {
             .handle_link_lost(format!("sending failed: {err}"));
     }
 
+    /// Hands the engine's frames to the link while it takes them at once; returns a send of the
+    /// first one it cannot take at once, to wait for. Call it only with no send under way.
+    fn send_at_once(&mut self, link: &Arc<dyn Link>) -> Option<LinkIo<'static, ()>> {
+        while let Some(frame) = self.engine.poll_transmit_buf(now()) {
+            self.progress.on_sent_frame(&frame);
+            match link.try_send_buf(frame) {
+                Ok(None) => {}
+                Ok(Some(frame)) => return Some(send(link, frame)),
+                Err(err) => self.send_failed(&err),
+            }
+        }
+        None
+    }
+
     /// After a caller ran a command: sends the frames it queued, each at once if the link has
     /// room, unless a send is in flight (the driver task sends them after it), and hands out the
     /// events that follow. A send that has to wait is left to the task, and so is whatever else
@@ -676,10 +699,8 @@ impl Driver {
         loop {
             self.run_app_calls();
             while !self.sending
-                && let Some(frame) = self.engine.poll_transmit_buf(now())
+                && let Some(mut io) = self.send_at_once(link)
             {
-                self.progress.on_sent_frame(&frame);
-                let mut io = send(link, frame);
                 match io.as_mut().poll(&mut cx) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(err)) => self.send_failed(&err),

@@ -10,7 +10,7 @@ use acm::transport::DeviceId;
 use acm::{
     AbilityConnectionManager, CollaborateRequest, CollaborateResult, ConnectOptions, SessionId,
 };
-use acm_transport_mock::LinkHandle;
+use acm_transport_mock::{DeviceOptions, LinkHandle};
 use tokio::sync::mpsc;
 
 use crate::harness::*;
@@ -290,4 +290,29 @@ async fn a_connect_callback_that_calls_on_its_own_link_at_once_does_not_wait_for
     assert!(world.a.app.connect(a).await.unwrap().is_connected);
     accepted.recv().await.expect("B accepted");
     assert_eq!(next_data(&mut a_events).await, "welcome");
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_data_longer_than_the_link_holds_is_done_once_its_last_fragment_goes() {
+    // The link holds about two frames: the first fragments go from the caller's task, the
+    // others from the link's task as the peer reads, several at once in one of its turns. The
+    // caller hears that the transfer is done after the last one, with no further wake-up.
+    let world = World::with(
+        DeviceOptions::new().receive_buffer(150_000),
+        DeviceOptions::new().receive_buffer(150_000),
+        acm::DeviceConfig::default(),
+    );
+    let (a, b) = world.connected().await;
+    let mut events = world.b.app.events(b).unwrap();
+    for round in 0..3u8 {
+        let data = bytes::Bytes::from(vec![round; 1_000_000]);
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            world.a.app.send_data(a, data.clone()),
+        )
+        .await
+        .expect("send_data is done in time")
+        .unwrap();
+        assert_eq!(next_data(&mut events).await, data);
+    }
 }
