@@ -21,7 +21,7 @@ use super::types::{
 };
 use crate::HashMap;
 use crate::engine::{ConnectOutcome, EngineError};
-use crate::runtime::device::{DeviceInner, random_bytes};
+use crate::runtime::device::DeviceInner;
 use crate::runtime::link_task::{AcceptReply, LinkCommand, LinkHandle};
 
 /// The first session id: ids are greater than 100.
@@ -363,7 +363,7 @@ impl AbilityConnectionManager {
             Ok(link) => link,
             Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
         };
-        let token = match random_bytes() {
+        let token = match self.app.device.new_token() {
             Ok(token) => token,
             Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
         };
