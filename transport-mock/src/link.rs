@@ -196,6 +196,42 @@ impl MockLink {
     }
 }
 
+/// What [`MockLink::take_arrived`] found.
+enum Arrival {
+    Frame(FrameBuf),
+    /// The next frame is due then.
+    At(Instant),
+    /// No frame is on its way, or the ones on their way are stalled.
+    Nothing,
+}
+
+impl MockLink {
+    /// Takes the next frame sent to this end if it has arrived; fails once the link has ended
+    /// for this end and nothing sent before a graceful close is left.
+    fn take_arrived(&self) -> Result<Arrival, TransportError> {
+        let direction = self.side.other().index();
+        let mut state = self.shared.lock();
+        let closure = &state.closure[self.side.index()];
+        if let Some(closure @ (Closure::Local(_) | Closure::Lost(_))) = closure {
+            return Err(TransportError::Closed(closure.clone()));
+        }
+        let closed = closure.clone();
+        match state.directions[direction].next(Instant::now()) {
+            Next::Frame(frame) => {
+                drop(state);
+                self.shared.room[direction].notify_waiters();
+                Ok(Arrival::Frame(frame))
+            }
+            Next::At(at) => Ok(Arrival::At(at)),
+            Next::Stalled => Ok(Arrival::Nothing),
+            Next::Empty => match closed {
+                Some(closure) => Err(TransportError::Closed(closure)),
+                None => Ok(Arrival::Nothing),
+            },
+        }
+    }
+}
+
 impl fmt::Debug for MockLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockLink")
@@ -285,36 +321,21 @@ impl Link for MockLink {
     }
 
     async fn recv_buf(&self) -> Result<FrameBuf, TransportError> {
-        let direction = self.side.other().index();
+        // A frame that is there already is taken without registering for a wake-up.
+        if let Arrival::Frame(frame) = self.take_arrived()? {
+            return Ok(frame);
+        }
         loop {
-            let mut changed = pin!(self.shared.arrived[direction].notified());
+            let mut changed = pin!(self.shared.arrived[self.side.other().index()].notified());
+            // Registered before looking, so that a frame sent meanwhile is not missed.
             changed.as_mut().enable();
-            let wake_at = {
-                let mut state = self.shared.lock();
-                let closure = state.closure[self.side.index()].clone();
-                if let Some(closure @ (Closure::Local(_) | Closure::Lost(_))) = closure {
-                    return Err(TransportError::Closed(closure));
-                }
-                match state.directions[direction].next(Instant::now()) {
-                    Next::Frame(frame) => {
-                        drop(state);
-                        self.shared.room[direction].notify_waiters();
-                        return Ok(frame);
-                    }
-                    Next::At(at) => Some(at),
-                    Next::Stalled => None,
-                    Next::Empty => match closure {
-                        Some(closure) => return Err(TransportError::Closed(closure)),
-                        None => None,
-                    },
-                }
-            };
-            match wake_at {
-                Some(at) => {
+            match self.take_arrived()? {
+                Arrival::Frame(frame) => return Ok(frame),
+                Arrival::At(at) => {
                     // Either the frame is due or something changed: look again.
                     let _ = tokio::time::timeout_at(at, changed).await;
                 }
-                None => changed.await,
+                Arrival::Nothing => changed.await,
             }
         }
     }
