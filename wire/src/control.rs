@@ -202,9 +202,10 @@ fn name(field: &'static str, text: &str, max: usize) -> Result<(), ControlError>
     Ok(())
 }
 
-/// Whether `text` holds a control character (`char::is_control`). Printable ASCII, the usual
-/// case, is told in one pass over the bytes; anything else is looked at a character at a time.
-fn has_control_character(text: &str) -> bool {
+/// Whether `text` holds a control character (`char::is_control`), which names may not (SPEC
+/// section 5). Printable ASCII, the usual case, is told in one pass over the bytes; anything
+/// else is looked at a character at a time.
+pub fn has_control_character(text: &str) -> bool {
     !text.bytes().all(|b| (0x20..0x7F).contains(&b)) && text.chars().any(char::is_control)
 }
 

@@ -291,7 +291,9 @@ impl AbilityConnectionManager {
             ability_name: context.ability_name.clone(),
             service_name: service_name.to_string(),
         };
-        let peer = peer_info.with_service_name(service_name).into_wire();
+        let mut peer = peer_info;
+        peer.set_service_name(service_name);
+        let peer = peer.into_wire();
         let options = connect_options.into_wire();
         let session = SessionShared::new(id, peer_device, peer, local, options);
         self.app.add_session(session);
@@ -614,7 +616,7 @@ fn check_name(field: &str, value: &str, max: usize) -> Result<(), AcmError> {
             value.len()
         )));
     }
-    if value.chars().any(char::is_control) {
+    if acm_wire::control::has_control_character(value) {
         return Err(AcmError::parameter(format!(
             "{field}: contains a control character"
         )));

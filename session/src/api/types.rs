@@ -51,6 +51,14 @@ impl PeerInfo {
         self
     }
 
+    /// Sets the service name, in the room the old one had when it fits.
+    pub(crate) fn set_service_name(&mut self, service_name: &str) {
+        if self.service_name != service_name {
+            self.service_name.clear();
+            self.service_name.push_str(service_name);
+        }
+    }
+
     pub(crate) fn into_wire(self) -> pb::PeerInfo {
         pb::PeerInfo {
             device_id: self.device_id,

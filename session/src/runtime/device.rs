@@ -398,7 +398,8 @@ impl DeviceInner {
         let target = PeerInfo::from_wire(request.target);
         // The service is the one the request names for its target (SPEC 5.2); the source's
         // own service_name is optional.
-        let source = PeerInfo::from_wire(request.source).with_service_name(&target.service_name);
+        let mut source = PeerInfo::from_wire(request.source);
+        source.set_service_name(&target.service_name);
         let app = lock(&self.apps)
             .get(&target.bundle_name)
             .and_then(Weak::upgrade);
@@ -516,13 +517,23 @@ pub(crate) fn token_to_string(token: &Token) -> String {
 
 fn parse_token(text: &str) -> Result<Token, AcmError> {
     let bad = || AcmError::parameter("token: expected 32 hexadecimal digits");
-    if text.len() != 32 || !text.is_ascii() {
+    let digit = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let (pairs, []) = text.as_bytes().as_chunks::<2>() else {
+        return Err(bad());
+    };
+    if pairs.len() != 16 {
         return Err(bad());
     }
     let mut token = [0u8; 16];
-    for (i, byte) in token.iter_mut().enumerate() {
-        let digits = text.get(i * 2..i * 2 + 2).ok_or_else(bad)?;
-        *byte = u8::from_str_radix(digits, 16).map_err(|_| bad())?;
+    for (byte, [high, low]) in token.iter_mut().zip(pairs) {
+        *byte = digit(*high)
+            .zip(digit(*low))
+            .map(|(h, l)| h << 4 | l)
+            .ok_or_else(bad)?;
     }
     Ok(token)
 }
@@ -586,5 +597,16 @@ mod tests {
         assert_eq!(parse_token(&text).unwrap(), token);
         assert_eq!(parse_token(&text.to_uppercase()).unwrap(), token);
         assert!(parse_token(&text[1..]).is_err());
+        for bad in [
+            String::new(),
+            format!("{text}0"),
+            format!("{text}00"),
+            format!("g{}", &text[1..]),
+            // A sign is not a digit, though u8::from_str_radix takes one.
+            format!("+f{}", &text[2..]),
+            format!("é{}", &text[2..]),
+        ] {
+            assert!(parse_token(&bad).is_err(), "{bad:?}");
+        }
     }
 }
