@@ -37,9 +37,17 @@ pub struct DirectionStats {
 #[derive(Debug)]
 struct InFlight {
     frame: FrameBuf,
-    /// When it can be delivered; `None` while it was sent into a stalled direction and has not
-    /// yet started to cross.
-    ready_at: Option<Instant>,
+    due: Due,
+}
+
+/// When a frame in flight can be delivered, once the ones before it are.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    /// At once: the direction has neither latency nor a bandwidth cap (no clock is read).
+    Now,
+    At(Instant),
+    /// Sent into a stalled direction; it has not yet started to cross.
+    Held,
 }
 
 /// What the receiving end can do next.
@@ -108,7 +116,7 @@ impl Direction {
 
     /// Takes a frame from the sender: applies the pending faults and puts what is left in
     /// flight. A frame in two parts stays in two parts unless a fault changes its bytes.
-    pub(crate) fn push(&mut self, frame: FrameBuf, now: Instant) {
+    pub(crate) fn push(&mut self, frame: FrameBuf, now: impl FnOnce() -> Instant) {
         self.stats.frames_sent += 1;
         self.stats.bytes_sent = self.stats.bytes_sent.saturating_add(frame.len() as u64);
         let frame = if self.mangler.is_idle() {
@@ -120,9 +128,23 @@ impl Direction {
             };
             frame.into()
         };
-        let ready_at = (!self.stalled).then(|| self.schedule(frame.len(), now));
+        let due = if self.stalled {
+            Due::Held
+        } else {
+            self.due(frame.len(), now)
+        };
         self.queued_bytes += frame.len();
-        self.queue.push_back(InFlight { frame, ready_at });
+        self.queue.push_back(InFlight { frame, due });
+    }
+
+    /// When a frame of `len` bytes that starts to cross now can be delivered. Frames leave in
+    /// order, so one that is due at once still waits for those before it.
+    fn due(&mut self, len: usize, now: impl FnOnce() -> Instant) -> Due {
+        if self.latency.is_zero() && self.bandwidth.is_none() {
+            Due::Now
+        } else {
+            Due::At(self.schedule(len, now()))
+        }
     }
 
     /// When a frame of `len` bytes that starts to cross at `now` can be delivered.
@@ -146,14 +168,15 @@ impl Direction {
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
-    /// What the receiver can do at `now`; takes the frame off the link if one is ready.
-    pub(crate) fn next(&mut self, now: Instant) -> Next {
-        let Some(ready_at) = self.queue.front().map(|head| head.ready_at) else {
+    /// What the receiver can do now; takes the frame off the link if one is ready. `now` is
+    /// read only when the next frame is due at some instant.
+    pub(crate) fn next(&mut self, now: impl FnOnce() -> Instant) -> Next {
+        let Some(due) = self.queue.front().map(|head| head.due) else {
             return Next::Empty;
         };
-        match ready_at {
+        match due {
             _ if self.stalled => Next::Stalled,
-            Some(at) if at > now => Next::At(at),
+            Due::At(at) if at > now() => Next::At(at),
             _ => match self.queue.pop_front() {
                 Some(InFlight { frame, .. }) => {
                     self.queued_bytes = self.queued_bytes.saturating_sub(frame.len());
@@ -202,8 +225,8 @@ impl Direction {
     fn unstall(&mut self, now: Instant) {
         self.stalled = false;
         let mut queue = std::mem::take(&mut self.queue);
-        for held in queue.iter_mut().filter(|f| f.ready_at.is_none()) {
-            held.ready_at = Some(self.schedule(held.frame.len(), now));
+        for held in queue.iter_mut().filter(|f| matches!(f.due, Due::Held)) {
+            held.due = self.due(held.frame.len(), || now);
         }
         self.queue = queue;
     }

@@ -216,7 +216,7 @@ impl MockLink {
             return Err(TransportError::Closed(closure.clone()));
         }
         let closed = closure.clone();
-        match state.directions[direction].next(Instant::now()) {
+        match state.directions[direction].next(Instant::now) {
             Next::Frame(frame) => {
                 drop(state);
                 self.shared.room[direction].notify_waiters();
@@ -314,7 +314,7 @@ impl Link for MockLink {
         if !direction.has_room(frame.len()) {
             return Ok(Some(frame));
         }
-        direction.push(frame, Instant::now());
+        direction.push(frame, Instant::now);
         drop(state);
         self.shared.arrived[sending].notify_waiters();
         Ok(None)
