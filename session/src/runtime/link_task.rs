@@ -521,9 +521,6 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 Err(driver.close_reason.clone())
             } else {
                 let engine_deadline = driver.engine.poll_timeout().map(TokioInstant::from_std);
-                driver.request_deadline = driver
-                    .request_deadline
-                    .filter(|due| *due > TokioInstant::now());
                 let wanted = earliest(
                     earliest(engine_deadline, driver.request_deadline),
                     driver.retire_after,
@@ -597,7 +594,11 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
             () = timer.as_mut(), if deadline.is_some() => {
                 // Fired: set again at the next turn, even for the same deadline.
                 timer_at = None;
-                lock(&shared.driver).engine.handle_timeout(now());
+                let now = TokioInstant::now();
+                let mut driver = lock(&shared.driver);
+                // The timer is never set later than this deadline: it ends here.
+                driver.request_deadline = driver.request_deadline.filter(|due| *due > now);
+                driver.engine.handle_timeout(now.into_std());
             },
             () = nudged.as_mut() => {
                 nudged.set(shared.wake.notified());
@@ -679,7 +680,11 @@ impl Driver {
     /// Hands the engine's frames to the link while it takes them at once; returns a send of the
     /// first one it cannot take at once, to wait for. Call it only with no send under way.
     fn send_at_once(&mut self, link: &Arc<dyn Link>) -> Option<LinkIo<'static, ()>> {
-        while let Some(frame) = self.engine.poll_transmit_buf(now()) {
+        if !self.engine.wants_transmit() {
+            return None;
+        }
+        let now = now();
+        while let Some(frame) = self.engine.poll_transmit_buf(now) {
             self.progress.on_sent_frame(&frame);
             match link.try_send_buf(frame) {
                 Ok(None) => {}
