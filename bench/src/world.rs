@@ -83,12 +83,14 @@ pub fn accept_all(
         "entry",
         "EntryAbility",
         move |request: CollaborateRequest| {
+            // The request is the app's to keep: its parts go to the session as they are.
+            let service = request.peer_info.service_name.clone();
             let session = manager
                 .create_ability_connection_session(
-                    &request.peer_info.service_name,
+                    &service,
                     &context,
-                    request.peer_info.clone(),
-                    request.connect_options.clone(),
+                    request.peer_info,
+                    request.connect_options,
                 )
                 .expect("a valid request");
             let events = with_events.then(|| manager.events(session).expect("the session"));
