@@ -428,7 +428,7 @@ pub(crate) fn spawn_link(
     });
     let handle = lock(&shared.driver).handle.clone();
     let span = tracing::info_span!("link", peer = %peer, ?role, id = handle.id);
-    tokio::spawn(run_answering(shared, command_rx).instrument(span));
+    tokio::spawn(run(shared, command_rx).instrument(span));
     (handle, up_rx)
 }
 
@@ -461,8 +461,7 @@ struct Driver {
     /// so a caller that sends a request need not wake the task to sleep less (it costs one
     /// turn of the task once it passes).
     request_deadline: Option<TokioInstant>,
-    /// Connects whose answer came, to tell their callers once the state is let go of
-    /// ([`answer_connects`]).
+    /// Connects whose answer came, to tell their callers once the state is let go of.
     answered: Vec<(ConnectReply, ConnectOutcome)>,
     /// Calls that app code it ran made on this link, to run before anything else.
     app_calls: VecDeque<LinkCommand>,
@@ -491,7 +490,7 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
     // Likewise one wait for a caller's nudge, made again only once it has been woken.
     let mut nudged = std::pin::pin!(shared.wake.notified());
     loop {
-        let step = {
+        let (answered, step) = {
             let mut driver = lock(&shared.driver);
             driver.dispatch_events();
             let retire_due = driver
@@ -516,7 +515,9 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 // Frames sent at once may have ended transfers: their senders hear it now.
                 continue;
             }
-            if driver.engine.is_finished() && sending.is_none() {
+            // Told once the state is let go of, below.
+            let answered = std::mem::take(&mut driver.answered);
+            let step = if driver.engine.is_finished() && sending.is_none() {
                 driver.stopped = true;
                 Err(driver.close_reason.clone())
             } else {
@@ -537,8 +538,12 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 let take_calls = commands_open && driver.takes_calls();
                 let held = driver.held.front().map(|(stream, _)| stream.clone());
                 Ok((deadline, take_calls, held))
-            }
+            };
+            (answered, step)
         };
+        // The callers of the connects this turn answered run while the task waits; woken with
+        // the state still held, a caller on another worker would meet it held at its next call.
+        answer(answered);
         let (deadline, take_calls, held) = match step {
             Ok(step) => step,
             Err(reason) => {
@@ -610,26 +615,6 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
     if let Some(device) = driver.device.upgrade() {
         device.forget_link(&driver.handle);
     }
-}
-
-/// Runs the link's driver, and after each of its turns tells the callers of the connects that
-/// turn answered. Woken earlier, in the middle of the turn, a caller runs while the task finishes
-/// the turn (on another worker of a multi-thread runtime), and its next call meets the link's
-/// state still held.
-async fn run_answering(shared: Arc<LinkShared>, commands: mpsc::Receiver<LinkCommand>) {
-    let mut driver = std::pin::pin!(run(shared.clone(), commands));
-    std::future::poll_fn(|cx| {
-        let turn = driver.as_mut().poll(cx);
-        answer_connects(&shared);
-        turn
-    })
-    .await;
-}
-
-/// Tells the callers of the connects the driver has answered.
-fn answer_connects(shared: &LinkShared) {
-    let answered = std::mem::take(&mut lock(&shared.driver).answered);
-    answer(answered);
 }
 
 type ConnectReply = oneshot::Sender<Result<ConnectOutcome, EngineError>>;
