@@ -209,8 +209,9 @@ pub fn connect_request(plan: Plan) -> Vec<Row> {
     let message = full_request();
     let control = Control::ConnectRequest(message.clone());
     let ours = || {
-        let frames = encode_control(black_box(&control), 1, 3, FRAME).expect("encodes");
-        let frame = Frame::decode_exact(frames[0].clone(), FRAME, Some(1)).expect("decodes");
+        let mut frames = encode_control(black_box(&control), 1, 3, FRAME).expect("encodes");
+        // The receiver owns the frame's bytes, as a transport hands them over.
+        let frame = Frame::decode_exact(frames.swap_remove(0), FRAME, Some(1)).expect("decodes");
         let decoded = Control::decode(FrameType::ConnectRequest, &frame.payload)
             .expect("a control body")
             .expect("valid");
