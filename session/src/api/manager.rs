@@ -21,7 +21,7 @@ use super::types::{
 };
 use crate::HashMap;
 use crate::engine::{ConnectOutcome, EngineError};
-use crate::runtime::device::DeviceInner;
+use crate::runtime::device::{DeviceInner, Pending};
 use crate::runtime::link_task::{AcceptReply, LinkCommand, LinkHandle};
 
 /// The first session id: ids are greater than 100.
@@ -444,26 +444,17 @@ impl AbilityConnectionManager {
     ) -> Result<oneshot::Receiver<Result<(), EngineError>>, AcmError> {
         let session = self.session(session_id)?;
         let pending = self.app.device.take_request(token, &self.app.bundle)?;
-        let mismatch = |what: &str| {
-            AcmError::parameter(format!(
-                "token: the request comes from another {what} than the session's peer"
-            ))
-        };
-        let source = &pending.source;
-        let check = [
-            (source.device_id == session.peer.device_id, "device"),
-            (source.bundle_name == session.peer.bundle_name, "bundle"),
-            (source.module_name == session.peer.module_name, "module"),
-            (source.ability_name == session.peer.ability_name, "ability"),
-            (
-                pending.target.service_name == session.service_name(),
-                "service",
-            ),
-        ];
-        if let Some((_, what)) = check.iter().find(|(ok, _)| !ok) {
-            let err = mismatch(what);
+        let theirs = Pending::requester(&session.peer, session.service_name());
+        if theirs != pending.requester {
+            let what = Pending::REQUESTER_PARTS
+                .into_iter()
+                .zip(theirs.names().zip(pending.requester.names()))
+                .find(|(_, (session, request))| session != request)
+                .map_or("app", |(what, _)| what);
             self.app.device.restore_request(token, pending);
-            return Err(err);
+            return Err(AcmError::parameter(format!(
+                "token: the request comes from another {what} than the session's peer"
+            )));
         }
         if !session.begin_connecting() {
             self.app.device.restore_request(token, pending);

@@ -48,7 +48,7 @@ impl NameKey {
     }
 
     /// The names, in order.
-    fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         let mut rest: &[u8] = &self.names;
         std::iter::from_fn(move || {
             let (len, tail) = rest.split_first_chunk::<4>()?;

@@ -63,8 +63,24 @@ impl DeviceConfig {
 pub(crate) struct Pending {
     pub(crate) link: LinkHandle,
     pub(crate) channel: u32,
-    pub(crate) source: PeerInfo,
-    pub(crate) target: PeerInfo,
+    /// The requesting app and the service it asks for ([`Pending::requester`]), which the
+    /// accepting session must have as its peer and service.
+    pub(crate) requester: NameKey,
+    /// The bundle of the app the request is for.
+    pub(crate) bundle: String,
+}
+
+impl Pending {
+    /// What a request's [`Pending::requester`] holds: the requesting app's device, bundle,
+    /// module and ability, and the service, in the order of [`Pending::REQUESTER_PARTS`].
+    pub(crate) fn requester(app: &impl AppNames, service: &str) -> NameKey {
+        let [device, bundle, module, ability] = app.app_names();
+        NameKey::new([device, bundle, module, ability, service])
+    }
+
+    /// What each name of a requester key is.
+    pub(crate) const REQUESTER_PARTS: [&'static str; 5] =
+        ["device", "bundle", "module", "ability", "service"];
 }
 
 /// A session as SPEC `SESS-3` and `SESS-7` compare them, across every link to the peer: the
@@ -440,8 +456,8 @@ impl DeviceInner {
             Pending {
                 link: link.clone(),
                 channel: request.channel,
-                source: source.clone(),
-                target,
+                requester: Pending::requester(&source, &target.service_name),
+                bundle: target.bundle_name,
             },
         );
         let verdict = handler(CollaborateRequest {
@@ -487,7 +503,7 @@ impl DeviceInner {
             None => Err(AcmError::parameter(
                 "token: no pending request has this token (unknown, already used, or expired)",
             )),
-            Some(p) if p.target.bundle_name != bundle => Err(AcmError::parameter(
+            Some(p) if p.bundle != bundle => Err(AcmError::parameter(
                 "token: the request is for another application",
             )),
             Some(_) => pending
