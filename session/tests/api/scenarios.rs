@@ -630,6 +630,41 @@ async fn a_token_used_twice_forged_or_for_another_session_is_refused() {
         .unwrap();
     let err = world.b.app.accept_connect(other, &token).await.unwrap_err();
     assert!(err.to_string().contains("service"), "{err}");
+    // Nor can one whose peer is another app: the error names the part that differs.
+    for (peer, part) in [
+        (
+            PeerInfo::new("laptop", BUNDLE, "entry", "EntryAbility"),
+            "device",
+        ),
+        (
+            PeerInfo::new("phone", "com.example.other", "entry", "EntryAbility"),
+            "bundle",
+        ),
+        (
+            PeerInfo::new("phone", BUNDLE, "settings", "EntryAbility"),
+            "module",
+        ),
+        (
+            PeerInfo::new("phone", BUNDLE, "entry", "OtherAbility"),
+            "ability",
+        ),
+    ] {
+        let wrong = world
+            .b
+            .app
+            .create_ability_connection_session(SERVICE, &context(), peer, ConnectOptions::default())
+            .unwrap();
+        let err = world.b.app.accept_connect(wrong, &token).await.unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("another {part} than")),
+            "{err}"
+        );
+        world
+            .b
+            .app
+            .destroy_ability_connection_session(wrong)
+            .unwrap();
+    }
     // A forged token.
     let right = world
         .b
