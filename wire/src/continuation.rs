@@ -201,6 +201,17 @@ impl ControlAssembler {
     /// frames only when no body is in progress (they are the caller's to handle: check
     /// [`ControlAssembler::in_progress`] first, or use the error).
     pub fn push(&mut self, frame: &Frame) -> Result<Option<(FrameType, u32, Bytes)>, FrameError> {
+        Ok(self
+            .push_borrowed(frame)?
+            .map(|(t, channel, body)| (t, channel, body.into_bytes())))
+    }
+
+    /// As [`ControlAssembler::push`], with a body that is the frame's own payload, not a new
+    /// handle to it, when the body came whole in that frame (the usual case).
+    pub fn push_borrowed<'f>(
+        &mut self,
+        frame: &'f Frame,
+    ) -> Result<Option<(FrameType, u32, ControlBody<'f>)>, FrameError> {
         let more = frame.flags & FLAG_MORE != 0;
         let frame_type = match frame.kind {
             FrameKind::Known(t) if t != FrameType::Data => Some(t),
@@ -211,7 +222,7 @@ impl ControlAssembler {
                 return Ok(None);
             };
             if !more {
-                return Ok(Some((t, frame.channel, frame.payload.clone())));
+                return Ok(Some((t, frame.channel, ControlBody::Whole(&frame.payload))));
             }
             check_size(frame.payload.len())?;
             self.partial = Some((t, frame.channel, BytesMut::from(&frame.payload[..])));
@@ -231,7 +242,37 @@ impl ControlAssembler {
             self.partial = Some((t, channel, body));
             return Ok(None);
         }
-        Ok(Some((t, channel, body.freeze())))
+        Ok(Some((t, channel, ControlBody::Joined(body.freeze()))))
+    }
+}
+
+/// A whole control body from [`ControlAssembler::push_borrowed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlBody<'f> {
+    /// The payload of the one frame it came in.
+    Whole(&'f Bytes),
+    /// The payloads of the frames it came in, joined.
+    Joined(Bytes),
+}
+
+impl ControlBody<'_> {
+    /// The body as bytes of its own.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Whole(payload) => payload.clone(),
+            Self::Joined(body) => body,
+        }
+    }
+}
+
+impl std::ops::Deref for ControlBody<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Whole(payload) => payload,
+            Self::Joined(body) => body,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! A whole frame: header fields and payload, the header rules every receiver checks, and the
 //! encoder.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::{EncodeError, FrameError};
 use crate::header::{FLAG_FIRST, FLAG_LAST, FLAG_MORE, FrameHeader, HEADER_LEN, MAX_PAYLOAD_LEN};
@@ -209,7 +209,11 @@ impl Frame {
                 got: message.len(),
             });
         }
-        Ok(Self::from_parts(&header, kind, message.slice(HEADER_LEN..)))
+        // Moved past the header rather than sliced: a slice of a buffer that has one owner
+        // makes it shared, which costs an allocation.
+        let mut payload = message;
+        payload.advance(HEADER_LEN);
+        Ok(Self::from_parts(&header, kind, payload))
     }
 
     /// For a DATA frame that arrived in two parts, `head` holding exactly its frame header and

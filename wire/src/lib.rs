@@ -65,7 +65,7 @@ pub mod pb {
 }
 
 pub use continuation::{
-    ConnectRequestRef, ControlAssembler, encode_connect_request, encode_control,
+    ConnectRequestRef, ControlAssembler, ControlBody, encode_connect_request, encode_control,
     encode_control_into,
 };
 pub use control::Control;

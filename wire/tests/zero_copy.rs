@@ -313,3 +313,37 @@ fn a_data_frame_in_two_parts_gives_its_chunk_without_a_copy_only_when_split_at_i
     let (head, body) = (message.slice(..12), message.len() - 12);
     assert!(Frame::decode_data_headers(&head, body, 65_535, Some(VERSION)).is_none());
 }
+
+#[test]
+fn a_control_body_in_one_frame_is_read_where_the_frame_holds_it() {
+    use acm_wire::{Control, ControlAssembler, ControlBody, HEADER_LEN, encode_control, pb};
+    let control = Control::Message(pb::Message {
+        text: "x".repeat(1000),
+    });
+    // In one frame: the body is the decoded frame's own payload, in the received buffer.
+    let whole = encode_control(&control, 1, 3, 65_535).unwrap();
+    let received = whole[0].clone();
+    let frame = Frame::decode_exact(received.clone(), 65_535, Some(1)).unwrap();
+    assert_eq!(frame.payload.as_ptr(), received[HEADER_LEN..].as_ptr());
+    let mut assembler = ControlAssembler::new();
+    match assembler.push_borrowed(&frame).unwrap() {
+        Some((_, 3, ControlBody::Whole(body))) => assert!(std::ptr::eq(body, &frame.payload)),
+        other => panic!("expected the frame's own payload, got {other:?}"),
+    }
+    // In several frames: the payloads joined.
+    let split = encode_control(&control, 1, 3, 256).unwrap();
+    assert!(split.len() > 1);
+    let mut joined = None;
+    for bytes in split {
+        let frame = Frame::decode_exact(bytes, 256, Some(1)).unwrap();
+        if let Some((_, _, body)) = assembler.push_borrowed(&frame).unwrap() {
+            assert!(matches!(body, ControlBody::Joined(_)));
+            joined = Some(body.into_bytes());
+        }
+    }
+    let body = joined.expect("the last frame ends the body");
+    assert_eq!(
+        Control::decode(pb::FrameType::Message, &body),
+        Some(Ok(control))
+    );
+}

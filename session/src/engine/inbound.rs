@@ -57,7 +57,7 @@ impl LinkEngine {
     /// arrived apart from its headers, whose payload is then its data header only; empty
     /// otherwise.
     fn handle_frame(&mut self, now: Instant, frame: Frame, chunk: Bytes) {
-        let body = match self.assembler.push(&frame) {
+        let body = match self.assembler.push_borrowed(&frame) {
             Ok(body) => body,
             Err(err) => {
                 return self.fail_link(err.close_reason(), format!("{}: {err}", err.rule()));
