@@ -1,7 +1,8 @@
 //! `AbilityConnectionManager`: the API an app uses, one per app (bundle) on a device.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,6 @@ use super::types::{
     CollaborateEventType, ConnectErrorCode, ConnectOptions, ConnectResult, Context, PeerInfo,
     Permission, SessionId,
 };
-use crate::HashMap;
 use crate::engine::{ConnectOutcome, EngineError};
 use crate::runtime::device::{DeviceInner, Pending};
 use crate::runtime::link_task::{AcceptReply, LinkCommand, LinkHandle};
@@ -66,9 +66,13 @@ pub(crate) struct AppInner {
     pub(super) device: Arc<DeviceInner>,
     next_id: AtomicU64,
     sessions: Mutex<BTreeMap<SessionId, Arc<SessionShared>>>,
-    /// The ids of the sessions by service, so that checking a request (SPEC `SESS-3`) does not
-    /// look at every session of the app.
-    by_service: Mutex<HashMap<String, Vec<SessionId>>>,
+    /// The sessions by the keyed hash of their service, so that checking a request (SPEC
+    /// `SESS-3`) does not look at every session of the app: ordered pairs, which a new session
+    /// joins without an allocation of its own (sessions of services whose hashes collide are
+    /// told apart by their names).
+    by_service: Mutex<BTreeSet<(u64, SessionId)>>,
+    /// The hasher of `by_service`.
+    service_hasher: foldhash::quality::RandomState,
     /// The registered handlers by module and ability: an app has few, and a request looks its
     /// one up without making a key.
     handlers: Mutex<Vec<Registered>>,
@@ -81,7 +85,8 @@ impl AppInner {
             device,
             next_id: AtomicU64::new(FIRST_SESSION_ID),
             sessions: Mutex::new(BTreeMap::new()),
-            by_service: Mutex::new(HashMap::default()),
+            by_service: Mutex::new(BTreeSet::new()),
+            service_hasher: foldhash::quality::RandomState::default(),
             handlers: Mutex::new(Vec::new()),
         }
     }
@@ -90,43 +95,42 @@ impl AppInner {
     /// connected (SPEC `SESS-3` compares the abilities on both sides).
     pub(crate) fn has_connected(&self, local: &PeerInfo, peer: &PeerInfo, service: &str) -> bool {
         // Nothing locks the sessions and then the index.
+        let hash = self.service_hasher.hash_one(service);
         let index = lock(&self.by_service);
-        let Some(candidates) = index.get(service) else {
+        let mut candidates = index
+            .range((hash, SessionId::MIN)..=(hash, SessionId::MAX))
+            .peekable();
+        if candidates.peek().is_none() {
             return false;
-        };
+        }
         let sessions = lock(&self.sessions);
-        candidates
-            .iter()
-            .filter_map(|id| sessions.get(id))
-            .any(|s| {
-                s.service_name() == service
-                    && s.local.module_name == local.module_name
-                    && s.local.ability_name == local.ability_name
-                    && s.peer.device_id == peer.device_id
-                    && s.peer.bundle_name == peer.bundle_name
-                    && s.peer.module_name == peer.module_name
-                    && s.peer.ability_name == peer.ability_name
-                    && matches!(s.state(), SessionState::Connected { .. })
-            })
+        candidates.filter_map(|(_, id)| sessions.get(id)).any(|s| {
+            s.service_name() == service
+                && s.local.module_name == local.module_name
+                && s.local.ability_name == local.ability_name
+                && s.peer.device_id == peer.device_id
+                && s.peer.bundle_name == peer.bundle_name
+                && s.peer.module_name == peer.module_name
+                && s.peer.ability_name == peer.ability_name
+                && matches!(s.state(), SessionState::Connected { .. })
+        })
     }
 
     /// Adds a new session to the app.
     fn add_session(&self, session: SessionShared) {
-        let (id, service) = (session.id, session.service_name().to_string());
+        let (id, hash) = (
+            session.id,
+            self.service_hasher.hash_one(session.service_name()),
+        );
         lock(&self.sessions).insert(id, Arc::new(session));
-        lock(&self.by_service).entry(service).or_default().push(id);
+        lock(&self.by_service).insert((hash, id));
     }
 
     /// Takes a session away from the app.
     fn remove_session(&self, id: SessionId) -> Option<Arc<SessionShared>> {
         let session = lock(&self.sessions).remove(&id)?;
-        let mut index = lock(&self.by_service);
-        if let Some(ids) = index.get_mut(session.service_name()) {
-            ids.retain(|other| *other != id);
-            if ids.is_empty() {
-                index.remove(session.service_name());
-            }
-        }
+        let hash = self.service_hasher.hash_one(session.service_name());
+        lock(&self.by_service).remove(&(hash, id));
         Some(session)
     }
 
