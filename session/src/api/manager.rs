@@ -632,6 +632,43 @@ fn engine_result(
     }
 }
 
+/// How an [`AbilityConnectionManager::accept_connect`] ended: a future of `Result<(), AcmError>`.
+/// The acceptance has started when this exists; awaiting it only tells the outcome, and
+/// dropping it does not stop the acceptance.
+#[derive(Debug)]
+pub struct AcceptConnect(AcceptState);
+
+#[derive(Debug)]
+enum AcceptState {
+    /// Refused when called, until told; `None` once the outcome, whichever, has been told.
+    Refused(Option<AcmError>),
+    /// Handed to the link: its answer comes here.
+    Handed(oneshot::Receiver<Result<(), EngineError>>),
+}
+
+impl Future for AcceptConnect {
+    type Output = Result<(), AcmError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            AcceptState::Refused(err) => Poll::Ready(Err(err.take().unwrap_or_else(|| {
+                AcmError::parameter("accept_connect: its outcome was already told")
+            }))),
+            AcceptState::Handed(answer) => {
+                let answer = ready!(Pin::new(answer).poll(cx));
+                self.0 = AcceptState::Refused(None);
+                Poll::Ready(match answer {
+                    Ok(Ok(())) => Ok(()),
+                    // The link has left the session idle (`AcceptReply`).
+                    Ok(Err(_)) | Err(_) => Err(AcmError::parameter(
+                        "token: the request is no longer pending (the requester gave up or the link ended)",
+                    )),
+                })
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,42 +723,5 @@ mod tests {
         assert!(!found("chat"));
         app.destroy_ability_connection_session(other).unwrap();
         assert!(lock(&app.app.by_service).is_empty());
-    }
-}
-
-/// How an [`AbilityConnectionManager::accept_connect`] ended: a future of `Result<(), AcmError>`.
-/// The acceptance has started when this exists; awaiting it only tells the outcome, and
-/// dropping it does not stop the acceptance.
-#[derive(Debug)]
-pub struct AcceptConnect(AcceptState);
-
-#[derive(Debug)]
-enum AcceptState {
-    /// Refused when called, until told; `None` once the outcome, whichever, has been told.
-    Refused(Option<AcmError>),
-    /// Handed to the link: its answer comes here.
-    Handed(oneshot::Receiver<Result<(), EngineError>>),
-}
-
-impl Future for AcceptConnect {
-    type Output = Result<(), AcmError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        match &mut self.0 {
-            AcceptState::Refused(err) => Poll::Ready(Err(err.take().unwrap_or_else(|| {
-                AcmError::parameter("accept_connect: its outcome was already told")
-            }))),
-            AcceptState::Handed(answer) => {
-                let answer = ready!(Pin::new(answer).poll(cx));
-                self.0 = AcceptState::Refused(None);
-                Poll::Ready(match answer {
-                    Ok(Ok(())) => Ok(()),
-                    // The link has left the session idle (`AcceptReply`).
-                    Ok(Err(_)) | Err(_) => Err(AcmError::parameter(
-                        "token: the request is no longer pending (the requester gave up or the link ended)",
-                    )),
-                })
-            }
-        }
     }
 }

@@ -175,8 +175,7 @@ impl RandomBatch {
     /// The next 16 bytes, drawing a batch when this one is used up.
     fn next(&mut self) -> Result<[u8; 16], String> {
         if self.used == TOKENS_PER_DRAW {
-            getrandom::fill(&mut self.bytes)
-                .map_err(|e| format!("the system has no randomness: {e}"))?;
+            fill_random(&mut self.bytes)?;
             self.used = 0;
         }
         let mut token = [0u8; 16];
@@ -337,8 +336,13 @@ async fn accept_links(device: Weak<DeviceInner>) {
 /// 16 bytes from the operating system's CSPRNG (SPEC `SESS-1`, `LINK-3`).
 fn random_bytes() -> Result<[u8; 16], String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| format!("the system has no randomness: {e}"))?;
+    fill_random(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Fills `bytes` from the operating system's CSPRNG.
+fn fill_random(bytes: &mut [u8]) -> Result<(), String> {
+    getrandom::fill(bytes).map_err(|e| format!("the system has no randomness: {e}"))
 }
 
 impl DeviceInner {

@@ -197,8 +197,7 @@ impl LinkHandle {
     /// else ([`AppCode`]); an ability's handler that accepts the request it is handed answers
     /// it in the same turn of the link.
     fn run_now(&self, command: LinkCommand) -> Result<(), LinkCommand> {
-        let queue_empty = || self.commands.capacity() == self.commands.max_capacity();
-        if !queue_empty() {
+        if !self.queue_empty() {
             return Err(command);
         }
         let command = match defer_to_driver(self.id, command) {
@@ -218,7 +217,7 @@ impl LinkHandle {
             lock(&shared.driver)
         };
         let waker = match &driver.waker {
-            Some(waker) if !driver.stopped && queue_empty() && driver.takes_calls() => {
+            Some(waker) if !driver.stopped && self.queue_empty() && driver.takes_calls() => {
                 waker.clone()
             }
             _ => return Err(command),
@@ -234,6 +233,11 @@ impl LinkHandle {
         Ok(())
     }
 
+    /// Whether no call waits in the queue for the driver task.
+    fn queue_empty(&self) -> bool {
+        self.commands.capacity() == self.commands.max_capacity()
+    }
+
     /// Hands a call to the link without waiting: runs it at once when [`run_now`](Self::run_now)
     /// can, and queues it otherwise ([`send_now`](Self::send_now)). Its answer, if it has one,
     /// comes on its reply channel; a call the link can no longer take is dropped, and so is its
@@ -247,7 +251,7 @@ impl LinkHandle {
     /// Sends a call that needs no answer, without waiting: from `Drop` and sync API calls. From
     /// app code that this link's driver runs, the driver runs it once that code returns.
     pub(crate) fn send_now(&self, command: LinkCommand) {
-        let command = if self.commands.capacity() == self.commands.max_capacity() {
+        let command = if self.queue_empty() {
             match defer_to_driver(self.id, command) {
                 AppCall::Deferred => return,
                 AppCall::NotDeferred(command) => command,
