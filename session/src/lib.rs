@@ -79,7 +79,7 @@ mod runtime;
 pub mod segmented;
 
 pub use api::*;
-pub use runtime::{Device, DeviceConfig};
+pub use runtime::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
 
 pub use acm_transport as transport;
 pub use acm_wire as wire;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::types::{CollaborateEventInfo, DisconnectReason, EventCallbackInfo, SessionId};
 
@@ -155,7 +155,7 @@ impl Event {
 }
 
 /// An event waiting for room in a stream.
-pub(crate) type Held = (mpsc::Sender<Event>, Event);
+pub(crate) type Held = (StreamTx, Event);
 
 /// A callback for `on`. Callbacks run on the runtime's task for the link: they should return
 /// quickly and spawn anything long. `off` recognises a callback by its `Arc`.
@@ -164,12 +164,95 @@ pub type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 /// How many events a stream holds before its session waits for the reader.
 const STREAM_CAPACITY: usize = 1024;
 
+/// The unit in which a stream counts the data bytes it holds.
+const DATA_UNIT: usize = 1024;
+
+/// The sending end of one stream, as the link that delivers a session's events holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamTx {
+    tx: mpsc::Sender<Event>,
+    /// Whether it wants [`Event::DataProgress`].
+    progress: bool,
+    /// Room for the data of [`Event::Data`] events, in [`DATA_UNIT`]s: taken when an event
+    /// goes in, given back when the reader takes it out (see [`data_units`]).
+    data_room: Arc<Semaphore>,
+    /// The stream's whole room for data, in units.
+    data_units: usize,
+}
+
+/// The room the data of `event` takes in a stream whose whole room is `all` units: none for
+/// events without data, and never more than `all`, so that a transfer larger than the stream's
+/// room goes in alone, once the stream holds no other data.
+fn data_units(event: &Event, all: usize) -> usize {
+    match event {
+        Event::Data { data, .. } => data.len().div_ceil(DATA_UNIT).min(all),
+        _ => 0,
+    }
+}
+
+impl StreamTx {
+    /// Room for `event` in this stream, if there is room now: a place in the queue and room for
+    /// its data. `Err(event)` gives it back otherwise; `Ok(false)` when the reader is gone.
+    fn try_send(&self, event: Event) -> Result<bool, Event> {
+        let units = data_units(&event, self.data_units);
+        let room = if units == 0 {
+            None
+        } else {
+            match self.data_room.clone().try_acquire_many_owned(units as u32) {
+                Ok(room) => Some(room),
+                Err(tokio::sync::TryAcquireError::NoPermits) => return Err(event),
+                Err(tokio::sync::TryAcquireError::Closed) => return Ok(false),
+            }
+        };
+        match self.tx.try_send(event) {
+            Ok(()) => {
+                // Given back by the reader when it takes the event.
+                if let Some(room) = room {
+                    room.forget();
+                }
+                Ok(true)
+            }
+            Err(mpsc::error::TrySendError::Full(event)) => Err(event),
+            Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
+        }
+    }
+
+    /// Waits until the stream has room for `event`, and takes it: `None` when the reader is
+    /// gone. Send the event with [`StreamRoom::send`].
+    pub(crate) async fn room_for(self, event: &Event) -> Option<StreamRoom> {
+        let units = data_units(event, self.data_units);
+        let data = if units == 0 {
+            None
+        } else {
+            Some(self.data_room.acquire_many_owned(units as u32).await.ok()?)
+        };
+        let place = self.tx.reserve_owned().await.ok()?;
+        Some(StreamRoom { place, data })
+    }
+}
+
+/// Room taken in a stream for one event ([`StreamTx::room_for`]).
+pub(crate) struct StreamRoom {
+    place: mpsc::OwnedPermit<Event>,
+    data: Option<OwnedSemaphorePermit>,
+}
+
+impl StreamRoom {
+    /// Puts `event` in the room taken for it.
+    pub(crate) fn send(self, event: Event) {
+        if let Some(data) = self.data {
+            // Given back by the reader when it takes the event.
+            data.forget();
+        }
+        self.place.send(event);
+    }
+}
+
 /// The listeners of one session.
 #[derive(Default)]
 pub(crate) struct Listeners {
     callbacks: Mutex<Vec<(EventType, Callback)>>,
-    /// Each stream, and whether it wants [`Event::DataProgress`].
-    streams: Mutex<Vec<(mpsc::Sender<Event>, bool)>>,
+    streams: Mutex<Vec<StreamTx>>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -196,15 +279,32 @@ impl Listeners {
         lock(&self.streams).clear();
     }
 
-    pub(crate) fn stream(&self, with_progress: bool) -> EventStream {
+    /// A new stream of the session's events that holds at most `data_bytes` bytes of
+    /// [`Event::Data`] (rounded up to whole KiB, at least one) besides a transfer larger than
+    /// that on its own.
+    pub(crate) fn stream(&self, with_progress: bool, data_bytes: usize) -> EventStream {
         let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
-        lock(&self.streams).push((tx, with_progress));
-        EventStream { rx }
+        let units = data_bytes
+            .div_ceil(DATA_UNIT)
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        let data_room = Arc::new(Semaphore::new(units));
+        lock(&self.streams).push(StreamTx {
+            tx,
+            progress: with_progress,
+            data_room: data_room.clone(),
+            data_units: units,
+        });
+        EventStream {
+            rx,
+            data_room,
+            data_units: units,
+        }
     }
 
     /// Hands `event` to every callback of its type at once, and to every stream: at once when
-    /// `hold` is false and the stream has room, otherwise into `held`, in order, for the caller
-    /// to deliver as room appears. Nothing is dropped; a stream whose reader is gone is forgotten.
+    /// `hold` is false and the stream has room (for the event, and for its data), otherwise into
+    /// `held`, in order, for the caller to deliver as room appears. Nothing is dropped; a stream
+    /// whose reader is gone is forgotten.
     pub(crate) fn deliver(&self, event: Event, hold: bool, held: &mut VecDeque<Held>) {
         let callbacks: Vec<Callback> = lock(&self.callbacks)
             .iter()
@@ -215,10 +315,10 @@ impl Listeners {
             callback(&event);
         }
         let progress = matches!(event, Event::DataProgress { .. });
-        let streams: Vec<mpsc::Sender<Event>> = lock(&self.streams)
+        let streams: Vec<StreamTx> = lock(&self.streams)
             .iter()
-            .filter(|(_, wants_progress)| *wants_progress || !progress)
-            .map(|(stream, _)| stream.clone())
+            .filter(|stream| stream.progress || !progress)
+            .cloned()
             .collect();
         let mut gone = false;
         for stream in streams {
@@ -227,31 +327,52 @@ impl Listeners {
                 continue;
             }
             match stream.try_send(event.clone()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(event)) => held.push_back((stream, event)),
-                Err(mpsc::error::TrySendError::Closed(_)) => gone = true,
+                Ok(true) => {}
+                Ok(false) => gone = true,
+                Err(event) => held.push_back((stream, event)),
             }
         }
         if gone {
-            lock(&self.streams).retain(|(s, _)| !s.is_closed());
+            lock(&self.streams).retain(|stream| !stream.tx.is_closed());
         }
     }
 }
 
 /// The events of one session as an async stream ([`futures_core::Stream`]), or one at a time
 /// with [`EventStream::next`]. It ends when the session is destroyed. Read it: once 1024 events
-/// wait in a stream, the link it belongs to stops reading from the peer until there is room
-/// (the peer's sends then wait: backpressure, not loss), and a link that cannot read for three
-/// keepalive intervals ends.
+/// wait in a stream, or more received data than
+/// [`DeviceConfig::stream_data_bytes`](crate::DeviceConfig::stream_data_bytes), the link it
+/// belongs to stops reading from the peer until there is room (the peer's sends then wait:
+/// backpressure, not loss), and a link that cannot read for three keepalive intervals ends.
 #[derive(Debug)]
 pub struct EventStream {
     rx: mpsc::Receiver<Event>,
+    /// The room for data this stream shares with its sending end.
+    data_room: Arc<Semaphore>,
+    data_units: usize,
 }
 
 impl EventStream {
     /// The next event, or `None` once the session is gone.
     pub async fn next(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// The next event, and the room its data took given back.
+    fn poll_event(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Event>> {
+        let event = std::task::ready!(self.rx.poll_recv(cx));
+        if let Some(event) = &event {
+            self.data_room
+                .add_permits(data_units(event, self.data_units));
+        }
+        Poll::Ready(event)
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        // A sender waiting for room would wait for ever.
+        self.data_room.close();
     }
 }
 
@@ -259,7 +380,7 @@ impl futures_core::Stream for EventStream {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        self.poll_event(cx)
     }
 }
 

@@ -583,13 +583,15 @@ impl AbilityConnectionManager {
     /// The session's events as an async stream, from now on, without
     /// [`super::Event::DataProgress`]. Errors: 401 for an unknown id.
     pub fn events(&self, session_id: SessionId) -> Result<EventStream, AcmError> {
-        Ok(self.session(session_id)?.listeners.stream(false))
+        let bytes = self.app.device.config.stream_data_bytes;
+        Ok(self.session(session_id)?.listeners.stream(false, bytes))
     }
 
     /// Like [`AbilityConnectionManager::events`], with the progress of incoming transfers
     /// ([`super::Event::DataProgress`]) too. Errors: 401 for an unknown id.
     pub fn events_with_progress(&self, session_id: SessionId) -> Result<EventStream, AcmError> {
-        Ok(self.session(session_id)?.listeners.stream(true))
+        let bytes = self.app.device.config.stream_data_bytes;
+        Ok(self.session(session_id)?.listeners.stream(true, bytes))
     }
 }
 

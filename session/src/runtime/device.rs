@@ -31,13 +31,25 @@ pub struct DeviceConfig {
     /// [`acm_wire::BufferPool`]). 0 keeps none. Default 16 MiB
     /// ([`acm_wire::pool::DEFAULT_POOL_BYTES`]); a watch may want far less.
     pub receive_pool_bytes: usize,
+    /// The most bytes of received data an app's event stream holds unread ([`Event::Data`]
+    /// events it has not taken yet), besides one transfer larger than that on its own. Once a
+    /// stream holds that much, the link stops reading from the peer until the app reads (the
+    /// peer's sends then wait: backpressure, not loss). Default 64 MiB
+    /// ([`DEFAULT_STREAM_DATA_BYTES`]).
+    ///
+    /// [`Event::Data`]: crate::Event::Data
+    pub stream_data_bytes: usize,
 }
+
+/// The default of [`DeviceConfig::stream_data_bytes`]: 64 MiB.
+pub const DEFAULT_STREAM_DATA_BYTES: usize = 64 << 20;
 
 impl Default for DeviceConfig {
     fn default() -> Self {
         Self {
             engine: EngineConfig::default(),
             receive_pool_bytes: acm_wire::pool::DEFAULT_POOL_BYTES,
+            stream_data_bytes: DEFAULT_STREAM_DATA_BYTES,
         }
     }
 }
@@ -54,6 +66,13 @@ impl DeviceConfig {
     #[must_use]
     pub fn with_receive_pool_bytes(mut self, bytes: usize) -> Self {
         self.receive_pool_bytes = bytes;
+        self
+    }
+
+    /// Sets the most bytes of received data an event stream holds unread.
+    #[must_use]
+    pub fn with_stream_data_bytes(mut self, bytes: usize) -> Self {
+        self.stream_data_bytes = bytes;
         self
     }
 }

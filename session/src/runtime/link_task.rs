@@ -21,7 +21,7 @@ use tokio::time::Instant as TokioInstant;
 use tracing::Instrument;
 
 use crate::HashMap;
-use crate::api::events::{Event, Held, lock};
+use crate::api::events::{Event, Held, StreamRoom, lock};
 use crate::api::session::{SessionShared, SessionState};
 use crate::api::types::{CollaborateEventInfo, CollaborateEventType, DisconnectReason};
 use crate::engine::{
@@ -540,7 +540,7 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 };
                 driver.armed = deadline;
                 let take_calls = commands_open && driver.takes_calls();
-                let held = driver.held.front().map(|(stream, _)| stream.clone());
+                let held = driver.held.front().cloned();
                 Ok((deadline, take_calls, held))
             };
             (answered, step)
@@ -565,12 +565,12 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
             open = std::future::poll_fn(|cx| take_command(&shared, &mut commands, cx)), if take_calls => {
                 commands_open = open;
             },
-            permit = reserve(held.clone()), if held.is_some() => {
+            room = room_for(held.clone()), if held.is_some() => {
                 let mut driver = lock(&shared.driver);
                 if let Some((_, event)) = driver.held.pop_front()
-                    && let Some(permit) = permit
+                    && let Some(room) = room
                 {
-                    permit.send(event);
+                    room.send(event);
                 }
             },
             received = finished(&mut receiving), if receiving.is_some() && held.is_none() => {
@@ -1029,10 +1029,11 @@ impl Driver {
     }
 }
 
-/// Room for one event in `stream`; `None` when its reader is gone (the event is dropped with
-/// the stream).
-async fn reserve(stream: Option<mpsc::Sender<Event>>) -> Option<mpsc::OwnedPermit<Event>> {
-    stream?.reserve_owned().await.ok()
+/// Room in its stream for the held event: a place in the queue and room for its data; `None`
+/// when the stream's reader is gone (the event is dropped with the stream).
+async fn room_for(held: Option<Held>) -> Option<StreamRoom> {
+    let (stream, event) = held?;
+    stream.room_for(&event).await
 }
 
 fn now() -> std::time::Instant {

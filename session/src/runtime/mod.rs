@@ -5,4 +5,4 @@ pub(crate) mod device;
 pub(crate) mod link_task;
 pub(crate) mod progress;
 
-pub use device::{Device, DeviceConfig};
+pub use device::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};

@@ -316,3 +316,82 @@ async fn send_data_longer_than_the_link_holds_is_done_once_its_last_fragment_goe
         assert_eq!(next_data(&mut events).await, data);
     }
 }
+
+/// A and B connected, B's stream of the session's events holding at most `stream_bytes` bytes
+/// of unread data, and B's end of the link holding 16 KiB in flight.
+async fn with_small_stream(stream_bytes: usize) -> (World, SessionId, acm::EventStream) {
+    let world = World::with(
+        DeviceOptions::new(),
+        DeviceOptions::new().receive_buffer(16 * 1024),
+        acm::DeviceConfig::default().with_stream_data_bytes(stream_bytes),
+    );
+    let (a, b) = world.connected().await;
+    let events = world.b.app.events(b).unwrap();
+    (world, a, events)
+}
+
+/// Sends `blobs` from A's session `a`, one after the other, in a task of its own.
+fn send_all(world: &World, a: SessionId, blobs: &[bytes::Bytes]) -> tokio::task::JoinHandle<()> {
+    let (app, blobs) = (world.a.app.clone(), blobs.to_vec());
+    tokio::spawn(async move {
+        for blob in blobs {
+            assert!(app.send_data(a, blob).await.is_ok());
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_holds_at_most_its_data_bytes_unread_and_then_the_peer_waits() {
+    let (world, a, mut events) = with_small_stream(64 * 1024).await;
+    let blobs: Vec<bytes::Bytes> = (0..6u8)
+        .map(|i| bytes::Bytes::from(vec![i; 48 * 1024]))
+        .collect();
+    let sending = send_all(&world, a, &blobs);
+    // B reads nothing: its stream takes the first transfer (48 of 64 KiB), the second waits
+    // for room, and the link stops reading. The third fills the link, the fourth waits in A's
+    // send, and A's sends wait from the fifth on.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let into_b = the_link(&world)
+        .stats(&DeviceId::new("phone").unwrap())
+        .unwrap();
+    assert_eq!(into_b.frames_in_flight, 1, "{into_b:?}");
+    assert!(
+        !sending.is_finished(),
+        "A sent it all while B's stream was full"
+    );
+    // Once B reads, every transfer arrives, whole and in order.
+    for blob in &blobs {
+        assert_eq!(next_data(&mut events).await, blob);
+    }
+    sending.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transfer_larger_than_a_streams_room_arrives_alone() {
+    let (world, a, mut events) = with_small_stream(16 * 1024).await;
+    let blobs: Vec<bytes::Bytes> = (0..3u8)
+        .map(|i| bytes::Bytes::from(vec![i; 48 * 1024]))
+        .collect();
+    let sending = send_all(&world, a, &blobs);
+    for blob in &blobs {
+        assert_eq!(next_data(&mut events).await, blob);
+    }
+    sending.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_stream_dropped_by_its_app_no_longer_holds_the_link_back() {
+    let (world, a, events) = with_small_stream(64 * 1024).await;
+    let blobs: Vec<bytes::Bytes> = (0..6u8)
+        .map(|i| bytes::Bytes::from(vec![i; 48 * 1024]))
+        .collect();
+    let sending = send_all(&world, a, &blobs);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(!sending.is_finished());
+    // The event waiting for room goes with the stream, and the link reads again.
+    drop(events);
+    tokio::time::timeout(std::time::Duration::from_secs(10), sending)
+        .await
+        .expect("A's sends go on once the stream is gone")
+        .unwrap();
+}
