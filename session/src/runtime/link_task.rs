@@ -243,8 +243,9 @@ impl LinkHandle {
     /// comes on its reply channel; a call the link can no longer take is dropped, and so is its
     /// reply channel.
     pub(crate) fn hand(&self, command: LinkCommand) {
+        // run_now has already offered it to a driver running app code.
         if let Err(command) = self.run_now(command) {
-            self.send_now(command);
+            self.enqueue(command);
         }
     }
 
@@ -259,6 +260,12 @@ impl LinkHandle {
         } else {
             command
         };
+        self.enqueue(command);
+    }
+
+    /// Puts a call in the driver task's queue without waiting: when the queue is full, a task of
+    /// its own waits for room (a call whose link is gone is dropped).
+    fn enqueue(&self, command: LinkCommand) {
         if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
             let commands = self.commands.clone();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -330,6 +330,13 @@ async fn with_small_stream(stream_bytes: usize) -> (World, SessionId, acm::Event
     (world, a, events)
 }
 
+/// `count` transfers of 48 KiB, each of its own byte.
+fn blobs(count: u8) -> Vec<bytes::Bytes> {
+    (0..count)
+        .map(|i| bytes::Bytes::from(vec![i; 48 * 1024]))
+        .collect()
+}
+
 /// Sends `blobs` from A's session `a`, one after the other, in a task of its own.
 fn send_all(world: &World, a: SessionId, blobs: &[bytes::Bytes]) -> tokio::task::JoinHandle<()> {
     let (app, blobs) = (world.a.app.clone(), blobs.to_vec());
@@ -343,9 +350,7 @@ fn send_all(world: &World, a: SessionId, blobs: &[bytes::Bytes]) -> tokio::task:
 #[tokio::test(start_paused = true)]
 async fn a_stream_holds_at_most_its_data_bytes_unread_and_then_the_peer_waits() {
     let (world, a, mut events) = with_small_stream(64 * 1024).await;
-    let blobs: Vec<bytes::Bytes> = (0..6u8)
-        .map(|i| bytes::Bytes::from(vec![i; 48 * 1024]))
-        .collect();
+    let blobs = blobs(6);
     let sending = send_all(&world, a, &blobs);
     // B reads nothing: its stream takes the first transfer (48 of 64 KiB), the second waits
     // for room, and the link stops reading. The third fills the link, the fourth waits in A's
@@ -369,9 +374,7 @@ async fn a_stream_holds_at_most_its_data_bytes_unread_and_then_the_peer_waits() 
 #[tokio::test(start_paused = true)]
 async fn a_transfer_larger_than_a_streams_room_arrives_alone() {
     let (world, a, mut events) = with_small_stream(16 * 1024).await;
-    let blobs: Vec<bytes::Bytes> = (0..3u8)
-        .map(|i| bytes::Bytes::from(vec![i; 48 * 1024]))
-        .collect();
+    let blobs = blobs(3);
     let sending = send_all(&world, a, &blobs);
     for blob in &blobs {
         assert_eq!(next_data(&mut events).await, blob);
@@ -382,9 +385,7 @@ async fn a_transfer_larger_than_a_streams_room_arrives_alone() {
 #[tokio::test(start_paused = true)]
 async fn a_full_stream_dropped_by_its_app_no_longer_holds_the_link_back() {
     let (world, a, events) = with_small_stream(64 * 1024).await;
-    let blobs: Vec<bytes::Bytes> = (0..6u8)
-        .map(|i| bytes::Bytes::from(vec![i; 48 * 1024]))
-        .collect();
+    let blobs = blobs(6);
     let sending = send_all(&world, a, &blobs);
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert!(!sending.is_finished());
