@@ -1,14 +1,15 @@
 //! The mock link: the two ends a transport hands out, and the state they share.
 
 use std::fmt;
-use std::pin::pin;
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 
 use acm_transport::{CloseReason, Closure, DeviceId, FrameBuf, Link, Role, TransportError};
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::direction::{Direction, Next};
 use crate::rng::SplitMix64;
@@ -58,6 +59,74 @@ pub(crate) struct LinkState {
     pub(crate) directions: [Direction; 2],
     /// How the link ended for each side; both are set together.
     pub(crate) closure: [Option<Closure>; 2],
+    /// `arrived[i]`: the receivers of direction `i`, waiting for a frame to be put in flight
+    /// there.
+    arrived: [Waiters; 2],
+    /// `room[i]`: the senders of direction `i`, waiting for a frame to leave it. Each end waits
+    /// on only what concerns it, so one end's traffic never wakes the other end for nothing.
+    room: [Waiters; 2],
+}
+
+/// The tasks waiting for one thing on a link. They register while holding the link's state, in
+/// the same hold in which they found that they must wait, so no change made meanwhile is missed;
+/// whoever makes the change takes them in its own hold and wakes them once it lets go.
+#[derive(Debug, Default)]
+struct Waiters {
+    /// The first waiter: there is seldom more than one, and it costs no allocation.
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Waiters {
+    /// Adds `waker`'s task, unless it waits already.
+    fn register(&mut self, waker: &Waker) {
+        match &mut self.first {
+            Some(first) if first.will_wake(waker) => {}
+            Some(_) => {
+                if !self.more.iter().any(|w| w.will_wake(waker)) {
+                    self.more.push(waker.clone());
+                }
+            }
+            None => self.first = Some(waker.clone()),
+        }
+    }
+
+    /// Takes every waiter, to wake once the state is let go of.
+    fn take(&mut self) -> Woken {
+        Woken {
+            first: self.first.take(),
+            more: std::mem::take(&mut self.more),
+        }
+    }
+}
+
+/// Waiters taken from a link's state, woken when this is dropped: after the state is let go of,
+/// when it is dropped after the guard.
+#[derive(Debug, Default)]
+#[must_use = "the waiters are woken when this is dropped"]
+struct Woken {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Woken {
+    /// Adds `other`'s waiters to these.
+    fn and(mut self, mut other: Woken) -> Self {
+        self.more.extend(other.first.take());
+        self.more.append(&mut other.more);
+        self
+    }
+}
+
+impl Drop for Woken {
+    fn drop(&mut self) {
+        if let Some(first) = self.first.take() {
+            first.wake();
+        }
+        for waker in self.more.drain(..) {
+            waker.wake();
+        }
+    }
 }
 
 /// What both ends of a link, and its handles, share.
@@ -68,11 +137,6 @@ pub(crate) struct LinkShared {
     /// The dialer's and the acceptor's device ids.
     pub(crate) devices: [DeviceId; 2],
     state: Mutex<LinkState>,
-    /// `arrived[i]` wakes the receiver of direction `i` when a frame is put in flight there.
-    arrived: [Notify; 2],
-    /// `room[i]` wakes the sender of direction `i` when a frame leaves it. Each end waits on
-    /// only what concerns it, so one end's traffic never wakes the other end for nothing.
-    room: [Notify; 2],
 }
 
 impl LinkShared {
@@ -98,9 +162,9 @@ impl LinkShared {
             state: Mutex::new(LinkState {
                 directions,
                 closure: [None, None],
+                arrived: Default::default(),
+                room: Default::default(),
             }),
-            arrived: [Notify::new(), Notify::new()],
-            room: [Notify::new(), Notify::new()],
         }
     }
 
@@ -111,10 +175,17 @@ impl LinkShared {
 
     /// Runs `change` on the state, then wakes every waiting end.
     pub(crate) fn change<T>(&self, change: impl FnOnce(&mut LinkState) -> T) -> T {
-        let out = change(&mut self.lock());
-        for notify in self.arrived.iter().chain(&self.room) {
-            notify.notify_waiters();
-        }
+        let woken;
+        let out = {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            let out = change(state);
+            let [a, b] = &mut state.arrived;
+            let [c, d] = &mut state.room;
+            woken = a.take().and(b.take()).and(c.take()).and(d.take());
+            out
+        };
+        drop(woken);
         out
     }
 
@@ -207,28 +278,75 @@ enum Arrival {
 
 impl MockLink {
     /// Takes the next frame sent to this end if it has arrived; fails once the link has ended
-    /// for this end and nothing sent before a graceful close is left.
-    fn take_arrived(&self) -> Result<Arrival, TransportError> {
+    /// for this end and nothing sent before a graceful close is left. When it returns no frame,
+    /// `waker` is woken at the next change (a frame sent, a fault, the link's end).
+    fn take_arrived(&self, waker: &Waker) -> Result<Arrival, TransportError> {
         let direction = self.side.other().index();
-        let mut state = self.shared.lock();
-        let closure = &state.closure[self.side.index()];
-        if let Some(closure @ (Closure::Local(_) | Closure::Lost(_))) = closure {
-            return Err(TransportError::Closed(closure.clone()));
-        }
-        let closed = closure.clone();
-        match state.directions[direction].next(Instant::now) {
-            Next::Frame(frame) => {
-                drop(state);
-                self.shared.room[direction].notify_waiters();
-                Ok(Arrival::Frame(frame))
+        let woken;
+        let arrival = {
+            let mut state = self.shared.lock();
+            let closure = &state.closure[self.side.index()];
+            if let Some(closure @ (Closure::Local(_) | Closure::Lost(_))) = closure {
+                return Err(TransportError::Closed(closure.clone()));
             }
-            Next::At(at) => Ok(Arrival::At(at)),
-            Next::Stalled => Ok(Arrival::Nothing),
-            Next::Empty => match closed {
-                Some(closure) => Err(TransportError::Closed(closure)),
-                None => Ok(Arrival::Nothing),
-            },
+            let arrival = match state.directions[direction].next(Instant::now) {
+                Next::Frame(frame) => Arrival::Frame(frame),
+                Next::At(at) => Arrival::At(at),
+                Next::Stalled => Arrival::Nothing,
+                Next::Empty => match &state.closure[self.side.index()] {
+                    Some(closure) => return Err(TransportError::Closed(closure.clone())),
+                    None => Arrival::Nothing,
+                },
+            };
+            woken = match arrival {
+                // Room for the sender.
+                Arrival::Frame(_) => state.room[direction].take(),
+                _ => {
+                    state.arrived[direction].register(waker);
+                    Woken::default()
+                }
+            };
+            arrival
+        };
+        drop(woken);
+        Ok(arrival)
+    }
+
+    /// Puts `frame` in flight if the link has room for it, and gives it back if not; then
+    /// `waker`, if given, is woken at the next change (a frame delivered, a fault, the end).
+    fn try_send_with(
+        &self,
+        frame: FrameBuf,
+        waker: Option<&Waker>,
+    ) -> Result<Option<FrameBuf>, TransportError> {
+        if frame.is_empty() {
+            return Err(TransportError::EmptyFrame);
         }
+        let sending = self.side.index();
+        let woken = {
+            let mut state = self.shared.lock();
+            if let Some(closure) = &state.closure[sending] {
+                return Err(TransportError::Closed(closure.clone()));
+            }
+            let direction = &mut state.directions[sending];
+            let max = direction.max_frame_size();
+            if frame.len() > max {
+                return Err(TransportError::FrameTooLarge {
+                    len: frame.len(),
+                    max,
+                });
+            }
+            if !direction.has_room(frame.len()) {
+                if let Some(waker) = waker {
+                    state.room[sending].register(waker);
+                }
+                return Ok(Some(frame));
+            }
+            direction.push(frame, Instant::now);
+            state.arrived[sending].take()
+        };
+        drop(woken);
+        Ok(None)
     }
 }
 
@@ -281,63 +399,47 @@ impl Link for MockLink {
     /// Carries the two parts as they are, without joining them: the receiver's
     /// [`Link::recv_buf`] gets them so.
     async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
-        let mut frame = frame;
-        loop {
-            // Registered before looking, so that room made meanwhile is not missed.
-            let mut changed = pin!(self.shared.room[self.side.index()].notified());
-            changed.as_mut().enable();
-            match self.try_send_buf(frame)? {
-                None => return Ok(()),
-                Some(back) => frame = back,
-            }
-            changed.await;
-        }
+        let mut frame = Some(frame);
+        poll_fn(|cx| match frame.take() {
+            Some(next) => match self.try_send_with(next, Some(cx.waker()))? {
+                None => Poll::Ready(Ok(())),
+                Some(back) => {
+                    frame = Some(back);
+                    Poll::Pending
+                }
+            },
+            None => Poll::Ready(Ok(())),
+        })
+        .await
     }
 
     fn try_send_buf(&self, frame: FrameBuf) -> Result<Option<FrameBuf>, TransportError> {
-        if frame.is_empty() {
-            return Err(TransportError::EmptyFrame);
-        }
-        let sending = self.side.index();
-        let mut state = self.shared.lock();
-        if let Some(closure) = &state.closure[sending] {
-            return Err(TransportError::Closed(closure.clone()));
-        }
-        let direction = &mut state.directions[sending];
-        let max = direction.max_frame_size();
-        if frame.len() > max {
-            return Err(TransportError::FrameTooLarge {
-                len: frame.len(),
-                max,
-            });
-        }
-        if !direction.has_room(frame.len()) {
-            return Ok(Some(frame));
-        }
-        direction.push(frame, Instant::now);
-        drop(state);
-        self.shared.arrived[sending].notify_waiters();
-        Ok(None)
+        self.try_send_with(frame, None)
     }
 
     async fn recv_buf(&self) -> Result<FrameBuf, TransportError> {
-        // A frame that is there already is taken without registering for a wake-up.
-        if let Arrival::Frame(frame) = self.take_arrived()? {
-            return Ok(frame);
-        }
-        loop {
-            let mut changed = pin!(self.shared.arrived[self.side.other().index()].notified());
-            // Registered before looking, so that a frame sent meanwhile is not missed.
-            changed.as_mut().enable();
-            match self.take_arrived()? {
-                Arrival::Frame(frame) => return Ok(frame),
-                Arrival::At(at) => {
-                    // Either the frame is due or something changed: look again.
-                    let _ = tokio::time::timeout_at(at, changed).await;
+        // Made only when a latency or bandwidth fault delays a frame.
+        let mut due: Option<Pin<Box<Sleep>>> = None;
+        poll_fn(|cx| {
+            loop {
+                match self.take_arrived(cx.waker())? {
+                    Arrival::Frame(frame) => return Poll::Ready(Ok(frame)),
+                    Arrival::Nothing => return Poll::Pending,
+                    Arrival::At(at) => {
+                        let sleep =
+                            due.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                        if sleep.deadline() != at {
+                            sleep.as_mut().reset(at);
+                        }
+                        if sleep.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        // Due: look again.
+                    }
                 }
-                Arrival::Nothing => changed.await,
             }
-        }
+        })
+        .await
     }
 
     async fn close(&self, reason: CloseReason) {

@@ -356,6 +356,42 @@ async fn concurrent_receivers_each_get_distinct_frames() {
     assert_eq!(got, ["1", "2", "3"]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn concurrent_senders_waiting_for_room_all_go_once_it_is_made() {
+    let p = pair_with_buffer_towards_b(10).await;
+    send_all(&*p.dialer, &[b"1234567890"]).await;
+    let dialer: std::sync::Arc<dyn Link> = std::sync::Arc::from(p.dialer);
+    let senders: Vec<_> = [b"a", b"b", b"c"]
+        .into_iter()
+        .map(|frame| {
+            let dialer = dialer.clone();
+            tokio::spawn(async move { dialer.send(Bytes::from_static(frame)).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    assert!(
+        senders.iter().all(|s| !s.is_finished()),
+        "the buffer is full"
+    );
+    // A sender whose wake-up was lost would wait for ever, and so would this.
+    let mut got = tokio::time::timeout(Duration::from_secs(1), recv_n(&*p.acceptor, 4))
+        .await
+        .expect("every sender is woken");
+    for sender in senders {
+        sender.await.unwrap().unwrap();
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            b"1234567890".to_vec(),
+            b"a".to_vec(),
+            b"b".to_vec(),
+            b"c".to_vec()
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_frames_cross_a_small_buffer_intact_while_both_sides_run_in_parallel() {
     let p = pair_with_buffer_towards_b(64).await;
