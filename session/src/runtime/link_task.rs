@@ -9,14 +9,14 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 
 use acm_transport::{CloseReason, DeviceId, FrameBuf, Link, Role, TransportError};
 use acm_wire::pb;
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 use tracing::Instrument;
 
@@ -144,8 +144,10 @@ pub(crate) struct LinkRef {
 pub(crate) struct LinkShared {
     driver: Mutex<Driver>,
     link: Arc<dyn Link>,
-    /// Wakes the driver task when a caller has left it something to do.
-    wake: Notify,
+    /// Set, with the driver task woken through its stored waker, when a caller has left it
+    /// something to do; the task clears it as it takes it. A flag costs the task's every turn
+    /// one atomic swap, where a wait on a `Notify` would register with the `Notify` again.
+    nudged: AtomicBool,
 }
 
 impl std::fmt::Debug for LinkShared {
@@ -227,7 +229,8 @@ impl LinkHandle {
         let answered = std::mem::take(&mut driver.answered);
         drop(driver);
         if wake {
-            shared.wake.notify_one();
+            shared.nudged.store(true, Ordering::Release);
+            waker.wake();
         }
         answer(answered);
         Ok(())
@@ -434,7 +437,7 @@ pub(crate) fn spawn_link(
         LinkShared {
             driver: Mutex::new(driver),
             link,
-            wake: Notify::new(),
+            nudged: AtomicBool::new(false),
         }
     });
     let handle = lock(&shared.driver).handle.clone();
@@ -498,8 +501,6 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
     // registered with the runtime's timer at every turn.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(TokioInstant::now()));
     let mut timer_at: Option<TokioInstant> = None;
-    // Likewise one wait for a caller's nudge, made again only once it has been woken.
-    let mut nudged = std::pin::pin!(shared.wake.notified());
     loop {
         let (answered, step) = {
             let mut driver = lock(&shared.driver);
@@ -616,9 +617,14 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 driver.request_deadline = driver.request_deadline.filter(|due| *due > now);
                 driver.engine.handle_timeout(now.into_std());
             },
-            () = nudged.as_mut() => {
-                nudged.set(shared.wake.notified());
-            }
+            () = std::future::poll_fn(|_| {
+                // The waker that nudges is the task's own, stored when it started.
+                if shared.nudged.swap(false, Ordering::AcqRel) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }) => {}
         }
     }
     let mut driver = lock(&shared.driver);

@@ -445,16 +445,16 @@ async fn times_out_after_10_s(world: &World, session: acm::SessionId) {
     assert_eq!(started.elapsed(), Duration::from_secs(10));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_request_sent_soon_after_an_answered_one_times_out_after_10_s_too() {
+/// After A and B have connected once and then `idle` has passed, B's app takes requests but
+/// never answers them: a new request of A's times out after 10 s.
+async fn a_later_request_times_out_after_10_s(idle: Duration) {
     let world = World::new();
     world.connected().await;
-    // From now on B's app takes requests but never answers them.
     world
         .b
         .app
         .register_ability("entry", "EntryAbility", |_| CollaborateResult::Accept);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(idle).await;
     let a = world
         .a
         .app
@@ -466,6 +466,18 @@ async fn a_request_sent_soon_after_an_answered_one_times_out_after_10_s_too() {
         )
         .unwrap();
     times_out_after_10_s(&world, a).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_sent_soon_after_an_answered_one_times_out_after_10_s_too() {
+    a_later_request_times_out_after_10_s(Duration::from_secs(3)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_sent_between_keepalives_times_out_after_10_s_too() {
+    // Past the first keepalive (15 s): the link's task now sleeps until the next one (30 s),
+    // later than this request's deadline (26 s), so the connect must wake it to sleep less.
+    a_later_request_times_out_after_10_s(Duration::from_secs(16)).await;
 }
 
 #[tokio::test(start_paused = true)]
