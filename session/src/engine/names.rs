@@ -127,6 +127,17 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_any_length_keep_their_names() {
+        for len in [0, 1, 100, 243, 244, 245, 256, 257, 1000] {
+            let long = "x".repeat(len);
+            let key = NameKey::new(["chat", &long, "entry"]);
+            assert_eq!(key.names().collect::<Vec<_>>(), ["chat", &long, "entry"]);
+            assert_eq!(key, NameKey::new(["chat", &long, "entry"]));
+            assert_ne!(key, NameKey::new(["chat", &long, "entr"]));
+        }
+    }
+
+    #[test]
     fn a_key_shows_its_names() {
         let key = NameKey::new(["chat", "", "entry"]);
         assert_eq!(format!("{key:?}"), r#"["chat", "", "entry"]"#);
