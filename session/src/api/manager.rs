@@ -448,11 +448,12 @@ impl AbilityConnectionManager {
     ) -> Result<oneshot::Receiver<Result<(), EngineError>>, AcmError> {
         let session = self.session(session_id)?;
         let pending = self.app.device.take_request(token, &self.app.bundle)?;
-        let theirs = Pending::requester(&session.peer, session.service_name());
-        if theirs != pending.requester {
+        // Compared name by name, without making a key of the session's names.
+        let theirs = Pending::requester_names(&session.peer, session.service_name());
+        if !pending.requester.holds(&theirs) {
             let what = Pending::REQUESTER_PARTS
                 .into_iter()
-                .zip(theirs.names().zip(pending.requester.names()))
+                .zip(theirs.into_iter().zip(pending.requester.names()))
                 .find(|(_, (session, request))| session != request)
                 .map_or("app", |(what, _)| what);
             self.app.device.restore_request(token, pending);

@@ -47,6 +47,28 @@ impl NameKey {
         }
     }
 
+    /// Whether the key holds exactly `names`, in this order: as comparing with a key of them,
+    /// without making one.
+    pub(crate) fn holds(&self, names: &[&str]) -> bool {
+        let mut rest: &[u8] = &self.names;
+        for name in names {
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                return false;
+            };
+            if usize::try_from(u32::from_le_bytes(*len)).ok() != Some(name.len()) {
+                return false;
+            }
+            let Some((held, tail)) = tail.split_at_checked(name.len()) else {
+                return false;
+            };
+            if held != name.as_bytes() {
+                return false;
+            }
+            rest = tail;
+        }
+        rest.is_empty()
+    }
+
     /// The names, in order.
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         let mut rest: &[u8] = &self.names;
@@ -134,6 +156,22 @@ mod tests {
             assert_eq!(key.names().collect::<Vec<_>>(), ["chat", &long, "entry"]);
             assert_eq!(key, NameKey::new(["chat", &long, "entry"]));
             assert_ne!(key, NameKey::new(["chat", &long, "entr"]));
+        }
+    }
+
+    #[test]
+    fn a_key_holds_its_names_and_no_others() {
+        let key = NameKey::new(["chat", "", "entry"]);
+        assert!(key.holds(&["chat", "", "entry"]));
+        for other in [
+            &["chat", "", "entr"][..],
+            &["chat", "", "entry", ""],
+            &["chat", ""],
+            &["chat", "entry", ""],
+            &["chatentry", "", ""],
+            &[],
+        ] {
+            assert!(!key.holds(other), "{other:?}");
         }
     }
 

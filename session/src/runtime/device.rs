@@ -93,8 +93,13 @@ impl Pending {
     /// What a request's [`Pending::requester`] holds: the requesting app's device, bundle,
     /// module and ability, and the service, in the order of [`Pending::REQUESTER_PARTS`].
     pub(crate) fn requester(app: &impl AppNames, service: &str) -> NameKey {
+        NameKey::new(Self::requester_names(app, service))
+    }
+
+    /// The names a [`Pending::requester`] key of `app` and `service` holds, in its order.
+    pub(crate) fn requester_names<'a>(app: &'a impl AppNames, service: &'a str) -> [&'a str; 5] {
         let [device, bundle, module, ability] = app.app_names();
-        NameKey::new([device, bundle, module, ability, service])
+        [device, bundle, module, ability, service]
     }
 
     /// What each name of a requester key is.
