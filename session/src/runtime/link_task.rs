@@ -226,13 +226,13 @@ impl LinkHandle {
         };
         driver.command(command);
         let wake = driver.flush(&shared.link, &waker);
-        let answered = std::mem::take(&mut driver.answered);
+        let mut answered = std::mem::take(&mut driver.answered);
         drop(driver);
         if wake {
             shared.nudged.store(true, Ordering::Release);
             waker.wake();
         }
-        answer(answered);
+        answer(&mut answered);
         Ok(())
     }
 
@@ -501,9 +501,15 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
     // registered with the runtime's timer at every turn.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(TokioInstant::now()));
     let mut timer_at: Option<TokioInstant> = None;
+    // The list of answered connects goes back and forth between the state and the task, so
+    // that its room is made once.
+    let mut answered = Vec::new();
     loop {
-        let (answered, step) = {
+        let step = {
             let mut driver = lock(&shared.driver);
+            if driver.answered.capacity() == 0 {
+                std::mem::swap(&mut driver.answered, &mut answered);
+            }
             driver.dispatch_events();
             let retire_due = driver
                 .retire_after
@@ -528,8 +534,8 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 continue;
             }
             // Told once the state is let go of, below.
-            let answered = std::mem::take(&mut driver.answered);
-            let step = if driver.engine.is_finished() && sending.is_none() {
+            std::mem::swap(&mut driver.answered, &mut answered);
+            if driver.engine.is_finished() && sending.is_none() {
                 driver.stopped = true;
                 Err(driver.close_reason.clone())
             } else {
@@ -550,12 +556,11 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 let take_calls = commands_open && driver.takes_calls();
                 let held = driver.held.front().cloned();
                 Ok((deadline, take_calls, held))
-            };
-            (answered, step)
+            }
         };
         // The callers of the connects this turn answered run while the task waits; woken with
         // the state still held, a caller on another worker would meet it held at its next call.
-        answer(answered);
+        answer(&mut answered);
         let (deadline, take_calls, held) = match step {
             Ok(step) => step,
             Err(reason) => {
@@ -636,8 +641,8 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
 
 type ConnectReply = oneshot::Sender<Result<ConnectOutcome, EngineError>>;
 
-fn answer(answered: Vec<(ConnectReply, ConnectOutcome)>) {
-    for (reply, outcome) in answered {
+fn answer(answered: &mut Vec<(ConnectReply, ConnectOutcome)>) {
+    for (reply, outcome) in answered.drain(..) {
         let _ = reply.send(Ok(outcome));
     }
 }
