@@ -289,7 +289,7 @@ impl AbilityConnectionManager {
         }
         let id = self.app.next_id.fetch_add(1, Ordering::Relaxed);
         let local = pb::PeerInfo {
-            device_id: self.app.device.transport.local_device().to_string(),
+            device_id: self.app.device.transport.local_device().as_str().to_owned(),
             bundle_name: self.app.bundle.clone(),
             module_name: context.module_name.clone(),
             ability_name: context.ability_name.clone(),
