@@ -506,15 +506,12 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
     // registered with the runtime's timer at every turn.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(TokioInstant::now()));
     let mut timer_at: Option<TokioInstant> = None;
-    // The list of answered connects goes back and forth between the state and the task, so
-    // that its room is made once.
+    // Each turn swaps this emptied list with the state's list of answered connects, so that
+    // both keep their room.
     let mut answered = Vec::new();
     loop {
         let step = {
             let mut driver = lock(&shared.driver);
-            if driver.answered.capacity() == 0 {
-                std::mem::swap(&mut driver.answered, &mut answered);
-            }
             driver.dispatch_events();
             let retire_due = driver
                 .retire_after
