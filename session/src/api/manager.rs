@@ -21,7 +21,7 @@ use super::types::{
     Permission, SessionId,
 };
 use crate::engine::{ConnectOutcome, EngineError};
-use crate::runtime::device::{DeviceInner, Pending};
+use crate::runtime::device::DeviceInner;
 use crate::runtime::link_task::{AcceptReply, LinkCommand, LinkHandle};
 
 /// The first session id: ids are greater than 100.
@@ -449,13 +449,10 @@ impl AbilityConnectionManager {
         let session = self.session(session_id)?;
         let pending = self.app.device.take_request(token, &self.app.bundle)?;
         // Compared name by name, without making a key of the session's names.
-        let theirs = Pending::requester_names(&session.peer, session.service_name());
-        if !pending.requester.holds(&theirs) {
-            let what = Pending::REQUESTER_PARTS
-                .into_iter()
-                .zip(theirs.into_iter().zip(pending.requester.names()))
-                .find(|(_, (session, request))| session != request)
-                .map_or("app", |(what, _)| what);
+        if let Err(what) = pending
+            .key
+            .with_remote(session.service_name(), &session.peer)
+        {
             self.app.device.restore_request(token, pending);
             return Err(AcmError::parameter(format!(
                 "token: the request comes from another {what} than the session's peer"

@@ -7,7 +7,7 @@ use acm_transport::DeviceId;
 use acm_wire::pb;
 
 use super::types::SessionId;
-use crate::runtime::device::ConnectKey;
+use crate::engine::names::SessionKey;
 use crate::runtime::link_task::LinkHandle;
 
 /// Where a session stands.
@@ -36,7 +36,7 @@ pub(crate) struct SessionShared {
     pub(crate) listeners: Listeners,
     state: Mutex<SessionState>,
     /// What compares the session with others across links, made at its first `connect`.
-    connect_key: OnceLock<ConnectKey>,
+    connect_key: OnceLock<SessionKey>,
 }
 
 impl SessionShared {
@@ -60,9 +60,9 @@ impl SessionShared {
     }
 
     /// The session as SPEC `SESS-3` and `SESS-7` compare it across every link to the peer.
-    pub(crate) fn connect_key(&self) -> &ConnectKey {
+    pub(crate) fn connect_key(&self) -> &SessionKey {
         self.connect_key
-            .get_or_init(|| ConnectKey::new(self.service_name(), &self.local, &self.peer))
+            .get_or_init(|| SessionKey::new(self.service_name(), &self.local, &self.peer))
     }
 
     /// The session's service (both apps' `service_name`).

@@ -4,42 +4,11 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
 use acm_transport::Role;
-use acm_wire::pb::PeerInfo;
 
 use crate::{HashMap, HashSet};
 
 use super::event::Token;
-use super::names::{KeyHashed, NameKey};
-
-/// What makes two sessions "the same" (SPEC `SESS-3`, `SESS-7`): the service and the two apps,
-/// seen from this side. The channels' maps hold each key twice and look it up several times in a
-/// session's life: its names are shared, and hashed once, when it is made.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct SessionKey(NameKey);
-
-impl SessionKey {
-    fn new(service: &str, local: &PeerInfo, remote: &PeerInfo) -> Self {
-        Self(NameKey::new([
-            service,
-            &local.bundle_name,
-            &local.module_name,
-            &local.ability_name,
-            &remote.bundle_name,
-            &remote.module_name,
-            &remote.ability_name,
-        ]))
-    }
-
-    /// The key of a request this side sends.
-    pub(crate) fn outgoing(source: &PeerInfo, target: &PeerInfo) -> Self {
-        Self::new(&target.service_name, source, target)
-    }
-
-    /// The key of a request the peer sends.
-    pub(crate) fn incoming(source: &PeerInfo, target: &PeerInfo) -> Self {
-        Self::new(&target.service_name, target, source)
-    }
-}
+use super::names::{KeyHashed, SessionKey};
 
 /// Where a session's handshake stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +243,8 @@ fn deadline_of(state: State) -> Option<Instant> {
 
 #[cfg(test)]
 mod tests {
+    use acm_wire::pb::PeerInfo;
+
     use super::*;
 
     fn app(device: &str, service: &str) -> PeerInfo {

@@ -16,9 +16,10 @@ use acm_wire::{
 };
 use bytes::Bytes;
 
-use super::channel::{Channel, SessionKey, State};
+use super::channel::{Channel, State};
 use super::event::{Closer, ConnectOutcome, EngineEvent, IncomingRequest, Token};
 use super::link::{LinkEngine, Peer, Phase};
+use super::names::SessionKey;
 
 impl LinkEngine {
     /// Takes one message the link delivered: exactly one frame (SPEC `FRAME-9`).

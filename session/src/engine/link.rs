@@ -17,9 +17,10 @@ use acm_wire::{
 };
 use bytes::Bytes;
 
-use super::channel::{Channel, Channels, SessionKey, State};
+use super::channel::{Channel, Channels, State};
 use super::config::EngineConfig;
 use super::event::{Closer, ConnectOutcome, EngineError, EngineEvent, Token};
+use super::names::SessionKey;
 use super::outbound::{Outbound, TransferDone};
 
 /// A request this side's app makes: the handshake's contents.
@@ -316,20 +317,24 @@ impl LinkEngine {
 
     /// Sends CONNECT_REQUEST on a new channel and returns the channel (SPEC section 5).
     pub fn connect(&mut self, now: Instant, request: OutgoingRequest) -> Result<u32, EngineError> {
+        let key = SessionKey::outgoing(&request.source, &request.target);
         self.connect_with(
             now,
             request.token,
+            key,
             &request.source,
             &request.target,
             &request.options,
         )
     }
 
-    /// [`LinkEngine::connect`] with the request's parts borrowed from their owner.
+    /// [`LinkEngine::connect`] with the request's parts borrowed from their owner, and the
+    /// session's key made already (as [`SessionKey::outgoing`] makes it from them).
     pub(crate) fn connect_with(
         &mut self,
         now: Instant,
         token: Token,
+        key: SessionKey,
         source: &pb::PeerInfo,
         target: &pb::PeerInfo,
         options: &pb::ConnectOptions,
@@ -338,7 +343,7 @@ impl LinkEngine {
         let deadline = now
             .checked_add(self.config.handshake_timeout)
             .unwrap_or(now);
-        let key = SessionKey::outgoing(source, target);
+        debug_assert_eq!(key, SessionKey::outgoing(source, target));
         if self.channels.by_key(&key).is_some() {
             return Err(EngineError::SessionExists);
         }
@@ -513,6 +518,11 @@ impl LinkEngine {
     }
 
     // ---- shared helpers, also used by the inbound half ----
+
+    /// The key of the session on `channel`, while it is open.
+    pub(crate) fn session_key(&self, channel: u32) -> Option<&SessionKey> {
+        self.channels.get(channel).map(|c| &c.key)
+    }
 
     pub(crate) fn open_peer(&self) -> Result<&Peer, EngineError> {
         match &self.phase {

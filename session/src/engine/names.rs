@@ -47,21 +47,22 @@ impl NameKey {
         }
     }
 
-    /// Whether the key holds exactly `names`, in this order: as comparing with a key of them,
-    /// without making one.
-    pub(crate) fn holds(&self, names: &[&str]) -> bool {
+    /// Whether the key holds as many names as `names` gives, each equal to the one given where
+    /// one is given (`None` matches any name): as comparing with a key of them, without making
+    /// one.
+    pub(crate) fn holds_where<'a>(&self, names: impl IntoIterator<Item = Option<&'a str>>) -> bool {
         let mut rest: &[u8] = &self.names;
         for name in names {
             let Some((len, tail)) = rest.split_first_chunk::<4>() else {
                 return false;
             };
-            if usize::try_from(u32::from_le_bytes(*len)).ok() != Some(name.len()) {
-                return false;
-            }
-            let Some((held, tail)) = tail.split_at_checked(name.len()) else {
+            let Ok(len) = usize::try_from(u32::from_le_bytes(*len)) else {
                 return false;
             };
-            if held != name.as_bytes() {
+            let Some((held, tail)) = tail.split_at_checked(len) else {
+                return false;
+            };
+            if name.is_some_and(|name| held != name.as_bytes()) {
                 return false;
             }
             rest = tail;
@@ -99,6 +100,97 @@ impl Hash for NameKey {
 impl fmt::Debug for NameKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// An app's device, bundle, module and ability, in the API's form or the wire's.
+pub(crate) trait AppNames {
+    fn app_names(&self) -> [&str; 4];
+}
+
+impl AppNames for acm_wire::pb::PeerInfo {
+    fn app_names(&self) -> [&str; 4] {
+        [
+            &self.device_id,
+            &self.bundle_name,
+            &self.module_name,
+            &self.ability_name,
+        ]
+    }
+}
+
+/// What makes two sessions "the same" (SPEC `SESS-3`, `SESS-7`): the service, this device's
+/// app, and the peer's app on its device. A link's channels, the device's requests awaiting
+/// their answer, and the requests awaiting an app all use it: a session's key is made once on
+/// each side and shared from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SessionKey(NameKey);
+
+impl SessionKey {
+    /// What each name of a key is, in order.
+    const PARTS: [&'static str; 8] = [
+        "service", "bundle", "module", "ability", "device", "bundle", "module", "ability",
+    ];
+
+    /// The key of the session of `local` (this device's app) with `remote` for `service`.
+    pub(crate) fn new(service: &str, local: &impl AppNames, remote: &impl AppNames) -> Self {
+        let [_, bundle, module, ability] = local.app_names();
+        let [device, peer_bundle, peer_module, peer_ability] = remote.app_names();
+        Self(NameKey::new([
+            service,
+            bundle,
+            module,
+            ability,
+            device,
+            peer_bundle,
+            peer_module,
+            peer_ability,
+        ]))
+    }
+
+    /// The key of a request this side sends: the service is the one it names for its target.
+    pub(crate) fn outgoing(
+        source: &acm_wire::pb::PeerInfo,
+        target: &acm_wire::pb::PeerInfo,
+    ) -> Self {
+        Self::new(&target.service_name, source, target)
+    }
+
+    /// The key of a request the peer sends.
+    pub(crate) fn incoming(
+        source: &acm_wire::pb::PeerInfo,
+        target: &acm_wire::pb::PeerInfo,
+    ) -> Self {
+        Self::new(&target.service_name, target, source)
+    }
+
+    /// Whether the key is of a session with `remote` for `service`, whichever app of this
+    /// device it is for. If not, the part that differs first, of the device, bundle, module,
+    /// ability and service, in this order.
+    pub(crate) fn with_remote(
+        &self,
+        service: &str,
+        remote: &impl AppNames,
+    ) -> Result<(), &'static str> {
+        let [device, bundle, module, ability] = remote.app_names();
+        let wanted = [
+            Some(service),
+            None,
+            None,
+            None,
+            Some(device),
+            Some(bundle),
+            Some(module),
+            Some(ability),
+        ];
+        if self.0.holds_where(wanted) {
+            return Ok(());
+        }
+        let differs = |at: usize| self.0.names().nth(at) != wanted[at];
+        Err([4, 5, 6, 7, 0]
+            .into_iter()
+            .find(|at| differs(*at))
+            .map_or("app", |at| Self::PARTS[at]))
     }
 }
 
@@ -161,8 +253,9 @@ mod tests {
 
     #[test]
     fn a_key_holds_its_names_and_no_others() {
+        let holds = |key: &NameKey, names: &[&str]| key.holds_where(names.iter().map(|n| Some(*n)));
         let key = NameKey::new(["chat", "", "entry"]);
-        assert!(key.holds(&["chat", "", "entry"]));
+        assert!(holds(&key, &["chat", "", "entry"]));
         for other in [
             &["chat", "", "entr"][..],
             &["chat", "", "entry", ""],
@@ -171,8 +264,45 @@ mod tests {
             &["chatentry", "", ""],
             &[],
         ] {
-            assert!(!key.holds(other), "{other:?}");
+            assert!(!holds(&key, other), "{other:?}");
         }
+        // A name not given matches any name, but it must be there.
+        assert!(key.holds_where([Some("chat"), None, Some("entry")]));
+        assert!(key.holds_where([None, None, None]));
+        assert!(!key.holds_where([None, None]));
+        assert!(!key.holds_where([None, None, None, None]));
+        assert!(!key.holds_where([None, Some("x"), None]));
+    }
+
+    #[test]
+    fn a_session_key_names_the_first_part_of_the_remote_app_that_differs() {
+        let app =
+            |device: &str, bundle: &str, module: &str, ability: &str| acm_wire::pb::PeerInfo {
+                device_id: device.into(),
+                bundle_name: bundle.into(),
+                module_name: module.into(),
+                ability_name: ability.into(),
+                service_name: String::new(),
+            };
+        let (phone, tablet) = (app("phone", "b", "m", "a"), app("tablet", "b", "m", "a"));
+        let key = SessionKey::new("chat", &tablet, &phone);
+        assert_eq!(key.with_remote("chat", &phone), Ok(()));
+        // The local app is not compared.
+        let key_of_other_local = SessionKey::new("chat", &app("tablet", "x", "y", "z"), &phone);
+        assert_eq!(key_of_other_local.with_remote("chat", &phone), Ok(()));
+        for (other, part) in [
+            (app("laptop", "b", "m", "a"), "device"),
+            (app("phone", "c", "m", "a"), "bundle"),
+            (app("phone", "b", "n", "a"), "module"),
+            (app("phone", "b", "m", "b"), "ability"),
+        ] {
+            assert_eq!(key.with_remote("chat", &other), Err(part));
+        }
+        assert_eq!(key.with_remote("files", &phone), Err("service"));
+        assert_eq!(
+            key.with_remote("files", &app("laptop", "b", "m", "a")),
+            Err("device")
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::api::manager::{
     AbilityConnectionManager, AppInner, CollaborateRequest, CollaborateResult,
 };
 use crate::api::types::{ConnectOptions, Context, PeerInfo};
-use crate::engine::names::{KeyHashed, NameKey};
+use crate::engine::names::{AppNames, KeyHashed, SessionKey};
 use crate::engine::{EngineConfig, IncomingRequest, Token};
 
 use super::link_task::{LinkCommand, LinkHandle, spawn_link};
@@ -82,71 +82,14 @@ impl DeviceConfig {
 pub(crate) struct Pending {
     pub(crate) link: LinkHandle,
     pub(crate) channel: u32,
-    /// The requesting app and the service it asks for ([`Pending::requester`]), which the
-    /// accepting session must have as its peer and service.
-    pub(crate) requester: NameKey,
+    /// The session the request asks for: the requesting app and the service, which the
+    /// accepting session must have as its peer and service (see [`SessionKey::with_remote`]).
+    pub(crate) key: SessionKey,
     /// The bundle of the app the request is for.
     pub(crate) bundle: String,
 }
 
-impl Pending {
-    /// What a request's [`Pending::requester`] holds: the requesting app's device, bundle,
-    /// module and ability, and the service, in the order of [`Pending::REQUESTER_PARTS`].
-    pub(crate) fn requester(app: &impl AppNames, service: &str) -> NameKey {
-        NameKey::new(Self::requester_names(app, service))
-    }
-
-    /// The names a [`Pending::requester`] key of `app` and `service` holds, in its order.
-    pub(crate) fn requester_names<'a>(app: &'a impl AppNames, service: &'a str) -> [&'a str; 5] {
-        let [device, bundle, module, ability] = app.app_names();
-        [device, bundle, module, ability, service]
-    }
-
-    /// What each name of a requester key is.
-    pub(crate) const REQUESTER_PARTS: [&'static str; 5] =
-        ["device", "bundle", "module", "ability", "service"];
-}
-
-/// A session as SPEC `SESS-3` and `SESS-7` compare them, across every link to the peer: the
-/// service, this device's app, and the peer's app on its device. Its names are shared, and
-/// hashed once, when it is made.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct ConnectKey(NameKey);
-
-impl ConnectKey {
-    pub(crate) fn new(service: &str, local: &impl AppNames, remote: &impl AppNames) -> Self {
-        let [_, bundle, module, ability] = local.app_names();
-        let [device, peer_bundle, peer_module, peer_ability] = remote.app_names();
-        Self(NameKey::new([
-            service,
-            bundle,
-            module,
-            ability,
-            device,
-            peer_bundle,
-            peer_module,
-            peer_ability,
-        ]))
-    }
-}
-
-/// An app's device, bundle, module and ability, in the API's form or the wire's.
-pub(crate) trait AppNames {
-    fn app_names(&self) -> [&str; 4];
-}
-
 impl AppNames for PeerInfo {
-    fn app_names(&self) -> [&str; 4] {
-        [
-            &self.device_id,
-            &self.bundle_name,
-            &self.module_name,
-            &self.ability_name,
-        ]
-    }
-}
-
-impl AppNames for pb::PeerInfo {
     fn app_names(&self) -> [&str; 4] {
         [
             &self.device_id,
@@ -169,7 +112,7 @@ pub(crate) struct DeviceInner {
     pending: Mutex<HashMap<Token, Pending>>,
     /// This device's requests awaiting their answer, by session, with their tokens and the id
     /// of the link each was sent on.
-    outgoing: Mutex<std::collections::HashMap<ConnectKey, (Token, u64), KeyHashed>>,
+    outgoing: Mutex<std::collections::HashMap<SessionKey, (Token, u64), KeyHashed>>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
     /// Random bytes for the tokens of this device's requests, drawn in batches.
     tokens: Mutex<RandomBatch>,
@@ -432,13 +375,15 @@ impl DeviceInner {
         lock(&self.pending).retain(|_, p| p.link.id != link.id);
     }
 
-    /// Hands a request to the app it targets (SPEC `SESS-3`, steps 3 and 4). Returns the
-    /// rejection to send at once, if any.
+    /// Hands a request to the app it targets (SPEC `SESS-3`, steps 3 and 4), with its session's
+    /// key if the link has made it already. Returns the rejection to send at once, if any.
     pub(crate) fn route_request(
         self: &Arc<Self>,
         link: &LinkHandle,
         request: IncomingRequest,
+        key: Option<SessionKey>,
     ) -> Option<(pb::ConnectErrorCode, String)> {
+        let key = key.unwrap_or_else(|| SessionKey::incoming(&request.source, &request.target));
         let target = PeerInfo::from_wire(request.target);
         // The service is the one the request names for its target (SPEC 5.2); the source's
         // own service_name is optional.
@@ -461,7 +406,7 @@ impl DeviceInner {
             // Most of the time no request of this device waits: no key to build.
             !outgoing.is_empty()
                 && outgoing
-                    .get(&ConnectKey::new(&target.service_name, &target, &source))
+                    .get(&key)
                     .is_some_and(|(own, on)| *on != link.id && *own >= request.token)
         };
         if exists || crossing_wins {
@@ -484,7 +429,7 @@ impl DeviceInner {
             Pending {
                 link: link.clone(),
                 channel: request.channel,
-                requester: Pending::requester(&source, &target.service_name),
+                key,
                 bundle: target.bundle_name,
             },
         );
@@ -506,7 +451,7 @@ impl DeviceInner {
 
     /// Records a request this device is about to send on link `link_id`; false if one for the
     /// same session already waits.
-    pub(crate) fn begin_outgoing(&self, key: ConnectKey, token: Token, link_id: u64) -> bool {
+    pub(crate) fn begin_outgoing(&self, key: SessionKey, token: Token, link_id: u64) -> bool {
         let mut outgoing = lock(&self.outgoing);
         if outgoing.contains_key(&key) {
             return false;
@@ -515,7 +460,7 @@ impl DeviceInner {
         true
     }
 
-    pub(crate) fn end_outgoing(&self, key: &ConnectKey) {
+    pub(crate) fn end_outgoing(&self, key: &SessionKey) {
         lock(&self.outgoing).remove(key);
     }
 

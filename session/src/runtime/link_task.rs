@@ -752,9 +752,11 @@ impl Driver {
             } => {
                 let now = now();
                 let (source, target) = (&session.local, &session.peer);
+                // The session's key, made before its request was recorded with the device.
+                let key = session.connect_key().clone();
                 match self
                     .engine
-                    .connect_with(now, token, source, target, &session.options)
+                    .connect_with(now, token, key, source, target, &session.options)
                 {
                     Ok(channel) => {
                         // The engine's deadline for the request.
@@ -917,9 +919,11 @@ impl Driver {
             }
             EngineEvent::IncomingRequest(request) => {
                 let channel = request.channel;
+                // The key the engine made of the request: the device's checks share it.
+                let key = self.engine.session_key(channel).cloned();
                 let verdict = match self.device.upgrade() {
                     Some(device) => {
-                        self.app_code(|driver| device.route_request(&driver.handle, *request))
+                        self.app_code(|driver| device.route_request(&driver.handle, *request, key))
                     }
                     None => Some((
                         pb::ConnectErrorCode::SystemInternalError,
