@@ -103,9 +103,11 @@ pub fn decode_frames(plan: Plan) -> Vec<Row> {
     let mut probe = BytesMut::from(&stream[..]);
     let within = probe.as_ptr() as usize..probe.as_ptr() as usize + stream.len();
     let mut fragments = Vec::with_capacity(FRAMES_PER_PASS);
+    let counting = crate::alloc::count();
     let before = Snapshot::now();
     decode_ours(&mut probe, &mut fragments);
     let after = Snapshot::now();
+    drop(counting);
     let allocated_per_frame = after.allocated_since(&before) as f64 / FRAMES_PER_PASS as f64;
     let allocations = after.allocations_since(&before);
     let shared = fragments.len() == FRAMES_PER_PASS

@@ -59,6 +59,7 @@ pub async fn many_sessions(spread: Spread) -> Vec<Row> {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
 
+    let counting = crate::alloc::count();
     let before = Snapshot::now();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -93,6 +94,7 @@ pub async fn many_sessions(spread: Spread) -> Vec<Row> {
     drop(tasks);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let after = Snapshot::now();
+    drop(counting);
     let per_session = after.live_since(&before) as f64 / spread.sessions as f64;
     let rate = spread.sessions as f64 / elapsed.as_secs_f64();
     assert_eq!(theirs.len(), spread.sessions, "every session accepted");
