@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use acm_wire::bare_pb;
 use acm_wire::pb::{self, FrameType};
 use acm_wire::{Control, DataFragment, Fragmenter, Frame, FrameDecoder, encode_control};
 use bytes::{Bytes, BytesMut};
@@ -176,9 +177,9 @@ pub fn decode_frames(plan: Plan) -> Vec<Row> {
 }
 
 /// A request as full as the API allows in practice: every PeerInfo field, both start options,
-/// and a dozen parameters.
-fn full_request() -> pb::ConnectRequest {
-    let peer = |device: &str| pb::PeerInfo {
+/// and a dozen parameters; as prost alone generates its types.
+fn full_request() -> bare_pb::ConnectRequest {
+    let peer = |device: &str| bare_pb::PeerInfo {
         device_id: device.into(),
         bundle_name: "com.example.collaborative.notes".into(),
         module_name: "entry".into(),
@@ -193,23 +194,28 @@ fn full_request() -> pb::ConnectRequest {
             )
         })
         .collect();
-    pb::ConnectRequest {
+    bare_pb::ConnectRequest {
         token: Bytes::from_static(&[0x5A; 16]),
         source: Some(peer("phone-0123456789abcdef")),
         target: Some(peer("tablet-0123456789abcdef")),
-        options: Some(pb::ConnectOptions {
+        options: Some(bare_pb::ConnectOptions {
             need_send_data: Some(true),
-            start_options: pb::StartOptionParams::StartInForeground.into(),
+            start_options: bare_pb::StartOptionParams::StartInForeground.into(),
             parameters,
         }),
     }
 }
 
 /// Measure 2: one ConnectRequest frame encoded and decoded (with its header checks and the
-/// SPEC checks of its fields), against bare prost on the same message.
+/// SPEC checks of its fields), against bare prost on the same message: its types as prost
+/// alone generates them (`bare_pb`), where the crate's own `pb::PeerInfo` is written out.
 pub fn connect_request(plan: Plan) -> Vec<Row> {
     let message = full_request();
-    let control = Control::ConnectRequest(message.clone());
+    // The same message in the crate's types: the two encode the same bytes.
+    let ours_message =
+        pb::ConnectRequest::decode(&message.encode_to_vec()[..]).expect("the same message");
+    assert_eq!(ours_message.encode_to_vec(), message.encode_to_vec());
+    let control = Control::ConnectRequest(ours_message);
     let ours = || {
         let mut frames = encode_control(black_box(&control), 1, 3, FRAME).expect("encodes");
         // The receiver owns the frame's bytes, as a transport hands them over.
@@ -221,7 +227,7 @@ pub fn connect_request(plan: Plan) -> Vec<Row> {
     };
     let baseline = || {
         let bytes = black_box(&message).encode_to_vec();
-        let decoded = pb::ConnectRequest::decode(&bytes[..]).expect("decodes");
+        let decoded = bare_pb::ConnectRequest::decode(&bytes[..]).expect("decodes");
         black_box(decoded);
     };
     let pairs = pairs_sync(

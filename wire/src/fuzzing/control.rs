@@ -27,6 +27,29 @@ pub(super) const CONTROL_TYPES: [FrameType; 9] = [
     FrameType::CollaborateEvent,
 ];
 
+/// A request as prost alone decodes it (its `PeerInfo` too, which [`pb`] writes out), in the
+/// crate's types.
+fn bare_request(body: &[u8]) -> Result<pb::ConnectRequest, prost::DecodeError> {
+    let bare = crate::bare_pb::ConnectRequest::decode(body)?;
+    let peer = |p: crate::bare_pb::PeerInfo| pb::PeerInfo {
+        device_id: p.device_id,
+        bundle_name: p.bundle_name,
+        module_name: p.module_name,
+        ability_name: p.ability_name,
+        service_name: p.service_name,
+    };
+    Ok(pb::ConnectRequest {
+        token: bare.token,
+        source: bare.source.map(peer),
+        target: bare.target.map(peer),
+        // ConnectOptions is prost's own in both: the same type but for its module.
+        options: bare
+            .options
+            .map(|o| pb::ConnectOptions::decode(&o.encode_to_vec()[..]))
+            .transpose()?,
+    })
+}
+
 /// Decodes a body with prost alone, without any check of its contents.
 fn prost_decode(frame_type: FrameType, body: &[u8]) -> Result<Control, prost::DecodeError> {
     Ok(match frame_type {
@@ -34,7 +57,7 @@ fn prost_decode(frame_type: FrameType, body: &[u8]) -> Result<Control, prost::De
         FrameType::LinkClose => Control::LinkClose(pb::LinkClose::decode(body)?),
         FrameType::Ping => Control::Ping(pb::Ping::decode(body)?),
         FrameType::Pong => Control::Pong(pb::Pong::decode(body)?),
-        FrameType::ConnectRequest => Control::ConnectRequest(pb::ConnectRequest::decode(body)?),
+        FrameType::ConnectRequest => Control::ConnectRequest(bare_request(body)?),
         FrameType::ConnectResponse => Control::ConnectResponse(pb::ConnectResponse::decode(body)?),
         FrameType::Message => Control::Message(pb::Message::decode(body)?),
         FrameType::Disconnect => Control::Disconnect(pb::Disconnect::decode(body)?),
@@ -200,8 +223,11 @@ pub fn control_messages(data: &[u8]) {
     let result = Control::decode(frame_type, body).expect("a control type has a body");
     let unchecked = prost_decode(frame_type, body);
     let control = match (unchecked, result) {
-        (Err(_), Err(err)) => {
-            assert!(matches!(err, ControlError::Decode { .. }), "{err:?}");
+        (Err(prost), Err(err)) => {
+            let ControlError::Decode { detail, .. } = &err else {
+                panic!("prost fails ({prost}) but decode gives {err:?}");
+            };
+            assert_eq!(*detail, prost.to_string());
             assert_eq!(err.rule(), "CTRL-1");
             return;
         }
