@@ -63,6 +63,27 @@ pub fn encode_connect_request(
     encode_body(request, version, channel, max_frame_size, frames)
 }
 
+/// A CONNECT_RESPONSE that accepts, with its token borrowed: what a responder sends for every
+/// request its app accepts, encoded without building a [`pb::ConnectResponse`] first.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptedResponseRef<'a> {
+    /// The request's token.
+    pub token: &'a [u8],
+}
+
+/// Encodes `response` as [`encode_control_into`] encodes the [`Control::ConnectResponse`]
+/// holding the same token and `Accepted`, byte for byte, appending the frames to `frames`;
+/// nothing is appended on error.
+pub fn encode_accepted_response(
+    response: &AcceptedResponseRef<'_>,
+    version: u8,
+    channel: u32,
+    max_frame_size: u32,
+    frames: &mut impl Extend<Bytes>,
+) -> Result<(), EncodeError> {
+    encode_body(response, version, channel, max_frame_size, frames)
+}
+
 /// A control body, as the encoder takes it.
 trait Body {
     fn frame_type(&self) -> FrameType;
@@ -97,32 +118,66 @@ impl Body for ConnectRequestRef<'_> {
     }
 
     fn encoded_len(&self) -> usize {
-        use prost::encoding::{encoded_len_varint, key_len, message};
+        use prost::encoding::message;
         // As prost's own: an empty token is left out, the messages are always there.
-        let token = if self.token.is_empty() {
-            0
-        } else {
-            key_len(TOKEN)
-                .saturating_add(encoded_len_varint(self.token.len() as u64))
-                .saturating_add(self.token.len())
-        };
-        token
+        bytes_field_len(TOKEN, self.token)
             .saturating_add(message::encoded_len(SOURCE, self.source))
             .saturating_add(message::encoded_len(TARGET, self.target))
             .saturating_add(message::encoded_len(OPTIONS, self.options))
     }
 
     fn encode_raw(&self, dst: &mut BytesMut) {
-        use bytes::BufMut as _;
-        use prost::encoding::{WireType, encode_key, encode_varint, message};
-        if !self.token.is_empty() {
-            encode_key(TOKEN, WireType::LengthDelimited, dst);
-            encode_varint(self.token.len() as u64, dst);
-            dst.put_slice(self.token);
-        }
+        use prost::encoding::message;
+        encode_bytes_field(TOKEN, self.token, dst);
         message::encode(SOURCE, self.source, dst);
         message::encode(TARGET, self.target, dst);
         message::encode(OPTIONS, self.options, dst);
+    }
+}
+
+/// The tag of `pb::ConnectResponse.accepted`.
+const ACCEPTED: u32 = 2;
+
+/// The length of a `bytes` field's encoding: left out when empty, as prost does.
+fn bytes_field_len(tag: u32, bytes: &[u8]) -> usize {
+    use prost::encoding::{encoded_len_varint, key_len};
+    if bytes.is_empty() {
+        return 0;
+    }
+    key_len(tag)
+        .saturating_add(encoded_len_varint(bytes.len() as u64))
+        .saturating_add(bytes.len())
+}
+
+/// Appends a `bytes` field's encoding, unless it is empty, as prost does.
+fn encode_bytes_field(tag: u32, bytes: &[u8], dst: &mut BytesMut) {
+    use bytes::BufMut as _;
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    if !bytes.is_empty() {
+        encode_key(tag, WireType::LengthDelimited, dst);
+        encode_varint(bytes.len() as u64, dst);
+        dst.put_slice(bytes);
+    }
+}
+
+impl Body for AcceptedResponseRef<'_> {
+    fn frame_type(&self) -> FrameType {
+        FrameType::ConnectResponse
+    }
+
+    fn encoded_len(&self) -> usize {
+        // The empty Accepted message: its key and a zero length.
+        bytes_field_len(TOKEN, self.token)
+            .saturating_add(prost::encoding::key_len(ACCEPTED))
+            .saturating_add(1)
+    }
+
+    fn encode_raw(&self, dst: &mut BytesMut) {
+        use bytes::BufMut as _;
+        use prost::encoding::{WireType, encode_key};
+        encode_bytes_field(TOKEN, self.token, dst);
+        encode_key(ACCEPTED, WireType::LengthDelimited, dst);
+        dst.put_u8(0);
     }
 }
 
@@ -341,6 +396,26 @@ mod tests {
                 let mut into = Vec::new();
                 encode_control_into(&owned, 1, 3, max_frame, &mut into).unwrap();
                 assert_eq!(into, expected);
+            }
+        }
+    }
+
+    #[test]
+    fn a_borrowed_accepted_response_encodes_as_the_owned_one() {
+        for token in [vec![7u8; 16], vec![], vec![1u8; 200]] {
+            let owned = Control::ConnectResponse(pb::ConnectResponse {
+                token: token.clone().into(),
+                result: Some(pb::connect_response::Result::Accepted(pb::Accepted {})),
+            });
+            let borrowed = AcceptedResponseRef { token: &token };
+            assert_eq!(Body::encoded_len(&borrowed), owned.encoded_len());
+            for max_frame in [65_535, MIN_FRAME_SIZE] {
+                let mut frames = vec![Bytes::from_static(b"queued before")];
+                encode_accepted_response(&borrowed, 1, 4, max_frame, &mut frames).unwrap();
+                assert_eq!(
+                    frames[1..],
+                    encode_control(&owned, 1, 4, max_frame).unwrap()
+                );
             }
         }
     }

@@ -77,8 +77,8 @@ pub mod bare_pb {
 }
 
 pub use continuation::{
-    ConnectRequestRef, ControlAssembler, ControlBody, encode_connect_request, encode_control,
-    encode_control_into,
+    AcceptedResponseRef, ConnectRequestRef, ControlAssembler, ControlBody,
+    encode_accepted_response, encode_connect_request, encode_control, encode_control_into,
 };
 pub use control::Control;
 pub use data::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN, Fragmenter};

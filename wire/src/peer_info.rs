@@ -91,12 +91,27 @@ fn take_contiguous(field: &mut String, buf: &mut impl Buf) -> bool {
     true
 }
 
+/// The one-byte key of a length-delimited field numbered 1 to 15.
+fn short_key(tag: u32) -> u8 {
+    debug_assert!((1..16).contains(&tag));
+    // Field numbers 1 to 5 here: the key fits in one byte, below 0x80.
+    ((tag << 3) | 2) as u8
+}
+
 impl prost::Message for PeerInfo {
     fn encode_raw(&self, buf: &mut impl BufMut) {
+        // As prost's `string::encode`, whose keys here are one byte each, as are the lengths
+        // of names under 128 bytes, the usual ones.
         for (tag, value) in self.fields() {
-            if !value.is_empty() {
-                string::encode(tag, value, buf);
+            if value.is_empty() {
+                continue;
             }
+            buf.put_u8(short_key(tag));
+            match u8::try_from(value.len()) {
+                Ok(len) if len < 0x80 => buf.put_u8(len),
+                _ => prost::encoding::encode_varint(value.len() as u64, buf),
+            }
+            buf.put_slice(value.as_bytes());
         }
     }
 
@@ -123,8 +138,13 @@ impl prost::Message for PeerInfo {
         self.fields()
             .into_iter()
             .filter(|(_, value)| !value.is_empty())
-            .map(|(tag, value)| string::encoded_len(tag, value))
-            .sum()
+            .map(|(_, value)| {
+                // Key, length, text; no sum can overflow for strings that are in memory.
+                1usize
+                    .saturating_add(prost::encoding::encoded_len_varint(value.len() as u64))
+                    .saturating_add(value.len())
+            })
+            .fold(0, usize::saturating_add)
     }
 
     fn clear(&mut self) {

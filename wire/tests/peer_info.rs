@@ -156,6 +156,26 @@ proptest! {
 }
 
 #[test]
+fn long_strings_encode_and_decode_as_prost_does() {
+    for len in [1, 127, 128, 255, 256, 300, 16_383, 16_384, 70_000] {
+        let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
+        let bare = bare_pb::PeerInfo {
+            device_id: text.clone(),
+            bundle_name: "b".into(),
+            module_name: text.clone(),
+            ability_name: String::new(),
+            service_name: text,
+        };
+        let ours = ours_of(&bare);
+        assert_eq!(ours.encode_to_vec(), bare.encode_to_vec(), "{len}");
+        assert_eq!(ours.encoded_len(), bare.encoded_len(), "{len}");
+        let bytes = bare.encode_to_vec();
+        assert_both_ways_alike(&bytes, len);
+        assert_eq!(pb::PeerInfo::decode(&bytes[..]).expect("valid"), ours);
+    }
+}
+
+#[test]
 fn a_field_seen_twice_keeps_its_last_value_and_the_others_stay() {
     let mut bytes = bare_pb::PeerInfo {
         device_id: "phone".into(),

@@ -11,9 +11,9 @@ use acm_wire::pb::{
     connect_response,
 };
 use acm_wire::{
-    BufferPool, ConnectRequestRef, Control, ControlAssembler, Fragmenter, MIN_FRAME_SIZE,
-    Reassembler, SUPPORTED_VERSIONS, encode_connect_request, encode_control_into,
-    limits::MAX_MESSAGE_LEN,
+    AcceptedResponseRef, BufferPool, ConnectRequestRef, Control, ControlAssembler, Fragmenter,
+    MIN_FRAME_SIZE, Reassembler, SUPPORTED_VERSIONS, encode_accepted_response,
+    encode_connect_request, encode_control_into, limits::MAX_MESSAGE_LEN,
 };
 use bytes::Bytes;
 
@@ -384,11 +384,13 @@ impl LinkEngine {
     pub fn accept(&mut self, channel: u32) -> Result<(), EngineError> {
         self.open_peer()?;
         let token = self.incoming_token(channel)?;
-        let response = Control::ConnectResponse(pb::ConnectResponse {
-            token: Bytes::copy_from_slice(&token),
-            result: Some(connect_response::Result::Accepted(pb::Accepted {})),
-        });
-        self.queue_session_frame(&response, channel);
+        let (version, max_frame) = (self.out_version(), self.out_max_frame());
+        let response = AcceptedResponseRef { token: &token };
+        if let Err(err) =
+            encode_accepted_response(&response, version, channel, max_frame, &mut self.outbound)
+        {
+            tracing::error!(%err, channel, "frame does not encode");
+        }
         self.channels.set_state(channel, State::Connected);
         tracing::debug!(channel, "request accepted");
         Ok(())
