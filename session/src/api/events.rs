@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
@@ -253,6 +254,9 @@ impl StreamRoom {
 pub(crate) struct Listeners {
     callbacks: Mutex<Vec<(EventType, Callback)>>,
     streams: Mutex<Vec<StreamTx>>,
+    /// Set once a callback or a stream is added, and never cleared: until then an event has
+    /// no one to go to, and delivering it takes no lock.
+    ever: AtomicBool,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -264,6 +268,13 @@ impl std::fmt::Debug for Listeners {
 impl Listeners {
     pub(crate) fn on(&self, event_type: EventType, callback: Callback) {
         lock(&self.callbacks).push((event_type, callback));
+        self.ever.store(true, Ordering::Release);
+    }
+
+    /// Whether a callback or a stream was ever added. An event delivered while this is false
+    /// reaches no one; one delivered after an addition that happened before it is seen.
+    pub(crate) fn ever_listened(&self) -> bool {
+        self.ever.load(Ordering::Acquire)
     }
 
     /// Removes the callbacks of `event_type`: the one given, or all of them.
@@ -294,6 +305,7 @@ impl Listeners {
             data_room: data_room.clone(),
             data_units: units,
         });
+        self.ever.store(true, Ordering::Release);
         EventStream {
             rx,
             data_room,
@@ -306,6 +318,9 @@ impl Listeners {
     /// `held`, in order, for the caller to deliver as room appears. Nothing is dropped; a stream
     /// whose reader is gone is forgotten.
     pub(crate) fn deliver(&self, event: Event, hold: bool, held: &mut VecDeque<Held>) {
+        if !self.ever_listened() {
+            return;
+        }
         let callbacks: Vec<Callback> = lock(&self.callbacks)
             .iter()
             .filter(|(t, _)| *t == event.event_type())

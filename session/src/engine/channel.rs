@@ -151,12 +151,12 @@ impl Channels {
         if let Some(deadline) = deadline_of(channel_state.state) {
             self.deadlines.insert((deadline, channel));
         }
-        let sharing = self
+        let (named, sharing) = self
             .by_key
-            .get(&channel_state.key)
-            .map_or(0, |(_, count)| *count);
-        self.by_key
-            .insert(channel_state.key.clone(), (channel, sharing + 1));
+            .entry(channel_state.key.clone())
+            .or_insert((channel, 0));
+        *named = channel;
+        *sharing = sharing.saturating_add(1);
         if let Some(replaced) = self.open.insert(channel, channel_state) {
             self.forget_key(channel, &replaced.key);
         }

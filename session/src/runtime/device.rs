@@ -472,16 +472,18 @@ impl DeviceInner {
     pub(crate) fn take_request(&self, token: &str, bundle: &str) -> Result<Pending, AcmError> {
         let parsed = parse_token(token)?;
         let mut pending = lock(&self.pending);
-        match pending.get(&parsed) {
+        // Taken, and put back if it is another app's: one lookup in the usual case.
+        match pending.remove(&parsed) {
             None => Err(AcmError::parameter(
                 "token: no pending request has this token (unknown, already used, or expired)",
             )),
-            Some(p) if p.bundle != bundle => Err(AcmError::parameter(
-                "token: the request is for another application",
-            )),
-            Some(_) => pending
-                .remove(&parsed)
-                .ok_or_else(|| AcmError::parameter("token: no pending request")),
+            Some(p) if p.bundle != bundle => {
+                pending.insert(parsed, p);
+                Err(AcmError::parameter(
+                    "token: the request is for another application",
+                ))
+            }
+            Some(p) => Ok(p),
         }
     }
 

@@ -1048,6 +1048,10 @@ impl Driver {
     /// now waits in `held`, behind anything held before, and the driver stops reading the link
     /// until it is delivered.
     fn deliver(&mut self, session: &SessionShared, event: Event) {
+        if !session.listeners.ever_listened() {
+            // No one to tell, and no app code to run.
+            return;
+        }
         let hold = !self.held.is_empty();
         self.app_code(|driver| session.listeners.deliver(event, hold, &mut driver.held));
     }

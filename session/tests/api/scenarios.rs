@@ -615,6 +615,49 @@ async fn crossing_connects_leave_one_session_connected_on_both_sides() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn another_apps_token_is_refused_and_the_request_still_waits_for_its_own_app() {
+    let world = World::new();
+    let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
+    world
+        .b
+        .app
+        .register_ability("entry", "EntryAbility", move |request| {
+            let _ = tx.send(request);
+            CollaborateResult::Accept
+        });
+    let other_context = Context::new("com.example.other", "entry", "EntryAbility");
+    let other = world.b.device.manager(&other_context);
+    let a = world.a_session();
+    let app_a = world.a.app.clone();
+    let connecting = tokio::spawn(async move { app_a.connect(a).await });
+    let request = tokens.recv().await.unwrap();
+    let theirs = other
+        .create_ability_connection_session(
+            SERVICE,
+            &other_context,
+            peer_of("phone"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let err = other
+        .accept_connect(theirs, &request.token)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another application"), "{err}");
+    let err = other.reject(&request.token, "not mine").unwrap_err();
+    assert!(err.to_string().contains("another application"), "{err}");
+    // The request is still there for the app it was for.
+    let ours = session_for(&world.b.app, &request);
+    world
+        .b
+        .app
+        .accept_connect(ours, &request.token)
+        .await
+        .unwrap();
+    assert!(connecting.await.unwrap().unwrap().is_connected);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_token_used_twice_forged_or_for_another_session_is_refused() {
     let world = World::new();
     let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
