@@ -98,6 +98,12 @@ impl DeviceId {
     /// Checks `id` and wraps it.
     pub fn new(id: impl Into<String>) -> Result<Self, InvalidDeviceId> {
         let id = id.into();
+        Self::check(&id)?;
+        Ok(Self(id))
+    }
+
+    /// Checks that `id` is a valid device id, as [`DeviceId::new`] does, without wrapping it.
+    pub fn check(id: &str) -> Result<(), InvalidDeviceId> {
         if id.is_empty() {
             return Err(InvalidDeviceId::Empty);
         }
@@ -107,7 +113,7 @@ impl DeviceId {
         if id.chars().any(char::is_control) {
             return Err(InvalidDeviceId::ControlCharacter);
         }
-        Ok(Self(id))
+        Ok(())
     }
 
     /// The id as a string.
@@ -540,6 +546,14 @@ mod tests {
             DeviceId::new("a\nb"),
             Err(InvalidDeviceId::ControlCharacter)
         );
+    }
+
+    #[test]
+    fn check_says_what_new_says() {
+        let long = "d".repeat(DeviceId::MAX_LEN + 1);
+        for id in ["", "phone", "手机", "a\nb", "a\u{85}b", &long] {
+            assert_eq!(DeviceId::check(id), DeviceId::new(id).map(|_| ()), "{id:?}");
+        }
     }
 
     #[test]

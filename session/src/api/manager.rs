@@ -257,7 +257,7 @@ impl AbilityConnectionManager {
             )));
         }
         check_name("serviceName", service_name, MAX_SERVICE_NAME_LEN)?;
-        let peer_device = DeviceId::new(peer_info.device_id.clone())
+        DeviceId::check(&peer_info.device_id)
             .map_err(|e| AcmError::parameter(format!("peerInfo.deviceId: {e}")))?;
         check_name("peerInfo.bundleName", &peer_info.bundle_name, MAX_NAME_LEN)?;
         check_name("peerInfo.moduleName", &peer_info.module_name, MAX_NAME_LEN)?;
@@ -299,7 +299,7 @@ impl AbilityConnectionManager {
         peer.set_service_name(service_name);
         let peer = peer.into_wire();
         let options = connect_options.into_wire();
-        let session = SessionShared::new(id, peer_device, peer, local, options);
+        let session = SessionShared::new(id, peer, local, options);
         self.app.add_session(session);
         Ok(id)
     }
@@ -365,7 +365,7 @@ impl AbilityConnectionManager {
     }
 
     async fn connect_session(&self, session: &Arc<SessionShared>) -> ConnectResult {
-        let link = match self.app.device.link_to(&session.peer_device).await {
+        let link = match self.app.device.link_to(&session.peer.device_id).await {
             Ok(link) => link,
             Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
         };

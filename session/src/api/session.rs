@@ -3,7 +3,6 @@
 use std::sync::{Mutex, OnceLock};
 
 use super::events::{Listeners, lock};
-use acm_transport::DeviceId;
 use acm_wire::pb;
 
 use super::types::SessionId;
@@ -25,8 +24,6 @@ pub(crate) enum SessionState {
 #[derive(Debug)]
 pub(crate) struct SessionShared {
     pub(crate) id: SessionId,
-    /// The peer's device, checked when the session was made.
-    pub(crate) peer_device: DeviceId,
     /// The app on the other device, with the session's service. The apps and the options are kept as the wire carries
     /// them: a connect encodes its request from them without copying them.
     pub(crate) peer: pb::PeerInfo,
@@ -42,14 +39,12 @@ pub(crate) struct SessionShared {
 impl SessionShared {
     pub(crate) fn new(
         id: SessionId,
-        peer_device: DeviceId,
         peer: pb::PeerInfo,
         local: pb::PeerInfo,
         options: pb::ConnectOptions,
     ) -> Self {
         Self {
             id,
-            peer_device,
             peer,
             local,
             options,

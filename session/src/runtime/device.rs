@@ -321,7 +321,9 @@ impl DeviceInner {
 
     /// A link to `peer` that is up: an existing one (the preferred one, SPEC `LINK-8`) or a new
     /// one dialed now.
-    pub(crate) async fn link_to(self: &Arc<Self>, peer: &DeviceId) -> Result<LinkHandle, String> {
+    /// A link to device `peer` (an id checked as [`DeviceId::check`] checks it): the preferred
+    /// one that is up, or a new one.
+    pub(crate) async fn link_to(self: &Arc<Self>, peer: &str) -> Result<LinkHandle, String> {
         if let Some(link) = self.preferred_link(peer) {
             return Ok(link);
         }
@@ -329,9 +331,10 @@ impl DeviceInner {
         if let Some(link) = self.preferred_link(peer) {
             return Ok(link);
         }
+        let peer = DeviceId::new(peer).map_err(|e| format!("device {peer:?}: {e}"))?;
         let link = self
             .transport
-            .dial(peer)
+            .dial(&peer)
             .await
             .map_err(|e| format!("cannot reach device {peer}: {e}"))?;
         let (handle, up) = spawn_link(self, link, self.config.engine, random_bytes()?);
@@ -342,12 +345,12 @@ impl DeviceInner {
         }
     }
 
-    fn preferred_link(&self, peer: &DeviceId) -> Option<LinkHandle> {
+    fn preferred_link(&self, peer: &str) -> Option<LinkHandle> {
         let mut links = lock(&self.links);
         links.retain(LinkHandle::is_open);
         links
             .iter()
-            .filter(|l| l.peer == *peer)
+            .filter(|l| l.peer.as_str() == peer)
             .min_by(|a, b| a.dialer.cmp(&b.dialer).then(a.id.cmp(&b.id)))
             .cloned()
     }

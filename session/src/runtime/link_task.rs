@@ -1082,7 +1082,6 @@ mod tests {
     fn connecting_session() -> Arc<SessionShared> {
         let session = Arc::new(SessionShared::new(
             101,
-            DeviceId::new("phone").unwrap(),
             pb::PeerInfo::default(),
             pb::PeerInfo::default(),
             pb::ConnectOptions::default(),
