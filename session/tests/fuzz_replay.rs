@@ -34,7 +34,7 @@ fn fuzz_holds_the_targets_of_both_crates_and_current_seeds() {
     let stale = replay::stale_seeds(&fuzz(), &acm::fuzzing::seeds());
     problems.extend(stale.iter().map(|path| {
         format!(
-            "{} is stale: cargo run -p acm --example fuzz_seeds",
+            "{} is stale: cargo run -p acm --example engine_fuzz_seeds",
             path.display()
         )
     }));

@@ -2,7 +2,7 @@
 //! directory given as the first argument), leaving other files there alone.
 //!
 //! ```text
-//! cargo run -p acm --example fuzz_seeds
+//! cargo run -p acm --example engine_fuzz_seeds
 //! ```
 
 use std::path::PathBuf;
