@@ -317,7 +317,7 @@ impl LinkEngine {
 
     /// Sends CONNECT_REQUEST on a new channel and returns the channel (SPEC section 5).
     pub fn connect(&mut self, now: Instant, request: OutgoingRequest) -> Result<u32, EngineError> {
-        let key = SessionKey::outgoing(&request.source, &request.target);
+        let key = self.outgoing_key(&request.source, &request.target)?;
         self.connect_with(
             now,
             request.token,
@@ -328,8 +328,26 @@ impl LinkEngine {
         )
     }
 
+    /// The key of a request this side sends on this link: the peer's device in it is the
+    /// link's, whatever device the target names (a request for another device is the caller's
+    /// mistake, which the peer refuses; it is still the same session as far as this link goes).
+    fn outgoing_key(
+        &self,
+        source: &pb::PeerInfo,
+        target: &pb::PeerInfo,
+    ) -> Result<SessionKey, EngineError> {
+        let peer = self.open_peer()?;
+        let remote = [
+            peer.device.as_str(),
+            &target.bundle_name,
+            &target.module_name,
+            &target.ability_name,
+        ];
+        Ok(SessionKey::new(&target.service_name, source, &remote))
+    }
+
     /// [`LinkEngine::connect`] with the request's parts borrowed from their owner, and the
-    /// session's key made already (as [`SessionKey::outgoing`] makes it from them).
+    /// session's key made already (as [`LinkEngine::outgoing_key`] makes it from them).
     pub(crate) fn connect_with(
         &mut self,
         now: Instant,
@@ -343,7 +361,7 @@ impl LinkEngine {
         let deadline = now
             .checked_add(self.config.handshake_timeout)
             .unwrap_or(now);
-        debug_assert_eq!(key, SessionKey::outgoing(source, target));
+        debug_assert_eq!(Ok(&key), self.outgoing_key(source, target).as_ref());
         if self.channels.by_key(&key).is_some() {
             return Err(EngineError::SessionExists);
         }

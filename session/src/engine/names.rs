@@ -119,6 +119,12 @@ impl AppNames for acm_wire::pb::PeerInfo {
     }
 }
 
+impl AppNames for [&str; 4] {
+    fn app_names(&self) -> [&str; 4] {
+        *self
+    }
+}
+
 /// What makes two sessions "the same" (SPEC `SESS-3`, `SESS-7`): the service, this device's
 /// app, and the peer's app on its device. A link's channels, the device's requests awaiting
 /// their answer, and the requests awaiting an app all use it: a session's key is made once on
@@ -148,7 +154,9 @@ impl SessionKey {
         ]))
     }
 
-    /// The key of a request this side sends: the service is the one it names for its target.
+    /// The key of a request this side sends: the service is the one it names for its target
+    /// (the engine makes its own with the link's device, `LinkEngine::outgoing_key`).
+    #[cfg(test)]
     pub(crate) fn outgoing(
         source: &acm_wire::pb::PeerInfo,
         target: &acm_wire::pb::PeerInfo,
