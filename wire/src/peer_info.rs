@@ -6,7 +6,7 @@
 //! buffer (always so for a frame's body) is checked as UTF-8 where it lies and copied once into
 //! a string of its exact length. Anything else (a body split over several pieces, a field of
 //! the wrong wire type, bad UTF-8) goes through prost's own code, so the results and the errors
-//! are prost's in every case; the `bare-prost` feature's [`crate::bare_pb`] is the stock
+//! are prost's in every case; the `bare-prost` feature's module `bare_pb` is the stock
 //! version that the tests and the fuzz target compare with.
 
 use bytes::{Buf, BufMut};
