@@ -8,7 +8,8 @@
 //! * [`Control`]: a control body decoded and checked against its SPEC rules.
 //! * [`Fragmenter`], [`Reassembler`]: data transfers cut into DATA frames and put back together,
 //!   whole or not at all, within the memory [`Limits`] allow.
-//! * [`reference`]: the mapping to the numbers of OpenHarmony's abilityConnectionManager API.
+//! * [`reference`](mod@reference): the mapping to the numbers of OpenHarmony's
+//!   abilityConnectionManager API.
 //!
 //! Every error names the SPEC rule it enforces (`rule()`), and says what the receiver does next
 //! (`close_reason()`, `session_error()`).

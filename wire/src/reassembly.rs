@@ -14,7 +14,7 @@ use crate::pool::{BufferPool, PoolBuf};
 const INITIAL_CAPACITY: usize = 64 * 1024;
 
 /// The shortest chunk kept as it arrived rather than copied, when it is the only user of its
-/// buffer (see [`Partial::append`]).
+/// buffer (a shorter one is copied into the transfer's buffer as it is appended).
 pub const MIN_KEPT_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug)]
