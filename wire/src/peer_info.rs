@@ -41,7 +41,7 @@ impl std::fmt::Debug for PeerInfo {
 }
 
 impl PeerInfo {
-    /// The fields in field-number order, each with its name.
+    /// The fields in field-number order, each with its number.
     fn fields(&self) -> [(u32, &String); 5] {
         [
             (1, &self.device_id),

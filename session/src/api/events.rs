@@ -318,9 +318,6 @@ impl Listeners {
     /// `held`, in order, for the caller to deliver as room appears. Nothing is dropped; a stream
     /// whose reader is gone is forgotten.
     pub(crate) fn deliver(&self, event: Event, hold: bool, held: &mut VecDeque<Held>) {
-        if !self.ever_listened() {
-            return;
-        }
         let callbacks: Vec<Callback> = lock(&self.callbacks)
             .iter()
             .filter(|(t, _)| *t == event.event_type())

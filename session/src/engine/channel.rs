@@ -247,6 +247,11 @@ mod tests {
 
     use super::*;
 
+    /// The key of a request this side sends, as the engine makes it on a link to the target.
+    fn outgoing(source: &PeerInfo, target: &PeerInfo) -> SessionKey {
+        SessionKey::new(&target.service_name, source, target)
+    }
+
     fn app(device: &str, service: &str) -> PeerInfo {
         PeerInfo {
             device_id: device.into(),
@@ -269,7 +274,7 @@ mod tests {
     /// A dialer's channels after crossing requests (SESS-7): its own request on 1 and the
     /// peer's on 2, both for one key.
     fn crossed() -> (Channels, SessionKey) {
-        let key = SessionKey::outgoing(&app("phone", "chat"), &app("tablet", "chat"));
+        let key = outgoing(&app("phone", "chat"), &app("tablet", "chat"));
         let mut channels = Channels::new(Role::Dialer, 4);
         let deadline = Instant::now();
         channels.insert(1, channel(&key, 1, State::Requested { deadline }));
@@ -296,7 +301,7 @@ mod tests {
     #[test]
     fn keys_of_the_same_apps_and_service_are_equal_and_hash_alike() {
         let (phone, tablet) = (app("phone", "chat"), app("tablet", "chat"));
-        let sent = SessionKey::outgoing(&phone, &tablet);
+        let sent = outgoing(&phone, &tablet);
         // The same session, as the tablet's request would be seen on this side.
         let received = SessionKey::incoming(&tablet, &phone);
         assert_eq!(sent, received);
@@ -305,8 +310,8 @@ mod tests {
         assert_eq!(hash(&sent), hash(&received));
         let mut other_app = tablet.clone();
         other_app.ability_name = "OtherAbility".into();
-        assert_ne!(sent, SessionKey::outgoing(&phone, &other_app));
-        assert_ne!(sent, SessionKey::outgoing(&phone, &app("tablet", "files")));
+        assert_ne!(sent, outgoing(&phone, &other_app));
+        assert_ne!(sent, outgoing(&phone, &app("tablet", "files")));
     }
 
     #[test]

@@ -154,16 +154,6 @@ impl SessionKey {
         ]))
     }
 
-    /// The key of a request this side sends: the service is the one it names for its target
-    /// (the engine makes its own with the link's device, `LinkEngine::outgoing_key`).
-    #[cfg(test)]
-    pub(crate) fn outgoing(
-        source: &acm_wire::pb::PeerInfo,
-        target: &acm_wire::pb::PeerInfo,
-    ) -> Self {
-        Self::new(&target.service_name, source, target)
-    }
-
     /// The key of a request the peer sends.
     pub(crate) fn incoming(
         source: &acm_wire::pb::PeerInfo,
