@@ -400,7 +400,7 @@ impl AbilityConnectionManager {
         if link.call(command).await.is_err() {
             return link_gone();
         }
-        match answer.await {
+        match link.answer(answer).await {
             Ok(Ok(ConnectOutcome::Accepted)) => ConnectResult::connected(),
             Ok(Ok(ConnectOutcome::Failed { code, reason })) => ConnectResult::failed(
                 ConnectErrorCode::from_wire(code).unwrap_or(ConnectErrorCode::SystemInternalError),

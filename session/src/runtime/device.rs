@@ -319,8 +319,6 @@ impl DeviceInner {
         lock(&self.tokens).next()
     }
 
-    /// A link to `peer` that is up: an existing one (the preferred one, SPEC `LINK-8`) or a new
-    /// one dialed now.
     /// A link to device `peer` (an id checked as [`DeviceId::check`] checks it): the preferred
     /// one that is up, or a new one.
     pub(crate) async fn link_to(self: &Arc<Self>, peer: &str) -> Result<LinkHandle, String> {

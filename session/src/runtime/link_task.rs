@@ -3,14 +3,16 @@
 //! Doing the link's I/O in the same task, rather than in a reader and a writer of their own,
 //! spares every frame two task wake-ups. A caller whose command has nothing queued before it
 //! runs it at once in its own task ([`LinkHandle::call`]) and hands the frames it queued to the
-//! link itself, which spares it the two wake-ups of a trip through the driver task.
+//! link itself, which spares it the two wake-ups of a trip through the driver task. A caller
+//! that waits for the answer to its connect reads the link itself meanwhile
+//! ([`super::receive`]), which spares the answer the same trip.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
 use acm_transport::{CloseReason, DeviceId, FrameBuf, Link, Role, TransportError};
@@ -30,11 +32,14 @@ use crate::engine::{
 
 use super::device::DeviceInner;
 use super::progress::{FragmentInfo, TransferProgress, fragment_info};
+use super::receive::{Answer, ReceiveRoute};
 
 /// Calls waiting for the driver.
 const COMMAND_QUEUE: usize = 64;
 /// Control frames the engine may hold before the driver stops taking calls (backpressure).
 const MAX_QUEUED_CONTROL: usize = 256;
+/// The most frames a caller that waits for an answer reads for the link in one go.
+const READ_AT_ONCE: usize = 16;
 
 /// How long a link that lost the LINK-8 preference may stay open without sessions.
 const RETIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -144,6 +149,11 @@ pub(crate) struct LinkRef {
 pub(crate) struct LinkShared {
     driver: Mutex<Driver>,
     link: Arc<dyn Link>,
+    /// Where the wakes of the link's receive go (see [`super::receive`]), and a waker for it.
+    route: Arc<ReceiveRoute>,
+    route_waker: Waker,
+    /// The runtime the driver task runs on.
+    runtime: tokio::runtime::Id,
     /// Set, with the driver task woken through its stored waker, when a caller has left it
     /// something to do; the task clears it as it takes it. A flag costs the task's every turn
     /// one atomic swap, where a wait on a `Notify` would register with the `Notify` again.
@@ -164,9 +174,74 @@ impl std::ops::Deref for LinkHandle {
     }
 }
 
+impl LinkShared {
+    pub(super) fn route(&self) -> &ReceiveRoute {
+        &self.route
+    }
+
+    /// Whether the calling thread runs on the driver task's runtime.
+    pub(super) fn on_this_runtime(&self) -> bool {
+        tokio::runtime::Handle::try_current().is_ok_and(|runtime| runtime.id() == self.runtime)
+    }
+
+    /// Reads the frames that have arrived on the link and acts on them, as the driver task
+    /// would, for a caller that waits for an answer (see [`super::receive`]). It reads at most
+    /// [`READ_AT_ONCE`] frames and leaves the rest to the task; so too when the apps' streams
+    /// are full, which the task waits out. Call it outside app code.
+    pub(super) fn read_arrived(&self) {
+        let mut driver = lock(&self.driver);
+        let task = match &driver.waker {
+            Some(waker) if !driver.stopped => waker.clone(),
+            _ => return,
+        };
+        let mut cx = Context::from_waker(&self.route_waker);
+        let mut wake = false;
+        let mut read = 0;
+        loop {
+            if !driver.held.is_empty() || read == READ_AT_ONCE {
+                // The task reads on, once the streams have room.
+                wake = true;
+                break;
+            }
+            match driver.receive_one(&self.link, &mut cx) {
+                Poll::Ready(()) => {
+                    read += 1;
+                    wake |= driver.flush(&self.link, &task);
+                }
+                // The route is woken for the next frame.
+                Poll::Pending => break,
+            }
+        }
+        self.let_go(driver, wake, &task);
+    }
+
+    /// Lets go of the driver's state after a caller used it: wakes the task if `wake` (it has
+    /// something to do), then tells the callers of the connects that were answered.
+    fn let_go(&self, mut driver: MutexGuard<'_, Driver>, wake: bool, task: &Waker) {
+        // Most calls answer no connect: the list keeps its room for the task.
+        let mut answered = if driver.answered.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut driver.answered)
+        };
+        drop(driver);
+        if wake {
+            self.nudged.store(true, Ordering::Release);
+            task.wake_by_ref();
+        }
+        answer(&mut answered);
+    }
+}
+
 impl LinkHandle {
     pub(crate) fn new(link: LinkRef) -> Self {
         Self(Arc::new(link))
+    }
+
+    /// Waits for `answer`, the answer to a connect on this link, reading the link meanwhile
+    /// when this caller can (see [`super::receive`]).
+    pub(crate) fn answer<T>(&self, answer: oneshot::Receiver<T>) -> Answer<T> {
+        Answer::new(answer, self.shared.clone())
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -226,18 +301,7 @@ impl LinkHandle {
         };
         driver.command(command);
         let wake = driver.flush(&shared.link, &waker);
-        // Most calls answer no connect: the list keeps its room for the task.
-        let mut answered = if driver.answered.is_empty() {
-            Vec::new()
-        } else {
-            std::mem::take(&mut driver.answered)
-        };
-        drop(driver);
-        if wake {
-            shared.nudged.store(true, Ordering::Release);
-            waker.wake();
-        }
-        answer(&mut answered);
+        shared.let_go(driver, wake, &waker);
         Ok(())
     }
 
@@ -301,7 +365,7 @@ thread_local! {
 /// Whether this thread is running app code (a callback, an ability's handler) that a driver
 /// called while holding its state. A call made from there must not wait for a driver's state:
 /// it may be the one held around it, or one whose holder waits for that one.
-fn in_app_code() -> bool {
+pub(super) fn in_app_code() -> bool {
     APP_CODE.with_borrow(Option::is_some)
 }
 
@@ -372,6 +436,13 @@ fn send(link: &Arc<dyn Link>, frame: FrameBuf) -> LinkIo<'static, ()> {
     Box::pin(async move { link.send_buf(frame).await })
 }
 
+/// A receive of the next frame on `link` that owns what it needs, so that whoever reads the
+/// link next can finish it.
+fn receive(link: &Arc<dyn Link>) -> LinkIo<'static, FrameBuf> {
+    let link = link.clone();
+    Box::pin(async move { link.recv_buf().await })
+}
+
 /// Waits for `io` to finish; never, when there is none.
 async fn finished<T>(io: &mut Option<LinkIo<'_, T>>) -> Result<T, TransportError> {
     match io {
@@ -409,6 +480,7 @@ pub(crate) fn spawn_link(
         config,
     )
     .with_buffer_pool(device.receive_pool.clone());
+    let route = Arc::new(ReceiveRoute::default());
     let shared = Arc::new_cyclic(|shared| {
         let handle = LinkHandle::new(LinkRef {
             id,
@@ -431,6 +503,7 @@ pub(crate) fn spawn_link(
             progress: TransferProgress::default(),
             waker: None,
             handoff: None,
+            receiving: None,
             sending: false,
             armed: None,
             request_deadline: None,
@@ -442,6 +515,9 @@ pub(crate) fn spawn_link(
         LinkShared {
             driver: Mutex::new(driver),
             link,
+            route_waker: Waker::from(route.clone()),
+            route,
+            runtime: tokio::runtime::Handle::current().id(),
             nudged: AtomicBool::new(false),
         }
     });
@@ -471,6 +547,9 @@ struct Driver {
     waker: Option<Waker>,
     /// A send that a caller started and that did not finish at once, for the task to finish.
     handoff: Option<LinkIo<'static, ()>>,
+    /// The receive of the next frame, while the link is open: always polled with the link's
+    /// [`ReceiveRoute`], by the task or by a caller that waits for an answer.
+    receiving: Option<LinkIo<'static, FrameBuf>>,
     /// Whether a send is in flight: at most one is, so that frames keep their order.
     sending: bool,
     /// The deadline the driver task sleeps until.
@@ -495,12 +574,17 @@ struct Driver {
 async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>) {
     let link = shared.link.clone();
     let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-    lock(&shared.driver).waker = Some(waker);
+    shared.route.set_task(waker.clone());
+    {
+        let mut driver = lock(&shared.driver);
+        driver.waker = Some(waker);
+        // One receive waits while the link is open and the apps' streams have room, and at
+        // most one send is in flight: frames go out in the order the engine hands them out,
+        // and a send that waits for room (backpressure) does not stop the driver from
+        // receiving.
+        driver.receiving = Some(receive(&link));
+    }
     let mut commands_open = true;
-    // One receive waits while the link is open and the apps' streams have room, and at most
-    // one send is in flight: frames go out in the order the engine hands them out, and a
-    // send that waits for room (backpressure) does not stop the driver from receiving.
-    let mut receiving = Some(link.recv_buf());
     let mut sending: Option<LinkIo<'static, ()>> = None;
     // One timer for the task's life, moved when the deadline moves, rather than one made and
     // registered with the runtime's timer at every turn.
@@ -588,25 +672,11 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                     room.send(event);
                 }
             },
-            received = finished(&mut receiving), if receiving.is_some() && held.is_none() => {
-                let mut driver = lock(&shared.driver);
-                match received {
-                    Ok(frame) => {
-                        receiving = Some(link.recv_buf());
-                        // Only what progress needs: the engine must hold the frame's only
-                        // reference to keep large chunks without copying them.
-                        let fragment = fragment_info(&frame);
-                        driver.engine.handle_message_buf(now(), frame);
-                        if let Some(fragment) = fragment {
-                            driver.data_progress(&fragment);
-                        }
-                    }
-                    Err(err) => {
-                        receiving = None;
-                        driver.engine.handle_link_lost(err.to_string());
-                    }
-                }
-            },
+            () = std::future::poll_fn(|_| {
+                // Polled with the route, which wakes this task unless a caller reads instead.
+                let mut cx = Context::from_waker(&shared.route_waker);
+                lock(&shared.driver).receive_one(&link, &mut cx)
+            }), if held.is_none() => {},
             sent = finished(&mut sending), if sending.is_some() => {
                 sending = None;
                 let mut driver = lock(&shared.driver);
@@ -684,6 +754,33 @@ impl Driver {
         tracing::debug!(%err, "link send failed");
         self.engine
             .handle_link_lost(format!("sending failed: {err}"));
+    }
+
+    /// Takes the next frame from the link, if one has arrived, and hands it to the engine; or the
+    /// link's loss. Pending when nothing has arrived (`cx` is woken then) or the link is lost.
+    fn receive_one(&mut self, link: &Arc<dyn Link>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(io) = &mut self.receiving else {
+            return Poll::Pending;
+        };
+        match io.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(frame)) => {
+                self.receiving = Some(receive(link));
+                // Only what progress needs: the engine must hold the frame's only reference to
+                // keep large chunks without copying them.
+                let fragment = fragment_info(&frame);
+                self.engine.handle_message_buf(now(), frame);
+                if let Some(fragment) = fragment {
+                    self.data_progress(&fragment);
+                }
+                Poll::Ready(())
+            }
+            Poll::Ready(Err(err)) => {
+                self.receiving = None;
+                self.engine.handle_link_lost(err.to_string());
+                Poll::Ready(())
+            }
+        }
     }
 
     /// Hands the engine's frames to the link while it takes them at once; returns a send of the

@@ -4,5 +4,6 @@
 pub(crate) mod device;
 pub(crate) mod link_task;
 pub(crate) mod progress;
+pub(crate) mod receive;
 
 pub use device::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};

@@ -3,4 +3,5 @@
 mod calls;
 mod harness;
 mod progress;
+mod reader;
 mod scenarios;
