@@ -158,8 +158,12 @@ impl Event {
 /// An event waiting for room in a stream.
 pub(crate) type Held = (StreamTx, Event);
 
-/// A callback for `on`. Callbacks run on the runtime's task for the link: they should return
-/// quickly and spawn anything long. `off` recognises a callback by its `Arc`.
+/// A callback for `on`. Callbacks run in whichever task acts for the session's link when their
+/// event comes about: the link's own task, or an app task that makes a call on the link (a
+/// [`connect`] reads the link while it waits for its answer). They should return quickly and
+/// spawn anything long. `off` recognises a callback by its `Arc`.
+///
+/// [`connect`]: crate::AbilityConnectionManager::connect
 pub type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// How many events a stream holds before its session waits for the reader.

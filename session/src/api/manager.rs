@@ -341,6 +341,10 @@ impl AbilityConnectionManager {
     ///
     /// The session's `connect` event is the first thing its listeners see; the peer's first
     /// messages may reach them before this call returns, so start listening before connecting.
+    ///
+    /// While it waits on the device's runtime, the call reads the link itself, so that the
+    /// answer reaches it without a trip through the link's task; the callbacks of the link's
+    /// other sessions may then run in the calling task.
     pub async fn connect(&self, session_id: SessionId) -> Result<ConnectResult, AcmError> {
         let session = self.session(session_id)?;
         if !session.begin_connecting() {
