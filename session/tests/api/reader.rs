@@ -5,10 +5,12 @@
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
+use acm::transport::DeviceId;
 use acm::{
-    CollaborateRequest, CollaborateResult, ConnectOptions, DeviceConfig, Event, PeerInfo, SessionId,
+    CollaborateRequest, CollaborateResult, ConnectOptions, DeviceConfig, Event, EventStream,
+    PeerInfo, SessionId,
 };
-use acm_transport_mock::{DeviceOptions, MockNetwork};
+use acm_transport_mock::{DeviceOptions, Fault, MockNetwork};
 use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::harness::*;
@@ -88,107 +90,182 @@ fn tablet(network: &MockNetwork) -> Tablet {
     }
 }
 
-#[test]
-fn a_connect_finishes_while_its_links_task_cannot_run_and_what_came_first_is_delivered() {
-    let network = MockNetwork::new(21);
-    let mut tablet = tablet(&network);
-    let (phone_runtime, phone) = device(&network, "phone");
-    let phone_app = phone.app.clone();
+/// The phone and the tablet, each on its runtime, with a connected session between their apps;
+/// the phone listens to its end.
+struct Scene {
+    network: MockNetwork,
+    tablet: Tablet,
+    phone_runtime: Runtime,
+    phone: Side,
+    ours: SessionId,
+    theirs: SessionId,
+    our_events: EventStream,
+}
 
-    // A session connected the usual way brings the link up.
-    let (ours, theirs) = phone_runtime.block_on(async {
-        let ours = phone_app
+impl Scene {
+    fn new(seed: u64) -> Self {
+        let network = MockNetwork::new(seed);
+        let mut tablet = tablet(&network);
+        let (phone_runtime, phone) = device(&network, "phone");
+        let app = phone.app.clone();
+        let (ours, our_events) = phone_runtime.block_on(async {
+            let ours = app
+                .create_ability_connection_session(
+                    SERVICE,
+                    &context(),
+                    peer_of("tablet"),
+                    ConnectOptions::default(),
+                )
+                .unwrap();
+            assert!(app.connect(ours).await.unwrap().is_connected);
+            (ours, app.events(ours).unwrap())
+        });
+        let theirs = tablet
+            .runtime
+            .block_on(tablet.accepted.recv())
+            .expect("the tablet accepted");
+        Self {
+            network,
+            tablet,
+            phone_runtime,
+            phone,
+            ours,
+            theirs,
+            our_events,
+        }
+    }
+
+    /// Connects a session of the phone to the tablet's "LaterAbility" from a thread of its own,
+    /// waiting on the phone's runtime; its result comes on the returned channel.
+    fn connect_later(&self) -> std_mpsc::Receiver<Result<acm::ConnectResult, acm::AcmError>> {
+        let app = self.phone.app.clone();
+        let later = app
             .create_ability_connection_session(
-                SERVICE,
+                "later-service",
                 &context(),
-                peer_of("tablet"),
+                PeerInfo::new("tablet", BUNDLE, "entry", "LaterAbility"),
                 ConnectOptions::default(),
             )
             .unwrap();
-        assert!(phone_app.connect(ours).await.unwrap().is_connected);
-        (ours, phone_app.events(ours).unwrap())
-    });
-    let theirs_id = tablet
-        .runtime
-        .block_on(tablet.accepted.recv())
-        .expect("the tablet accepted");
-    let mut our_events = theirs;
+        let runtime = self.phone_runtime.handle().clone();
+        let (result, results) = std_mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = result.send(runtime.block_on(app.connect(later)));
+        });
+        results
+    }
 
-    // From now on the phone's link task cannot run.
-    let release = hold_worker(phone_runtime.handle());
-    let later = phone_app
-        .create_ability_connection_session(
-            "later-service",
-            &context(),
-            PeerInfo::new("tablet", BUNDLE, "entry", "LaterAbility"),
-            ConnectOptions::default(),
-        )
-        .unwrap();
-    let handle = phone_runtime.handle().clone();
-    let app = phone_app.clone();
-    let (result_tx, result_rx) = std_mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = result_tx.send(handle.block_on(app.connect(later)));
-    });
+    /// The tablet's "LaterAbility" takes its request.
+    fn later_request(&self) -> CollaborateRequest {
+        self.tablet
+            .later
+            .recv_timeout(STUCK)
+            .expect("the request reached the tablet")
+    }
 
-    // The tablet's app takes its time: first a message on the first session, then the answer.
-    let request = tablet
-        .later
-        .recv_timeout(STUCK)
-        .expect("the request reached the tablet");
-    let tablet_app = tablet.side.app.clone();
-    tablet
-        .runtime
-        .block_on(tablet_app.send_message(theirs_id, "before the answer"))
-        .unwrap();
-    let accepting = tablet.runtime.block_on(async {
-        let session = session_for(&tablet_app, &request);
-        tablet_app.accept_connect(session, &request.token).await
-    });
-    accepting.expect("the tablet accepted the later request");
+    /// The tablet accepts `request`.
+    fn accept(&self, request: &CollaborateRequest) {
+        let app = &self.tablet.side.app;
+        self.tablet
+            .runtime
+            .block_on(async {
+                let session = session_for(app, request);
+                app.accept_connect(session, &request.token).await
+            })
+            .expect("the tablet accepted the later request");
+    }
 
-    let result = result_rx
-        .recv_timeout(STUCK)
-        .expect("the connect finished with the phone's link task held")
-        .unwrap();
-    assert!(result.is_connected, "{result:?}");
-    // The message came before the answer: the caller read it on the way and delivered it.
-    assert_eq!(
-        ready_event(&mut our_events),
-        Some(Event::Message {
-            session_id: ours,
-            msg: "before the answer".into()
+    /// The tablet's end of the first session sends `text`.
+    fn tablet_says(&self, text: &str) {
+        self.tablet
+            .runtime
+            .block_on(self.tablet.side.app.send_message(self.theirs, text))
+            .unwrap();
+    }
+
+    /// The next event of the phone's end of the first session, waiting on the phone's runtime.
+    fn next_event(&mut self) -> Option<Event> {
+        let events = &mut self.our_events;
+        self.phone_runtime.block_on(async {
+            tokio::time::timeout(STUCK, events.next())
+                .await
+                .expect("an event in time")
         })
-    );
+    }
 
-    // Once the worker is free, the link's task reads on: a message after the answer arrives.
-    drop(release);
-    tablet
-        .runtime
-        .block_on(tablet_app.send_message(theirs_id, "after the answer"))
-        .unwrap();
-    let after = phone_runtime.block_on(async {
-        tokio::time::timeout(STUCK, our_events.next())
-            .await
-            .expect("the message after the answer arrived")
-    });
-    assert_eq!(
-        after,
+    fn message(&self, text: &str) -> Option<Event> {
         Some(Event::Message {
-            session_id: ours,
-            msg: "after the answer".into()
+            session_id: self.ours,
+            msg: text.into(),
         })
-    );
+    }
 }
 
 /// The next event of `stream` if it already holds one, without waiting.
-fn ready_event(stream: &mut acm::EventStream) -> Option<Event> {
+fn ready_event(stream: &mut EventStream) -> Option<Event> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let next = std::pin::pin!(stream.next());
     match std::future::Future::poll(next, &mut cx) {
         std::task::Poll::Ready(event) => event,
         std::task::Poll::Pending => None,
+    }
+}
+
+/// Checks that the connect whose result comes on `result` succeeded.
+fn connected(result: std_mpsc::Receiver<Result<acm::ConnectResult, acm::AcmError>>) {
+    let result = result
+        .recv_timeout(STUCK)
+        .expect("the connect finished")
+        .unwrap();
+    assert!(result.is_connected, "{result:?}");
+}
+
+#[test]
+fn a_connect_finishes_while_its_links_task_cannot_run_and_what_came_first_is_delivered() {
+    let mut scene = Scene::new(21);
+    // From now on the phone's link task cannot run.
+    let release = hold_worker(scene.phone_runtime.handle());
+    let result = scene.connect_later();
+    // The tablet's app takes its time: first a message on the first session, then the answer.
+    let request = scene.later_request();
+    scene.tablet_says("before the answer");
+    scene.accept(&request);
+    connected(result);
+    // The message came before the answer: the caller read it on the way and delivered it.
+    assert_eq!(
+        ready_event(&mut scene.our_events),
+        scene.message("before the answer")
+    );
+
+    // Once the worker is free, the link's task reads on: a message after the answer arrives.
+    drop(release);
+    scene.tablet_says("after the answer");
+    assert_eq!(scene.next_event(), scene.message("after the answer"));
+}
+
+#[test]
+fn frames_that_come_before_the_answer_all_arrive_in_order_whoever_reads_them() {
+    let mut scene = Scene::new(23);
+    let tablet = DeviceId::new("tablet").unwrap();
+    let link = scene
+        .network
+        .links(&DeviceId::new("phone").unwrap(), &tablet)[0]
+        .clone();
+    let result = scene.connect_later();
+    let request = scene.later_request();
+    // Held back and then let go at once: more frames than a waiting caller reads in one go
+    // arrive together, the answer last.
+    link.inject(&tablet, Fault::Stall).unwrap();
+    let texts: Vec<String> = (0..100).map(|i| format!("message {i}")).collect();
+    for text in &texts {
+        scene.tablet_says(text);
+    }
+    scene.accept(&request);
+    link.inject(&tablet, Fault::Unstall).unwrap();
+    connected(result);
+    for text in &texts {
+        assert_eq!(scene.next_event(), scene.message(text));
     }
 }
 
