@@ -401,10 +401,11 @@ impl AbilityConnectionManager {
             session: session.clone(),
             reply,
         };
-        if link.call(command).await.is_err() {
+        let mut answer = link.answer(answer);
+        if link.call_reading(command, &mut answer).await.is_err() {
             return link_gone();
         }
-        match link.answer(answer).await {
+        match answer.await {
             Ok(Ok(ConnectOutcome::Accepted)) => ConnectResult::connected(),
             Ok(Ok(ConnectOutcome::Failed { code, reason })) => ConnectResult::failed(
                 ConnectErrorCode::from_wire(code).unwrap_or(ConnectErrorCode::SystemInternalError),

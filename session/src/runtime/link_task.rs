@@ -258,6 +258,24 @@ impl LinkHandle {
         }
     }
 
+    /// As [`call`](Self::call), for a connect whose caller waits for `answer`: the caller reads
+    /// the link from before the call runs at once (see [`super::receive`]), and not while the
+    /// call waits for room in the queue, which the task makes whether or not frames are read.
+    pub(crate) async fn call_reading<T>(
+        &self,
+        command: LinkCommand,
+        answer: &mut Answer<T>,
+    ) -> Result<(), LinkCommand> {
+        answer.read_from_now().await;
+        match self.run_now(command) {
+            Ok(()) => Ok(()),
+            Err(command) => {
+                answer.stop_reading();
+                self.commands.send(command).await.map_err(|e| e.0)
+            }
+        }
+    }
+
     /// Runs `command` on the driver's state in the caller's task and sends the frames it
     /// queued, if nothing may come before it: no call waits in the queue (the driver takes
     /// calls from the queue while it holds its state, so a call it has taken is done) and the

@@ -9,8 +9,10 @@
 //! caller directly, as an answer on a plain socket would, instead of waking the driver task,
 //! which then wakes the caller.
 //!
-//! A wake routed to a caller that leaves without reading the link (its answer came another way)
-//! is passed on to the driver task, so no frame waits unread.
+//! A caller becomes the reader before it sends its request, so that no frame that comes after
+//! the request, the answer least of all, wakes the task instead. A wake routed to a caller that
+//! leaves without reading the link (its answer came another way) is passed on to the driver
+//! task, so no frame waits unread.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -132,7 +134,24 @@ impl<T> Answer<T> {
         }
     }
 
-    fn stop_reading(&mut self) {
+    /// Makes this caller the link's reader from now on, when it can be, so that the frames that
+    /// arrive while it sends its request already wake it. Call it in the task that awaits this.
+    pub(super) async fn read_from_now(&mut self) {
+        std::future::poll_fn(|cx| {
+            if !self.reading
+                && !in_app_code()
+                && let Some(link) = self.link.upgrade()
+                && link.on_this_runtime()
+            {
+                self.reading = link.route().join(cx.waker());
+            }
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    /// This caller no longer reads the link, until it next waits for its answer.
+    pub(super) fn stop_reading(&mut self) {
         if std::mem::take(&mut self.reading)
             && let Some(link) = self.link.upgrade()
         {
@@ -161,6 +180,9 @@ impl<T> Future for Answer<T> {
             return Poll::Pending;
         };
         if !link.on_this_runtime() {
+            // Polled elsewhere than before, perhaps: the task reads from now on.
+            drop(link);
+            this.stop_reading();
             return Poll::Pending;
         }
         let route = link.route();
