@@ -199,7 +199,7 @@ impl LinkShared {
         let mut read = 0;
         loop {
             if !driver.held.is_empty() || read == READ_AT_ONCE {
-                // The task reads on, once the streams have room.
+                // The task reads the rest (once the streams have room, if they are full).
                 wake = true;
                 break;
             }

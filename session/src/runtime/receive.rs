@@ -139,15 +139,24 @@ impl<T> Answer<T> {
     pub(super) async fn read_from_now(&mut self) {
         std::future::poll_fn(|cx| {
             if !self.reading
-                && !in_app_code()
-                && let Some(link) = self.link.upgrade()
-                && link.on_this_runtime()
+                && let Some(link) = self.readable_link()
             {
                 self.reading = link.route().join(cx.waker());
             }
             Poll::Ready(())
         })
         .await;
+    }
+
+    /// The link, if this caller can read it now: it is not app code that a driver runs (which
+    /// must not wait for a driver's state), and it runs on the link task's runtime. Held only
+    /// while it is used: a driver that ends must be able to drop its state, and with it the
+    /// answer's sender.
+    fn readable_link(&self) -> Option<Arc<LinkShared>> {
+        if in_app_code() {
+            return None;
+        }
+        self.link.upgrade().filter(|link| link.on_this_runtime())
     }
 
     /// This caller no longer reads the link, until it next waits for its answer.
@@ -169,22 +178,11 @@ impl<T> Future for Answer<T> {
             this.stop_reading();
             return Poll::Ready(answer);
         }
-        if in_app_code() {
-            // It must not wait for a driver's state; the driver task reads for it.
+        let Some(link) = this.readable_link() else {
+            // The task reads for it.
             this.stop_reading();
-            return Poll::Pending;
-        }
-        // Held only during this poll: a driver that ends must be able to drop its state, and
-        // with it the answer's sender.
-        let Some(link) = this.link.upgrade() else {
             return Poll::Pending;
         };
-        if !link.on_this_runtime() {
-            // Polled elsewhere than before, perhaps: the task reads from now on.
-            drop(link);
-            this.stop_reading();
-            return Poll::Pending;
-        }
         let route = link.route();
         if this.reading {
             route.rejoin(cx.waker());
