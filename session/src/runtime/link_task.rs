@@ -198,8 +198,13 @@ impl LinkShared {
         let mut wake = false;
         let mut read = 0;
         loop {
-            if !driver.held.is_empty() || read == READ_AT_ONCE {
-                // The task reads the rest (once the streams have room, if they are full).
+            if !driver.held.is_empty() {
+                // The task waits for room in the streams, then reads on. It was woken when the
+                // streams filled: by `flush`, if this read filled them.
+                break;
+            }
+            if read == READ_AT_ONCE {
+                // The task reads the rest.
                 wake = true;
                 break;
             }
