@@ -8,6 +8,7 @@ mod codec;
 mod harness;
 mod report;
 mod scale;
+mod tcp;
 mod transfer;
 mod world;
 
@@ -100,12 +101,16 @@ fn main() -> ExitCode {
             peers: 10,
         }
     };
-    let measures: [(&str, &dyn Fn() -> Vec<Row>); 6] = [
+    let measures: [(&str, &dyn Fn() -> Vec<Row>); 8] = [
         ("decode", &|| codec::decode_frames(plan)),
         ("connect-request", &|| codec::connect_request(plan)),
         ("send-data", &|| runtime.block_on(transfer::send_data(plan))),
         ("connect-latency", &|| {
             runtime.block_on(transfer::connect_latency(plan))
+        }),
+        ("tcp-send-data", &|| runtime.block_on(tcp::send_data(plan))),
+        ("tcp-connect-latency", &|| {
+            runtime.block_on(tcp::connect_latency(plan))
         }),
         ("sessions", &|| {
             runtime.block_on(scale::many_sessions(spread))

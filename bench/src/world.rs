@@ -52,10 +52,17 @@ pub fn segmented_side(network: &MockNetwork, id: &str, options: DeviceOptions) -
 }
 
 fn side_on(device: Device) -> Side {
-    let app = device.manager(&context());
-    Side {
-        _device: device,
-        app,
+    Side::on(device)
+}
+
+impl Side {
+    /// `device` and its app.
+    pub fn on(device: Device) -> Self {
+        let app = device.manager(&context());
+        Self {
+            _device: device,
+            app,
+        }
     }
 }
 
