@@ -108,7 +108,10 @@ fn main() -> ExitCode {
         ("connect-latency", &|| {
             runtime.block_on(transfer::connect_latency(plan))
         }),
-        ("tcp-send-data", &|| runtime.block_on(tcp::send_data(plan))),
+        ("tcp-send-data", &|| {
+            let size = if args.quick { 1 << 20 } else { tcp::TRANSFER };
+            runtime.block_on(tcp::send_data(plan, size))
+        }),
         ("tcp-connect-latency", &|| {
             runtime.block_on(tcp::connect_latency(plan))
         }),

@@ -25,6 +25,8 @@ fn quick_run_prints_and_writes_every_measure() {
         "encode + decode one ConnectRequest frame",
         "send_data 1 MiB blobs over transport-mock",
         "connect → ConnectResult over transport-mock",
+        "send_data 1 MiB over transport-tcp (loopback)",
+        "connect → ConnectResult over transport-tcp (loopback)",
         "concurrent sessions: handshakes",
         "concurrent sessions: memory per idle session",
         "bytes on the link per payload byte, 64 KiB at 244-byte frames",
@@ -40,7 +42,7 @@ fn quick_run_prints_and_writes_every_measure() {
         );
     }
     assert!(written.contains("\"cores\""), "{written}");
-    assert_eq!(written.matches("\"measure\"").count(), 9, "{written}");
+    assert_eq!(written.matches("\"measure\"").count(), 11, "{written}");
 }
 
 #[test]

@@ -72,7 +72,6 @@
 //! `.lose("gone")`, and the others of `acm_transport_mock::Fault` (a dev-dependency).
 
 pub mod api;
-pub mod engine;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod runtime;
@@ -81,6 +80,7 @@ pub mod segmented;
 pub use api::*;
 pub use runtime::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
 
+pub use acm_engine as engine;
 pub use acm_transport as transport;
 pub use acm_wire as wire;
 
@@ -88,6 +88,3 @@ pub use acm_wire as wire;
 /// else on the path but allocation. foldhash's quality hasher is seeded at random per process,
 /// so keys a peer chooses (channel numbers, tokens) still cannot be picked to collide.
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;
-
-/// The hash set of the crate (see [`HashMap`]).
-pub(crate) type HashSet<T> = std::collections::HashSet<T, foldhash::quality::RandomState>;

@@ -881,7 +881,7 @@ impl Driver {
                     Ok(channel) => {
                         // The engine's deadline for the request.
                         self.request_deadline = now
-                            .checked_add(self.engine.config.handshake_timeout)
+                            .checked_add(self.engine.config().handshake_timeout)
                             .map(TokioInstant::from_std);
                         self.sessions.insert(channel, session);
                         self.connects.insert(channel, reply);

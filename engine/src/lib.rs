@@ -1,12 +1,12 @@
 //! The sans-IO protocol engine: one [`LinkEngine`] per link runs link setup, version
 //! negotiation, the sessions multiplexed over the link, their handshakes, keepalive, messages,
 //! data transfers and close, as SPEC.md says. It owns no socket, task or clock: it is driven by
-//! the async runtime in this crate, by tests, and by fuzzers alike.
+//! the async runtime of the `acm` crate, by tests, and by fuzzers alike.
 //!
 //! ```
 //! use std::time::Instant;
-//! use acm::engine::{EngineConfig, EngineEvent, LinkEngine};
-//! use acm::transport::Role;
+//! use acm_engine::{EngineConfig, EngineEvent, LinkEngine};
+//! use acm_transport::Role;
 //!
 //! let now = Instant::now();
 //! let config = EngineConfig::default();
@@ -24,7 +24,7 @@ macro_rules! mutated {
     ($engine:expr, $mutation:ident) => {{
         #[cfg(feature = "mutants")]
         {
-            $engine.config.mutated($crate::engine::Mutation::$mutation)
+            $engine.config.mutated($crate::Mutation::$mutation)
         }
         #[cfg(not(feature = "mutants"))]
         {
@@ -40,13 +40,22 @@ mod inbound;
 mod link;
 #[cfg(feature = "mutants")]
 mod mutation;
-pub(crate) mod names;
+#[doc(hidden)]
+pub mod names;
 mod outbound;
 
 pub use config::EngineConfig;
 pub use event::{Closer, ConnectOutcome, EngineError, EngineEvent, IncomingRequest, Token};
-#[cfg(feature = "fuzzing")]
-pub(crate) use link::truncate;
+#[doc(hidden)]
+pub use link::truncate;
 pub use link::{LinkEngine, OutgoingRequest};
 #[cfg(feature = "mutants")]
 pub use mutation::Mutation;
+
+/// The hash map of the crate: SipHash, the standard one, costs more per connect than anything
+/// else on the path but allocation. foldhash's quality hasher is seeded at random per process,
+/// so keys a peer chooses (channel numbers, tokens) still cannot be picked to collide.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;
+
+/// The hash set of the crate (see [`HashMap`]).
+pub(crate) type HashSet<T> = std::collections::HashSet<T, foldhash::quality::RandomState>;

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 /// A sequence of names, compared name by name.
 #[derive(Clone)]
-pub(crate) struct NameKey {
+pub struct NameKey {
     /// The keyed hash of `names`.
     hash: u64,
     /// Each name preceded by its length in bytes (4 bytes, little-endian), in order.
@@ -24,7 +24,7 @@ fn key_hasher() -> &'static foldhash::quality::RandomState {
 
 impl NameKey {
     /// The key of `names`, in this order.
-    pub(crate) fn new<const N: usize>(names: [&str; N]) -> Self {
+    pub fn new<const N: usize>(names: [&str; N]) -> Self {
         let len = names.iter().fold(0usize, |len, name| {
             len.saturating_add(4).saturating_add(name.len())
         });
@@ -50,7 +50,7 @@ impl NameKey {
     /// Whether the key holds as many names as `names` gives, each equal to the one given where
     /// one is given (`None` matches any name): as comparing with a key of them, without making
     /// one.
-    pub(crate) fn holds_where<'a>(&self, names: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+    pub fn holds_where<'a>(&self, names: impl IntoIterator<Item = Option<&'a str>>) -> bool {
         let mut rest: &[u8] = &self.names;
         for name in names {
             let Some((len, tail)) = rest.split_first_chunk::<4>() else {
@@ -71,7 +71,7 @@ impl NameKey {
     }
 
     /// The names, in order.
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+    pub fn names(&self) -> impl Iterator<Item = &str> {
         let mut rest: &[u8] = &self.names;
         std::iter::from_fn(move || {
             let (len, tail) = rest.split_first_chunk::<4>()?;
@@ -104,7 +104,7 @@ impl fmt::Debug for NameKey {
 }
 
 /// An app's device, bundle, module and ability, in the API's form or the wire's.
-pub(crate) trait AppNames {
+pub trait AppNames {
     fn app_names(&self) -> [&str; 4];
 }
 
@@ -130,7 +130,7 @@ impl AppNames for [&str; 4] {
 /// their answer, and the requests awaiting an app all use it: a session's key is made once on
 /// each side and shared from then on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct SessionKey(NameKey);
+pub struct SessionKey(NameKey);
 
 impl SessionKey {
     /// What each name of a key is, in order.
@@ -139,7 +139,7 @@ impl SessionKey {
     ];
 
     /// The key of the session of `local` (this device's app) with `remote` for `service`.
-    pub(crate) fn new(service: &str, local: &impl AppNames, remote: &impl AppNames) -> Self {
+    pub fn new(service: &str, local: &impl AppNames, remote: &impl AppNames) -> Self {
         let [_, bundle, module, ability] = local.app_names();
         let [device, peer_bundle, peer_module, peer_ability] = remote.app_names();
         Self(NameKey::new([
@@ -155,21 +155,14 @@ impl SessionKey {
     }
 
     /// The key of a request the peer sends.
-    pub(crate) fn incoming(
-        source: &acm_wire::pb::PeerInfo,
-        target: &acm_wire::pb::PeerInfo,
-    ) -> Self {
+    pub fn incoming(source: &acm_wire::pb::PeerInfo, target: &acm_wire::pb::PeerInfo) -> Self {
         Self::new(&target.service_name, target, source)
     }
 
     /// Whether the key is of a session with `remote` for `service`, whichever app of this
     /// device it is for. If not, the part that differs first, of the device, bundle, module,
     /// ability and service, in this order.
-    pub(crate) fn with_remote(
-        &self,
-        service: &str,
-        remote: &impl AppNames,
-    ) -> Result<(), &'static str> {
+    pub fn with_remote(&self, service: &str, remote: &impl AppNames) -> Result<(), &'static str> {
         let [device, bundle, module, ability] = remote.app_names();
         let wanted = [
             Some(service),
@@ -194,11 +187,11 @@ impl SessionKey {
 
 /// The hasher of maps keyed by [`NameKey`]s (or types that hash as one): the key's hash is
 /// keyed already, so it is taken as it is.
-pub(crate) type KeyHashed = BuildHasherDefault<PassThrough>;
+pub type KeyHashed = BuildHasherDefault<PassThrough>;
 
 /// Takes the one `u64` a [`NameKey`] writes as the hash.
 #[derive(Debug, Default)]
-pub(crate) struct PassThrough(u64);
+pub struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use acm::engine::{EngineConfig, EngineEvent, LinkEngine, OutgoingRequest, Token};
-use acm::transport::Role;
-use acm::wire::pb::{self, FrameType};
-use acm::wire::{Control, Frame, FrameKind};
+use acm_engine::{EngineConfig, EngineEvent, LinkEngine, OutgoingRequest, Token};
+use acm_transport::Role;
+use acm_wire::pb::{self, FrameType};
+use acm_wire::{Control, Frame, FrameKind};
 use bytes::Bytes;
 
 pub const A: &str = "phone";
@@ -155,7 +155,7 @@ impl Pair {
         assert!(
             a_events.contains(&EngineEvent::ConnectResult {
                 channel: a,
-                outcome: acm::engine::ConnectOutcome::Accepted
+                outcome: acm_engine::ConnectOutcome::Accepted
             }),
             "{a_events:?}"
         );

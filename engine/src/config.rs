@@ -100,7 +100,7 @@ impl EngineConfig {
     }
 
     /// The keepalive interval in milliseconds as announced in HELLO, within SPEC's range.
-    pub(crate) fn keepalive_ms(&self) -> u32 {
+    pub fn keepalive_ms(&self) -> u32 {
         let ms = u32::try_from(self.keepalive_interval.as_millis()).unwrap_or(u32::MAX);
         ms.clamp(
             acm_wire::limits::MIN_KEEPALIVE_MS,

@@ -35,9 +35,9 @@ pub enum ConnectOutcome {
 }
 
 /// Something the runtime must act on. Events come out of [`super::LinkEngine::poll_event`] in
-/// the order they happened.
+/// the order they happened. Deliberately exhaustive: a driver handles every event, and a new
+/// one is a change it must see.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum EngineEvent {
     /// HELLOs were exchanged and a version agreed: sessions may be opened.
     LinkUp {

@@ -2,9 +2,9 @@
 //! headers and a slice of the app's bytes, and a receiver takes a frame split anywhere exactly
 //! as it takes the whole.
 
-use acm::engine::{EngineConfig, EngineEvent};
-use acm::transport::FrameBuf;
-use acm::wire::pb::CollaborateEventType;
+use acm_engine::{EngineConfig, EngineEvent};
+use acm_transport::FrameBuf;
+use acm_wire::pb::CollaborateEventType;
 use bytes::Bytes;
 
 use crate::harness::{Pair, drain_frames, link_close};

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use acm::engine::{Closer, ConnectOutcome, EngineConfig, EngineEvent, LinkEngine};
-use acm::transport::Role;
-use acm::wire::pb::{self, DisconnectReason, FrameType, LinkCloseReason};
-use acm::wire::{Control, FrameHeader};
+use acm_engine::{Closer, ConnectOutcome, EngineConfig, EngineEvent, LinkEngine};
+use acm_transport::Role;
+use acm_wire::pb::{self, DisconnectReason, FrameType, LinkCloseReason};
+use acm_wire::{Control, FrameHeader};
 use bytes::Bytes;
 
 use crate::harness::*;
@@ -263,7 +263,7 @@ fn a_lost_link_ends_sessions_aborts_transfers_and_fails_pending_connects() {
     );
 }
 
-fn reverse_like_request() -> acm::engine::OutgoingRequest {
+fn reverse_like_request() -> acm_engine::OutgoingRequest {
     let mut other = request(9);
     other.source.bundle_name = "com.example.other".into();
     other
@@ -384,7 +384,7 @@ fn frame_5_a_link_close_is_cut_to_fit_the_peers_frame_size() {
         .last()
         .unwrap();
     assert!(last.len() <= 128, "a LINK_CLOSE of {} bytes", last.len());
-    let frame = acm::wire::Frame::decode_exact(last, 128, Some(1)).unwrap();
+    let frame = acm_wire::Frame::decode_exact(last, 128, Some(1)).unwrap();
     let close = link_close(&[frame]).unwrap();
     assert!(close.message.starts_with("a long reason"), "{close:?}");
 }

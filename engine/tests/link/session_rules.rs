@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use acm::engine::{ConnectOutcome, EngineConfig, EngineError, EngineEvent, IncomingRequest};
-use acm::wire::pb::{
+use acm_engine::{ConnectOutcome, EngineConfig, EngineError, EngineEvent, IncomingRequest};
+use acm_wire::pb::{
     self, CollaborateEventType, ConnectErrorCode, DisconnectReason, FrameType, SessionError,
     connect_response,
 };
-use acm::wire::{Control, DataFragment, Limits};
+use acm_wire::{Control, DataFragment, Limits};
 use bytes::Bytes;
 
 use crate::harness::*;
@@ -538,7 +538,7 @@ fn a_data_fragment_survives_only_as_a_whole_transfer_when_the_peer_disconnects_m
     pair.a.send_data(a, Bytes::from(vec![1; 10_000])).unwrap();
     let first = pair.a.poll_transmit(pair.now).unwrap();
     pair.b.handle_message(pair.now, first.clone());
-    let parsed = acm::wire::Frame::decode_exact(first, u32::MAX, None).unwrap();
+    let parsed = acm_wire::Frame::decode_exact(first, u32::MAX, None).unwrap();
     assert!(DataFragment::parse(&parsed).unwrap().total_length.is_some());
     pair.a.disconnect(a, DisconnectReason::PeerAppExit).unwrap();
     pair.pump();

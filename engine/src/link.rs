@@ -151,6 +151,11 @@ impl LinkEngine {
         }
     }
 
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
     /// Whether HELLOs have been exchanged and the link has not ended.
     pub fn is_up(&self) -> bool {
         matches!(self.phase, Phase::Open(_))
@@ -348,7 +353,9 @@ impl LinkEngine {
 
     /// [`LinkEngine::connect`] with the request's parts borrowed from their owner, and the
     /// session's key made already (as [`LinkEngine::outgoing_key`] makes it from them).
-    pub(crate) fn connect_with(
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn connect_with(
         &mut self,
         now: Instant,
         token: Token,
@@ -540,7 +547,8 @@ impl LinkEngine {
     // ---- shared helpers, also used by the inbound half ----
 
     /// The key of the session on `channel`, while it is open.
-    pub(crate) fn session_key(&self, channel: u32) -> Option<&SessionKey> {
+    #[doc(hidden)]
+    pub fn session_key(&self, channel: u32) -> Option<&SessionKey> {
         self.channels.get(channel).map(|c| &c.key)
     }
 
@@ -788,7 +796,8 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.
-pub(crate) fn truncate(text: &str, max: usize) -> String {
+#[doc(hidden)]
+pub fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
