@@ -104,6 +104,32 @@ pub enum EngineEvent {
         /// Details.
         detail: String,
     },
+    /// Part of an incoming transfer on a connected session has arrived: reported as fragments
+    /// arrive, each time the bytes received pass another step of 64 KiB or a hundredth of the
+    /// transfer, whichever is larger, and once with `received == total` just before the
+    /// transfer's [`EngineEvent::Data`].
+    DataProgress {
+        /// The session's channel.
+        channel: u32,
+        /// The transfer.
+        transfer_id: u32,
+        /// Bytes received so far.
+        received: u64,
+        /// The transfer's whole length, from its FIRST fragment.
+        total: u64,
+    },
+    /// A fragment of an outgoing transfer has been handed to the link: after every fragment,
+    /// the bytes of the transfer handed out so far.
+    DataSent {
+        /// The session's channel.
+        channel: u32,
+        /// The transfer.
+        transfer_id: u32,
+        /// Bytes handed to the link so far.
+        sent: u64,
+        /// The transfer's whole length.
+        total: u64,
+    },
     /// Every fragment of a transfer has been handed to the link.
     TransferSent {
         /// The session's channel.
@@ -179,4 +205,27 @@ pub enum EngineError {
     /// A body could not be encoded (a field over its limit).
     #[error("cannot encode: {0}")]
     Encode(String),
+    /// No session of this device has the id (never created, or destroyed).
+    #[error("no session {0}")]
+    UnknownSession(u64),
+    /// The session is not connected: the call needs a connected session.
+    #[error("the session is not connected")]
+    NotConnected,
+    /// The session is connected or connecting: it must be idle for this call.
+    #[error("the session is already connected or connecting")]
+    NotIdle,
+    /// No link to the session's peer device is up: the runtime dials one, then tries again.
+    #[error("no link to device {0:?} is up")]
+    NoLink(String),
+    /// No request of a peer waits for an answer with this token (never sent, already answered,
+    /// withdrawn, or expired).
+    #[error("no pending request has this token (unknown, already used, or expired)")]
+    UnknownToken,
+    /// The request with the token is for another app of this device.
+    #[error("the request is for another application")]
+    OtherApp,
+    /// The request with the token comes from another app or service than the session names;
+    /// the first name that differs.
+    #[error("the request comes from another {0} than the session's peer")]
+    OtherPeer(&'static str),
 }

@@ -414,11 +414,40 @@ impl LinkEngine {
             return;
         }
         // Taking the frame lets the reassembler keep a large chunk without copying it.
-        let pushed =
-            DataFragment::from_split_frame(frame, chunk).and_then(|f| self.reassembler.push(f));
-        match pushed {
-            Ok(Some(data)) => self.events.push_back(EngineEvent::Data { channel, data }),
-            Ok(None) => {}
+        let fragment = match DataFragment::from_split_frame(frame, chunk) {
+            Ok(fragment) => fragment,
+            Err(err) => {
+                return self.fail_session(
+                    channel,
+                    err.session_error(),
+                    format!("{}: {err}", err.rule()),
+                );
+            }
+        };
+        let (transfer_id, len) = (fragment.transfer_id, fragment.chunk.len() as u64);
+        match self.reassembler.push(fragment) {
+            Ok(Some(data)) => {
+                let total = data.len() as u64;
+                self.events.push_back(EngineEvent::DataProgress {
+                    channel,
+                    transfer_id,
+                    received: total,
+                    total,
+                });
+                self.events.push_back(EngineEvent::Data { channel, data });
+            }
+            Ok(None) => {
+                if let Some((received, total)) = self.reassembler.progress(channel, transfer_id)
+                    && passes_a_step(received, len, total)
+                {
+                    self.events.push_back(EngineEvent::DataProgress {
+                        channel,
+                        transfer_id,
+                        received,
+                        total,
+                    });
+                }
+            }
             Err(err) => {
                 self.fail_session(
                     channel,
@@ -443,6 +472,17 @@ impl LinkEngine {
         }
         None
     }
+}
+
+/// Receive-side progress is reported every this many bytes, or every hundredth of the transfer
+/// when that is larger (see [`EngineEvent::DataProgress`]).
+pub const PROGRESS_STEP: u64 = 64 * 1024;
+
+/// Whether a transfer of `total` bytes that has now `received`, the last `len` of them just
+/// now, has passed a step of progress with them.
+fn passes_a_step(received: u64, len: u64, total: u64) -> bool {
+    let step = PROGRESS_STEP.max(total / 100);
+    received / step > received.saturating_sub(len) / step
 }
 
 fn token_of(bytes: &[u8]) -> Option<Token> {

@@ -35,6 +35,7 @@ macro_rules! mutated {
 
 mod channel;
 mod config;
+pub mod device;
 mod event;
 mod inbound;
 mod link;
@@ -46,6 +47,7 @@ mod outbound;
 
 pub use config::EngineConfig;
 pub use event::{Closer, ConnectOutcome, EngineError, EngineEvent, IncomingRequest, Token};
+pub use inbound::PROGRESS_STEP;
 #[doc(hidden)]
 pub use link::truncate;
 pub use link::{LinkEngine, OutgoingRequest};

@@ -217,16 +217,20 @@ impl LinkEngine {
     /// parts: a DATA frame comes as its headers and a slice of the app's data, for a link that
     /// can send them without joining them ([`acm_transport::Link::send_buf`]).
     pub fn poll_transmit_buf(&mut self, now: Instant) -> Option<FrameBuf> {
-        let (frame, done) = self.outbound.next()?;
-        if let Some(TransferDone {
-            channel,
-            transfer_id,
-        }) = done
-        {
-            self.events.push_back(EngineEvent::TransferSent {
-                channel,
-                transfer_id,
+        let (frame, sent) = self.outbound.next()?;
+        if let Some(sent) = sent {
+            self.events.push_back(EngineEvent::DataSent {
+                channel: sent.channel,
+                transfer_id: sent.transfer_id,
+                sent: sent.sent,
+                total: sent.total,
             });
+            if sent.done {
+                self.events.push_back(EngineEvent::TransferSent {
+                    channel: sent.channel,
+                    transfer_id: sent.transfer_id,
+                });
+            }
         }
         self.last_sent = now;
         self.ping_queued = false;

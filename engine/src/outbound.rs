@@ -14,6 +14,19 @@ struct Transfer {
     fragments: Fragmenter,
 }
 
+/// A fragment of a transfer handed out: how far the transfer has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub(crate) channel: u32,
+    pub(crate) transfer_id: u32,
+    /// The transfer's bytes handed out so far, this fragment's included.
+    pub(crate) sent: u64,
+    /// The transfer's whole length.
+    pub(crate) total: u64,
+    /// Whether this was its last fragment.
+    pub(crate) done: bool,
+}
+
 /// A transfer that has left the queue, whole or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TransferDone {
@@ -61,24 +74,27 @@ impl Outbound {
         self.control.is_empty() && self.transfers.is_empty()
     }
 
-    /// The next frame to send, and the transfer it finished, if it was a transfer's last. A
+    /// The next frame to send, and for a transfer's fragment, how far the transfer has got. A
     /// DATA frame comes as its headers and its chunk, which shares the app's data.
-    pub(crate) fn next(&mut self) -> Option<(FrameBuf, Option<TransferDone>)> {
+    pub(crate) fn next(&mut self) -> Option<(FrameBuf, Option<Sent>)> {
         if let Some(frame) = self.control.pop_front() {
             return Some((frame.into(), None));
         }
         let mut transfer = self.transfers.pop_front()?;
         let (headers, chunk) = transfer.fragments.next_parts()?;
         let frame = FrameBuf::new(headers, chunk);
-        if transfer.fragments.remaining_frames() == 0 {
-            let done = TransferDone {
-                channel: transfer.channel,
-                transfer_id: transfer.transfer_id,
-            };
-            return Some((frame, Some(done)));
+        let done = transfer.fragments.remaining_frames() == 0;
+        let sent = Sent {
+            channel: transfer.channel,
+            transfer_id: transfer.transfer_id,
+            sent: transfer.fragments.sent_len(),
+            total: transfer.fragments.total_len(),
+            done,
+        };
+        if !done {
+            self.transfers.push_back(transfer);
         }
-        self.transfers.push_back(transfer);
-        Some((frame, None))
+        Some((frame, Some(sent)))
     }
 
     /// Drops the transfers of `channel`, returning them.

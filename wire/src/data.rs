@@ -255,6 +255,16 @@ impl Fragmenter {
         })
     }
 
+    /// The transfer's whole length in bytes.
+    pub fn total_len(&self) -> u64 {
+        self.total
+    }
+
+    /// The bytes of the transfer handed out in fragments so far.
+    pub fn sent_len(&self) -> u64 {
+        self.total.saturating_sub(self.data.len() as u64)
+    }
+
     /// How many frames are still to come.
     pub fn remaining_frames(&self) -> usize {
         if self.done {

@@ -175,6 +175,14 @@ impl Reassembler {
         self.partials.values().map(|p| p.received).sum()
     }
 
+    /// How much of an unfinished transfer has arrived: the bytes received and the transfer's
+    /// declared length, or `None` when no such transfer is under way.
+    pub fn progress(&self, channel: u32, transfer_id: u32) -> Option<(u64, u64)> {
+        self.partials
+            .get(&(channel, transfer_id))
+            .map(|partial| (partial.received, partial.declared))
+    }
+
     /// The number of unfinished transfers.
     pub fn transfers_in_progress(&self) -> usize {
         self.partials.len()

@@ -862,3 +862,28 @@ fn fragmenter_frames_fit_and_reassemble_at_the_smallest_frame_size() {
     assert!(Fragmenter::new(VERSION, 1, 1, Bytes::new(), 28).is_err());
     assert!(Fragmenter::new(VERSION, 1, 1, Bytes::new(), MAX_FRAME_SIZE).is_ok());
 }
+
+#[test]
+fn a_fragmenter_counts_what_it_handed_out_and_a_reassembler_what_arrived() {
+    let data = pattern(4, 1000);
+    let mut fragmenter = Fragmenter::new(VERSION, 3, 1, data.clone(), 244).unwrap();
+    assert_eq!((fragmenter.sent_len(), fragmenter.total_len()), (0, 1000));
+    let mut reassembler = Reassembler::new(Limits::default());
+    assert_eq!(reassembler.progress(3, 1), None);
+    let mut sent = 0;
+    while let Some(fragment) = fragmenter.next_fragment() {
+        sent += fragment.chunk.len() as u64;
+        assert_eq!(fragmenter.sent_len(), sent);
+        let last = fragment.last;
+        let delivered = reassembler.push(fragment).unwrap();
+        if last {
+            assert_eq!(delivered, Some(data.clone()));
+            // A finished transfer is no longer under way.
+            assert_eq!(reassembler.progress(3, 1), None);
+        } else {
+            assert_eq!(reassembler.progress(3, 1), Some((sent, 1000)));
+        }
+    }
+    assert_eq!(sent, 1000);
+    assert_eq!(fragmenter.sent_len(), fragmenter.total_len());
+}

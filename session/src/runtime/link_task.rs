@@ -1132,6 +1132,8 @@ impl Driver {
                     let _ = reply.send(Ok(true));
                 }
             }
+            // Counted from the frames by this runtime, for now.
+            EngineEvent::DataProgress { .. } | EngineEvent::DataSent { .. } => {}
             EngineEvent::TransferAborted {
                 channel,
                 transfer_id,

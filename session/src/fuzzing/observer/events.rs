@@ -209,6 +209,33 @@ impl Observer {
                 assert_eq!(*c, channel, "{name}");
                 assert!(data == whole, "{name}: data not as sent");
             }
+            EngineEvent::DataProgress {
+                channel,
+                received,
+                total,
+                ..
+            } => {
+                self.must_be(channel, State::Connected, "DataProgress");
+                assert!(
+                    matches!(arrival, Some(Arrival::Data { channel: c, .. }) if *c == channel),
+                    "{name}: progress without a fragment on its channel"
+                );
+                assert!(received <= total, "{name}: {received} of {total} received");
+            }
+            EngineEvent::DataSent {
+                channel,
+                transfer_id,
+                sent,
+                total,
+            } => {
+                assert!(matches!(cause, Cause::Transmit), "{name}");
+                assert!(sent <= total, "{name}: {sent} of {total} sent");
+                let key = (channel, transfer_id);
+                assert!(
+                    self.sent.data.contains_key(&key) || self.sent.finished.contains(&key),
+                    "{name}: {key:?} was never queued"
+                );
+            }
             EngineEvent::TransferSent {
                 channel,
                 transfer_id,
