@@ -72,10 +72,13 @@
 //! `.lose("gone")`, and the others of `acm_transport_mock::Fault` (a dev-dependency).
 
 pub mod api;
+mod error;
+mod events;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod runtime;
 pub mod segmented;
+mod types;
 
 pub use api::*;
 pub use runtime::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
@@ -88,3 +91,11 @@ pub use acm_wire as wire;
 /// else on the path but allocation. foldhash's quality hasher is seeded at random per process,
 /// so keys a peer chooses (channel numbers, tokens) still cannot be picked to collide.
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;
+
+/// Locks `mutex`, whether or not a thread panicked while holding it: what the crate keeps under
+/// a lock is left consistent at every step.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -277,10 +277,28 @@ impl DeviceEngine {
                 let Some(session) = self.session_on(link, channel) else {
                     return;
                 };
+                if self.sessions.get(&session).is_some_and(|s| s.destroyed) {
+                    let accepted = outcome == ConnectOutcome::Accepted;
+                    self.answered_destroyed(session, link, channel, accepted);
+                    let (code, reason) = match outcome {
+                        ConnectOutcome::Accepted => (
+                            ConnectErrorCode::SystemInternalError,
+                            "the session was destroyed while it connected".to_string(),
+                        ),
+                        ConnectOutcome::Failed { code, reason } => (code, reason),
+                    };
+                    let failed = DeviceEvent::ConnectFailed {
+                        session,
+                        channel,
+                        code,
+                        reason,
+                    };
+                    return self.push(link, failed);
+                }
                 match outcome {
                     ConnectOutcome::Accepted => {
                         self.set_state(session, SessionState::Connected { link, channel });
-                        self.push(link, DeviceEvent::Connected { session });
+                        self.push(link, DeviceEvent::Connected { session, channel });
                     }
                     ConnectOutcome::Failed { code, reason } => {
                         self.end_on_link(session, link, channel);
@@ -288,6 +306,7 @@ impl DeviceEngine {
                             link,
                             DeviceEvent::ConnectFailed {
                                 session,
+                                channel,
                                 code,
                                 reason,
                             },

@@ -59,8 +59,8 @@
 //! let answering = tablet.create_session(app("tablet"), request.source, request.options);
 //! tablet.accept(answering, &request.token, "com.example", now).unwrap();
 //! pass(&mut tablet, to_phone, &mut phone, to_tablet);
-//! assert_eq!(phone.poll_event(to_tablet), Some(DeviceEvent::Connected { session: asking }));
-//! assert_eq!(tablet.poll_event(to_phone), Some(DeviceEvent::Connected { session: answering }));
+//! assert!(matches!(phone.poll_event(to_tablet), Some(DeviceEvent::Connected { session, .. }) if session == asking));
+//! assert!(matches!(tablet.poll_event(to_phone), Some(DeviceEvent::Connected { session, .. }) if session == answering));
 //! ```
 
 mod links;
@@ -200,11 +200,15 @@ pub enum DeviceEvent {
     Connected {
         /// The session.
         session: SessionId,
+        /// Its channel on the link.
+        channel: u32,
     },
     /// A connect of this side ended without a session.
     ConnectFailed {
         /// The session, idle again (or destroyed).
         session: SessionId,
+        /// The channel its request was on.
+        channel: u32,
         /// Why, as the API reports it.
         code: ConnectErrorCode,
         /// The peer app's reason, or what went wrong.

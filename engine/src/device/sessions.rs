@@ -27,6 +27,9 @@ pub(super) struct Session {
     pub(super) state: SessionState,
     /// The token of this side's latest request for the session.
     pub(super) token: Option<Token>,
+    /// Whether its app destroyed it while its request waited for the answer: it is gone for
+    /// the app, and the answer ends it.
+    pub(super) destroyed: bool,
 }
 
 /// A peer's request waiting for an app of this device.
@@ -66,19 +69,26 @@ impl DeviceEngine {
                 key,
                 state: SessionState::Idle,
                 token: None,
+                destroyed: false,
             },
         );
         id
     }
 
-    /// Where session `id` stands, or `None` for an id the device does not have.
+    /// Session `id`, unless it is unknown or destroyed.
+    pub(super) fn live(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.get(&id).filter(|s| !s.destroyed)
+    }
+
+    /// Where session `id` stands, or `None` for an id the device does not have (or no longer
+    /// has: destroyed).
     pub fn session_state(&self, id: SessionId) -> Option<SessionState> {
-        self.sessions.get(&id).map(|s| s.state)
+        self.live(id).map(|s| s.state)
     }
 
     /// The apps of session `id`: this device's and the peer's, each with the service.
     pub fn session_apps(&self, id: SessionId) -> Option<(&PeerInfo, &PeerInfo)> {
-        self.sessions.get(&id).map(|s| (&s.local, &s.peer))
+        self.live(id).map(|s| (&s.local, &s.peer))
     }
 
     /// The sessions of the app with bundle `bundle`, in order of id.
@@ -87,45 +97,67 @@ impl DeviceEngine {
     }
 
     /// Destroys session `id`. A connected session ends with `PEER_APP_EXIT` at the peer (SPEC
-    /// `DISC-1`); a request still waiting for its answer is withdrawn the same way, and its
-    /// connect fails ([`DeviceEvent::ConnectFailed`]). Returns the link that has frames to send,
-    /// if any.
+    /// `DISC-1`). A request still waiting for its answer goes on: if the peer accepts it, the
+    /// session ends at once in the same way; either way its connect fails
+    /// ([`DeviceEvent::ConnectFailed`]), with `SYSTEM_INTERNAL_ERROR` if it was accepted. Returns
+    /// the link that has frames to send, if any.
     pub fn destroy_session(
         &mut self,
         id: SessionId,
         now: Instant,
     ) -> Result<Option<LinkId>, EngineError> {
-        let state = self
-            .session_state(id)
-            .ok_or(EngineError::UnknownSession(id))?;
-        let link = self.end_by_app(
-            id,
-            state,
-            DisconnectReason::PeerAppExit,
-            "the session was destroyed while it connected",
-            now,
-        );
-        if let Some(session) = self.sessions.remove(&id)
-            && let Some(ids) = self.apps.get_mut(&session.local.bundle_name)
-        {
+        let session = self.live(id).ok_or(EngineError::UnknownSession(id))?;
+        let bundle = session.local.bundle_name.clone();
+        let link = match session.state {
+            SessionState::Connecting { .. } => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.destroyed = true;
+                }
+                None
+            }
+            state => {
+                let link = self.end_by_app(id, state, DisconnectReason::PeerAppExit, "", now);
+                self.sessions.remove(&id);
+                link
+            }
+        };
+        if let Some(ids) = self.apps.get_mut(&bundle) {
             ids.remove(&id);
             if ids.is_empty() {
-                self.apps.remove(&session.local.bundle_name);
+                self.apps.remove(&bundle);
             }
         }
         Ok(link)
     }
 
+    /// The answer to the request of session `id`, which its app destroyed meanwhile, came on
+    /// `channel` of `link`: an accepted session ends at once. The session is forgotten.
+    pub(super) fn answered_destroyed(
+        &mut self,
+        id: SessionId,
+        link: LinkId,
+        channel: u32,
+        accepted: bool,
+    ) {
+        if accepted && let Some(slot) = self.links.get_mut(&link) {
+            let _ = slot
+                .engine
+                .disconnect(channel, DisconnectReason::PeerAppExit);
+        }
+        self.end_on_link(id, link, channel);
+        self.sessions.remove(&id);
+    }
+
     /// Sends session `id`'s request (SPEC section 5) with `token` (16 bytes from a CSPRNG) on
-    /// the preferred link to its peer device, and returns the link. Refused with
-    /// [`EngineError::NoLink`] while no link to the peer is up: the runtime dials one and calls
-    /// again. The answer comes as [`DeviceEvent::Connected`] or [`DeviceEvent::ConnectFailed`].
+    /// the preferred link to its peer device, and returns the link and the request's channel.
+    /// Refused with [`EngineError::NoLink`] while no link to the peer is up: the runtime dials
+    /// one and calls again. The answer comes as [`DeviceEvent::Connected`] or [`DeviceEvent::ConnectFailed`].
     pub fn connect(
         &mut self,
         id: SessionId,
         token: Token,
         now: Instant,
-    ) -> Result<LinkId, EngineError> {
+    ) -> Result<(LinkId, u32), EngineError> {
         let session = self
             .sessions
             .get(&id)
@@ -155,7 +187,7 @@ impl DeviceEngine {
         }
         self.set_state(id, SessionState::Connecting { link, channel });
         self.pump(link, now);
-        Ok(link)
+        Ok((link, channel))
     }
 
     /// Accepts, on session `id` of the app with bundle `bundle`, the peer's request with
@@ -171,8 +203,7 @@ impl DeviceEngine {
         now: Instant,
     ) -> Result<LinkId, EngineError> {
         let session = self
-            .sessions
-            .get(&id)
+            .live(id)
             .filter(|s| s.local.bundle_name == bundle)
             .ok_or(EngineError::UnknownSession(id))?;
         let pending = self.pending.get(token).ok_or(EngineError::UnknownToken)?;
@@ -191,7 +222,13 @@ impl DeviceEngine {
         slot.engine.accept(channel)?;
         slot.channels.insert(channel, id);
         self.set_state(id, SessionState::Connected { link, channel });
-        self.push(link, DeviceEvent::Connected { session: id });
+        self.push(
+            link,
+            DeviceEvent::Connected {
+                session: id,
+                channel,
+            },
+        );
         self.pump(link, now);
         Ok(link)
     }
@@ -348,6 +385,7 @@ impl DeviceEngine {
                 link,
                 DeviceEvent::ConnectFailed {
                     session: id,
+                    channel,
                     code: ConnectErrorCode::SystemInternalError,
                     reason: withdrawn.to_string(),
                 },

@@ -177,7 +177,8 @@ impl Net {
         let link = self
             .device(from)
             .connect(session, [token; 16], now)
-            .expect("the connect is sent");
+            .expect("the connect is sent")
+            .0;
         self.pump();
         link
     }

@@ -25,11 +25,17 @@ fn a_session_connects_exchanges_and_disconnects_between_two_devices() {
     let theirs = net.accept("tablet", &requests[0]);
     assert_eq!(
         net.take("phone"),
-        [DeviceEvent::Connected { session: ours }]
+        [DeviceEvent::Connected {
+            session: ours,
+            channel: 1
+        }]
     );
     assert_eq!(
         net.take("tablet"),
-        [DeviceEvent::Connected { session: theirs }]
+        [DeviceEvent::Connected {
+            session: theirs,
+            channel: 1
+        }]
     );
 
     let now = net.now;
@@ -368,6 +374,7 @@ fn a_rejected_request_fails_the_connect_with_the_code_and_reason() {
         net.take("phone"),
         [DeviceEvent::ConnectFailed {
             session: ours,
+            channel: 1,
             code: ConnectErrorCode::PeerAppRejected,
             reason: "busy".into()
         }]
@@ -379,25 +386,68 @@ fn a_rejected_request_fails_the_connect_with_the_code_and_reason() {
 }
 
 #[test]
-fn destroying_a_connecting_session_withdraws_its_request_and_fails_its_connect() {
+fn a_session_destroyed_while_connecting_ends_at_once_when_its_request_is_accepted() {
     let mut net = Net::new(&["phone", "tablet"]);
     net.link("phone", "tablet");
     let ours = net.session("phone", "tablet", "chat");
     net.connect("phone", ours, 1);
-    assert_eq!(net.device("tablet").pending_requests(), 1);
+    let request = Net::requests(&net.take("tablet")).remove(0);
     let now = net.now;
     net.device("phone").destroy_session(ours, now).unwrap();
     net.pump();
-    assert!(matches!(
-        net.take("phone")[..],
-        [DeviceEvent::ConnectFailed { session, code: ConnectErrorCode::SystemInternalError, .. }] if session == ours
-    ));
-    assert_eq!(net.device("tablet").pending_requests(), 0);
+    // Gone for its app at once; its request goes on.
     assert_eq!(net.device("phone").session_state(ours), None);
     assert_eq!(
         net.device("phone").destroy_session(ours, now),
         Err(EngineError::UnknownSession(ours))
     );
+    assert_eq!(net.take("phone"), []);
+    assert_eq!(net.device("tablet").pending_requests(), 1);
+    // A second session for the same apps and service waits until the answer.
+    let again = net.session("phone", "tablet", "chat");
+    assert_eq!(
+        net.device("phone").connect(again, [2; 16], now),
+        Err(EngineError::SessionExists)
+    );
+    let theirs = net.accept("tablet", &request);
+    assert!(matches!(
+        net.take("phone")[..],
+        [DeviceEvent::ConnectFailed { session, code: ConnectErrorCode::SystemInternalError, .. }] if session == ours
+    ));
+    let tablet = net.take("tablet");
+    assert_eq!(
+        tablet.last(),
+        Some(&DeviceEvent::Disconnected {
+            session: theirs,
+            reason: DisconnectReason::PeerAppExit
+        })
+    );
+    assert!(net.device("phone").connect(again, [2; 16], now).is_ok());
+}
+
+#[test]
+fn a_session_destroyed_while_connecting_hears_a_refusal_as_it_was() {
+    let mut net = Net::new(&["phone", "tablet"]);
+    net.link("phone", "tablet");
+    let ours = net.session("phone", "tablet", "chat");
+    net.connect("phone", ours, 1);
+    let request = Net::requests(&net.take("tablet")).remove(0);
+    let now = net.now;
+    net.device("phone").destroy_session(ours, now).unwrap();
+    net.device("tablet")
+        .reject(
+            &request.token,
+            BUNDLE,
+            ConnectErrorCode::PeerAppRejected,
+            "no",
+            now,
+        )
+        .unwrap();
+    net.pump();
+    assert!(matches!(
+        &net.take("phone")[..],
+        [DeviceEvent::ConnectFailed { code: ConnectErrorCode::PeerAppRejected, reason, .. }] if reason == "no"
+    ));
 }
 
 #[test]

@@ -1,169 +1,35 @@
-//! `AbilityConnectionManager`: the API an app uses, one per app (bundle) on a device.
+//! `AbilityConnectionManager`: the API an app uses, one per app (bundle) on a device. A façade
+//! over the runtime: it checks the arguments, calls the runtime, and says in the reference's
+//! terms how a call failed.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::hash::BuildHasher;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll, ready};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 
+use acm_engine::device::SessionState;
+use acm_engine::{ConnectOutcome, EngineError};
 use acm_transport::DeviceId;
 use acm_wire::limits::{MAX_MESSAGE_LEN, MAX_NAME_LEN, MAX_PARAMETERS, MAX_SERVICE_NAME_LEN};
 use acm_wire::pb;
-use tokio::sync::oneshot;
 
-use super::error::AcmError;
-use super::events::{Callback, EventStream, EventType, lock};
-use super::session::{SessionShared, SessionState};
-use super::types::{
-    CollaborateEventType, ConnectErrorCode, ConnectOptions, ConnectResult, Context, PeerInfo,
-    Permission, SessionId,
+use crate::error::AcmError;
+use crate::events::{Callback, EventStream, EventType};
+use crate::runtime::Device;
+use crate::runtime::app::{AppInner, parse_token};
+use crate::types::{
+    CollaborateEventType, CollaborateHandler, CollaborateRequest, CollaborateResult,
+    ConnectErrorCode, ConnectOptions, ConnectResult, Context, PeerInfo, Permission, SessionId,
 };
-use crate::engine::{ConnectOutcome, EngineError};
-use crate::runtime::device::DeviceInner;
-use crate::runtime::link_task::{AcceptReply, LinkCommand, LinkHandle};
 
-/// The first session id: ids are greater than 100.
-const FIRST_SESSION_ID: SessionId = 101;
-
-/// What `onCollaborate` receives: the request of an app on another device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollaborateRequest {
-    /// The requesting app (its `service_name` names the service).
-    pub peer_info: PeerInfo,
-    /// The requester's options.
-    pub connect_options: ConnectOptions,
-    /// The token to pass to `accept_connect` or `reject` (the reference's
-    /// `ohos.dms.collabToken`).
-    pub token: String,
-}
-
-/// What `onCollaborate` returns (the reference's `AbilityConstant.CollaborateResult`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CollaborateResult {
-    /// Go on: the app will call `accept_connect` (or `reject`) with the token.
-    Accept,
-    /// Refuse at once; the requester gets PEER_APP_REJECTED with this reason.
-    Reject {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// An ability's `onCollaborate` handler. It runs on the runtime: answer quickly, spawn the rest.
-pub type CollaborateHandler = Arc<dyn Fn(CollaborateRequest) -> CollaborateResult + Send + Sync>;
-
-/// An ability's registered handler.
-struct Registered {
-    module: String,
-    ability: String,
-    handler: CollaborateHandler,
-}
-
-pub(crate) struct AppInner {
-    bundle: String,
-    pub(super) device: Arc<DeviceInner>,
-    next_id: AtomicU64,
-    sessions: Mutex<BTreeMap<SessionId, Arc<SessionShared>>>,
-    /// The sessions by the keyed hash of their service, so that checking a request (SPEC
-    /// `SESS-3`) does not look at every session of the app: ordered pairs, which a new session
-    /// joins without an allocation of its own (sessions of services whose hashes collide are
-    /// told apart by their names).
-    by_service: Mutex<BTreeSet<(u64, SessionId)>>,
-    /// The hasher of `by_service`.
-    service_hasher: foldhash::quality::RandomState,
-    /// The registered handlers by module and ability: an app has few, and a request looks its
-    /// one up without making a key.
-    handlers: Mutex<Vec<Registered>>,
-}
-
-impl AppInner {
-    pub(crate) fn new(bundle: String, device: Arc<DeviceInner>) -> Self {
-        Self {
-            bundle,
-            device,
-            next_id: AtomicU64::new(FIRST_SESSION_ID),
-            sessions: Mutex::new(BTreeMap::new()),
-            by_service: Mutex::new(BTreeSet::new()),
-            service_hasher: foldhash::quality::RandomState::default(),
-            handlers: Mutex::new(Vec::new()),
+impl Device {
+    /// The manager for the app of `context` (its bundle). Managers of one bundle share their
+    /// sessions and registered abilities.
+    pub fn manager(&self, context: &Context) -> AbilityConnectionManager {
+        AbilityConnectionManager {
+            app: AppInner::of(self, &context.bundle_name),
         }
     }
-
-    /// Whether a session between this app's `local` ability and `peer` for `service` is
-    /// connected (SPEC `SESS-3` compares the abilities on both sides).
-    pub(crate) fn has_connected(&self, local: &PeerInfo, peer: &PeerInfo, service: &str) -> bool {
-        // Nothing locks the sessions and then the index.
-        let hash = self.service_hasher.hash_one(service);
-        let index = lock(&self.by_service);
-        let mut candidates = index
-            .range((hash, SessionId::MIN)..=(hash, SessionId::MAX))
-            .peekable();
-        if candidates.peek().is_none() {
-            return false;
-        }
-        let sessions = lock(&self.sessions);
-        candidates.filter_map(|(_, id)| sessions.get(id)).any(|s| {
-            s.service_name() == service
-                && s.local.module_name == local.module_name
-                && s.local.ability_name == local.ability_name
-                && s.peer.device_id == peer.device_id
-                && s.peer.bundle_name == peer.bundle_name
-                && s.peer.module_name == peer.module_name
-                && s.peer.ability_name == peer.ability_name
-                && matches!(s.state(), SessionState::Connected { .. })
-        })
-    }
-
-    /// Adds a new session to the app.
-    fn add_session(&self, session: SessionShared) {
-        let (id, hash) = (
-            session.id,
-            self.service_hasher.hash_one(session.service_name()),
-        );
-        lock(&self.sessions).insert(id, Arc::new(session));
-        lock(&self.by_service).insert((hash, id));
-    }
-
-    /// Takes a session away from the app.
-    fn remove_session(&self, id: SessionId) -> Option<Arc<SessionShared>> {
-        let session = lock(&self.sessions).remove(&id)?;
-        let hash = self.service_hasher.hash_one(session.service_name());
-        lock(&self.by_service).remove(&(hash, id));
-        Some(session)
-    }
-
-    /// Drops every registered handler (and whatever they hold, such as clones of this app's
-    /// manager), outside the lock.
-    pub(crate) fn forget_handlers(&self) {
-        let handlers = std::mem::take(&mut *lock(&self.handlers));
-        drop(handlers);
-    }
-
-    pub(crate) fn handler(&self, module: &str, ability: &str) -> Option<CollaborateHandler> {
-        lock(&self.handlers)
-            .iter()
-            .find(|r| r.module == module && r.ability == ability)
-            .map(|r| r.handler.clone())
-    }
-}
-
-impl Drop for AppInner {
-    /// The app has ended: its peers see PEER_APP_EXIT (SPEC `DISC-1`).
-    fn drop(&mut self) {
-        for session in lock(&self.sessions).values() {
-            end_session(session, pb::DisconnectReason::PeerAppExit);
-        }
-    }
-}
-
-/// Sends DISCONNECT for a connected or connecting session, without waiting.
-fn end_session(session: &SessionShared, reason: pb::DisconnectReason) {
-    if let SessionState::Connected { link, channel } = session.state() {
-        link.send_now(LinkCommand::Disconnect { channel, reason });
-    }
-    session.set_state(SessionState::Idle);
 }
 
 /// The cross-device connection manager of one app: OpenHarmony's `abilityConnectionManager`,
@@ -178,29 +44,26 @@ pub struct AbilityConnectionManager {
 impl std::fmt::Debug for AbilityConnectionManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AbilityConnectionManager")
-            .field("bundle", &self.app.bundle)
+            .field("bundle", &self.app.bundle())
             .finish_non_exhaustive()
     }
 }
 
 impl AbilityConnectionManager {
-    pub(crate) fn from_inner(app: Arc<AppInner>) -> Self {
-        Self { app }
-    }
-
     /// The app's bundle name.
     pub fn bundle_name(&self) -> &str {
-        &self.app.bundle
+        self.app.bundle()
     }
 
     /// Registers the `onCollaborate` handler of one of the app's abilities: requests from other
     /// devices for `module_name`/`ability_name` go to it. Without one, requesters get
     /// PEER_ABILITY_NO_ONCOLLABORATE.
     ///
-    /// The handler is kept until [`unregister_ability`](Self::unregister_ability) or
+    /// The handler runs in the task of the link the request came on, with no lock held: it may
+    /// call this manager (create a session and accept, as the reference's example does). It is
+    /// kept until [`unregister_ability`](Self::unregister_ability) or
     /// [`Device::shutdown`](crate::Device::shutdown). A handler that holds a clone of this
-    /// manager (to create and accept sessions) keeps the app, and so its device and transport,
-    /// alive until then.
+    /// manager keeps the app, and so its device and transport, alive until then.
     pub fn register_ability(
         &self,
         module_name: &str,
@@ -208,28 +71,12 @@ impl AbilityConnectionManager {
         handler: impl Fn(CollaborateRequest) -> CollaborateResult + Send + Sync + 'static,
     ) {
         let handler: CollaborateHandler = Arc::new(handler);
-        let mut handlers = lock(&self.app.handlers);
-        let replaced = match handlers
-            .iter_mut()
-            .find(|r| r.module == module_name && r.ability == ability_name)
-        {
-            Some(registered) => Some(std::mem::replace(&mut registered.handler, handler)),
-            None => {
-                handlers.push(Registered {
-                    module: module_name.to_string(),
-                    ability: ability_name.to_string(),
-                    handler,
-                });
-                None
-            }
-        };
-        drop(handlers);
-        drop(replaced);
+        self.app.register(module_name, ability_name, handler);
     }
 
     /// Removes an ability's handler.
     pub fn unregister_ability(&self, module_name: &str, ability_name: &str) {
-        lock(&self.app.handlers).retain(|r| r.module != module_name || r.ability != ability_name);
+        self.app.unregister(module_name, ability_name);
     }
 
     /// Creates a session with the app `peer_info` for `service_name` and returns its id (greater
@@ -250,10 +97,11 @@ impl AbilityConnectionManager {
                 return Err(AcmError::PermissionDenied(permission));
             }
         }
-        if context.bundle_name != self.app.bundle {
+        if context.bundle_name != self.app.bundle() {
             return Err(AcmError::parameter(format!(
                 "context: belongs to {:?}, not to this manager's {:?}",
-                context.bundle_name, self.app.bundle
+                context.bundle_name,
+                self.app.bundle()
             )));
         }
         check_name("serviceName", service_name, MAX_SERVICE_NAME_LEN)?;
@@ -287,51 +135,38 @@ impl AbilityConnectionManager {
                 )));
             }
         }
-        let id = self.app.next_id.fetch_add(1, Ordering::Relaxed);
         let local = pb::PeerInfo {
-            device_id: self.app.device.transport.local_device().as_str().to_owned(),
-            bundle_name: self.app.bundle.clone(),
+            device_id: self.app.device().id().as_str().to_owned(),
+            bundle_name: self.app.bundle().to_owned(),
             module_name: context.module_name.clone(),
             ability_name: context.ability_name.clone(),
             service_name: service_name.to_string(),
         };
         let mut peer = peer_info;
         peer.set_service_name(service_name);
-        let peer = peer.into_wire();
-        let options = connect_options.into_wire();
-        let session = SessionShared::new(id, peer, local, options);
-        self.app.add_session(session);
-        Ok(id)
+        Ok(self
+            .app
+            .create_session(local, peer.into_wire(), connect_options.into_wire()))
     }
 
-    /// Destroys a session: a connected one ends with PEER_APP_EXIT at the peer. Its event
-    /// streams end. Errors: 401 for an unknown id.
+    /// Destroys a session: a connected one ends with PEER_APP_EXIT at the peer, and so does a
+    /// request still waiting for its answer, whose `connect` then reports
+    /// SYSTEM_INTERNAL_ERROR. Its event streams end, and nothing more reaches the app about it.
+    /// Errors: 401 for an unknown id.
     pub fn destroy_ability_connection_session(
         &self,
         session_id: SessionId,
     ) -> Result<(), AcmError> {
-        let session = self
-            .app
-            .remove_session(session_id)
-            .ok_or_else(|| unknown(session_id))?;
-        // Nothing reaches the app about a session it destroyed, even a connect still under way.
-        session.listeners.clear();
-        end_session(&session, pb::DisconnectReason::PeerAppExit);
-        Ok(())
+        self.app
+            .destroy_session(session_id)
+            .map_err(|e| session_error(session_id, &e))
     }
 
     /// The app on the other end of a session, or `None` for an unknown id.
     pub fn get_peer_info_by_id(&self, session_id: SessionId) -> Option<PeerInfo> {
-        lock(&self.app.sessions)
-            .get(&session_id)
-            .map(|s| PeerInfo::from_wire(s.peer.clone()))
-    }
-
-    fn session(&self, session_id: SessionId) -> Result<Arc<SessionShared>, AcmError> {
-        lock(&self.app.sessions)
-            .get(&session_id)
-            .cloned()
-            .ok_or_else(|| unknown(session_id))
+        self.app
+            .apps_of(session_id)
+            .map(|(_, peer)| PeerInfo::from_wire(peer))
     }
 
     /// Connects a session: opens (or reuses) the link to the peer device, sends the request,
@@ -341,88 +176,30 @@ impl AbilityConnectionManager {
     ///
     /// The session's `connect` event is the first thing its listeners see; the peer's first
     /// messages may reach them before this call returns, so start listening before connecting.
-    ///
-    /// While it waits on the device's runtime, the call reads the link itself, so that the
-    /// answer reaches it without a trip through the link's task; the callbacks of the link's
-    /// other sessions may then run in the calling task.
     pub async fn connect(&self, session_id: SessionId) -> Result<ConnectResult, AcmError> {
-        let session = self.session(session_id)?;
-        if !session.begin_connecting() {
-            return Ok(ConnectResult::failed(
-                ConnectErrorCode::ConnectedSessionExists,
-                "the session is already connected or connecting",
-            ));
-        }
-        let result = self.connect_session(&session).await;
-        if !result.is_connected {
-            session.set_state(SessionState::Idle);
-        } else if !lock(&self.app.sessions).contains_key(&session_id) {
-            // Destroyed while connecting: the peer sees the app leave, and the caller is told
-            // the session is gone.
-            end_session(&session, pb::DisconnectReason::PeerAppExit);
-            return Ok(ConnectResult::failed(
-                ConnectErrorCode::SystemInternalError,
-                "the session was destroyed while it connected",
-            ));
-        }
-        Ok(result)
-    }
-
-    async fn connect_session(&self, session: &Arc<SessionShared>) -> ConnectResult {
-        let link = match self.app.device.link_to(&session.peer.device_id).await {
-            Ok(link) => link,
-            Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
-        };
-        let token = match self.app.device.new_token() {
-            Ok(token) => token,
-            Err(why) => return ConnectResult::failed(ConnectErrorCode::SystemInternalError, why),
-        };
-        let key = session.connect_key();
-        if !self.app.device.begin_outgoing(key.clone(), token, link.id) {
-            return ConnectResult::failed(
-                ConnectErrorCode::ConnectedSessionExists,
-                "a request for this session is already waiting for its answer",
-            );
-        }
-        let result = self.request(session, &link, token).await;
-        self.app.device.end_outgoing(key);
-        result
-    }
-
-    async fn request(
-        &self,
-        session: &Arc<SessionShared>,
-        link: &LinkHandle,
-        token: crate::engine::Token,
-    ) -> ConnectResult {
-        let (reply, answer) = oneshot::channel();
-        let command = LinkCommand::Connect {
-            token,
-            session: session.clone(),
-            reply,
-        };
-        let mut answer = link.answer(answer);
-        if link.call_reading(command, &mut answer).await.is_err() {
-            return link_gone();
-        }
-        match answer.await {
-            Ok(Ok(ConnectOutcome::Accepted)) => ConnectResult::connected(),
-            Ok(Ok(ConnectOutcome::Failed { code, reason })) => ConnectResult::failed(
+        match self.app.connect(session_id).await {
+            Ok(ConnectOutcome::Accepted) => Ok(ConnectResult::connected()),
+            Ok(ConnectOutcome::Failed { code, reason }) => Ok(ConnectResult::failed(
                 ConnectErrorCode::from_wire(code).unwrap_or(ConnectErrorCode::SystemInternalError),
                 reason,
-            ),
-            Ok(Err(EngineError::SessionExists)) => ConnectResult::failed(
+            )),
+            Err(EngineError::UnknownSession(_)) => Err(unknown(session_id)),
+            Err(EngineError::NotIdle) => Ok(ConnectResult::failed(
+                ConnectErrorCode::ConnectedSessionExists,
+                "the session is already connected or connecting",
+            )),
+            Err(EngineError::SessionExists) => Ok(ConnectResult::failed(
                 ConnectErrorCode::ConnectedSessionExists,
                 "a session between these apps for this service exists",
-            ),
-            Ok(Err(EngineError::LocalCannotCarryData)) => ConnectResult::failed(
+            )),
+            Err(EngineError::LocalCannotCarryData) => Ok(ConnectResult::failed(
                 ConnectErrorCode::LocalWifiNotOpen,
                 "this device's transport cannot carry data",
-            ),
-            Ok(Err(err)) => {
-                ConnectResult::failed(ConnectErrorCode::SystemInternalError, err.to_string())
-            }
-            Err(_) => link_gone(),
+            )),
+            Err(err) => Ok(ConnectResult::failed(
+                ConnectErrorCode::SystemInternalError,
+                err.to_string(),
+            )),
         }
     }
 
@@ -431,50 +208,31 @@ impl AbilityConnectionManager {
     /// unknown session, an unknown, used or expired token, or a token of another app, peer or
     /// service.
     ///
-    /// As the reference's `acceptConnect` does, the acceptance starts when this is called, not
-    /// when the returned future is first polled; the future tells how it ended. An ability's
-    /// handler can therefore accept the request it is handed, as the reference's example does
-    /// in `onCollaborate`, without a task of its own: the link answers the requester as soon as
-    /// the handler returns. Dropping the future does not stop the acceptance. A session whose
-    /// acceptance fails is left idle, whether or not the future is awaited.
+    /// As the reference's `acceptConnect` does, the acceptance happens when this is called,
+    /// not when the returned future is first polled: the session is connected and the answer
+    /// is on its way to the requester before this returns. The future only tells how it went;
+    /// an ability's handler can accept the request it is handed, as the reference's example
+    /// does in `onCollaborate`, without awaiting it.
     pub fn accept_connect(&self, session_id: SessionId, token: &str) -> AcceptConnect {
-        AcceptConnect(match self.start_accept(session_id, token) {
-            Ok(answer) => AcceptState::Handed(answer),
-            Err(err) => AcceptState::Refused(Some(err)),
-        })
+        AcceptConnect(Some(self.start_accept(session_id, token)))
     }
 
-    /// The part of [`accept_connect`](Self::accept_connect) that runs when it is called: checks
-    /// the call and hands the acceptance to the request's link.
-    fn start_accept(
-        &self,
-        session_id: SessionId,
-        token: &str,
-    ) -> Result<oneshot::Receiver<Result<(), EngineError>>, AcmError> {
-        let session = self.session(session_id)?;
-        let pending = self.app.device.take_request(token, &self.app.bundle)?;
-        // Compared name by name, without making a key of the session's names.
-        if let Err(what) = pending
-            .key
-            .with_remote(session.service_name(), &session.peer)
-        {
-            self.app.device.restore_request(token, pending);
-            return Err(AcmError::parameter(format!(
-                "token: the request comes from another {what} than the session's peer"
-            )));
-        }
-        if !session.begin_connecting() {
-            self.app.device.restore_request(token, pending);
-            return Err(AcmError::parameter(
-                "sessionId: the session is already connected",
-            ));
-        }
-        let (reply, answer) = oneshot::channel();
-        pending.link.hand(LinkCommand::Accept {
-            channel: pending.channel,
-            reply: AcceptReply::new(session, reply),
-        });
-        Ok(answer)
+    fn start_accept(&self, session_id: SessionId, token: &str) -> Result<(), AcmError> {
+        let parsed = parse_token(token).ok_or_else(bad_token)?;
+        self.app
+            .accept(session_id, &parsed)
+            .map_err(|err| match err {
+                EngineError::UnknownSession(_) => unknown(session_id),
+                EngineError::NotIdle => {
+                    AcmError::parameter("sessionId: the session is already connected")
+                }
+                EngineError::UnknownToken | EngineError::OtherApp | EngineError::OtherPeer(_) => {
+                    token_error(&err)
+                }
+                _ => AcmError::parameter(
+                    "token: the request is no longer pending (the requester gave up or the link ended)",
+                ),
+            })
     }
 
     /// Rejects the request with `token`; the requester gets PEER_APP_REJECTED with `reason`.
@@ -484,40 +242,18 @@ impl AbilityConnectionManager {
         if reason.len() > acm_wire::limits::MAX_TEXT_LEN {
             return Err(AcmError::parameter("reason: over 1024 bytes"));
         }
-        let pending = self.app.device.take_request(token, &self.app.bundle)?;
-        pending.link.send_now(LinkCommand::Reject {
-            channel: pending.channel,
-            code: pb::ConnectErrorCode::PeerAppRejected,
-            reason: reason.to_string(),
-        });
-        Ok(())
+        let parsed = parse_token(token).ok_or_else(bad_token)?;
+        self.app
+            .reject(&parsed, reason)
+            .map_err(|e| token_error(&e))
     }
 
     /// Ends a connected session; the peer sees PEER_APP_CLOSE_COLLABORATION. The session can be
     /// connected again. Errors: 401 for an unknown id or a session that is not connected.
     pub fn disconnect(&self, session_id: SessionId) -> Result<(), AcmError> {
-        let session = self.session(session_id)?;
-        match session.state() {
-            SessionState::Connected { .. } => {
-                end_session(&session, pb::DisconnectReason::PeerAppCloseCollaboration);
-                Ok(())
-            }
-            _ => Err(AcmError::parameter(
-                "sessionId: the session is not connected",
-            )),
-        }
-    }
-
-    pub(super) fn connected(
-        &self,
-        session_id: SessionId,
-    ) -> Result<(crate::runtime::link_task::LinkHandle, u32), AcmError> {
-        match self.session(session_id)?.state() {
-            SessionState::Connected { link, channel } => Ok((link, channel)),
-            _ => Err(AcmError::parameter(
-                "sessionId: the session is not connected",
-            )),
-        }
+        self.app
+            .disconnect(session_id)
+            .map_err(|e| session_error(session_id, &e))
     }
 
     /// Sends a text message of at most 1024 bytes; resolves once it is queued on the link
@@ -530,32 +266,24 @@ impl AbilityConnectionManager {
                 msg.len()
             )));
         }
-        let (link, channel) = self.connected(session_id)?;
-        let (reply, answer) = oneshot::channel();
-        let command = LinkCommand::Message {
-            channel,
-            text: msg.to_string(),
-            reply,
-        };
-        engine_result(link.commands.send(command).await.is_ok(), answer.await)
+        self.app
+            .send_message(session_id, msg)
+            .await
+            .map_err(|e| session_error(session_id, &e))
     }
 
-    /// Sends a collaboration event to the peer app's `collaborateEvent` listeners.
+    /// Sends a collaboration event to the peer app's `collaborateEvent` listeners. Errors: 401
+    /// for an unknown or unconnected session.
     pub async fn send_collaborate_event(
         &self,
         session_id: SessionId,
         event_type: CollaborateEventType,
         message: &str,
     ) -> Result<(), AcmError> {
-        let (link, channel) = self.connected(session_id)?;
-        let (reply, answer) = oneshot::channel();
-        let command = LinkCommand::CollaborateEvent {
-            channel,
-            event_type: event_type.to_wire(),
-            message: message.to_string(),
-            reply,
-        };
-        engine_result(link.commands.send(command).await.is_ok(), answer.await)
+        self.app
+            .send_collaborate_event(session_id, event_type.to_wire(), message)
+            .await
+            .map_err(|e| session_error(session_id, &e))
     }
 
     /// Registers `callback` for `event_type` on a session. Errors: 401 for an unknown id.
@@ -565,7 +293,7 @@ impl AbilityConnectionManager {
         session_id: SessionId,
         callback: Callback,
     ) -> Result<(), AcmError> {
-        self.session(session_id)?.listeners.on(event_type, callback);
+        self.listeners(session_id)?.on(event_type, callback);
         Ok(())
     }
 
@@ -577,24 +305,36 @@ impl AbilityConnectionManager {
         session_id: SessionId,
         callback: Option<&Callback>,
     ) -> Result<(), AcmError> {
-        self.session(session_id)?
-            .listeners
-            .off(event_type, callback);
+        self.listeners(session_id)?.off(event_type, callback);
         Ok(())
     }
 
     /// The session's events as an async stream, from now on, without
-    /// [`super::Event::DataProgress`]. Errors: 401 for an unknown id.
+    /// [`crate::Event::DataProgress`]. Errors: 401 for an unknown id.
     pub fn events(&self, session_id: SessionId) -> Result<EventStream, AcmError> {
-        let bytes = self.app.device.config.stream_data_bytes;
-        Ok(self.session(session_id)?.listeners.stream(false, bytes))
+        let bytes = self.app.device().shared().config.stream_data_bytes;
+        Ok(self.listeners(session_id)?.stream(false, bytes))
     }
 
     /// Like [`AbilityConnectionManager::events`], with the progress of incoming transfers
-    /// ([`super::Event::DataProgress`]) too. Errors: 401 for an unknown id.
+    /// ([`crate::Event::DataProgress`]) too. Errors: 401 for an unknown id.
     pub fn events_with_progress(&self, session_id: SessionId) -> Result<EventStream, AcmError> {
-        let bytes = self.app.device.config.stream_data_bytes;
-        Ok(self.session(session_id)?.listeners.stream(true, bytes))
+        let bytes = self.app.device().shared().config.stream_data_bytes;
+        Ok(self.listeners(session_id)?.stream(true, bytes))
+    }
+
+    fn listeners(&self, session_id: SessionId) -> Result<Arc<crate::events::Listeners>, AcmError> {
+        self.app
+            .listeners(session_id)
+            .map_err(|_| unknown(session_id))
+    }
+
+    /// Whether the session is connected, for the calls that need it.
+    pub(super) fn is_connected(&self, session_id: SessionId) -> Result<bool, AcmError> {
+        self.app
+            .state_of(session_id)
+            .map(|state| matches!(state, SessionState::Connected { .. }))
+            .map_err(|_| unknown(session_id))
     }
 }
 
@@ -602,8 +342,34 @@ fn unknown(session_id: SessionId) -> AcmError {
     AcmError::parameter(format!("sessionId: no session {session_id}"))
 }
 
-fn link_gone() -> ConnectResult {
-    ConnectResult::failed(ConnectErrorCode::SystemInternalError, "the link ended")
+fn bad_token() -> AcmError {
+    AcmError::parameter("token: expected 32 hexadecimal digits")
+}
+
+/// How a call on a session failed, in the API's words.
+pub(super) fn session_error(session_id: SessionId, err: &EngineError) -> AcmError {
+    match err {
+        EngineError::UnknownSession(_) => unknown(session_id),
+        EngineError::NotConnected | EngineError::NotIdle | EngineError::WrongState { .. } => {
+            AcmError::parameter("sessionId: the session is not connected")
+        }
+        EngineError::LinkClosed | EngineError::LinkNotUp => {
+            AcmError::parameter("sessionId: the session's link has ended")
+        }
+        other => AcmError::parameter(format!("sessionId: {other}")),
+    }
+}
+
+/// How an answer to a request failed, in the API's words.
+fn token_error(err: &EngineError) -> AcmError {
+    AcmError::parameter(match err {
+        EngineError::OtherApp => "token: the request is for another application".to_string(),
+        EngineError::OtherPeer(what) => {
+            format!("token: the request comes from another {what} than the session's peer")
+        }
+        _ => "token: no pending request has this token (unknown, already used, or expired)"
+            .to_string(),
+    })
 }
 
 fn check_name(field: &str, value: &str, max: usize) -> Result<(), AcmError> {
@@ -624,109 +390,20 @@ fn check_name(field: &str, value: &str, max: usize) -> Result<(), AcmError> {
     Ok(())
 }
 
-fn engine_result(
-    sent: bool,
-    answer: Result<Result<(), EngineError>, oneshot::error::RecvError>,
-) -> Result<(), AcmError> {
-    match (sent, answer) {
-        (true, Ok(Ok(()))) => Ok(()),
-        (true, Ok(Err(err))) => Err(AcmError::parameter(format!("sessionId: {err}"))),
-        _ => Err(AcmError::parameter(
-            "sessionId: the session's link has ended",
-        )),
-    }
-}
-
-/// How an [`AbilityConnectionManager::accept_connect`] ended: a future of `Result<(), AcmError>`.
-/// The acceptance has started when this exists; awaiting it only tells the outcome, and
-/// dropping it does not stop the acceptance.
+/// How an [`AbilityConnectionManager::accept_connect`] went: a future of
+/// `Result<(), AcmError>`, ready at once. The acceptance has happened when this exists;
+/// awaiting it only tells the outcome, and dropping it changes nothing.
 #[derive(Debug)]
-pub struct AcceptConnect(AcceptState);
-
-#[derive(Debug)]
-enum AcceptState {
-    /// Refused when called, until told; `None` once the outcome, whichever, has been told.
-    Refused(Option<AcmError>),
-    /// Handed to the link: its answer comes here.
-    Handed(oneshot::Receiver<Result<(), EngineError>>),
-}
+pub struct AcceptConnect(Option<Result<(), AcmError>>);
 
 impl Future for AcceptConnect {
     type Output = Result<(), AcmError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        match &mut self.0 {
-            AcceptState::Refused(err) => Poll::Ready(Err(err.take().unwrap_or_else(|| {
-                AcmError::parameter("accept_connect: its outcome was already told")
-            }))),
-            AcceptState::Handed(answer) => {
-                let answer = ready!(Pin::new(answer).poll(cx));
-                self.0 = AcceptState::Refused(None);
-                Poll::Ready(match answer {
-                    Ok(Ok(())) => Ok(()),
-                    // The link has left the session idle (`AcceptReply`).
-                    Ok(Err(_)) | Err(_) => Err(AcmError::parameter(
-                        "token: the request is no longer pending (the requester gave up or the link ended)",
-                    )),
-                })
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Device, DeviceConfig};
-
-    fn on_a_link() -> SessionState {
-        let (commands, _) = tokio::sync::mpsc::channel(1);
-        let tablet = DeviceId::new("tablet").unwrap();
-        SessionState::Connected {
-            link: LinkHandle::new(crate::runtime::link_task::LinkRef {
-                id: 1,
-                peer: tablet.clone(),
-                dialer: tablet,
-                commands,
-                shared: std::sync::Weak::new(),
-            }),
-            channel: 1,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_connected_session_is_found_by_what_sess3_compares_until_destroyed() {
-        let network = acm_transport_mock::MockNetwork::new(1);
-        let transport = network.add_device(DeviceId::new("phone").unwrap()).unwrap();
-        let device = Device::new(transport, DeviceConfig::default());
-        let context = Context::new("com.example", "entry", "EntryAbility");
-        let app = device.manager(&context);
-        let tablet = PeerInfo::new("tablet", "com.example", "entry", "EntryAbility");
-        let session = |service: &str| {
-            app.create_ability_connection_session(
-                service,
-                &context,
-                tablet.clone(),
-                ConnectOptions::default(),
-            )
-            .unwrap()
-        };
-        let (idle, connected, other) = (session("chat"), session("chat"), session("files"));
-        let local = PeerInfo::new("phone", "com.example", "entry", "EntryAbility");
-        let found = |service: &str| app.app.has_connected(&local, &tablet, service);
-        assert!(!found("chat"));
-
-        app.session(connected).unwrap().set_state(on_a_link());
-        assert!(found("chat"));
-        assert!(!found("files"));
-        let elsewhere = PeerInfo::new("watch", "com.example", "entry", "EntryAbility");
-        assert!(!app.app.has_connected(&local, &elsewhere, "chat"));
-
-        app.destroy_ability_connection_session(idle).unwrap();
-        assert!(found("chat"));
-        app.destroy_ability_connection_session(connected).unwrap();
-        assert!(!found("chat"));
-        app.destroy_ability_connection_session(other).unwrap();
-        assert!(lock(&app.app.by_service).is_empty());
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        Poll::Ready(self.0.take().unwrap_or_else(|| {
+            Err(AcmError::parameter(
+                "accept_connect: its outcome was already told",
+            ))
+        }))
     }
 }

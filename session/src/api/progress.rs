@@ -1,12 +1,10 @@
 //! `send_data` and its variant that reports progress.
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, watch};
 
-use super::error::AcmError;
-use super::manager::AbilityConnectionManager;
-use super::types::SessionId;
-use crate::runtime::link_task::LinkCommand;
+use super::manager::{AbilityConnectionManager, session_error};
+use crate::error::AcmError;
+use crate::types::SessionId;
 
 /// How far an outgoing transfer has got: bytes handed to the link out of the whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,57 +43,42 @@ impl AbilityConnectionManager {
         data: Bytes,
         mut on_progress: Option<impl FnMut(SendProgress)>,
     ) -> Result<(), AcmError> {
-        if !self.app.device.transport.capabilities().carries_data {
+        let carries_data = self
+            .app
+            .device()
+            .shared()
+            .transport
+            .capabilities()
+            .carries_data;
+        if !carries_data {
             return Err(AcmError::CapabilityNotSupported(
                 "sendData: this device's transport cannot carry data".into(),
             ));
         }
-        let (link, channel) = self.connected(session_id)?;
-        let total = data.len() as u64;
-        let (reply, mut answer) = oneshot::channel();
-        let (progress, mut sent) = watch::channel(0);
-        let command = LinkCommand::Data {
-            channel,
-            data,
-            reply,
-            progress: on_progress.is_some().then_some(progress),
-        };
-        if link.call(command).await.is_err() {
+        if !self.is_connected(session_id)? {
             return Err(AcmError::parameter(
-                "sessionId: the session's link has ended",
+                "sessionId: the session is not connected",
             ));
         }
-        let mut reported = 0;
-        let mut watching = on_progress.is_some();
-        let answer = loop {
-            tokio::select! {
-                biased;
-                answer = &mut answer => break answer,
-                changed = sent.changed(), if watching => {
-                    let now = *sent.borrow_and_update();
-                    // Once the link task forgets the transfer, wait for the answer alone.
-                    if changed.is_err() {
-                        watching = false;
-                    } else if let Some(report) = on_progress.as_mut()
-                        && now > reported && now < total
-                    {
-                        reported = now;
-                        report(SendProgress { sent: now, total });
-                    }
-                }
-            }
-        };
-        match answer {
-            Ok(Ok(true)) => {
+        let total = data.len() as u64;
+        let report = on_progress
+            .as_mut()
+            .map(|report| move |sent| report(SendProgress { sent, total }));
+        let sent = self.app.send_data(session_id, data, report).await;
+        match sent {
+            Ok(true) => {
                 if let Some(report) = on_progress.as_mut() {
                     report(SendProgress { sent: total, total });
                 }
                 Ok(())
             }
-            Ok(Ok(false)) | Err(_) => Err(AcmError::parameter(
+            Ok(false) => Err(AcmError::parameter(
                 "sessionId: the session ended before all the data was sent",
             )),
-            Ok(Err(err)) => Err(AcmError::parameter(format!("data: {err}"))),
+            Err(err @ acm_engine::EngineError::DataTooLarge { .. }) => {
+                Err(AcmError::parameter(format!("data: {err}")))
+            }
+            Err(err) => Err(session_error(session_id, &err)),
         }
     }
 }

@@ -1,10 +1,11 @@
-//! How the apps' calls reach a link: at once from the caller's task when nothing waits before
-//! them, and always in the order they were made.
+//! How the apps' calls reach a link: each takes effect in the device's engine when it is made
+//! (or first polled, for an async call), whatever becomes of its future, and always in the
+//! order the calls were made; the link's task sends what they queued.
 
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use acm::transport::DeviceId;
 use acm::{
@@ -69,32 +70,50 @@ async fn second_request_kept_by_b(
 }
 
 #[tokio::test(start_paused = true)]
-async fn connect_puts_its_request_on_the_link_before_the_link_task_runs() {
+async fn a_connect_polled_once_has_sent_its_request_even_if_it_is_then_dropped() {
     let world = World::new();
     world.connected().await;
-    let link = the_link(&world);
-    let before = frames_sent_by(&link, "phone");
+    let (tokens, mut requests) = mpsc::unbounded_channel();
+    world.b.app.register_ability(
+        "entry",
+        "EntryAbility",
+        move |request: CollaborateRequest| {
+            let _ = tokens.send(request.token);
+            CollaborateResult::Accept
+        },
+    );
     let second = session_for_another_service(&world.a.app, "tablet");
-    let mut connect = pin!(world.a.app.connect(second));
-    // One poll, and nothing else runs meanwhile (a single-threaded runtime).
-    let mut cx = Context::from_waker(Waker::noop());
-    assert!(connect.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(frames_sent_by(&link, "phone"), before + 1);
-    assert!(connect.await.unwrap().is_connected);
+    let mut ours = world.a.app.events(second).unwrap();
+    {
+        let mut connect = pin!(world.a.app.connect(second));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(connect.as_mut().poll(&mut cx).is_pending());
+    }
+    let token = requests.recv().await.expect("the request arrived");
+    let theirs = session_for_another_service(&world.b.app, "phone");
+    world.b.app.accept_connect(theirs, &token).await.unwrap();
+    // The dropped connect's session is connected all the same.
+    assert!(matches!(next(&mut ours).await, acm::Event::Connect { .. }));
+    world.b.app.send_message(theirs, "accepted").await.unwrap();
+    assert!(matches!(next(&mut ours).await, acm::Event::Message { msg, .. } if msg == "accepted"));
 }
 
 #[tokio::test(start_paused = true)]
-async fn accept_connect_puts_its_answer_on_the_link_before_the_link_task_runs() {
+async fn a_connect_takes_effect_at_its_first_poll() {
     let world = World::new();
-    let (connecting, token) = second_request_kept_by_b(&world).await;
-    let theirs = session_for_another_service(&world.b.app, "phone");
-    let link = the_link(&world);
-    let before = frames_sent_by(&link, "tablet");
-    let mut accept = pin!(world.b.app.accept_connect(theirs, &token));
+    world.connected().await;
+    let second = session_for_another_service(&world.a.app, "tablet");
+    let mut connect = pin!(world.a.app.connect(second));
     let mut cx = Context::from_waker(Waker::noop());
-    assert!(accept.as_mut().poll(&mut cx).is_ready());
-    assert_eq!(frames_sent_by(&link, "tablet"), before + 1);
-    assert!(connecting.await.unwrap().is_connected);
+    assert!(connect.as_mut().poll(&mut cx).is_pending());
+    // The request is made: connecting the session again is refused at once.
+    let again = world.a.app.connect(second).await.unwrap();
+    assert_eq!(
+        again.error_code,
+        Some(acm::ConnectErrorCode::ConnectedSessionExists),
+        "{again:?}"
+    );
+    assert!(connect.await.unwrap().is_connected);
 }
 
 #[tokio::test(start_paused = true)]
@@ -111,18 +130,16 @@ async fn a_connect_right_after_a_disconnect_comes_after_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn send_data_that_fits_the_link_is_sent_and_done_before_the_link_task_runs() {
+async fn send_data_polled_once_and_dropped_still_sends_the_whole_transfer() {
     let world = World::new();
     let (a, b) = world.connected().await;
     let mut events = world.b.app.events(b).unwrap();
-    let link = the_link(&world);
-    let before = frames_sent_by(&link, "phone");
     let data = bytes::Bytes::from(vec![7u8; 200_000]);
-    let mut send = pin!(world.a.app.send_data(a, data.clone()));
-    let mut cx = Context::from_waker(Waker::noop());
-    assert!(matches!(send.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
-    // 200 000 bytes in frames of at most 65 535: four fragments.
-    assert_eq!(frames_sent_by(&link, "phone"), before + 4);
+    {
+        let mut send = pin!(world.a.app.send_data(a, data.clone()));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(send.as_mut().poll(&mut cx).is_pending());
+    }
     loop {
         if let acm::Event::Data { data: got, .. } = next(&mut events).await {
             assert_eq!(got, data);
@@ -183,8 +200,8 @@ async fn with_no_receive_pool_transfers_arrive_whole_and_nothing_is_kept() {
 
 #[tokio::test]
 async fn a_callback_that_makes_a_call_on_its_own_link_at_once_does_not_wait_for_itself() {
-    // Callbacks run while the link's task holds the link's state; a call that would run on
-    // that state at once (send_data does) must queue rather than wait for it.
+    // Callbacks run in the link's task; a call from one on its own link must not wait for
+    // that task.
     let world = World::new();
     let (a, b) = world.connected().await;
     let app = world.b.app.clone();
@@ -215,10 +232,10 @@ async fn accept_connect_answers_when_called_even_if_its_future_is_never_polled()
     let theirs = session_for_another_service(&world.b.app, "phone");
     let link = the_link(&world);
     let before = frames_sent_by(&link, "tablet");
-    // As the reference's promise: the acceptance starts with the call, not with a poll.
+    // As the reference's promise: the acceptance happens with the call, not with a poll.
     drop(world.b.app.accept_connect(theirs, &token));
-    assert_eq!(frames_sent_by(&link, "tablet"), before + 1);
     assert!(connecting.await.unwrap().is_connected);
+    assert_eq!(frames_sent_by(&link, "tablet"), before + 1);
     world.b.app.send_message(theirs, "accepted").await.unwrap();
 }
 
@@ -254,8 +271,8 @@ async fn an_ability_handler_can_accept_in_oncollaborate_as_the_reference_example
 
 #[tokio::test(start_paused = true)]
 async fn a_connect_callback_that_calls_on_its_own_link_at_once_does_not_wait_for_itself() {
-    // The acceptor's connect event comes while accept_connect runs on the link's state in the
-    // accepting task; a callback's call on that link must not wait for the state held around it.
+    // The acceptor's connect event comes right after accept_connect; a callback's call on that
+    // link must not wait for the task that runs the callback.
     let world = World::new();
     let (sessions, mut accepted) = mpsc::unbounded_channel();
     let manager = world.b.app.clone();
@@ -268,7 +285,6 @@ async fn a_connect_callback_that_calls_on_its_own_link_at_once_does_not_wait_for
                 let session = session_for(&manager, &request);
                 let app = manager.clone();
                 let welcome: acm::Callback = Arc::new(move |_: &acm::Event| {
-                    // send_data runs on the link's state at once when it can.
                     let mut call = pin!(app.send_data(session, bytes::Bytes::from("welcome")));
                     let mut cx = Context::from_waker(Waker::noop());
                     let _ = call.as_mut().poll(&mut cx);
@@ -294,9 +310,9 @@ async fn a_connect_callback_that_calls_on_its_own_link_at_once_does_not_wait_for
 
 #[tokio::test(start_paused = true)]
 async fn send_data_longer_than_the_link_holds_is_done_once_its_last_fragment_goes() {
-    // The link holds about two frames: the first fragments go from the caller's task, the
-    // others from the link's task as the peer reads, several at once in one of its turns. The
-    // caller hears that the transfer is done after the last one, with no further wake-up.
+    // The link holds about two frames: the link's task sends the fragments as the peer reads,
+    // several at once in some of its turns. The caller hears that the transfer is done once
+    // the last one has gone.
     let world = World::with(
         DeviceOptions::new().receive_buffer(150_000),
         DeviceOptions::new().receive_buffer(150_000),

@@ -1,6 +1,6 @@
-//! A connect's caller reads the answer from the link itself, with whatever else arrives before
-//! it: the link's task need not run for a connect to finish. Each device runs on a runtime of
-//! its own, with one worker, which a test can hold busy.
+//! A link's task is the only reader of the link: a connect's answer reaches its caller through
+//! it, after whatever arrived before it, in order, wherever the caller waits. Each device runs on
+//! a runtime of its own, with one worker, which a test can hold busy.
 
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -222,30 +222,31 @@ fn connected(result: std_mpsc::Receiver<Result<acm::ConnectResult, acm::AcmError
 }
 
 #[test]
-fn a_connect_finishes_while_its_links_task_cannot_run_and_what_came_first_is_delivered() {
+fn a_connect_is_answered_through_its_links_task_after_what_came_first() {
     let mut scene = Scene::new(21);
-    // From now on the phone's link task cannot run.
-    let release = hold_worker(scene.phone_runtime.handle());
     let result = scene.connect_later();
-    // The tablet's app takes its time: first a message on the first session, then the answer.
     let request = scene.later_request();
+    // From now on the phone's link task cannot run. The tablet's app takes its time: first a
+    // message on the first session, then the answer.
+    let release = hold_worker(scene.phone_runtime.handle());
     scene.tablet_says("before the answer");
     scene.accept(&request);
-    connected(result);
-    // The message came before the answer: the caller read it on the way and delivered it.
-    assert_eq!(
-        ready_event(&mut scene.our_events),
-        scene.message("before the answer")
+    // Nobody but the link's task reads the link: the answer waits for it.
+    assert!(
+        result.recv_timeout(Duration::from_millis(200)).is_err(),
+        "the connect finished while its link's task could not run"
     );
-
-    // Once the worker is free, the link's task reads on: a message after the answer arrives.
+    assert_eq!(ready_event(&mut scene.our_events), None);
     drop(release);
+    connected(result);
+    // The message came before the answer, and is delivered first.
+    assert_eq!(scene.next_event(), scene.message("before the answer"));
     scene.tablet_says("after the answer");
     assert_eq!(scene.next_event(), scene.message("after the answer"));
 }
 
 #[test]
-fn frames_that_come_before_the_answer_all_arrive_in_order_whoever_reads_them() {
+fn frames_that_come_before_the_answer_all_arrive_in_order() {
     let mut scene = Scene::new(23);
     let tablet = DeviceId::new("tablet").unwrap();
     let link = scene

@@ -1,6 +1,6 @@
 //! The errors of the API, with the reference's codes.
 
-use super::types::Permission;
+use crate::types::Permission;
 
 /// An API call that failed. [`AcmError::code`] gives the reference's error code (201, 401 or
 /// 801); the message says what was wrong.

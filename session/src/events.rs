@@ -10,7 +10,8 @@ use std::task::{Context as TaskContext, Poll};
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::types::{CollaborateEventInfo, DisconnectReason, EventCallbackInfo, SessionId};
+use crate::lock;
+use crate::types::{CollaborateEventInfo, DisconnectReason, EventCallbackInfo, SessionId};
 
 /// The events a session reports (the `type` argument of `on` and `off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -158,12 +159,10 @@ impl Event {
 /// An event waiting for room in a stream.
 pub(crate) type Held = (StreamTx, Event);
 
-/// A callback for `on`. Callbacks run in whichever task acts for the session's link when their
-/// event comes about: the link's own task, or an app task that makes a call on the link (a
-/// [`connect`] reads the link while it waits for its answer). They should return quickly and
-/// spawn anything long. `off` recognises a callback by its `Arc`.
-///
-/// [`connect`]: crate::AbilityConnectionManager::connect
+/// A callback for `on`. Callbacks run in the task of the session's link, with no lock held, in
+/// the order of the link's frames; a callback may call the API, on its own session too. They
+/// should return quickly and spawn anything long: the link reads nothing more until they
+/// return. `off` recognises a callback by its `Arc`.
 pub type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// How many events a stream holds before its session waits for the reader.
@@ -223,16 +222,28 @@ impl StreamTx {
     }
 
     /// Waits until the stream has room for `event`, and takes it: `None` when the reader is
-    /// gone. Send the event with [`StreamRoom::send`].
-    pub(crate) async fn room_for(self, event: &Event) -> Option<StreamRoom> {
+    /// gone. Send the event with [`StreamRoom::send`]. The wait holds nothing of the event.
+    pub(crate) fn room_for(
+        &self,
+        event: &Event,
+    ) -> impl std::future::Future<Output = Option<StreamRoom>> + Send + 'static {
         let units = data_units(event, self.data_units);
-        let data = if units == 0 {
-            None
-        } else {
-            Some(self.data_room.acquire_many_owned(units as u32).await.ok()?)
-        };
-        let place = self.tx.reserve_owned().await.ok()?;
-        Some(StreamRoom { place, data })
+        let stream = self.clone();
+        async move {
+            let data = if units == 0 {
+                None
+            } else {
+                Some(
+                    stream
+                        .data_room
+                        .acquire_many_owned(units as u32)
+                        .await
+                        .ok()?,
+                )
+            };
+            let place = stream.tx.reserve_owned().await.ok()?;
+            Some(StreamRoom { place, data })
+        }
     }
 }
 
@@ -398,10 +409,4 @@ impl futures_core::Stream for EventStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Event>> {
         self.poll_event(cx)
     }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -382,3 +382,32 @@ impl Context {
         self
     }
 }
+
+/// What `onCollaborate` receives: the request of an app on another device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollaborateRequest {
+    /// The requesting app (its `service_name` names the service).
+    pub peer_info: PeerInfo,
+    /// The requester's options.
+    pub connect_options: ConnectOptions,
+    /// The token to pass to `accept_connect` or `reject` (the reference's
+    /// `ohos.dms.collabToken`).
+    pub token: String,
+}
+
+/// What `onCollaborate` returns (the reference's `AbilityConstant.CollaborateResult`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CollaborateResult {
+    /// Go on: the app will call `accept_connect` (or `reject`) with the token.
+    Accept,
+    /// Refuse at once; the requester gets PEER_APP_REJECTED with this reason.
+    Reject {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An ability's `onCollaborate` handler. It runs in the task of the link the request came on,
+/// with no lock held: answer quickly, spawn the rest.
+pub type CollaborateHandler =
+    std::sync::Arc<dyn Fn(CollaborateRequest) -> CollaborateResult + Send + Sync>;

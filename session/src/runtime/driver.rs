@@ -1,0 +1,563 @@
+//! The driver of one link: the only task that reads and writes the link. Each turn it hands the
+//! frames that arrived to the engine and runs the deadlines that passed, under the device's
+//! lock; takes the link's events and the frames to send; then, with the lock let go, wakes the
+//! calls that waited, runs the apps' code for the events in order, and sends.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Instant;
+
+use acm_engine::device::{DeviceEvent, LinkId, RoutedRequest};
+use acm_engine::{Closer, ConnectOutcome};
+use acm_transport::{CloseReason, FrameBuf, Link, TransportError};
+use acm_wire::pb;
+use tracing::Instrument;
+
+use super::app::token_to_string;
+use super::state::{Shared, State, now, wake_all};
+use crate::events::{Event, Held, Listeners, StreamRoom};
+use crate::types::{
+    CollaborateEventInfo, CollaborateEventType, CollaborateHandler, CollaborateRequest,
+    CollaborateResult, ConnectOptions, DisconnectReason, PeerInfo,
+};
+
+/// The most frames the driver receives before the engine takes them.
+const READ_BATCH: usize = 32;
+/// The most frames the driver takes from the engine ahead of the link.
+const OUTBOX: usize = 16;
+/// The turns a driver takes in one poll before it lets other tasks run.
+const TURNS: usize = 32;
+
+/// A receive or a send on the link, in progress.
+type LinkIo<T> = Pin<Box<dyn Future<Output = Result<T, TransportError>> + Send>>;
+/// A wait for room in a full event stream.
+type Room = Pin<Box<dyn Future<Output = Option<StreamRoom>> + Send>>;
+/// The transport's close of the link.
+type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Starts the driver of `link`, which the device's engine knows as `id`.
+pub(super) fn spawn(shared: Arc<Shared>, id: LinkId, link: Arc<dyn Link>, span: tracing::Span) {
+    let driver = Driver {
+        receiving: Some(receive(&link)),
+        shared,
+        id,
+        link,
+        received: Vec::new(),
+        lost: None,
+        sending: None,
+        outbox: VecDeque::new(),
+        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+        timer_at: None,
+        fired: false,
+        held: VecDeque::new(),
+        room: None,
+        close_reason: CloseReason::normal(),
+        closing: None,
+        work: Vec::new(),
+        spare: Vec::new(),
+    };
+    tokio::spawn(driver.instrument(span));
+}
+
+/// App code to run for an event, with the lock let go.
+enum Work {
+    /// An event for a session's listeners.
+    Deliver(Arc<Listeners>, Event),
+    /// A request for an ability's `onCollaborate` handler.
+    Request {
+        handler: CollaborateHandler,
+        token: acm_engine::Token,
+        bundle: String,
+        request: CollaborateRequest,
+    },
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    id: LinkId,
+    link: Arc<dyn Link>,
+    /// The receive of the next frame; `None` once the link has failed.
+    receiving: Option<LinkIo<FrameBuf>>,
+    /// Frames received, for the engine at the next turn.
+    received: Vec<FrameBuf>,
+    /// How the link failed, for the engine at the next turn.
+    lost: Option<String>,
+    /// The send under way: at most one, so that frames keep their order.
+    sending: Option<LinkIo<()>>,
+    /// Frames taken from the engine, to send after `sending`.
+    outbox: VecDeque<FrameBuf>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// The deadline the timer is set for, if it is set.
+    timer_at: Option<Instant>,
+    /// Whether the timer went off, for the engine at the next turn.
+    fired: bool,
+    /// Events waiting for room in a full stream, in order. While any waits, the driver reads
+    /// nothing from the link (the peer's sends wait: backpressure, not loss).
+    held: VecDeque<Held>,
+    /// The wait for room for the first held event.
+    room: Option<Room>,
+    /// What the transport's close tells the peer.
+    close_reason: CloseReason,
+    closing: Option<Closing>,
+    /// App code to run this turn, and an empty list to swap in (their room is kept).
+    work: Vec<Work>,
+    spare: Vec<Work>,
+}
+
+/// What a turn under the lock found.
+struct Turn {
+    /// Whether it did anything: another turn may find more.
+    busy: bool,
+    /// Calls to wake.
+    wakers: Vec<Waker>,
+    /// When the engine must hear the time again.
+    deadline: Option<Instant>,
+    /// Whether the link has ended and every frame has been taken out.
+    finished: bool,
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        for _ in 0..TURNS {
+            if let Some(closing) = &mut this.closing {
+                ready!(closing.as_mut().poll(cx));
+                this.remove();
+                return Poll::Ready(());
+            }
+            let mut busy = this.poll_room(cx);
+            busy |= this.poll_receive(cx);
+            busy |= this.poll_send(cx);
+            let turn = this.turn(cx);
+            busy |= turn.busy;
+            wake_all(turn.wakers);
+            busy |= this.run_app_code();
+            busy |= this.poll_send(cx);
+            busy |= this.arm(turn.deadline, cx);
+            if turn.finished && this.outbox.is_empty() && this.sending.is_none() {
+                let (link, reason) = (this.link.clone(), this.close_reason.clone());
+                this.closing = Some(Box::pin(async move { link.close(reason).await }));
+                continue;
+            }
+            if !busy {
+                // Every source is waiting with this task's waker: the link's receive and send,
+                // the timer, room in a stream, and the calls (the waker is in the state).
+                return Poll::Pending;
+            }
+        }
+        // Let the other tasks run; this one goes on at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Driver {
+    /// Receives the frames that have arrived, unless the apps' streams are full.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.held.is_empty() {
+            return false;
+        }
+        let mut got = false;
+        while self.received.len() < READ_BATCH {
+            let Some(io) = &mut self.receiving else {
+                break;
+            };
+            match io.as_mut().poll(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(frame)) => {
+                    self.received.push(frame);
+                    self.receiving = Some(receive(&self.link));
+                    got = true;
+                }
+                Poll::Ready(Err(err)) => {
+                    self.receiving = None;
+                    self.lost.get_or_insert_with(|| err.to_string());
+                    got = true;
+                }
+            }
+        }
+        got
+    }
+
+    /// Finishes the send under way and sends the frames taken out, in order, until the link
+    /// takes no more for now.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut sent = false;
+        loop {
+            if let Some(io) = &mut self.sending {
+                match io.as_mut().poll(cx) {
+                    Poll::Pending => return sent,
+                    Poll::Ready(result) => {
+                        self.sending = None;
+                        sent = true;
+                        if let Err(err) = result {
+                            self.send_failed(&err);
+                            return true;
+                        }
+                    }
+                }
+            }
+            let Some(frame) = self.outbox.pop_front() else {
+                return sent;
+            };
+            match self.link.try_send_buf(frame) {
+                Ok(None) => sent = true,
+                Ok(Some(frame)) => {
+                    let link = self.link.clone();
+                    self.sending = Some(Box::pin(async move { link.send_buf(frame).await }));
+                }
+                Err(err) => {
+                    self.send_failed(&err);
+                    return true;
+                }
+            }
+        }
+    }
+
+    fn send_failed(&mut self, err: &TransportError) {
+        tracing::debug!(%err, "link send failed");
+        self.outbox.clear();
+        self.lost
+            .get_or_insert_with(|| format!("sending failed: {err}"));
+    }
+
+    /// Sets the timer for `deadline` and polls it. A timer already set no later is left as it
+    /// is: deadlines move later with nearly every frame (keepalives), and a timer that goes off
+    /// early costs a turn that finds nothing due, where moving it costs every turn.
+    fn arm(&mut self, deadline: Option<Instant>, cx: &mut Context<'_>) -> bool {
+        match (deadline, self.timer_at) {
+            (None, _) => self.timer_at = None,
+            (Some(due), Some(set)) if set <= due => {}
+            (Some(due), _) => {
+                self.timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(due));
+                self.timer_at = Some(due);
+            }
+        }
+        if self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready() {
+            self.timer_at = None;
+            self.fired = true;
+            return true;
+        }
+        false
+    }
+
+    /// Hands the events held back by full streams to them as room appears, in order.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut delivered = false;
+        while let Some((stream, event)) = self.held.front() {
+            let room = self
+                .room
+                .get_or_insert_with(|| Box::pin(stream.room_for(event)));
+            let Poll::Ready(room) = room.as_mut().poll(cx) else {
+                return delivered;
+            };
+            self.room = None;
+            // A stream whose reader is gone drops the event with it.
+            if let Some((_, event)) = self.held.pop_front()
+                && let Some(room) = room
+            {
+                room.send(event);
+            }
+            delivered = true;
+        }
+        delivered
+    }
+
+    /// One turn under the device's lock: the frames received, the link's failure and the
+    /// deadlines go to the engine; the link's events and frames come out.
+    fn turn(&mut self, cx: &mut Context<'_>) -> Turn {
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
+        let now = now();
+        let id = self.id;
+        if let Some(entry) = state.links.get_mut(&id)
+            && !entry
+                .driver
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            entry.driver = Some(cx.waker().clone());
+        }
+        let mut busy = !self.received.is_empty();
+        for frame in self.received.drain(..) {
+            state.engine.handle_message(id, now, frame);
+        }
+        if let Some(detail) = self.lost.take() {
+            state.engine.handle_link_lost(id, now, detail);
+            busy = true;
+        }
+        if std::mem::take(&mut self.fired) {
+            state.engine.handle_timeout(id, now);
+            busy = true;
+        }
+        let mut wakers = Vec::new();
+        let mut changed = false;
+        loop {
+            while let Some(event) = state.engine.poll_event(id) {
+                changed |= self.on_event(&mut state, event, &mut wakers, now);
+            }
+            while self.sending.is_none() && self.outbox.len() < OUTBOX {
+                let Some(frame) = state.engine.poll_transmit(id, now) else {
+                    break;
+                };
+                self.outbox.push_back(frame);
+                changed = true;
+            }
+            if !state.engine.has_events(id) {
+                break;
+            }
+        }
+        if changed && let Some(entry) = state.links.get_mut(&id) {
+            wakers.append(&mut entry.waiters);
+        }
+        Turn {
+            busy: busy || changed || !self.work.is_empty(),
+            wakers,
+            deadline: state.engine.poll_timeout(id),
+            finished: state.engine.is_finished(id),
+        }
+    }
+
+    /// Acts on one event of the link under the lock: wakes the calls it ends, and leaves the
+    /// app code it calls for to run once the lock is let go. Returns whether the link's
+    /// waiters may want to look again.
+    fn on_event(
+        &mut self,
+        state: &mut State,
+        event: DeviceEvent,
+        wakers: &mut Vec<Waker>,
+        now: Instant,
+    ) -> bool {
+        let id = self.id;
+        let session_event = match event {
+            DeviceEvent::LinkUp { .. } => return true,
+            DeviceEvent::LinkClosed { by, reason, detail } => {
+                tracing::info!(?by, reason = reason.as_str_name(), %detail, "link ended");
+                if by == Closer::Local {
+                    self.close_reason = CloseReason::new(reason as u32, detail.clone());
+                }
+                if let Some(entry) = state.links.get_mut(&id) {
+                    entry.ended = Some(detail);
+                }
+                return true;
+            }
+            DeviceEvent::IncomingRequest(request) => {
+                self.on_request(state, *request, now);
+                return false;
+            }
+            DeviceEvent::Connected { session, channel } => {
+                answer(
+                    state,
+                    session,
+                    (id, channel),
+                    ConnectOutcome::Accepted,
+                    wakers,
+                );
+                (
+                    session,
+                    Event::Connect {
+                        session_id: session,
+                    },
+                )
+            }
+            DeviceEvent::ConnectFailed {
+                session,
+                channel,
+                code,
+                reason,
+            } => {
+                let outcome = ConnectOutcome::Failed { code, reason };
+                answer(state, session, (id, channel), outcome, wakers);
+                return false;
+            }
+            DeviceEvent::Message { session, text } => (
+                session,
+                Event::Message {
+                    session_id: session,
+                    msg: text,
+                },
+            ),
+            DeviceEvent::Data { session, data } => (
+                session,
+                Event::Data {
+                    session_id: session,
+                    data,
+                },
+            ),
+            DeviceEvent::DataProgress {
+                session,
+                received,
+                total,
+            } => (
+                session,
+                Event::DataProgress {
+                    session_id: session,
+                    received,
+                    total,
+                },
+            ),
+            DeviceEvent::CollaborateEvent {
+                session,
+                event_type,
+                message,
+            } => {
+                let Some(event_type) = CollaborateEventType::from_wire(event_type) else {
+                    return false;
+                };
+                let info = CollaborateEventInfo {
+                    event_type,
+                    event_msg: (!message.is_empty()).then_some(message),
+                };
+                (
+                    session,
+                    Event::Collaborate {
+                        session_id: session,
+                        info,
+                    },
+                )
+            }
+            DeviceEvent::Disconnected { session, reason } => {
+                let reason = DisconnectReason::from_wire(reason)
+                    .unwrap_or(DisconnectReason::NetworkDisconnected);
+                (
+                    session,
+                    Event::Disconnect {
+                        session_id: session,
+                        reason,
+                    },
+                )
+            }
+            DeviceEvent::DataSent { transfer, sent, .. } => {
+                if let Some(wait) = state.transfers.get_mut(&transfer) {
+                    wait.sent = sent;
+                    if wait.progress {
+                        wakers.extend(wait.waker.take());
+                    }
+                }
+                return false;
+            }
+            DeviceEvent::TransferSent(transfer) | DeviceEvent::TransferAborted(transfer) => {
+                let whole = matches!(event, DeviceEvent::TransferSent(_));
+                if let Some(wait) = state.transfers.get_mut(&transfer) {
+                    wait.done = Some(whole);
+                    wakers.extend(wait.waker.take());
+                }
+                return false;
+            }
+        };
+        let (session, event) = session_event;
+        if let Some(listeners) = state.sessions.get(&session)
+            && listeners.ever_listened()
+        {
+            self.work.push(Work::Deliver(listeners.clone(), event));
+        }
+        false
+    }
+
+    /// A peer's request: to its ability's handler, or refused at once when the app has none
+    /// (PEER_ABILITY_NO_ONCOLLABORATE).
+    fn on_request(&mut self, state: &mut State, request: RoutedRequest, now: Instant) {
+        let RoutedRequest {
+            token,
+            source,
+            target,
+            options,
+        } = request;
+        let bundle = target.bundle_name;
+        match state.handler(&bundle, &target.module_name, &target.ability_name) {
+            Some(handler) => self.work.push(Work::Request {
+                handler,
+                token,
+                request: CollaborateRequest {
+                    peer_info: PeerInfo::from_wire(source),
+                    connect_options: ConnectOptions::from_wire(options),
+                    token: token_to_string(&token),
+                },
+                bundle,
+            }),
+            None => {
+                let reason = format!(
+                    "no onCollaborate handler for {bundle}/{}/{}",
+                    target.module_name, target.ability_name
+                );
+                let code = pb::ConnectErrorCode::PeerAbilityNoOncollaborate;
+                let _ = state.engine.reject(&token, &bundle, code, &reason, now);
+            }
+        }
+    }
+
+    /// Runs the app code of this turn's events, in order, with no lock held.
+    fn run_app_code(&mut self) -> bool {
+        if self.work.is_empty() {
+            return false;
+        }
+        let mut work = std::mem::replace(&mut self.work, std::mem::take(&mut self.spare));
+        for item in work.drain(..) {
+            match item {
+                Work::Deliver(listeners, event) => {
+                    let hold = !self.held.is_empty();
+                    listeners.deliver(event, hold, &mut self.held);
+                }
+                Work::Request {
+                    handler,
+                    token,
+                    bundle,
+                    request,
+                } => {
+                    if let CollaborateResult::Reject { reason } = handler(request) {
+                        // Unless the handler answered the request itself.
+                        let code = pb::ConnectErrorCode::PeerAppRejected;
+                        let mut state = self.shared.lock();
+                        let _ = state.engine.reject(&token, &bundle, code, &reason, now());
+                    }
+                }
+            }
+        }
+        self.spare = work;
+        true
+    }
+
+    /// The link has closed: the device forgets it, and the calls that waited on it look again.
+    fn remove(&mut self) {
+        let waiters = {
+            let mut state = self.shared.lock();
+            state.engine.remove_link(self.id, now());
+            state
+                .links
+                .remove(&self.id)
+                .map(|entry| entry.waiters)
+                .unwrap_or_default()
+        };
+        wake_all(waiters);
+    }
+}
+
+/// Tells the connect of `session` whose request is `on` (a link and channel) how it ended.
+fn answer(
+    state: &mut State,
+    session: u64,
+    on: (LinkId, u32),
+    outcome: ConnectOutcome,
+    wakers: &mut Vec<Waker>,
+) {
+    if let Some(wait) = state.connects.get_mut(&session)
+        && wait.on == on
+        && wait.outcome.is_none()
+    {
+        wait.outcome = Some(outcome);
+        wakers.extend(wait.waker.take());
+    }
+}
+
+/// A receive of the next frame on `link` that owns what it needs.
+fn receive(link: &Arc<dyn Link>) -> LinkIo<FrameBuf> {
+    let link = link.clone();
+    Box::pin(async move { link.recv_buf().await })
+}
