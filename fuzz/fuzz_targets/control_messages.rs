@@ -1,5 +1,5 @@
-//! Fuzz target `control_messages`: see `acm_wire::fuzzing::control_messages` and fuzz/README.md.
+//! Fuzz target `control_messages`: see `acm_fuzzing::wire::control_messages` and fuzz/README.md.
 
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| acm_wire::fuzzing::control_messages(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| acm_fuzzing::wire::control_messages(data));

@@ -1,5 +1,5 @@
-//! Fuzz target `frame_roundtrip`: see `acm_wire::fuzzing::frame_roundtrip` and fuzz/README.md.
+//! Fuzz target `frame_roundtrip`: see `acm_fuzzing::wire::frame_roundtrip` and fuzz/README.md.
 
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| acm_wire::fuzzing::frame_roundtrip(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| acm_fuzzing::wire::frame_roundtrip(data));

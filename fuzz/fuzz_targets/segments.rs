@@ -1,5 +1,5 @@
-//! Fuzz target `segments`: see `acm_wire::fuzzing::segments` and fuzz/README.md.
+//! Fuzz target `segments`: see `acm_fuzzing::wire::segments` and fuzz/README.md.
 
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| acm_wire::fuzzing::segments(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| acm_fuzzing::wire::segments(data));

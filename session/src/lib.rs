@@ -74,8 +74,6 @@
 pub mod api;
 mod error;
 mod events;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 mod runtime;
 pub mod segmented;
 mod types;

@@ -49,8 +49,6 @@ pub mod data;
 pub mod decoder;
 pub mod error;
 pub mod frame;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod header;
 pub mod limits;
 mod peer_info;

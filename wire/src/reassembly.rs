@@ -191,7 +191,8 @@ impl Reassembler {
     /// The length and the capacity of each unfinished transfer's buffer, for the memory checks
     /// of the fuzz targets.
     #[cfg(feature = "fuzzing")]
-    pub(crate) fn buffers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    #[doc(hidden)]
+    pub fn buffers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.partials.values().map(Partial::footprint)
     }
 

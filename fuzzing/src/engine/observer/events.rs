@@ -7,7 +7,7 @@ use acm_wire::pb::{self, DisconnectReason, connect_response};
 use acm_wire::reference::{read_collaborate_event_type, read_connect_error_code};
 
 use super::{Arrival, Cause, Key, Observer, Session, State, Up};
-use crate::engine::{Closer, ConnectOutcome, EngineEvent};
+use acm_engine::{Closer, ConnectOutcome, EngineEvent};
 
 impl Observer {
     pub(super) fn event(&mut self, now: Instant, event: EngineEvent, cause: Cause<'_>) {

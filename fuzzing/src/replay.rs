@@ -1,5 +1,5 @@
-//! Running committed fuzz inputs outside libFuzzer: the replay tests of every crate with fuzz
-//! targets (`acm-wire`, `acm`) share these helpers, and so do the examples that write seeds.
+//! Running committed fuzz inputs outside libFuzzer: the replay test and the example that writes
+//! the seeds share these helpers.
 //!
 //! The fuzz directory holds `fuzz_targets/<target>.rs`, `corpus/<target>/` and
 //! `regressions/<target>/`; see `fuzz/README.md`.
@@ -8,7 +8,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use super::{Seed, Target};
+use crate::{Seed, Target};
 
 /// The repository's fuzz directory, seen from a crate one level below the root.
 pub fn fuzz_dir(crate_dir: &str) -> PathBuf {

@@ -1,6 +1,6 @@
 //! The body of the `engine` fuzz target in `fuzz/`, and the seed inputs of its corpus.
 //!
-//! The body drives the sans-IO [`crate::engine::LinkEngine`] with a sequence of operations read
+//! The body drives the sans-IO [`acm_engine::LinkEngine`] with a sequence of operations read
 //! from the input: frames from a scripted peer (valid ones built from a few input fields, and
 //! arbitrary, mutated and broken ones), the apps' calls with arguments from the input, clock
 //! advances and link losses; or two engines joined by a wire that may drop, reorder, repeat or
@@ -22,7 +22,7 @@
 //!   it and leaves no deadline behind, PINGs and timeouts happen when SPEC section 4 says.
 //!
 //! The same function runs under libFuzzer (`fuzz/fuzz_targets/engine.rs`) and, on stable Rust,
-//! in the replay test (`session/tests/fuzz_replay.rs`). `fuzz/README.md` gives the input layout.
+//! in the replay test (`fuzzing/tests/replay.rs`). `fuzz/README.md` gives the input layout.
 
 mod args;
 mod calls;
@@ -33,7 +33,6 @@ mod seeds;
 mod shadow;
 mod transmit;
 
-pub use acm_wire::fuzzing::{Seed, Target};
 pub use seeds::seeds;
 
 /// The fuzz target `engine`: runs the operations of `data` and panics on any broken
@@ -41,12 +40,6 @@ pub use seeds::seeds;
 pub fn engine(data: &[u8]) {
     driver::run(data);
 }
-
-/// Every fuzz target of this crate.
-pub const TARGETS: &[Target] = &[Target {
-    name: "engine",
-    run: engine,
-}];
 
 #[cfg(test)]
 mod tests {

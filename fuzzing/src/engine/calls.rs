@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use acm_wire::fuzzing::Input;
+use crate::Input;
 use acm_wire::pb::{self, CollaborateEventType, ConnectErrorCode, DisconnectReason};
 use acm_wire::reference::ApiEnum;
 use acm_wire::{Control, limits::MAX_MESSAGE_LEN, limits::MAX_TEXT_LEN};
@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::args;
 use super::observer::{Cause, Key, Observer, State};
-use crate::engine::{EngineError, LinkEngine, truncate};
+use acm_engine::{EngineError, LinkEngine, truncate};
 
 /// How many control frames one call may queue at most: a body split into 128-byte frames.
 pub(super) const CALL_FRAMES: usize = 12;

@@ -14,7 +14,7 @@ use super::shadow::Arrival;
 
 mod events;
 use super::transmit::{Context, Sent};
-use crate::engine::{Closer, EngineConfig, EngineEvent, LinkEngine, OutgoingRequest, Token};
+use acm_engine::{Closer, EngineConfig, EngineEvent, LinkEngine, OutgoingRequest, Token};
 
 /// What made the events of a step.
 #[derive(Debug, Clone, Copy)]

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 
-use super::Input;
-use crate::data::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN, Fragmenter};
-use crate::error::ReassemblyError;
-use crate::frame::{Frame, FrameKind};
-use crate::header::{FLAG_FIRST, FLAG_LAST, HEADER_LEN};
-use crate::limits::{Limits, MAX_FRAME_SIZE};
-use crate::pb::{FrameType, SessionError};
-use crate::reassembly::Reassembler;
+use crate::Input;
+use acm_wire::data::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN, Fragmenter};
+use acm_wire::error::ReassemblyError;
+use acm_wire::frame::{Frame, FrameKind};
+use acm_wire::header::{FLAG_FIRST, FLAG_LAST, HEADER_LEN};
+use acm_wire::limits::{Limits, MAX_FRAME_SIZE};
+use acm_wire::pb::{FrameType, SessionError};
+use acm_wire::reassembly::Reassembler;
 
 /// Operation codes: the low two bits of an operation's first byte.
 pub(super) const OP_FRAGMENT: u8 = 0;

@@ -1,65 +1,4 @@
-//! The bodies of the fuzz targets in `fuzz/`, and the seed inputs of their corpora.
-//!
-//! Each body takes arbitrary bytes, drives one part of the wire with them, and panics when an
-//! invariant breaks; a panic is what a fuzzer reports as a crash. The same functions run under
-//! libFuzzer (`fuzz/fuzz_targets/*.rs`) and, on stable Rust, in the replay test
-//! (`wire/tests/fuzz_replay.rs`), which feeds them every committed corpus and regression file.
-//!
-//! The bodies do not trust the code they test to describe itself: where they check a decision
-//! (is this header acceptable, is this fragment an error, is this body valid), they compare it
-//! with a small model written from SPEC.md. A body accepts an error when the model finds the
-//! rule the error names among the rules the input breaks, since SPEC.md lets a receiver report
-//! any of them (section 3.5).
-//!
-//! Inputs start with a configuration byte or two, then the bytes under test; [`seeds`] builds
-//! valid inputs from real traffic, and `fuzz/README.md` describes each layout.
-
-mod control;
-mod frames;
-mod reassembly;
-pub mod replay;
-mod seeds;
-mod segments;
-
-pub use control::control_messages;
-pub use frames::{frame_decoder, frame_roundtrip};
-pub use reassembly::reassembly;
-pub use seeds::{Seed, seeds};
-pub use segments::segments_target as segments;
-
-/// A fuzz target: its name, as in `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/`, and
-/// its body.
-#[derive(Debug, Clone, Copy)]
-pub struct Target {
-    /// The target's name.
-    pub name: &'static str,
-    /// The body: panics on any broken invariant.
-    pub run: fn(&[u8]),
-}
-
-/// Every fuzz target of the wire crate.
-pub const TARGETS: &[Target] = &[
-    Target {
-        name: "frame_decoder",
-        run: frame_decoder,
-    },
-    Target {
-        name: "frame_roundtrip",
-        run: frame_roundtrip,
-    },
-    Target {
-        name: "reassembly",
-        run: reassembly,
-    },
-    Target {
-        name: "control_messages",
-        run: control_messages,
-    },
-    Target {
-        name: "segments",
-        run: segments,
-    },
-];
+//! Reading fuzz inputs, and writing them.
 
 /// Reads a fuzz input front to back. Past the end every read yields zeros or nothing, so any
 /// input is a valid one.
@@ -146,12 +85,5 @@ mod tests {
         assert_eq!(input.varint(), 0);
         assert_eq!(input.byte(), 0);
         assert_eq!(input.bytes(3), &[] as &[u8]);
-    }
-
-    #[test]
-    fn every_target_accepts_the_empty_input() {
-        for target in TARGETS {
-            (target.run)(&[]);
-        }
     }
 }

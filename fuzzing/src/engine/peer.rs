@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::Input;
 use acm_transport::Role;
-use acm_wire::fuzzing::Input;
 use acm_wire::pb::{self, FrameType};
 use acm_wire::{
     Control, DataFragment, FLAG_FIRST, FLAG_LAST, Fragmenter, Frame, FrameKind, MIN_FRAME_SIZE,

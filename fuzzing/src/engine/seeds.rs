@@ -4,12 +4,11 @@
 
 use std::time::Instant;
 
+use crate::put_varint;
 use acm_transport::Role;
-use acm_wire::fuzzing::put_varint;
 use acm_wire::pb::{CollaborateEventType, DisconnectReason, LinkCloseReason};
 use bytes::Bytes;
 
-use super::Seed;
 use super::calls::{
     ACCEPT, CLOSE, CONNECT, DISCONNECT as CALL_DISCONNECT, REJECT, SEND_DATA, SEND_EVENT,
     SEND_MESSAGE,
@@ -22,7 +21,8 @@ use super::peer::{
     CONTINUE, DISCONNECT, ECHO, EVENT, FIRST_PIECE, FRAGMENT, HELLO, LINK_CLOSE, MESSAGE, MUTATE,
     PING, RAW, REQUEST, RESPONSE, SMALL_FRAMES, TRANSFER,
 };
-use crate::engine::{EngineConfig, LinkEngine, OutgoingRequest};
+use crate::Seed;
+use acm_engine::{EngineConfig, LinkEngine, OutgoingRequest};
 
 /// Config bytes: the engine as acceptor with SPEC's limits; as dialer; with 128-byte frames
 /// and a small data budget; two engines.
@@ -289,17 +289,17 @@ fn recorded(max_frame: usize) -> Script {
     script = exchange(&mut a, &mut b, script);
     let mut request = OutgoingRequest {
         token: [0x5A; 16],
-        source: crate::wire::pb::PeerInfo {
+        source: acm_wire::pb::PeerInfo {
             device_id: "phone".into(),
             bundle_name: "com.example.notes".into(),
             module_name: "entry".into(),
             ability_name: "EntryAbility".into(),
             service_name: String::new(),
         },
-        target: crate::wire::pb::PeerInfo::default(),
+        target: acm_wire::pb::PeerInfo::default(),
         options: Default::default(),
     };
-    request.target = crate::wire::pb::PeerInfo {
+    request.target = acm_wire::pb::PeerInfo {
         device_id: "tablet".into(),
         service_name: "notes".into(),
         ..request.source.clone()

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use acm_wire::fuzzing::Input;
+use crate::Input;
 use acm_wire::pb;
 use bytes::Bytes;
 
-use crate::engine::OutgoingRequest;
+use acm_engine::OutgoingRequest;
 
 /// Bundles, services and modules the apps of a request are made of: few, so that sessions
 /// collide (SESS-3, SESS-7).

@@ -2,17 +2,17 @@
 
 use prost::Message as _;
 
-use super::Input;
-use crate::control::Control;
-use crate::error::ControlError;
-use crate::frame::{Frame, FrameKind, is_link_frame};
-use crate::limits::MAX_FRAME_SIZE;
-use crate::pb;
-use crate::pb::{
+use crate::Input;
+use acm_wire::control::Control;
+use acm_wire::error::ControlError;
+use acm_wire::frame::{Frame, FrameKind, is_link_frame};
+use acm_wire::limits::MAX_FRAME_SIZE;
+use acm_wire::pb;
+use acm_wire::pb::{
     CollaborateEventType, ConnectErrorCode, DisconnectReason, FrameType, LinkCloseReason,
     StartOptionParams,
 };
-use crate::reference;
+use acm_wire::reference;
 
 /// The frame types with a protobuf body, in the order the selector byte picks them.
 pub(super) const CONTROL_TYPES: [FrameType; 9] = [
@@ -30,8 +30,8 @@ pub(super) const CONTROL_TYPES: [FrameType; 9] = [
 /// A request as prost alone decodes it (its `PeerInfo` too, which [`pb`] writes out), in the
 /// crate's types.
 fn bare_request(body: &[u8]) -> Result<pb::ConnectRequest, prost::DecodeError> {
-    let bare = crate::bare_pb::ConnectRequest::decode(body)?;
-    let peer = |p: crate::bare_pb::PeerInfo| pb::PeerInfo {
+    let bare = acm_wire::bare_pb::ConnectRequest::decode(body)?;
+    let peer = |p: acm_wire::bare_pb::PeerInfo| pb::PeerInfo {
         device_id: p.device_id,
         bundle_name: p.bundle_name,
         module_name: p.module_name,

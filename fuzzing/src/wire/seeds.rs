@@ -6,28 +6,19 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::control::CONTROL_TYPES;
-use super::put_varint;
 use super::reassembly::{
     FRAGMENTER_FRAME_SIZES, OP_ABORT, OP_FIRST, OP_FRAGMENT, OP_FRAGMENTER, OP_LAST, OP_RAW,
 };
 use super::segments::{MAX_FRAMES, MAX_MESSAGES, OP_FRAME, OP_PARSE, OP_RAW as OP_SEGMENT};
-use crate::continuation::encode_control;
-use crate::control::Control;
-use crate::data::{DataFragment, Fragmenter};
-use crate::frame::{Frame, FrameKind};
-use crate::pb;
-use crate::segment::segments as cut;
+use crate::put_varint;
+use acm_wire::continuation::encode_control;
+use acm_wire::control::Control;
+use acm_wire::data::{DataFragment, Fragmenter};
+use acm_wire::frame::{Frame, FrameKind};
+use acm_wire::pb;
+use acm_wire::segment::segments as cut;
 
-/// One seed input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seed {
-    /// The target it is for.
-    pub target: &'static str,
-    /// Its file name in `fuzz/corpus/<target>/`.
-    pub name: String,
-    /// The input.
-    pub bytes: Vec<u8>,
-}
+use crate::Seed;
 
 const NONCE: [u8; 16] = *b"\x5a\x11\x93\x0e\xc4\x27\x8b\x36\xf0\x4d\x19\xa2\x7c\x65\xd8\x01";
 const TOKEN: [u8; 16] = *b"\x9c\x03\x4e\x71\xb5\x2a\xe8\x16\x0d\x8f\x63\xc7\x3b\x50\xaa\x24";
@@ -180,7 +171,7 @@ fn controls() -> Vec<(&'static str, Control)> {
 
 /// The frame a control body travels in: link bodies on channel 0, session bodies on channel 1.
 fn control_frame(control: &Control) -> Frame {
-    let channel = if crate::frame::is_link_frame(control.frame_type()) {
+    let channel = if acm_wire::frame::is_link_frame(control.frame_type()) {
         0
     } else {
         1
@@ -591,31 +582,4 @@ pub fn seeds() -> Vec<Seed> {
     control_seeds(&mut out);
     segments_seeds(&mut out);
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fuzzing::TARGETS;
-
-    #[test]
-    fn every_seed_passes_its_target_and_names_are_unique() {
-        let seeds = seeds();
-        let mut names = std::collections::BTreeSet::new();
-        for seed in &seeds {
-            assert!(
-                names.insert((seed.target, seed.name.clone())),
-                "{}",
-                seed.name
-            );
-            let target = TARGETS
-                .iter()
-                .find(|t| t.name == seed.target)
-                .expect("a known target");
-            (target.run)(&seed.bytes);
-        }
-        for target in TARGETS {
-            assert!(seeds.iter().filter(|s| s.target == target.name).count() >= 10);
-        }
-    }
 }

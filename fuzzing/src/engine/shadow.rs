@@ -133,6 +133,5 @@ fn control(frame_type: FrameType, channel: u32, body: &[u8]) -> Arrival {
             channel,
             disconnect,
         },
-        _ => Arrival::Nothing,
     }
 }

@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use super::Input;
-use crate::segment::{
+use crate::Input;
+use acm_wire::segment::{
     Desegmenter, MORE, SEGMENT_HEADER_LEN, SegmentError, parse_segment, segment_room, segments,
 };
 

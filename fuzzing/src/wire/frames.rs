@@ -3,16 +3,16 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::Input;
-use crate::continuation::ControlAssembler;
-use crate::control::Control;
-use crate::data::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN};
-use crate::decoder::FrameDecoder;
-use crate::error::FrameError;
-use crate::frame::{Frame, FrameKind, type_code};
-use crate::header::{FLAG_FIRST, FLAG_MORE, FrameHeader, HEADER_LEN};
-use crate::limits::{MAX_CONTROL_BODY, MAX_FRAME_SIZE, MIN_FRAME_SIZE};
-use crate::pb::{FrameType, LinkCloseReason};
+use crate::Input;
+use acm_wire::continuation::ControlAssembler;
+use acm_wire::control::Control;
+use acm_wire::data::{DATA_HEADER_LEN, DataFragment, FIRST_DATA_HEADER_LEN};
+use acm_wire::decoder::FrameDecoder;
+use acm_wire::error::FrameError;
+use acm_wire::frame::{Frame, FrameKind, type_code};
+use acm_wire::header::{FLAG_FIRST, FLAG_MORE, FrameHeader, HEADER_LEN};
+use acm_wire::limits::{MAX_CONTROL_BODY, MAX_FRAME_SIZE, MIN_FRAME_SIZE};
+use acm_wire::pb::{FrameType, LinkCloseReason};
 
 /// The receiver's `max_frame_size`, chosen by the low three bits of the configuration byte.
 /// 0 picks the default; the others reach the bounds of `LINK-3` and below.
@@ -60,7 +60,7 @@ impl Config {
 }
 
 /// The rules of SPEC section 3.5 that a 12-byte header breaks, written from the text of
-/// SPEC.md (type codes from its table in section 3.2) rather than from [`crate::check_header`].
+/// SPEC.md (type codes from its table in section 3.2) rather than from [`acm_wire::check_header`].
 fn header_violations(
     header: &[u8; HEADER_LEN],
     max_frame_size: u32,

@@ -4,9 +4,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::Input;
 use acm_transport::{FrameBuf, Role};
 use acm_wire::frame::type_code;
-use acm_wire::fuzzing::Input;
 use acm_wire::header::{FLAG_FIRST, FrameHeader, HEADER_LEN};
 use acm_wire::pb::FrameType;
 use acm_wire::{Control, DATA_HEADER_LEN, FIRST_DATA_HEADER_LEN, Limits};
@@ -16,7 +16,7 @@ use super::calls::{self, CALL_FRAMES};
 use super::observer::{Cause, Observer, State};
 use super::peer::Peer;
 use super::shadow::Shadow;
-use crate::engine::{EngineConfig, LinkEngine};
+use acm_engine::{EngineConfig, LinkEngine};
 
 /// The first API call and the first clock or link operation in the operation byte's low five
 /// bits; below the calls are the peer's frames or the wire's operations.
