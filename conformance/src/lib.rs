@@ -16,6 +16,7 @@
 //! ```
 
 pub mod expectations;
+pub mod mutant;
 pub mod profile;
 pub mod protocol;
 pub mod report;

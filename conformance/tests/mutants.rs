@@ -3,11 +3,10 @@
 //! about the rule it breaks.
 
 use acm::DeviceConfig;
-use acm::engine::{EngineConfig, Mutation};
+use acm_conformance::mutant::Mutation;
 use acm_conformance::wire::{MockTarget, run_wire_suite};
 
-async fn failures(config: DeviceConfig) -> Vec<&'static str> {
-    let target = MockTarget::start(config).expect("target starts");
+async fn failures(target: MockTarget) -> Vec<&'static str> {
     let report = run_wire_suite(&target, "", |_| {}).await;
     report.failures().map(|r| r.case.id).collect()
 }
@@ -34,8 +33,8 @@ async fn every_mutant_fails_a_case_about_the_rule_it_breaks() {
         "every mutation is tried"
     );
     for (mutation, case) in expected {
-        let engine = EngineConfig::default().with_mutation(mutation);
-        let failed = failures(DeviceConfig::default().with_engine(engine)).await;
+        let target = MockTarget::start_mutated(mutation).expect("target starts");
+        let failed = failures(target).await;
         assert!(
             failed.contains(&case),
             "{mutation:?} should fail {case}; it failed {failed:?}"
@@ -45,5 +44,6 @@ async fn every_mutant_fails_a_case_about_the_rule_it_breaks() {
 
 #[tokio::test(start_paused = true)]
 async fn the_unmutated_reference_fails_nothing() {
-    assert_eq!(failures(DeviceConfig::default()).await, Vec::<&str>::new());
+    let target = MockTarget::start(DeviceConfig::default()).expect("target starts");
+    assert_eq!(failures(target).await, Vec::<&str>::new());
 }

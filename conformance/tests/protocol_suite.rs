@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use acm::DeviceConfig;
-use acm::engine::{EngineConfig, Mutation};
+use acm_conformance::mutant::Mutation;
 use acm_conformance::protocol::transition::{AcceptInto, Transition};
 use acm_conformance::protocol::{
     Factory, LinkFault, ProtocolSuiteConfig, ReferenceImplementation, Side, reference,
@@ -24,11 +23,10 @@ fn create(side: Side, handle: u32, service: usize) -> Transition {
 
 fn mutated(mutation: Mutation) -> Factory {
     Arc::new(move || {
-        let engine = EngineConfig::default().with_mutation(mutation);
-        Box::new(ReferenceImplementation::with_config(
+        Box::new(ReferenceImplementation::mutated(
             7,
             reference::DEFAULT_MAX_FRAME_SIZE,
-            DeviceConfig::default().with_engine(engine),
+            mutation,
         ))
     })
 }

@@ -27,9 +27,6 @@ pub struct EngineConfig {
     /// How many tokens of ended requests a link remembers to refuse replays (SPEC `SESS-1`).
     /// Default 1024.
     pub remembered_tokens: usize,
-    /// A deliberate defect, for testing the conformance suites (feature `mutants` only).
-    #[cfg(feature = "mutants")]
-    pub mutation: Option<super::mutation::Mutation>,
 }
 
 impl Default for EngineConfig {
@@ -43,8 +40,6 @@ impl Default for EngineConfig {
             carries_data: true,
             max_sessions: 4096,
             remembered_tokens: 1024,
-            #[cfg(feature = "mutants")]
-            mutation: None,
         }
     }
 }
@@ -83,20 +78,6 @@ impl EngineConfig {
     pub fn with_max_sessions(mut self, max_sessions: usize) -> Self {
         self.max_sessions = max_sessions;
         self
-    }
-
-    /// Turns on a deliberate defect (feature `mutants` only).
-    #[cfg(feature = "mutants")]
-    #[must_use]
-    pub fn with_mutation(mut self, mutation: super::mutation::Mutation) -> Self {
-        self.mutation = Some(mutation);
-        self
-    }
-
-    /// Whether the deliberate defect `mutation` is on (always false without feature `mutants`).
-    #[cfg(feature = "mutants")]
-    pub(crate) fn mutated(&self, mutation: super::mutation::Mutation) -> bool {
-        self.mutation == Some(mutation)
     }
 
     /// The keepalive interval in milliseconds as announced in HELLO, within SPEC's range.

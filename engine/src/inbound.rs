@@ -208,7 +208,7 @@ impl LinkEngine {
                 "SESS-2: incomplete request".into(),
             );
         };
-        if self.channels.token_seen(&token) && !mutated!(self, AcceptReplayedToken) {
+        if self.channels.token_seen(&token) {
             return refuse(
                 self,
                 ConnectErrorCode::SystemInternalError,
@@ -297,8 +297,7 @@ impl LinkEngine {
         if !matches!(entry.state, State::Requested { .. }) {
             return;
         }
-        if token_of(&response.token) != Some(entry.token) && !mutated!(self, AcceptAnyResponseToken)
-        {
+        if token_of(&response.token) != Some(entry.token) {
             return self.fail_session(
                 channel,
                 SessionError::ProtocolError,
@@ -345,7 +344,7 @@ impl LinkEngine {
             );
         }
         match (control, problem) {
-            (Control::Message(_), Some(err)) if !mutated!(self, IgnoreMessageLimit) => {
+            (Control::Message(_), Some(err)) => {
                 self.fail_session(
                     channel,
                     SessionError::LimitExceeded,
@@ -403,15 +402,6 @@ impl LinkEngine {
                 SessionError::ProtocolError,
                 "SESS-6: DATA before the session is connected".into(),
             );
-        }
-        if mutated!(self, DeliverPartialData) {
-            if let Ok(fragment) = DataFragment::from_split_frame(frame, chunk) {
-                self.events.push_back(EngineEvent::Data {
-                    channel,
-                    data: fragment.chunk,
-                });
-            }
-            return;
         }
         // Taking the frame lets the reassembler keep a large chunk without copying it.
         let fragment = match DataFragment::from_split_frame(frame, chunk) {

@@ -19,28 +19,12 @@
 //! assert!(matches!(b.poll_event(), Some(EngineEvent::LinkUp { version: 1, .. })));
 //! ```
 
-/// Whether a deliberate defect is on: `false` (and compiled away) without feature `mutants`.
-macro_rules! mutated {
-    ($engine:expr, $mutation:ident) => {{
-        #[cfg(feature = "mutants")]
-        {
-            $engine.config.mutated($crate::Mutation::$mutation)
-        }
-        #[cfg(not(feature = "mutants"))]
-        {
-            false
-        }
-    }};
-}
-
 mod channel;
 mod config;
 pub mod device;
 mod event;
 mod inbound;
 mod link;
-#[cfg(feature = "mutants")]
-mod mutation;
 #[doc(hidden)]
 pub mod names;
 mod outbound;
@@ -51,8 +35,6 @@ pub use inbound::PROGRESS_STEP;
 #[doc(hidden)]
 pub use link::truncate;
 pub use link::{LinkEngine, OutgoingRequest};
-#[cfg(feature = "mutants")]
-pub use mutation::Mutation;
 
 /// The hash map of the crate: SipHash, the standard one, costs more per connect than anything
 /// else on the path but allocation. foldhash's quality hasher is seeded at random per process,

@@ -493,18 +493,6 @@ impl LinkEngine {
         let fragments = Fragmenter::new(version, channel, transfer_id, data, max_frame)
             .map_err(|e| EngineError::Encode(e.to_string()))?;
         entry.last_transfer = transfer_id;
-        if mutated!(self, ReorderFragments) {
-            let mut frames: Vec<Bytes> = fragments.collect();
-            if frames.len() > 2 {
-                frames.swap(1, 2);
-            }
-            self.outbound.push_control(frames);
-            self.events.push_back(EngineEvent::TransferSent {
-                channel,
-                transfer_id,
-            });
-            return Ok(transfer_id);
-        }
         self.outbound.push_transfer(channel, transfer_id, fragments);
         Ok(transfer_id)
     }
@@ -526,13 +514,6 @@ impl LinkEngine {
                 });
             }
         }
-        let reason = if mutated!(self, WrongDisconnectReason)
-            && reason == DisconnectReason::PeerAppCloseCollaboration
-        {
-            DisconnectReason::PeerAppExit
-        } else {
-            reason
-        };
         let disconnect = Control::Disconnect(pb::Disconnect {
             reason: reason.into(),
             error: SessionError::None.into(),

@@ -12,8 +12,10 @@ use acm::{
     AbilityConnectionManager, AcmError, CollaborateEventType, CollaborateRequest,
     CollaborateResult, ConnectOptions, Context, Device, DeviceConfig, Event, EventType, PeerInfo,
 };
-use acm_transport_mock::{DeviceOptions, Fault, MockNetwork};
+use acm_transport_mock::{DeviceOptions, Fault, MockNetwork, MockTransport};
 use bytes::Bytes;
+
+use crate::mutant::{Mutant, Mutation};
 
 use super::implementation::{
     ABILITY, BUNDLE, Call, HANDLER_REASON, LinkFault, MODULE, Observation, Outcome,
@@ -69,13 +71,26 @@ impl ReferenceImplementation {
     ///
     /// Outside a tokio runtime.
     pub fn with_config(seed: u64, max_frame_size: usize, config: DeviceConfig) -> Self {
+        Self::build(seed, max_frame_size, |transport| {
+            Device::new(transport, config)
+        })
+    }
+
+    /// As [`ReferenceImplementation::with_config`] with the default settings, both devices
+    /// carrying `mutation`'s defect ([`crate::mutant`]).
+    pub fn mutated(seed: u64, max_frame_size: usize, mutation: Mutation) -> Self {
+        Self::build(seed, max_frame_size, |transport| {
+            Device::new(Mutant::new(transport, mutation), DeviceConfig::default())
+        })
+    }
+
+    fn build(seed: u64, max_frame_size: usize, device: impl Fn(MockTransport) -> Device) -> Self {
         let network = MockNetwork::new(seed);
         let shared = SharedRef::default();
         let ids = Side::BOTH.map(|side| DeviceId::new(side.device_id()).expect("a valid id"));
         let devices = ids.clone().map(|id| {
             let options = DeviceOptions::new().max_frame_size(max_frame_size);
-            let transport = network.add_device_with(id, options).expect("a new device");
-            Device::new(transport, config)
+            device(network.add_device_with(id, options).expect("a new device"))
         });
         let apps = [0, 1].map(|i| devices[i].manager(&context()));
         for side in Side::BOTH {

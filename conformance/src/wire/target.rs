@@ -47,10 +47,27 @@ impl MockTarget {
     /// Starts the reference implementation as device `iut` on a new mock network, beside the
     /// suite's device `suite`. Needs a tokio runtime.
     pub fn start(config: DeviceConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Self::start_with(|transport| Device::new(transport, config))
+    }
+
+    /// As [`MockTarget::start`] with the default settings, the implementation carrying
+    /// `mutation`'s defect ([`crate::mutant`]).
+    pub fn start_mutated(
+        mutation: crate::mutant::Mutation,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Self::start_with(|transport| {
+            let transport = crate::mutant::Mutant::new(transport, mutation);
+            Device::new(transport, DeviceConfig::default())
+        })
+    }
+
+    fn start_with(
+        device: impl FnOnce(MockTransport) -> Device,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let network = MockNetwork::new(0xACC0);
         let iut = DeviceId::new("iut")?;
         let suite = network.add_device(DeviceId::new("suite")?)?;
-        let device = Device::new(network.add_device(iut.clone())?, config);
+        let device = device(network.add_device(iut.clone())?);
         let profile = profile::install(&device);
         Ok(Self {
             suite,
