@@ -5,8 +5,8 @@
 //! Each body takes arbitrary bytes, drives one part of acm with them, and panics when an
 //! invariant breaks, which a fuzzer reports as a crash. The same functions run under libFuzzer
 //! (the one-line targets of `fuzz/fuzz_targets/`) and in `cargo test` (`tests/replay.rs`).
-//! [`wire`] holds the decoders' targets, [`engine`] the link engine's; `fuzz/README.md` gives
-//! every input layout.
+//! [`wire`] holds the decoders' targets, [`engine`] the link engine's, [`device`] the device
+//! engine's; `fuzz/README.md` gives every input layout.
 //!
 //! ```
 //! // Any input is a valid one: a body panics only on a broken invariant.
@@ -15,6 +15,7 @@
 //! }
 //! ```
 
+pub mod device;
 pub mod engine;
 mod input;
 pub mod replay;
@@ -58,6 +59,10 @@ pub const TARGETS: &[Target] = &[
         name: "engine",
         run: engine::engine,
     },
+    Target {
+        name: "device",
+        run: device::device,
+    },
 ];
 
 /// One seed input.
@@ -75,6 +80,7 @@ pub struct Seed {
 pub fn seeds() -> Vec<Seed> {
     let mut seeds = wire::seeds();
     seeds.extend(engine::seeds());
+    seeds.extend(device::seeds());
     seeds
 }
 

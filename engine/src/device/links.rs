@@ -10,7 +10,9 @@ use crate::event::{ConnectOutcome, EngineEvent, IncomingRequest, Token};
 use crate::link::LinkEngine;
 
 use super::sessions::Pending;
-use super::{DeviceEngine, DeviceEvent, LinkId, RETIRE_GRACE, RoutedRequest, SessionState, Slot};
+use super::{
+    DeviceEngine, DeviceEvent, LinkId, RETIRE_GRACE, Retire, RoutedRequest, SessionState, Slot,
+};
 
 impl DeviceEngine {
     /// Takes a link the transport opened at `now` to device `peer`, dialed by this side
@@ -47,7 +49,7 @@ impl DeviceEngine {
                 peer: peer.to_string(),
                 dialer,
                 up: false,
-                retire_at: None,
+                retire: Retire::No,
                 channels: crate::HashMap::default(),
                 requests: crate::HashMap::default(),
                 events: std::collections::VecDeque::new(),
@@ -90,7 +92,11 @@ impl DeviceEngine {
             return None;
         }
         let engine = slot.engine.poll_timeout();
-        match (engine, slot.retire_at) {
+        let retire = match slot.retire {
+            Retire::After(due) => Some(due),
+            Retire::No | Retire::Due => None,
+        };
+        match (engine, retire) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -211,7 +217,12 @@ impl DeviceEngine {
         let Some(slot) = self.links.get_mut(&link) else {
             return;
         };
-        if slot.retire_at.is_some_and(|due| now >= due)
+        if let Retire::After(due) = slot.retire
+            && now >= due
+        {
+            slot.retire = Retire::Due;
+        }
+        if slot.retire == Retire::Due
             && slot.engine.session_count() == 0
             && !slot.engine.is_closed()
         {
@@ -426,9 +437,9 @@ impl DeviceEngine {
             }
             if let Some(slot) = self.links.get_mut(id)
                 && slot.up
-                && slot.retire_at.is_none()
+                && slot.retire == Retire::No
             {
-                slot.retire_at = Some(now.checked_add(RETIRE_GRACE).unwrap_or(now));
+                slot.retire = Retire::After(now.checked_add(RETIRE_GRACE).unwrap_or(now));
             }
         }
     }

@@ -269,6 +269,18 @@ pub enum DeviceEvent {
     TransferAborted(TransferRef),
 }
 
+/// Where a link stands with `LINK-8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retire {
+    /// The link is preferred, or the only one to its device.
+    No,
+    /// Another link is preferred: this one closes once this grace is over and it carries no
+    /// session.
+    After(Instant),
+    /// The grace is over: the link closes as soon as it carries no session.
+    Due,
+}
+
 /// One link of the device.
 #[derive(Debug)]
 struct Slot {
@@ -279,8 +291,8 @@ struct Slot {
     dialer: String,
     /// Whether HELLOs were exchanged and the link has not ended.
     up: bool,
-    /// When a link that lost the `LINK-8` preference may close, once it carries no session.
-    retire_at: Option<Instant>,
+    /// Whether the link lost the `LINK-8` preference, and when it may close.
+    retire: Retire,
     /// The session of each channel that carries one of this device's sessions.
     channels: HashMap<u32, SessionId>,
     /// The token of each channel whose request waits for an app of this device.

@@ -257,9 +257,16 @@ fn sess7_requests_that_cross_on_two_links_leave_one_session() {
 #[test]
 fn link8_the_other_link_retires_once_its_grace_is_over_and_it_carries_no_session() {
     let (mut net, [t1, p1, p2, t2], session) = two_links_one_session();
-    // The grace is over, but link 1 still carries the session.
+    // The grace is over, but link 1 still carries the session; its end is not a deadline that
+    // has passed (a runtime would wake for it again and again).
     net.advance(RETIRE_GRACE + Duration::from_secs(1));
     assert!(net.device("tablet").is_up(t1));
+    let now = net.now;
+    assert!(
+        net.device("tablet")
+            .poll_timeout(t1)
+            .is_none_or(|due| due > now)
+    );
     // Once the session ends, link 1 closes, on both sides; link 2 stays.
     let now = net.now;
     net.device("tablet")
