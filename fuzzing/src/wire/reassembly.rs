@@ -270,7 +270,7 @@ fn through_the_wire(fragment: &DataFragment) -> DataFragment {
 
 /// Target `reassembly`: arbitrary sequences of data fragments into the reassembler.
 ///
-/// Input: a configuration byte (see [`limits`]), then operations, each an operation byte and
+/// Input: a configuration byte (see `limits`), then operations, each an operation byte and
 /// its arguments (`fuzz/README.md` lists them): a fragment given by its fields, a raw DATA
 /// payload, an abort, or a whole transfer cut by the [`Fragmenter`]. Every fragment goes
 /// through the reassembler and a model of SPEC section 6: both must take or refuse it alike,
