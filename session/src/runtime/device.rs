@@ -229,6 +229,19 @@ async fn accept_links(shared: Weak<Shared>) {
 
 /// Adds `link`, opened by the transport, to the device and starts its driver.
 fn start_link(shared: &Arc<Shared>, link: Box<dyn Link>) -> Result<LinkId, String> {
+    let (id, link) = add_link(shared, link)?;
+    let span =
+        tracing::info_span!("link", peer = %link.peer_device(), role = ?link.role(), id = id.get());
+    driver::spawn(shared.clone(), id, link, span);
+    Ok(id)
+}
+
+/// Adds `link`, opened by the transport, to the device's engine and state: its driver is to be
+/// started.
+pub(super) fn add_link(
+    shared: &Arc<Shared>,
+    link: Box<dyn Link>,
+) -> Result<(LinkId, Arc<dyn Link>), String> {
     let nonce = shared.random16()?;
     let link: Arc<dyn Link> = Arc::from(link);
     let role = link.role();
@@ -250,9 +263,7 @@ fn start_link(shared: &Arc<Shared>, link: Box<dyn Link>) -> Result<LinkId, Strin
         }
         id
     };
-    let span = tracing::info_span!("link", %peer, ?role, id = id.get());
-    driver::spawn(shared.clone(), id, link, span);
-    Ok(id)
+    Ok((id, link))
 }
 
 impl Shared {

@@ -40,26 +40,32 @@ type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Starts the driver of `link`, which the device's engine knows as `id`.
 pub(super) fn spawn(shared: Arc<Shared>, id: LinkId, link: Arc<dyn Link>, span: tracing::Span) {
-    let driver = Driver {
-        receiving: Some(receive(&link)),
-        shared,
-        id,
-        link,
-        received: Vec::new(),
-        lost: None,
-        sending: None,
-        outbox: VecDeque::new(),
-        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
-        timer_at: None,
-        fired: false,
-        held: VecDeque::new(),
-        room: None,
-        close_reason: CloseReason::normal(),
-        closing: None,
-        work: Vec::new(),
-        spare: Vec::new(),
-    };
-    tokio::spawn(driver.instrument(span));
+    tokio::spawn(Driver::new(shared, id, link).instrument(span));
+}
+
+impl Driver {
+    /// The driver of `link`, which the device's engine knows as `id`; it runs once polled.
+    pub(super) fn new(shared: Arc<Shared>, id: LinkId, link: Arc<dyn Link>) -> Self {
+        Self {
+            receiving: Some(receive(&link)),
+            shared,
+            id,
+            link,
+            received: Vec::new(),
+            lost: None,
+            sending: None,
+            outbox: VecDeque::new(),
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            timer_at: None,
+            fired: false,
+            held: VecDeque::new(),
+            room: None,
+            close_reason: CloseReason::normal(),
+            closing: None,
+            work: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
 }
 
 /// App code to run for an event, with the lock let go.
@@ -75,7 +81,7 @@ enum Work {
     },
 }
 
-struct Driver {
+pub(super) struct Driver {
     shared: Arc<Shared>,
     id: LinkId,
     link: Arc<dyn Link>,

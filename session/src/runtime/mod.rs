@@ -22,3 +22,6 @@ mod driver;
 pub(crate) mod state;
 
 pub use device::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
+
+#[cfg(test)]
+mod tests;
