@@ -476,6 +476,15 @@ pub trait Link: Send + Sync + fmt::Debug {
 
     /// How the link ended, or `None` while it is open.
     fn closure(&self) -> Option<Closure>;
+
+    /// The bytes of the binding's opening as both sides sent them: the dialer's opening
+    /// message, then the acceptor's (the OPEN messages of the TCP and Bluetooth LE bindings),
+    /// the same on both ends of the link. Empty for a transport whose links open without
+    /// messages of their own, such as the in-memory mock: the default. The secure layer binds
+    /// them into its handshake (SPEC section 17), so that a change to them on the way fails it.
+    fn opening(&self) -> Bytes {
+        Bytes::new()
+    }
 }
 
 /// A way to reach other devices: it dials them, accepts their links, and lists the ones nearby.
