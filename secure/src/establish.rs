@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use acm_transport::{DeviceId, Link, Role};
+use acm_transport::{DeviceId, Link};
 
 use crate::config::SecureConfig;
 use crate::error::{CloseCode, SecureError};
@@ -15,11 +15,9 @@ use crate::pairing::{PairingCode, PairingPolicy};
 /// The prologue of `link`'s handshake: its ids in the dialer's and acceptor's places, and its
 /// binding's opening.
 pub fn link_prologue(link: &dyn Link) -> Vec<u8> {
-    let (local, peer) = (link.local_device(), link.peer_device());
-    let (dialer, acceptor) = match link.role() {
-        Role::Dialer => (local, peer),
-        Role::Acceptor => (peer, local),
-    };
+    let (dialer, acceptor) = link
+        .role()
+        .dialer_first(link.local_device(), link.peer_device());
     prologue(dialer, acceptor, &link.opening())
 }
 

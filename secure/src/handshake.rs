@@ -273,3 +273,72 @@ impl Handshake {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Handshake, Handshake) {
+        let prologue = prologue(
+            &DeviceId::new("phone").unwrap(),
+            &DeviceId::new("tablet").unwrap(),
+            b"",
+        );
+        let dialer = Handshake::new(&Identity::generate().unwrap(), Role::Dialer, &prologue);
+        let acceptor = Handshake::new(&Identity::generate().unwrap(), Role::Acceptor, &prologue);
+        (dialer.unwrap(), acceptor.unwrap())
+    }
+
+    #[test]
+    fn both_sides_agree_on_the_code_the_hash_and_each_others_keys() {
+        let (mut dialer, mut acceptor) = pair();
+        assert!(dialer.is_my_turn() && !acceptor.is_my_turn());
+        for _ in 0..3 {
+            let (from, to) = if dialer.is_my_turn() {
+                (&mut dialer, &mut acceptor)
+            } else {
+                (&mut acceptor, &mut dialer)
+            };
+            let message = from.write_message().unwrap();
+            to.read_message(&message).unwrap();
+        }
+        assert!(dialer.is_finished() && acceptor.is_finished());
+        let (d, a) = (dialer.finish().unwrap(), acceptor.finish().unwrap());
+        assert_eq!(d.code, a.code);
+        assert_eq!(d.handshake_hash, a.handshake_hash);
+        assert_ne!(d.peer_key, a.peer_key);
+    }
+
+    #[test]
+    fn a_nonce_that_does_not_open_the_commitment_fails_the_handshake() {
+        let (mut dialer, mut acceptor) = pair();
+        acceptor
+            .read_message(&dialer.write_message().unwrap())
+            .unwrap();
+        dialer
+            .read_message(&acceptor.write_message().unwrap())
+            .unwrap();
+        // A dialer that reveals another nonce than it committed to (to steer the code).
+        dialer.nonce[0] ^= 1;
+        let err = acceptor
+            .read_message(&dialer.write_message().unwrap())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not open its commitment"),
+            "{err}"
+        );
+        assert_eq!(err.close_code(), Some(CloseCode::HandshakeFailed));
+    }
+
+    #[test]
+    fn messages_out_of_turn_are_refused() {
+        let (mut dialer, mut acceptor) = pair();
+        assert!(acceptor.write_message().is_err());
+        let first = dialer.write_message().unwrap();
+        assert!(dialer.read_message(&first).is_err());
+        assert!(dialer.write_message().is_err());
+        assert!(dialer.finish().is_err());
+        acceptor.read_message(&first).unwrap();
+        assert!(acceptor.read_message(&first).is_err());
+    }
+}

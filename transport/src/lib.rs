@@ -289,6 +289,17 @@ pub enum Role {
     Acceptor,
 }
 
+impl Role {
+    /// `local` and `peer` (two things of a link's ends, such as their device ids) put in the
+    /// order (dialer's, acceptor's), as this side's role says.
+    pub fn dialer_first<'a, T: ?Sized>(self, local: &'a T, peer: &'a T) -> (&'a T, &'a T) {
+        match self {
+            Self::Dialer => (local, peer),
+            Self::Acceptor => (peer, local),
+        }
+    }
+}
+
 /// What went wrong in a transport or on a link.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -578,6 +589,12 @@ mod tests {
             Closure::Lost("connection reset".into()).to_string(),
             "lost: connection reset"
         );
+    }
+
+    #[test]
+    fn dialer_first_puts_the_dialers_end_first_whichever_side_asks() {
+        assert_eq!(Role::Dialer.dialer_first("me", "you"), ("me", "you"));
+        assert_eq!(Role::Acceptor.dialer_first("me", "you"), ("you", "me"));
     }
 
     #[test]
