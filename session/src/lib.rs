@@ -76,13 +76,16 @@ pub mod engine;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod runtime;
+pub mod security;
 pub mod segmented;
 
 pub use api::*;
 pub use runtime::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
 
+pub use acm_secure as secure;
 pub use acm_transport as transport;
 pub use acm_wire as wire;
+pub use security::Security;
 
 /// The hash map of the crate: SipHash, the standard one, costs more per connect than anything
 /// else on the path but allocation. foldhash's quality hasher is seeded at random per process,

@@ -75,7 +75,7 @@ impl ReferenceImplementation {
         let devices = ids.clone().map(|id| {
             let options = DeviceOptions::new().max_frame_size(max_frame_size);
             let transport = network.add_device_with(id, options).expect("a new device");
-            Device::new(transport, config)
+            Device::new(transport, config.clone())
         });
         let apps = [0, 1].map(|i| devices[i].manager(&context()));
         for side in Side::BOTH {
