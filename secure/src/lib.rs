@@ -67,6 +67,7 @@ mod pairing;
 pub mod record;
 mod transport;
 mod trust;
+pub mod vectors;
 
 pub use config::{HANDSHAKE_TIMEOUT, PAIRING_TIMEOUT, SecureConfig};
 pub use error::{CloseCode, SecureError};
