@@ -75,8 +75,12 @@ impl<T: Transport + 'static> Secure<T> {
         let config = self.config.clone();
         let opened = self.opened_tx.clone();
         tokio::spawn(async move {
-            if let Ok(link) = establish(link, &config).await {
-                let _ = opened.send(link);
+            let peer = link.peer_device().clone();
+            match establish(link, &config).await {
+                Ok(link) => {
+                    let _ = opened.send(link);
+                }
+                Err(error) => tracing::warn!(%peer, %error, "refused a link"),
             }
             drop(permit);
         });
@@ -104,8 +108,13 @@ impl<T: Transport + 'static> Transport for Secure<T> {
 
     async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError> {
         let link = self.inner.dial(device).await?;
-        let link = establish(link, &self.config).await?;
-        Ok(Box::new(link))
+        match establish(link, &self.config).await {
+            Ok(link) => Ok(Box::new(link)),
+            Err(error) => {
+                tracing::warn!(peer = %device, %error, "refused a link");
+                Err(error.into())
+            }
+        }
     }
 
     async fn accept(&self) -> Result<Box<dyn Link>, TransportError> {
