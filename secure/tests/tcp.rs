@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use acm_secure::{CloseCode, Identity, PairingCode, Secure, SecureConfig};
-use acm_transport::{DeviceId, Link, Transport};
+use acm_transport::{DeviceId, Transport};
 use acm_transport_tcp::TcpTransport;
 use common::{frame, id, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
