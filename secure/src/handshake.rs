@@ -154,6 +154,11 @@ impl Handshake {
         })
     }
 
+    /// This side's role: the dialer is the Noise initiator.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// Whether the next message is this side's to write (false once finished).
     pub fn is_my_turn(&self) -> bool {
         !self.is_finished() && self.step.is_multiple_of(2) == (self.role == Role::Dialer)

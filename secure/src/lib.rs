@@ -60,6 +60,9 @@ pub mod envelope;
 mod error;
 mod establish;
 mod files;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handshake;
 mod identity;
 mod link;
