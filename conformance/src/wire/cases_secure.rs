@@ -56,7 +56,7 @@ pub(super) fn cases() -> Vec<WireCase> {
         wire_case!(
             "wire/SEC-5/garbage-handshake",
             ["SEC-5"],
-            "76 random bytes instead of message 1 close the link with HANDSHAKE_FAILED",
+            "a made-up message 1 (a bad envelope around 64 bytes of noise) closes the link with HANDSHAKE_FAILED",
             garbage_handshake
         ),
         wire_case!(
@@ -235,8 +235,12 @@ async fn truncated_handshake(t: &dyn WireTarget) -> Step<()> {
 async fn garbage_handshake(t: &dyn WireTarget) -> Step<()> {
     suite_security(t)?;
     let link = raw(t).await?;
-    // Not a frame of any kind: the magic is wrong.
-    let garbage: Vec<u8> = (0..76u8).map(|i| i.wrapping_mul(37) ^ 0x42).collect();
+    // Shaped like a frame, so that byte-stream bindings carry it (`TCP-2`), but no envelope:
+    // its version, flags and channel are wrong; its body is noise.
+    let mut garbage = vec![
+        0xAC, 0x4D, 0x9A, 0x7E, 0xFF, 0x00, 0x00, 64, 0x12, 0x34, 0x56, 0x78,
+    ];
+    garbage.extend((0..64u8).map(|i| i.wrapping_mul(37) ^ 0x42));
     send_raw(&*link, garbage.into()).await?;
     expect_closed(&*link, CloseCode::HandshakeFailed).await
 }
