@@ -102,7 +102,7 @@ fn main() -> ExitCode {
         }
     };
     let quick = args.quick;
-    let measures: [(&str, &dyn Fn() -> Vec<Row>); 9] = [
+    let measures: [(&str, &dyn Fn() -> Vec<Row>); 10] = [
         ("decode", &|| codec::decode_frames(plan)),
         ("connect-request", &|| codec::connect_request(plan)),
         ("send-data", &|| runtime.block_on(transfer::send_data(plan))),
@@ -115,6 +115,7 @@ fn main() -> ExitCode {
         ("overhead", &|| {
             runtime.block_on(scale::small_frame_overhead())
         }),
+        ("secure-records", &|| secure::records(plan)),
         ("secure-send-data", &|| {
             runtime.block_on(secure::send_data(quick))
         }),

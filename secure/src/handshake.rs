@@ -233,12 +233,14 @@ impl Handshake {
             .noise
             .read_message(body, &mut payload)
             .map_err(|e| failed(format!("handshake message {}: {e}", self.step + 1)))?;
+        let expected = if self.step == 1 { 0 } else { NONCE_LEN };
+        let Some(carried) = payload.get(..read).filter(|p| p.len() == expected) else {
+            return Err(failed("a handshake payload of the wrong length"));
+        };
         match self.step {
-            0 => self
-                .commitment
-                .copy_from_slice(&payload[..NONCE_LEN.min(read)]),
+            0 => self.commitment.copy_from_slice(carried),
             2 => {
-                self.nonce.copy_from_slice(&payload[..NONCE_LEN.min(read)]);
+                self.nonce.copy_from_slice(carried);
                 let opened: [u8; 32] = Sha256::digest(self.nonce).into();
                 if opened != self.commitment {
                     return Err(failed("the dialer's nonce does not open its commitment"));

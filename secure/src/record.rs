@@ -113,6 +113,9 @@ impl Records {
         let Some(len) = body.len().checked_sub(TAG_LEN) else {
             return Err(record_failed("a record shorter than its tag"));
         };
+        if body.len() > envelope::MAX_BODY_LEN {
+            return Err(record_failed("a record longer than a Noise message"));
+        }
         let nonce = counter.0;
         let next = nonce
             .checked_add(1)
