@@ -8,6 +8,7 @@ mod codec;
 mod harness;
 mod report;
 mod scale;
+mod secure;
 mod tcp;
 mod transfer;
 mod world;
@@ -101,7 +102,8 @@ fn main() -> ExitCode {
             peers: 10,
         }
     };
-    let measures: [(&str, &dyn Fn() -> Vec<Row>); 8] = [
+    let quick = args.quick;
+    let measures: [(&str, &dyn Fn() -> Vec<Row>); 12] = [
         ("decode", &|| codec::decode_frames(plan)),
         ("connect-request", &|| codec::connect_request(plan)),
         ("send-data", &|| runtime.block_on(transfer::send_data(plan))),
@@ -120,6 +122,16 @@ fn main() -> ExitCode {
         }),
         ("overhead", &|| {
             runtime.block_on(scale::small_frame_overhead())
+        }),
+        ("secure-records", &|| secure::records(plan)),
+        ("secure-send-data", &|| {
+            runtime.block_on(secure::send_data(quick))
+        }),
+        ("secure-setup-cpu", &|| {
+            runtime.block_on(secure::link_setup_cpu(quick))
+        }),
+        ("secure-setup-round-trips", &|| {
+            runtime.block_on(secure::setup_round_trips(quick))
         }),
     ];
     for (name, measure) in measures {

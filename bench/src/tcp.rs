@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use acm::Device;
 use acm::transport::DeviceId;
-use acm::{Device, DeviceConfig};
 use acm_transport_tcp::TcpTransport;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::harness::{Plan, pairs_async};
 use crate::report::{Figure, Row};
-use crate::world::{Side, accept_all, connect, next_accepted, next_data, peer_of};
+use crate::world::{Side, accept_all, connect, next_accepted, next_data, peer_of, plain};
 
 /// The size of the transfer in a full run: the largest `send_data` takes by default.
 pub const TRANSFER: usize = 100 << 20;
@@ -27,8 +27,9 @@ async fn tcp_pair() -> (Side, Side) {
     let addr = listener.local_addr().expect("a bound address");
     let dialer = TcpTransport::client(DeviceId::new("phone").expect("a valid id"));
     dialer.add_peer(b_id, addr);
-    let a = Side::on(Device::new(dialer, DeviceConfig::default()));
-    let b = Side::on(Device::new(listener, DeviceConfig::default()));
+    // Plain links: these measure the runtime and the transport (the secure layer has its own).
+    let a = Side::on(Device::new(dialer, plain()));
+    let b = Side::on(Device::new(listener, plain()));
     (a, b)
 }
 

@@ -5,7 +5,7 @@ use acm::segmented::Segmented;
 use acm::transport::DeviceId;
 use acm::{
     AbilityConnectionManager, AcceptConnect, CollaborateRequest, CollaborateResult, ConnectOptions,
-    Context, Device, DeviceConfig, Event, EventStream, PeerInfo, SessionId,
+    Context, Device, DeviceConfig, Event, EventStream, PeerInfo, Security, SessionId,
 };
 use acm_transport_mock::{DeviceOptions, MockNetwork};
 use tokio::sync::mpsc;
@@ -31,12 +31,20 @@ pub struct Side {
     pub app: AbilityConnectionManager,
 }
 
+/// The configuration of the devices of the measures of the protocol stack, over the mock and
+/// over TCP: plain links, so that against their baselines (a duplex pipe, raw frames, raw TCP)
+/// they measure the stack alone; the secure layer's cost is measured against plain links by the `secure-*`
+/// measures (`secure.rs`).
+pub fn plain() -> DeviceConfig {
+    DeviceConfig::default().with_security(Security::Insecure)
+}
+
 /// Adds device `id` to `network` with `options`, and its app.
 pub fn side(network: &MockNetwork, id: &str, options: DeviceOptions) -> Side {
     let transport = network
         .add_device_with(DeviceId::new(id).expect("a valid id"), options)
         .expect("a new device");
-    side_on(Device::new(transport, DeviceConfig::default()))
+    Side::on(Device::new(transport, plain()))
 }
 
 /// Adds device `id` to `network` with `options`, its transport segmented (SPEC section 16), and
@@ -45,14 +53,7 @@ pub fn segmented_side(network: &MockNetwork, id: &str, options: DeviceOptions) -
     let transport = network
         .add_device_with(DeviceId::new(id).expect("a valid id"), options)
         .expect("a new device");
-    side_on(Device::new(
-        Segmented::new(transport),
-        DeviceConfig::default(),
-    ))
-}
-
-fn side_on(device: Device) -> Side {
-    Side::on(device)
+    Side::on(Device::new(Segmented::new(transport), plain()))
 }
 
 impl Side {
@@ -162,7 +163,9 @@ pub async fn connected_segmented_pair(
     connect_sides(a_side, b_side, b, service).await
 }
 
-async fn connect_sides(
+/// Connects a session from `a_side`'s app to the app of `b_side` (device `b`) for `service`:
+/// both sides, the session and the events of `b`'s end.
+pub async fn connect_sides(
     a_side: Side,
     b_side: Side,
     b: &str,

@@ -31,6 +31,10 @@ fn quick_run_prints_and_writes_every_measure() {
         "concurrent sessions: memory per idle session",
         "bytes on the link per payload byte, 64 KiB at 244-byte frames",
         "bytes on the link per payload byte, 64 KiB at 244-byte messages, segmented",
+        "seal + open of 65 507-byte records, one thread",
+        "over TCP loopback, secure",
+        "CPU time of one link's setup over TCP loopback, secure",
+        "dial → first ConnectResult over TCP with latency, secure",
     ] {
         assert!(
             stdout.contains(measure),
@@ -42,7 +46,7 @@ fn quick_run_prints_and_writes_every_measure() {
         );
     }
     assert!(written.contains("\"cores\""), "{written}");
-    assert_eq!(written.matches("\"measure\"").count(), 11, "{written}");
+    assert_eq!(written.matches("\"measure\"").count(), 15, "{written}");
 }
 
 #[test]

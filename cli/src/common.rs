@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use acm::transport::DeviceId;
-use acm::{Context, Device, DeviceConfig, Event, PeerInfo};
+use acm::{Context, Device, Event, PeerInfo};
 use acm_transport_ble::binding::MAX_ADVERTISED_ID_LEN;
 use acm_transport_ble::{BleConfig, BleTransport, HciEndpoint};
 use acm_transport_tcp::TcpTransport;
@@ -85,6 +85,9 @@ pub struct NetArgs {
     /// a serial (UART) one.
     #[arg(long, value_name = "tcp://HOST:PORT|serial:PATH")]
     pub hci: Option<String>,
+    /// The secure layer's options.
+    #[command(flatten)]
+    pub security: crate::security::SecurityArgs,
 }
 
 /// `tcp://HOST:PORT` as a socket address.
@@ -160,7 +163,8 @@ pub async fn tcp_device(
         transport.add_peer(peer, addr);
     }
     let local = transport.local_addr();
-    Ok((Device::new(transport, DeviceConfig::default()), local))
+    let config = crate::security::device_config(&net.security)?;
+    Ok((Device::new(transport, config), local))
 }
 
 /// `--hci`: `tcp://HOST:PORT`, `serial:PATH` or a plain path.
@@ -212,7 +216,8 @@ pub async fn ble_device(
                 "cannot use the Bluetooth controller at {hci_text}: {e}"
             ))
         })?;
-    Ok(Device::new(transport, DeviceConfig::default()))
+    let config = crate::security::device_config(&net.security)?;
+    Ok(Device::new(transport, config))
 }
 
 /// `BUNDLE/MODULE/ABILITY`.

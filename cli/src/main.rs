@@ -11,13 +11,14 @@
 
 mod commands;
 mod common;
+mod security;
 mod transfer;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{chat, conformance, devices, listen, send};
+use commands::{chat, conformance, devices, keys, listen, send};
 use common::CliError;
 
 /// The acm protocol stack's command line.
@@ -52,6 +53,11 @@ enum Command {
     /// Opens a session to an app on another device: typed lines are sent as messages, the
     /// peer's are printed; Ctrl-C or the end of input disconnects.
     Chat(chat::ChatArgs),
+    /// Prints this device's key fingerprint (making its key on first use), to compare with what
+    /// peers show when pairing.
+    Id(keys::IdArgs),
+    /// Lists (`list`) or forgets (`remove ID`) the devices this one is paired with.
+    Trust(keys::TrustArgs),
     /// Sends a file with a progress meter; the receiver (acm listen --save-dir) verifies its
     /// length and SHA-256 and saves it atomically.
     Send(send::SendArgs),
@@ -67,6 +73,8 @@ fn main() -> ExitCode {
         Command::Listen(args) => block_on(listen::run(args)),
         Command::Chat(args) => block_on(chat::run(args)),
         Command::Send(args) => block_on(send::run(args)),
+        Command::Id(args) => keys::id(args),
+        Command::Trust(args) => keys::trust(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

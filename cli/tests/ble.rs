@@ -25,6 +25,9 @@ fn rootcanal_and_tablet(extra: &[&str]) -> Option<(common::ControllerProcess, St
         "chat",
     ];
     args.extend_from_slice(extra);
+    if !args.contains(&"--identity") {
+        args.push("--yes");
+    }
     let mut tablet = Running::start(&args);
     tablet.expect("acm listen: device tablet advertising over Bluetooth LE");
     Some((controller, hci, tablet))
@@ -33,7 +36,11 @@ fn rootcanal_and_tablet(extra: &[&str]) -> Option<(common::ControllerProcess, St
 #[test]
 #[ignore = "needs a virtual Bluetooth controller (Rootcanal); .ci/ble runs it"]
 fn devices_chat_and_ctrl_c_over_ble() {
-    let Some((_controller, hci, mut tablet)) = rootcanal_and_tablet(&[]) else {
+    let dir = scratch("ble-pairing");
+    let tablet_keys = dir.join("tablet");
+    let Some((_controller, hci, mut tablet)) =
+        rootcanal_and_tablet(&["--identity", tablet_keys.to_str().unwrap()])
+    else {
         return;
     };
     let ble = ["--transport", "ble", "--hci", &hci];
@@ -58,6 +65,17 @@ fn devices_chat_and_ctrl_c_over_ble() {
         ]
         .concat(),
     );
+    // First contact: both ends show one code, and both owners confirm it.
+    let on_phone = phone.expect("pairing with tablet");
+    let on_tablet = tablet.expect("pairing with phone");
+    let code = |line: &str| line[line.find("code ").expect("a code")..].to_string();
+    assert_eq!(
+        code(&on_phone),
+        code(&on_tablet),
+        "{on_phone} / {on_tablet}"
+    );
+    phone.type_line("y");
+    tablet.type_line("y");
     phone.expect("connected to tablet, service chat");
     tablet.expect("request from phone (com.example.acm) for service chat");
     phone.type_line("hello over the air");
@@ -77,6 +95,7 @@ fn devices_chat_and_ctrl_c_over_ble() {
     tablet.interrupt();
     assert_eq!(tablet.wait(), Some(0));
     watch.expect("tablet\tgone");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -20,6 +20,9 @@ fn listen(extra: &[&str]) -> (Running, String) {
         "chat",
     ];
     args.extend_from_slice(extra);
+    if !args.contains(&"--identity") {
+        args.push("--yes");
+    }
     let mut listener = Running::start(&args);
     let line = listener.expect("tcp://");
     let start = line.find("tcp://").expect("an address");
@@ -33,7 +36,7 @@ fn listen(extra: &[&str]) -> (Running, String) {
 #[test]
 fn chat_and_listen_see_each_others_messages_and_the_disconnect_reason() {
     let (mut listener, to) = listen(&[]);
-    let mut chat = Running::start(&["chat", "--to", &to, "--service", "chat"]);
+    let mut chat = Running::start(&["chat", "--to", &to, "--service", "chat", "--yes"]);
     chat.expect("connected to acm-listener");
     chat.type_line("hello from the phone");
     listener.expect("> hello from the phone");
@@ -42,6 +45,74 @@ fn chat_and_listen_see_each_others_messages_and_the_disconnect_reason() {
     // The end of input leaves, as Ctrl-C does.
     assert_eq!(chat.wait(), Some(0));
     listener.expect("PEER_APP_CLOSE_COLLABORATION");
+}
+
+/// The code a `pairing with ... code NNN NNN` line shows.
+fn code_of(line: &str) -> String {
+    let at = line.find("code ").expect("a code") + 5;
+    line[at..at + 7].to_string()
+}
+
+#[test]
+fn first_contact_shows_one_code_on_both_ends_and_pairs_once_both_confirm() {
+    let dir = scratch("pairing");
+    let (tablet_keys, phone_keys, other_keys) =
+        (dir.join("tablet"), dir.join("phone"), dir.join("other"));
+    let (mut listener, to) = listen(&["--identity", tablet_keys.to_str().unwrap()]);
+    let chat_as = |keys: &std::path::Path| {
+        let keys = keys.to_str().unwrap().to_string();
+        let args = [
+            "chat",
+            "--to",
+            &to,
+            "--service",
+            "chat",
+            "--device-id",
+            "phone",
+        ];
+        Running::start(&[&args[..], &["--identity", &keys]].concat())
+    };
+    let mut chat = chat_as(&phone_keys);
+    let on_phone = chat.expect("pairing with acm-listener");
+    let on_tablet = listener.expect("pairing with phone");
+    assert_eq!(
+        code_of(&on_phone),
+        code_of(&on_tablet),
+        "{on_phone} / {on_tablet}"
+    );
+    chat.expect("does acm-listener show the same code? [y/N]");
+    chat.type_line("y");
+    listener.type_line("yes");
+    chat.expect("connected to acm-listener");
+    chat.type_line("paired now");
+    listener.expect("phone> paired now");
+    assert_eq!(chat.wait(), Some(0));
+
+    // Paired: the next chat from the same keys asks no one.
+    let mut again = chat_as(&phone_keys);
+    let connected = again.expect("connected to acm-listener");
+    assert!(!connected.contains("pairing"), "{connected}");
+    assert_eq!(again.wait(), Some(0));
+    let listed = acm(&["trust", "list", "--identity", tablet_keys.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&listed.stdout).starts_with("phone\t"));
+
+    // Another key under the paired id is refused.
+    let output = acm(&[
+        "chat",
+        "--to",
+        &to,
+        "--service",
+        "chat",
+        "--device-id",
+        "phone",
+        "--yes",
+        "--identity",
+        other_keys.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("IMPERSONATION"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -58,7 +129,7 @@ fn ctrl_c_ends_listen_even_when_its_input_ends_at_the_same_moment() {
 fn ctrl_c_ends_chat_even_when_a_typed_line_arrives_at_the_same_moment() {
     let (mut listener, to) = listen(&[]);
     for round in 0..5 {
-        let mut chat = Running::start(&["chat", "--to", &to, "--service", "chat"]);
+        let mut chat = Running::start(&["chat", "--to", &to, "--service", "chat", "--yes"]);
         chat.expect("connected to acm-listener");
         chat.interrupt_amid(|chat| chat.type_line(&format!("last words {round}")));
         assert_eq!(chat.wait_within(LEAVING), Some(0));
@@ -82,7 +153,7 @@ fn ctrl_c_ends_devices_watch_even_when_a_look_is_due_at_the_same_moment() {
 #[test]
 fn a_rejected_chat_says_why_and_exits_1() {
     let (_listener, to) = listen(&["--reject", "busy right now"]);
-    let output = acm(&["chat", "--to", &to, "--service", "chat"]);
+    let output = acm(&["chat", "--to", &to, "--service", "chat", "--yes"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -122,6 +193,7 @@ fn a_link_killed_mid_transfer_leaves_no_file() {
         &to,
         "--service",
         "chat",
+        "--yes",
     ]);
     let progress = listener.expect("\"event\":\"progress\"");
     assert!(!progress.contains("\"bytes\":33554432"), "{progress}");

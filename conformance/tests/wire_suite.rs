@@ -1,6 +1,6 @@
 //! The black-box wire suite against the reference implementation over the mock transport.
 
-use acm::DeviceConfig;
+use acm::{DeviceConfig, Security};
 use acm_conformance::Verdict;
 use acm_conformance::wire::{MockTarget, cases, run_wire_suite};
 
@@ -23,6 +23,25 @@ async fn the_reference_implementation_passes_every_wire_case() {
             .all(|r| matches!(r.verdict, Verdict::Pass | Verdict::Unsupported(_))),
     );
     assert!(report.results.len() >= 60, "{} cases", report.results.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_implementation_passes_every_case_but_the_secure_layers() {
+    let plain = DeviceConfig::default().with_security(Security::Insecure);
+    let target = MockTarget::start(plain).expect("target starts");
+    let report = run_wire_suite(&target, "", |_| {}).await;
+    for result in &report.results {
+        let secure_case = result.case.id.starts_with("wire/SEC-");
+        match &result.verdict {
+            Verdict::Pass => assert!(
+                !secure_case || result.case.id == "wire/SEC-6/test-vectors",
+                "{} passed against a plain implementation",
+                result.case.id
+            ),
+            Verdict::Unsupported(_) => {}
+            other => panic!("{}: {other:?}", result.case.id),
+        }
+    }
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! invariant breaks, which a fuzzer reports as a crash. The same functions run under libFuzzer
 //! (the one-line targets of `fuzz/fuzz_targets/`) and in `cargo test` (`tests/replay.rs`).
 //! [`wire`] holds the decoders' targets, [`engine`] the link engine's, [`device`] the device
-//! engine's; `fuzz/README.md` gives every input layout.
+//! engine's, [`secure`] the secure layer's; `fuzz/README.md` gives every input
+//! layout.
 //!
 //! ```
 //! // Any input is a valid one: a body panics only on a broken invariant.
@@ -19,6 +20,7 @@ pub mod device;
 pub mod engine;
 mod input;
 pub mod replay;
+pub mod secure;
 pub mod wire;
 
 pub use input::{Input, put_varint};
@@ -63,6 +65,10 @@ pub const TARGETS: &[Target] = &[
         name: "device",
         run: device::device,
     },
+    Target {
+        name: "secure",
+        run: secure::secure,
+    },
 ];
 
 /// One seed input.
@@ -81,6 +87,7 @@ pub fn seeds() -> Vec<Seed> {
     let mut seeds = wire::seeds();
     seeds.extend(engine::seeds());
     seeds.extend(device::seeds());
+    seeds.extend(secure::seeds());
     seeds
 }
 

@@ -75,6 +75,7 @@ pub mod api;
 mod error;
 mod events;
 mod runtime;
+pub mod security;
 pub mod segmented;
 mod types;
 
@@ -82,8 +83,10 @@ pub use api::*;
 pub use runtime::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
 
 pub use acm_engine as engine;
+pub use acm_secure as secure;
 pub use acm_transport as transport;
 pub use acm_wire as wire;
+pub use security::Security;
 
 /// The hash map of the crate: SipHash, the standard one, costs more per connect than anything
 /// else on the path but allocation. foldhash's quality hasher is seeded at random per process,

@@ -267,6 +267,10 @@ impl Link for SegmentedLink {
             None => self.inner.closure(),
         }
     }
+
+    fn opening(&self) -> Bytes {
+        self.inner.opening()
+    }
 }
 
 #[cfg(test)]

@@ -314,7 +314,7 @@ async fn acm_round(proxy: SocketAddr, counter: &AclCounter, round: usize, data: 
     let (phone, tablet) = pair(proxy, counter, &format!("a{round}")).await;
     let tablet_id = tablet.local_device().as_str().to_owned();
     let config = DeviceConfig::default();
-    let phone = Device::new(phone, config);
+    let phone = Device::new(phone, config.clone());
     let tablet = Device::new(tablet, config);
     let phone_app = phone.manager(&context());
     let tablet_app = tablet.manager(&context());

@@ -258,4 +258,15 @@ impl Link for BleLink {
     fn closure(&self) -> Option<Closure> {
         self.shared.closure()
     }
+
+    /// The dialer's OPEN SDU, then the acceptor's (`BLE-5`), as each was sent.
+    fn opening(&self) -> Bytes {
+        let (dialer, acceptor) = self
+            .info
+            .role
+            .dialer_first(&self.info.local, &self.info.peer);
+        [binding::open(dialer), binding::open(acceptor)]
+            .concat()
+            .into()
+    }
 }

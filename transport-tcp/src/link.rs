@@ -338,6 +338,17 @@ impl Link for TcpLink {
     fn closure(&self) -> Option<Closure> {
         self.shared.closure()
     }
+
+    /// The dialer's OPEN, then the acceptor's (`TCP-5`), as each was written.
+    fn opening(&self) -> Bytes {
+        let (dialer, acceptor) = self
+            .info
+            .role
+            .dialer_first(&self.info.local, &self.info.peer);
+        [binding::open(dialer), binding::open(acceptor)]
+            .concat()
+            .into()
+    }
 }
 
 /// Waits until the tasks must stop.

@@ -44,6 +44,17 @@ async fn dial_by_id_and_accept_give_each_side_the_other_id_and_its_role() {
 }
 
 #[tokio::test]
+async fn both_ends_report_the_same_opening_the_dialers_open_then_the_acceptors() {
+    within(10, async {
+        let p = pair().await;
+        let opening = [binding::open(&id("phone")), binding::open(&id("tablet"))].concat();
+        assert_eq!(&p.dialer.opening()[..], &opening[..]);
+        assert_eq!(&p.acceptor.opening()[..], &opening[..]);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn discover_lists_the_peers_added_in_id_order_with_their_addresses() {
     let phone = TcpTransport::client(id("phone"));
     assert!(phone.discover().await.unwrap().is_empty());

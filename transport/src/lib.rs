@@ -289,6 +289,17 @@ pub enum Role {
     Acceptor,
 }
 
+impl Role {
+    /// `local` and `peer` (two things of a link's ends, such as their device ids) put in the
+    /// order (dialer's, acceptor's), as this side's role says.
+    pub fn dialer_first<'a, T: ?Sized>(self, local: &'a T, peer: &'a T) -> (&'a T, &'a T) {
+        match self {
+            Self::Dialer => (local, peer),
+            Self::Acceptor => (peer, local),
+        }
+    }
+}
+
 /// What went wrong in a transport or on a link.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -476,6 +487,15 @@ pub trait Link: Send + Sync + fmt::Debug {
 
     /// How the link ended, or `None` while it is open.
     fn closure(&self) -> Option<Closure>;
+
+    /// The bytes of the binding's opening as both sides sent them: the dialer's opening
+    /// message, then the acceptor's (the OPEN messages of the TCP and Bluetooth LE bindings),
+    /// the same on both ends of the link. Empty for a transport whose links open without
+    /// messages of their own, such as the in-memory mock: the default. The secure layer binds
+    /// them into its handshake (SPEC section 17), so that a change to them on the way fails it.
+    fn opening(&self) -> Bytes {
+        Bytes::new()
+    }
 }
 
 /// A way to reach other devices: it dials them, accepts their links, and lists the ones nearby.
@@ -569,6 +589,12 @@ mod tests {
             Closure::Lost("connection reset".into()).to_string(),
             "lost: connection reset"
         );
+    }
+
+    #[test]
+    fn dialer_first_puts_the_dialers_end_first_whichever_side_asks() {
+        assert_eq!(Role::Dialer.dialer_first("me", "you"), ("me", "you"));
+        assert_eq!(Role::Acceptor.dialer_first("me", "you"), ("you", "me"));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 use acm::transport::DeviceId;
 use acm::{
     CollaborateRequest, CollaborateResult, ConnectOptions, Context, Device, DeviceConfig, PeerInfo,
+    Security,
 };
 use acm_transport_mock::MockNetwork;
 
@@ -28,15 +29,14 @@ fn main() {
 }
 
 async fn run(n: u64) {
+    // Plain links: the count is the protocol stack's, as it was before links were secured.
+    let config = || DeviceConfig::default().with_security(Security::Insecure);
     let network = MockNetwork::new(3);
     let id = |name: &str| DeviceId::new(name).expect("a valid id");
-    let phone = Device::new(
-        network.add_device(id("phone")).expect("a device"),
-        DeviceConfig::default(),
-    );
+    let phone = Device::new(network.add_device(id("phone")).expect("a device"), config());
     let tablet = Device::new(
         network.add_device(id("tablet")).expect("a device"),
-        DeviceConfig::default(),
+        config(),
     );
     let context = Context::new("com.example.count", "entry", "EntryAbility");
     let on_phone = phone.manager(&context);

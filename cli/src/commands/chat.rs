@@ -10,6 +10,7 @@ use crate::common::{
     AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device, ble_target,
     close_device, target, tcp_device,
 };
+use crate::security::Pairing;
 
 /// How to reach the peer app: shared by `acm chat` and `acm send`.
 #[derive(Debug, Clone, clap::Args)]
@@ -104,7 +105,8 @@ pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Ope
         options,
     )?;
     let events = app.events_with_progress(session)?;
-    let result = app.connect(session).await?;
+    let mut pairing = Pairing::new(&device, &args.net.security, out);
+    let result = pairing.during(app.connect(session)).await?;
     if !result.is_connected {
         device.shutdown();
         let code = result

@@ -5,8 +5,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use acm::secure::SecureConfig;
 use acm::transport::DeviceId;
-use acm::{Device, DeviceConfig};
+use acm::{Device, DeviceConfig, Security};
 use acm_conformance::profile;
 use acm_conformance::protocol::{ProtocolSuiteConfig, run_protocol_suite};
 use acm_conformance::transport_suite::factories::MockFactory;
@@ -26,6 +27,10 @@ pub struct PeerArgs {
     /// This device's id.
     #[arg(long, default_value = "acm-reference-peer")]
     device_id: String,
+    /// Plain links, without the secure layer (by default the peer is secure, with a random
+    /// identity for the run, and trusts every device on first use: SPEC section 15).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// The options of `acm conformance`.
@@ -38,6 +43,10 @@ pub struct ConformanceArgs {
     /// The target's transport cannot carry data (cases that need data report unsupported).
     #[arg(long)]
     no_data: bool,
+    /// Test the target as a plain implementation, without the secure layer (SPEC section 17);
+    /// by default the suite runs the secure layer and trusts the target on first use.
+    #[arg(long)]
+    insecure: bool,
     /// The suite's own device id on the target's network.
     #[arg(long, default_value = "acm-conformance-suite")]
     suite_id: String,
@@ -73,6 +82,17 @@ fn runtime(paused: bool) -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
+/// The reference implementation's configuration: secure with a random identity and trust on
+/// first use (SPEC section 15), or plain.
+fn reference_config(insecure: bool) -> DeviceConfig {
+    let config = DeviceConfig::default();
+    if insecure {
+        config.with_security(Security::Insecure)
+    } else {
+        config
+    }
+}
+
 /// Runs `acm peer`.
 pub fn peer(args: &PeerArgs) -> ExitCode {
     let result = (|| {
@@ -85,9 +105,11 @@ pub fn peer(args: &PeerArgs) -> ExitCode {
             let local = transport
                 .local_addr()
                 .ok_or("the listener has no address")?;
-            let device = Device::new(transport, DeviceConfig::default());
+            let config = reference_config(args.insecure);
+            let device = Device::new(transport, config);
             let _profile = profile::install(&device);
-            println!("acm peer: device {id} listening on tcp://{local}");
+            let security = if args.insecure { "plain" } else { "secure" };
+            println!("acm peer: device {id} listening on tcp://{local} ({security})");
             let _ = std::io::stdout().flush();
             tokio::signal::ctrl_c()
                 .await
@@ -129,7 +151,8 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
         None => runtime(true)
             .and_then(|rt| {
                 rt.block_on(async {
-                    let target = MockTarget::start(DeviceConfig::default())
+                    let config = reference_config(args.insecure);
+                    let target = MockTarget::start(config)
                         .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
                     Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
                 })
@@ -166,7 +189,12 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
             let suite =
                 DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
             runtime(false)?.block_on(async {
-                let target = TcpTarget::connect(addr, suite, !args.no_data)
+                let security = if args.insecure {
+                    None
+                } else {
+                    Some(SecureConfig::ephemeral().map_err(|e| e.to_string())?)
+                };
+                let target = TcpTarget::connect(addr, suite, !args.no_data, security)
                     .await
                     .map_err(|e| format!("cannot reach {address}: {e}"))?;
                 Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)

@@ -12,6 +12,7 @@ use crate::common::{
     AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device,
     close_device, tcp_device,
 };
+use crate::security::Pairing;
 use crate::transfer::{FileHeader, Meter, result_message, save, size};
 
 /// The options of `acm listen`.
@@ -93,10 +94,13 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
     });
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
+    let mut pairing = Pairing::new(&device, &args.net.security, out);
     loop {
         tokio::select! {
             () = interrupt.wait() => break,
+            () = pairing.next() => {}
             line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) if pairing.answer(&line) => {}
                 Ok(Some(line)) => {
                     let sessions = connected.lock().map(|s| s.clone()).unwrap_or_default();
                     for session in sessions {

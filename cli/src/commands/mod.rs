@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod conformance;
 pub mod devices;
+pub mod keys;
 pub mod listen;
 pub mod mock;
 pub mod send;

@@ -24,6 +24,7 @@ impl Running {
     pub fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_acm"))
             .args(args)
+            .env("XDG_CONFIG_HOME", fresh_config())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -130,6 +131,7 @@ impl Drop for Running {
 pub fn acm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_acm"))
         .args(args)
+        .env("XDG_CONFIG_HOME", fresh_config())
         .stdin(Stdio::null())
         .output()
         .expect("acm runs")
@@ -140,7 +142,7 @@ pub fn acm(args: &[&str]) -> Output {
 /// output.
 pub fn send_ok(file: &Path, via: &[&str], peer: &str) -> String {
     let file = file.to_str().expect("a UTF-8 path");
-    let output = acm(&[&["send", file, "--service", "chat"][..], via].concat());
+    let output = acm(&[&["send", file, "--service", "chat", "--yes"][..], via].concat());
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
@@ -152,6 +154,14 @@ pub fn send_ok(file: &Path, via: &[&str], peer: &str) -> String {
     );
     assert!(stderr.contains("(100%)"), "{stderr}");
     stdout
+}
+
+/// A config folder of its own for each `acm` a test runs, so that none reads or writes the
+/// user's keys: each process is a new device with a new key unless `--identity` says otherwise.
+fn fresh_config() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("acm-cli-config-{}-{n}", std::process::id()))
 }
 
 /// A fresh directory for test `name`, with an empty `save` directory in it.

@@ -72,15 +72,16 @@ impl ReferenceImplementation {
     /// Outside a tokio runtime.
     pub fn with_config(seed: u64, max_frame_size: usize, config: DeviceConfig) -> Self {
         Self::build(seed, max_frame_size, |transport| {
-            Device::new(transport, config)
+            Device::new(transport, config.clone())
         })
     }
 
-    /// As [`ReferenceImplementation::with_config`] with the default settings, both devices
-    /// carrying `mutation`'s defect ([`crate::mutant`]).
+    /// As [`ReferenceImplementation::with_config`] with plain links, both devices carrying
+    /// `mutation`'s defect ([`crate::mutant`]; its rewrites need the frames in the clear).
     pub fn mutated(seed: u64, max_frame_size: usize, mutation: Mutation) -> Self {
         Self::build(seed, max_frame_size, |transport| {
-            Device::new(Mutant::new(transport, mutation), DeviceConfig::default())
+            let plain = DeviceConfig::default().with_security(acm::Security::Insecure);
+            Device::new(Mutant::new(transport, mutation), plain)
         })
     }
 

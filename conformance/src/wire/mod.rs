@@ -12,6 +12,7 @@ use crate::report::{Case, CaseResult, Report, Verdict};
 mod cases_data;
 mod cases_frame;
 mod cases_link;
+mod cases_secure;
 mod cases_session;
 pub mod peer;
 pub mod target;
@@ -58,6 +59,7 @@ pub fn cases() -> Vec<WireCase> {
     all.extend(cases_frame::cases());
     all.extend(cases_session::cases());
     all.extend(cases_data::cases());
+    all.extend(cases_secure::cases());
     all
 }
 

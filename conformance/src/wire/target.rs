@@ -1,8 +1,9 @@
 //! What the black-box suite tests: an implementation reached over a link.
 
-use acm::{Device, DeviceConfig};
+use acm::secure::{SecureConfig, establish};
+use acm::{Device, DeviceConfig, Security};
 use acm_transport::{DeviceId, Link, Transport, TransportError};
-use acm_transport_mock::{MockNetwork, MockTransport};
+use acm_transport_mock::{DeviceOptions, MockNetwork, MockTransport};
 use acm_transport_tcp::{TcpConfig, TcpTransport};
 use async_trait::async_trait;
 use std::net::SocketAddr;
@@ -16,8 +17,25 @@ pub trait WireTarget: Send + Sync {
     /// What is tested, for reports.
     fn describe(&self) -> String;
 
-    /// Opens a new link to the implementation.
-    async fn open(&self) -> Result<Box<dyn Link>, TransportError>;
+    /// Opens a new link to the implementation as its binding makes it: the secure layer has
+    /// not run on it yet.
+    async fn open_raw(&self) -> Result<Box<dyn Link>, TransportError>;
+
+    /// The suite's secure layer (SPEC section 17) for this target: its identity, and the trust
+    /// on first use it pairs with; `None` for a target tested without the secure layer.
+    fn security(&self) -> Option<&SecureConfig> {
+        None
+    }
+
+    /// Opens a new link to the implementation on which frames travel: a secure link, paired
+    /// and up, for a secure target.
+    async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
+        let link = self.open_raw().await?;
+        match self.security() {
+            None => Ok(link),
+            Some(config) => Ok(Box::new(establish(link, config).await?)),
+        }
+    }
 
     /// The implementation's device id.
     fn device_id(&self) -> String;
@@ -25,7 +43,8 @@ pub trait WireTarget: Send + Sync {
     /// The suite's own device id, as the implementation sees it.
     fn suite_device_id(&self) -> String;
 
-    /// Whether each link message carries exactly one frame (`FRAME-9`); false for byte streams.
+    /// Whether each link message carries exactly one frame (`FRAME-9`); false for byte streams,
+    /// except under the secure layer, where each record holds one frame.
     fn frames_are_messages(&self) -> bool;
 
     /// Whether the implementation's transport carries data (`SESS-3`).
@@ -37,6 +56,7 @@ pub trait WireTarget: Send + Sync {
 /// The reference implementation with the profile installed, on the in-memory mock network.
 pub struct MockTarget {
     suite: MockTransport,
+    security: Option<SecureConfig>,
     iut: DeviceId,
     _device: Device,
     _profile: Profile,
@@ -45,32 +65,43 @@ pub struct MockTarget {
 
 impl MockTarget {
     /// Starts the reference implementation as device `iut` on a new mock network, beside the
-    /// suite's device `suite`. Needs a tokio runtime.
+    /// suite's device `suite`. Needs a tokio runtime. The suite runs the secure layer unless
+    /// `config` makes the implementation insecure; the suite's device carries frames of up to
+    /// 1 MiB, so that it can send frames larger than the implementation accepts (`FRAME-5`).
     pub fn start(config: DeviceConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Self::start_with(|transport| Device::new(transport, config))
+        Self::start_with(config, |transport| Box::new(transport))
     }
 
-    /// As [`MockTarget::start`] with the default settings, the implementation carrying
-    /// `mutation`'s defect ([`crate::mutant`]).
+    /// As [`MockTarget::start`] with plain links, the implementation carrying `mutation`'s
+    /// defect ([`crate::mutant`]; its rewrites need the frames in the clear).
     pub fn start_mutated(
         mutation: crate::mutant::Mutation,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Self::start_with(|transport| {
-            let transport = crate::mutant::Mutant::new(transport, mutation);
-            Device::new(transport, DeviceConfig::default())
+        let plain = DeviceConfig::default().with_security(Security::Insecure);
+        Self::start_with(plain, |transport| {
+            Box::new(crate::mutant::Mutant::new(transport, mutation))
         })
     }
 
+    /// As [`MockTarget::start`], the implementation's transport made by `transport` from the
+    /// mock's.
     fn start_with(
-        device: impl FnOnce(MockTransport) -> Device,
+        config: DeviceConfig,
+        transport: impl FnOnce(MockTransport) -> Box<dyn Transport>,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let network = MockNetwork::new(0xACC0);
         let iut = DeviceId::new("iut")?;
-        let suite = network.add_device(DeviceId::new("suite")?)?;
-        let device = device(network.add_device(iut.clone())?);
+        let large = DeviceOptions::new().max_frame_size(1 << 20);
+        let suite = network.add_device_with(DeviceId::new("suite")?, large)?;
+        let security = match config.security {
+            Security::Insecure => None,
+            _ => Some(SecureConfig::ephemeral()?),
+        };
+        let device = Device::new(transport(network.add_device(iut.clone())?), config);
         let profile = profile::install(&device);
         Ok(Self {
             suite,
+            security,
             iut,
             _device: device,
             _profile: profile,
@@ -85,8 +116,12 @@ impl WireTarget for MockTarget {
         "the reference implementation over transport-mock".into()
     }
 
-    async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
+    async fn open_raw(&self) -> Result<Box<dyn Link>, TransportError> {
         self.suite.dial(&self.iut).await
+    }
+
+    fn security(&self) -> Option<&SecureConfig> {
+        self.security.as_ref()
     }
 
     fn device_id(&self) -> String {
@@ -105,6 +140,7 @@ impl WireTarget for MockTarget {
 /// An implementation under test reached over TCP (SPEC section 14), running the profile.
 pub struct TcpTarget {
     client: TcpTransport,
+    security: Option<SecureConfig>,
     addr: SocketAddr,
     iut: String,
     carries_data: bool,
@@ -112,11 +148,14 @@ pub struct TcpTarget {
 
 impl TcpTarget {
     /// Reaches the implementation at `addr`, as the suite's device `suite_id`: one link is
-    /// opened and closed to learn the implementation's device id from its OPEN.
+    /// opened and closed to learn the implementation's device id from its OPEN. With
+    /// `security`, the suite runs the secure layer as that identity on every link (the target
+    /// trusts it on first use, SPEC section 15); without, links are plain.
     pub async fn connect(
         addr: SocketAddr,
         suite_id: DeviceId,
         carries_data: bool,
+        security: Option<SecureConfig>,
     ) -> Result<Self, TransportError> {
         // The suite must be able to send frames larger than the target accepts (FRAME-5).
         let config = TcpConfig::new().with_max_frame_size(1 << 20);
@@ -127,6 +166,7 @@ impl TcpTarget {
         probe.close(acm_transport::CloseReason::normal()).await;
         Ok(Self {
             client,
+            security,
             addr,
             iut,
             carries_data,
@@ -140,8 +180,12 @@ impl WireTarget for TcpTarget {
         format!("{} at tcp://{}", self.iut, self.addr)
     }
 
-    async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
+    async fn open_raw(&self) -> Result<Box<dyn Link>, TransportError> {
         self.client.dial_addr(self.addr).await
+    }
+
+    fn security(&self) -> Option<&SecureConfig> {
+        self.security.as_ref()
     }
 
     fn device_id(&self) -> String {
@@ -153,7 +197,7 @@ impl WireTarget for TcpTarget {
     }
 
     fn frames_are_messages(&self) -> bool {
-        false
+        self.security.is_some()
     }
 
     fn carries_data(&self) -> bool {

@@ -17,7 +17,7 @@ use crate::error::AcmError;
 use crate::lock;
 
 /// Settings of a device runtime.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeviceConfig {
     /// The protocol engine's settings, for every link. Whether the transport carries data is
@@ -36,6 +36,9 @@ pub struct DeviceConfig {
     ///
     /// [`Event::Data`]: crate::Event::Data
     pub stream_data_bytes: usize,
+    /// Whether and how links are secured (SPEC section 17): secure by default, with a random
+    /// identity per device and trust on first use (see [`crate::security`]).
+    pub security: crate::Security,
 }
 
 /// The default of [`DeviceConfig::stream_data_bytes`]: 64 MiB.
@@ -47,6 +50,7 @@ impl Default for DeviceConfig {
             engine: EngineConfig::default(),
             receive_pool_bytes: acm_wire::pool::DEFAULT_POOL_BYTES,
             stream_data_bytes: DEFAULT_STREAM_DATA_BYTES,
+            security: crate::Security::default(),
         }
     }
 }
@@ -63,6 +67,13 @@ impl DeviceConfig {
     #[must_use]
     pub fn with_receive_pool_bytes(mut self, bytes: usize) -> Self {
         self.receive_pool_bytes = bytes;
+        self
+    }
+
+    /// Sets how links are secured.
+    #[must_use]
+    pub fn with_security(mut self, security: crate::Security) -> Self {
+        self.security = security;
         self
     }
 
@@ -108,8 +119,9 @@ impl std::fmt::Debug for Device {
 impl Device {
     /// Starts a device on `transport`: it accepts links from other devices at once.
     pub fn new(transport: impl Transport + 'static, config: DeviceConfig) -> Self {
-        let transport: Arc<dyn Transport> = Arc::new(transport);
         let mut config = config;
+        let (transport, security) = crate::security::secure(transport, config.security);
+        config.security = security;
         config.engine.carries_data = transport.capabilities().carries_data;
         let shared = Arc::new(Shared::new(transport, config));
         let task = tokio::spawn(accept_links(Arc::downgrade(&shared)));
@@ -121,6 +133,12 @@ impl Device {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
+    }
+
+    /// The requests to pair with unknown devices, for the device's owner to answer, when its
+    /// secure layer asks (see [`crate::security`]); to the first caller only.
+    pub fn pairing_requests(&self) -> Option<acm_secure::PairingRequests> {
+        self.shared().config.security.pairing_requests()
     }
 
     /// This device's id.

@@ -53,7 +53,7 @@ impl World {
 
     pub fn with(a: DeviceOptions, b: DeviceOptions, config: DeviceConfig) -> Self {
         let network = MockNetwork::new(11);
-        let a = side(&network, "phone", a, config);
+        let a = side(&network, "phone", a, config.clone());
         let b = side(&network, "tablet", b, config);
         Self { network, a, b }
     }
