@@ -33,8 +33,11 @@ pub struct TcpConfig {
     /// The bytes of frames a link queues for sending before [`send`](acm_transport::Link::send)
     /// waits (a frame larger than this still goes, alone). 256 KiB by default.
     pub send_buffer: usize,
-    /// The bytes of frames a link holds for [`recv`](acm_transport::Link::recv) before it stops
-    /// reading the socket, which holds the peer back. 256 KiB by default.
+    /// The most bytes a link reads from the socket ahead of the frame
+    /// [`recv`](acm_transport::Link::recv) waits for. A link reads only while `recv` waits, so
+    /// a peer that sends faster than the frames are taken is held back by TCP's flow control.
+    /// A link also keeps up to 8 times this in buffers of large frames it has handed out, to
+    /// read into again once they are let go. 256 KiB by default.
     pub receive_buffer: usize,
     /// How long a dial may take to connect. 10 s by default.
     pub connect_timeout: Duration,
@@ -80,7 +83,7 @@ impl TcpConfig {
         self
     }
 
-    /// Sets the bytes held for the reader per link.
+    /// Sets the bytes a link reads ahead of `recv`.
     #[must_use]
     pub fn with_receive_buffer(mut self, bytes: usize) -> Self {
         self.receive_buffer = bytes;

@@ -1,5 +1,6 @@
-//! A link: one TCP connection after the OPEN exchange, written by one task and read by
-//! another, with bounded queues between them and the link's user.
+//! A link: one TCP connection after the OPEN exchange. A task of the link's own writes it,
+//! taking frames from a bounded queue in batches; the link's user reads it, in the task that
+//! calls `recv`, with no task or queue in between.
 
 use std::fmt;
 use std::io::IoSlice;
@@ -10,19 +11,22 @@ use std::time::Duration;
 use acm_transport::{CloseReason, Closure, DeviceId, FrameBuf, Link, Role, TransportError};
 use async_trait::async_trait;
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, watch};
 
 use crate::binding::{self, FrameError};
-use crate::stream::{FrameReader, Next, ReadError};
+use crate::receive::{Message, Receiver};
+use crate::stream::{FrameReader, ReadError};
 
-/// How much a writer gathers before it writes to the socket.
-const WRITE_BUFFER: usize = 16 * 1024;
+/// The most frames the writer takes from its queue for one vectored write.
+const WRITE_BATCH: usize = 64;
 
-/// A frame on its way, with the room it takes in a queue.
-type Queued = (Bytes, OwnedSemaphorePermit);
+/// The most parts of frames one vectored write is given (below every system's `IOV_MAX`).
+const WRITE_SLICES: usize = 2 * WRITE_BATCH;
+
+/// The reading side: `None` once the connection's reading half has been let go.
+type Reading = tokio::sync::Mutex<Option<Receiver<OwnedReadHalf>>>;
 
 /// What the link asks its writer to do.
 enum Outbound {
@@ -37,8 +41,8 @@ enum Outbound {
 enum Phase {
     /// Both directions carry frames.
     Open,
-    /// This side closed: the writer sends what was queued and CLOSE, the reader discards what
-    /// still arrives until the peer ends the connection.
+    /// This side closed: the writer sends what was queued and CLOSE, and what still arrives is
+    /// read and discarded until the peer ends the connection.
     Closing,
     /// The tasks stop now and drop the connection.
     Stopping,
@@ -50,14 +54,9 @@ struct Shared {
     phase: watch::Sender<Phase>,
     /// Set once the writer has finished.
     writer_done: watch::Sender<bool>,
-    /// Set once the reader has finished.
-    reader_done: watch::Sender<bool>,
     /// Room for frames queued for sending, in bytes.
     send_room: Arc<Semaphore>,
     send_capacity: usize,
-    /// Room for frames received and not yet taken, in bytes.
-    receive_room: Arc<Semaphore>,
-    receive_capacity: usize,
 }
 
 impl Shared {
@@ -72,18 +71,14 @@ impl Shared {
         if slot.is_some() {
             return false;
         }
-        let (phase, discards) = match closure {
-            Closure::Local(_) => (Phase::Closing, true),
-            Closure::Peer(_) => (Phase::Stopping, false),
-            _ => (Phase::Stopping, true),
+        let phase = match closure {
+            Closure::Local(_) => Phase::Closing,
+            _ => Phase::Stopping,
         };
         *slot = Some(closure);
         then();
         drop(slot);
         self.send_room.close();
-        if discards {
-            self.receive_room.close();
-        }
         self.advance(phase);
         true
     }
@@ -148,16 +143,17 @@ pub(crate) struct LinkInfo {
 /// * [`Link::send`] queues the frame for the link's writer and returns; it waits while the
 ///   frames queued fill the configured send buffer, which happens when the socket does not
 ///   take them as fast (the peer reads slowly).
-/// * [`Link::recv`] takes frames the link's reader has read. The reader stops reading the
-///   socket while the frames waiting for `recv` fill the receive buffer, which holds the peer
-///   back through TCP's flow control.
+/// * [`Link::recv`] reads the socket in the calling task, and only while a call waits: a peer
+///   that sends faster than its frames are taken is held back by TCP's flow control. One read
+///   asks for at most the configured receive buffer, and brings in every small frame that
+///   fits; a frame of 16 KiB or more is read into a buffer of its own.
 /// * [`Link::close`] queues CLOSE after the frames already sent and waits until the writer has
 ///   written it and ended the sending direction (or the close timeout passed). This end sees
 ///   [`Closure::Local`] at once and discards what still arrives; the peer receives every frame
 ///   sent before the close, then sees [`Closure::Peer`] with the reason. The connection is
 ///   dropped when the peer ends it too, or after the close timeout.
-/// * A peer's CLOSE ends the link with [`Closure::Peer`]: `recv` still returns the frames
-///   that came before it, then the closure; what was queued for sending is dropped.
+/// * A peer's CLOSE ends the link with [`Closure::Peer`] once `recv` reaches it: `recv` returns
+///   the frames that came before it, then the closure; what was queued for sending is dropped.
 /// * A connection that ends without CLOSE, fails, or breaks the binding (a frame over the
 ///   maximum, a malformed binding message) ends the link with [`Closure::Lost`] and `recv`
 ///   fails at once; a frame cut by the end of the stream is never returned. Dropping an end
@@ -166,11 +162,11 @@ pub struct TcpLink {
     info: LinkInfo,
     shared: Arc<Shared>,
     outbound: mpsc::UnboundedSender<Outbound>,
-    inbound: tokio::sync::Mutex<mpsc::UnboundedReceiver<Queued>>,
+    reading: Arc<Reading>,
 }
 
 impl TcpLink {
-    /// Starts the link's tasks on a connection whose OPEN exchange is done.
+    /// Starts the link's writer on a connection whose OPEN exchange is done.
     pub(crate) fn start(
         info: LinkInfo,
         reader: FrameReader<OwnedReadHalf>,
@@ -180,22 +176,66 @@ impl TcpLink {
             closure: Mutex::new(None),
             phase: watch::Sender::new(Phase::Open),
             writer_done: watch::Sender::new(false),
-            reader_done: watch::Sender::new(false),
             send_room: Arc::new(Semaphore::new(info.send_buffer)),
             send_capacity: info.send_buffer,
-            receive_room: Arc::new(Semaphore::new(info.receive_buffer)),
-            receive_capacity: info.receive_buffer,
         });
         let (outbound, outbound_rx) = mpsc::unbounded_channel();
-        let (inbound_tx, inbound) = mpsc::unbounded_channel();
-        let writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
         tokio::spawn(write_task(Arc::clone(&shared), writer, outbound_rx));
-        tokio::spawn(read_task(Arc::clone(&shared), reader, inbound_tx));
+        let (reader, read) = reader.into_parts();
+        let receiver = Receiver::new(reader, read, info.max_frame_size, info.receive_buffer);
         Self {
             info,
             shared,
             outbound,
-            inbound: tokio::sync::Mutex::new(inbound),
+            reading: Arc::new(tokio::sync::Mutex::new(Some(receiver))),
+        }
+    }
+
+    /// Checks `frame` as the binding requires before it is queued.
+    fn check(&self, frame: &FrameBuf) -> Result<(), TransportError> {
+        let mut start = [0u8; binding::HEADER_LEN];
+        let got = frame.copy_prefix(&mut start);
+        binding::check_frame_start(&start[..got], frame.len(), self.info.max_frame_size)
+            .map_err(refused)?;
+        if self.shared.closure().is_some() {
+            return Err(self.shared.closed());
+        }
+        Ok(())
+    }
+
+    /// Queues `frame`, which has its room, for the writer.
+    fn queue(&self, frame: FrameBuf, permit: OwnedSemaphorePermit) -> Result<(), TransportError> {
+        let slot = self.shared.lock();
+        if let Some(closure) = &*slot {
+            return Err(TransportError::Closed(closure.clone()));
+        }
+        // Queued while the link cannot end: a frame never lands behind CLOSE.
+        self.outbound
+            .send(Outbound::Frame((frame, permit)))
+            .map_err(|_| TransportError::Closed(Closure::Lost("the writer stopped".into())))
+    }
+
+    /// What the receiver read next, reading while the link is open.
+    async fn read(
+        &self,
+        receiver: &mut Receiver<OwnedReadHalf>,
+    ) -> Option<Result<Message, ReadError>> {
+        if let Some(message) = receiver.cut().transpose() {
+            return Some(message);
+        }
+        let mut phase = self.shared.phase.subscribe();
+        loop {
+            if self.shared.discards() {
+                return None;
+            }
+            tokio::select! {
+                message = receiver.next() => return Some(message),
+                changed = phase.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+            }
         }
     }
 
@@ -266,49 +306,42 @@ impl Link for TcpLink {
 
     /// Writes the parts back to back with vectored writes, without joining them first.
     async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
-        let mut start = [0u8; binding::HEADER_LEN];
-        let got = frame.copy_prefix(&mut start);
-        binding::check_frame_start(&start[..got], frame.len(), self.info.max_frame_size)
-            .map_err(refused)?;
-        if self.shared.closure().is_some() {
-            return Err(self.shared.closed());
-        }
+        self.check(&frame)?;
         let cost = room(frame.len(), self.shared.send_capacity);
         let permit = Arc::clone(&self.shared.send_room)
             .acquire_many_owned(cost)
             .await
             .map_err(|_| self.shared.closed())?;
-        let slot = self.shared.lock();
-        if let Some(closure) = &*slot {
-            return Err(TransportError::Closed(closure.clone()));
+        self.queue(frame, permit)
+    }
+
+    /// Queues the frame for the writer if the send buffer has room for it now.
+    fn try_send_buf(&self, frame: FrameBuf) -> Result<Option<FrameBuf>, TransportError> {
+        self.check(&frame)?;
+        let cost = room(frame.len(), self.shared.send_capacity);
+        match Arc::clone(&self.shared.send_room).try_acquire_many_owned(cost) {
+            Ok(permit) => self.queue(frame, permit).map(|()| None),
+            Err(TryAcquireError::NoPermits) => Ok(Some(frame)),
+            Err(TryAcquireError::Closed) => Err(self.shared.closed()),
         }
-        // Queued while the link cannot end: a frame never lands behind CLOSE.
-        self.outbound
-            .send(Outbound::Frame((frame, permit)))
-            .map_err(|_| TransportError::Closed(Closure::Lost("the writer stopped".into())))
     }
 
     async fn recv(&self) -> Result<Bytes, TransportError> {
-        let mut inbound = self.inbound.lock().await;
-        let mut phase = self.shared.phase.subscribe();
-        loop {
-            if self.shared.discards() {
-                return Err(self.shared.closed());
-            }
-            tokio::select! {
-                queued = inbound.recv() => {
-                    return match queued {
-                        Some((frame, _room)) if !self.shared.discards() => Ok(frame),
-                        _ => Err(self.shared.closed()),
-                    };
-                }
-                changed = phase.changed() => {
-                    if changed.is_err() {
-                        return Err(self.shared.closed());
-                    }
-                }
-            }
-        }
+        let mut reading = self.reading.lock().await;
+        let Some(receiver) = reading.as_mut() else {
+            return Err(self.shared.closed());
+        };
+        let closure = match self.read(receiver).await {
+            None => return Err(self.shared.closed()),
+            Some(Ok(Message::Frame(frame))) => return Ok(frame),
+            Some(Ok(Message::Close(reason))) => Closure::Peer(reason),
+            Some(Err(error)) => Closure::Lost(error.to_string()),
+        };
+        // The connection is let go: the writer stops, and the peer sees the stream end.
+        *reading = None;
+        self.shared.end(closure);
+        self.shared.advance(Phase::Stopping);
+        Err(self.shared.closed())
     }
 
     async fn close(&self, reason: CloseReason) {
@@ -318,18 +351,18 @@ impl Link for TcpLink {
         if !queued {
             return;
         }
-        let shared = Arc::clone(&self.shared);
+        let (shared, reading) = (Arc::clone(&self.shared), Arc::clone(&self.reading));
         let timeout = self.info.close_timeout;
         tokio::spawn(async move {
-            let mut written = shared.writer_done.subscribe();
-            let mut read = shared.reader_done.subscribe();
-            let wound_down = async {
-                let _ = written.wait_for(|done| *done).await;
-                let _ = read.wait_for(|done| *done).await;
+            let mut finished = shared.writer_done.subscribe();
+            let written = async {
+                let _ = finished.wait_for(|done| *done).await;
             };
+            let wound_down = async { tokio::join!(written, discard(&reading)) };
             if tokio::time::timeout(timeout, wound_down).await.is_err() {
                 shared.advance(Phase::Stopping);
             }
+            reading.lock().await.take();
         });
         let mut finished = self.shared.writer_done.subscribe();
         let _ = finished.wait_for(|done| *done).await;
@@ -345,11 +378,20 @@ async fn stopping(phase: &mut watch::Receiver<Phase>) {
     let _ = phase.wait_for(|phase| *phase == Phase::Stopping).await;
 }
 
+/// Reads and drops what still arrives after this side's close, until the peer ends the
+/// connection (or breaks it), so that the peer's sends never wait for a reader that is gone.
+async fn discard(reading: &Reading) {
+    let mut reading = reading.lock().await;
+    if let Some(receiver) = reading.as_mut() {
+        while let Ok(Message::Frame(_)) = receiver.next().await {}
+    }
+}
+
 /// Writes what the link queues until CLOSE has gone or the tasks stop, then ends the sending
 /// direction.
 async fn write_task(
     shared: Arc<Shared>,
-    mut writer: BufWriter<OwnedWriteHalf>,
+    mut writer: OwnedWriteHalf,
     mut outbound: mpsc::UnboundedReceiver<Outbound>,
 ) {
     let mut phase = shared.phase.subscribe();
@@ -369,104 +411,68 @@ async fn write_task(
     shared.writer_done.send_replace(true);
 }
 
-/// Writes frames as they are queued, flushing whenever the queue is empty, until CLOSE.
+/// Writes frames as they are queued, every frame waiting at once in one vectored write, until
+/// CLOSE.
 async fn write_queued(
-    writer: &mut BufWriter<OwnedWriteHalf>,
+    writer: &mut OwnedWriteHalf,
     outbound: &mut mpsc::UnboundedReceiver<Outbound>,
 ) -> std::io::Result<()> {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut parts = Vec::with_capacity(WRITE_SLICES);
     loop {
-        let next = match outbound.try_recv() {
-            Ok(next) => next,
-            Err(TryRecvError::Disconnected) => return Ok(()),
-            Err(TryRecvError::Empty) => {
-                writer.flush().await?;
-                match outbound.recv().await {
-                    Some(next) => next,
-                    None => return Ok(()),
+        if outbound.recv_many(&mut batch, WRITE_BATCH).await == 0 {
+            return Ok(());
+        }
+        let mut close = None;
+        let mut rooms = Vec::with_capacity(batch.len());
+        for next in batch.drain(..) {
+            match next {
+                Outbound::Frame((frame, room)) => {
+                    let (head, body) = frame.into_parts();
+                    parts.extend([head, body].into_iter().filter(|part| !part.is_empty()));
+                    rooms.push(room);
+                }
+                Outbound::Close(reason) => {
+                    parts.push(binding::close(&reason));
+                    close = Some(());
+                    break;
                 }
             }
-        };
-        match next {
-            Outbound::Frame((frame, room)) => {
-                write_parts(writer, frame).await?;
-                drop(room);
-            }
-            Outbound::Close(reason) => {
-                writer.write_all(&binding::close(&reason)).await?;
-                return writer.flush().await;
-            }
+        }
+        write_parts(writer, &mut parts).await?;
+        // The frames are on their way: their room is free again.
+        drop(rooms);
+        if close.is_some() {
+            return Ok(());
         }
     }
 }
 
-/// Writes both parts of `frame`: with vectored writes while the head lasts (one system call for
-/// both when the buffer is empty and the body large), then the rest of the body.
-async fn write_parts(
-    writer: &mut BufWriter<OwnedWriteHalf>,
-    frame: FrameBuf,
-) -> std::io::Result<()> {
-    let (mut head, mut body) = frame.into_parts();
-    while !head.is_empty() {
-        let parts = [IoSlice::new(&head), IoSlice::new(&body)];
-        let written = writer.write_vectored(&parts).await?;
+/// Writes `parts` back to back with vectored writes, and leaves `parts` empty.
+async fn write_parts(writer: &mut OwnedWriteHalf, parts: &mut Vec<Bytes>) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < parts.len() {
+        let slices: Vec<IoSlice<'_>> = parts[first..]
+            .iter()
+            .take(WRITE_SLICES)
+            .map(|part| IoSlice::new(part))
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        let from_head = written.min(head.len());
-        head.advance(from_head);
-        body.advance(written - from_head);
-    }
-    writer.write_all(&body).await
-}
-
-/// Reads the connection until it ends or the tasks stop, and ends the link as it says.
-async fn read_task(
-    shared: Arc<Shared>,
-    mut reader: FrameReader<OwnedReadHalf>,
-    inbound: mpsc::UnboundedSender<Queued>,
-) {
-    let mut phase = shared.phase.subscribe();
-    let ended = tokio::select! {
-        ended = read_frames(&shared, &mut reader, &inbound) => Some(ended),
-        () = stopping(&mut phase) => None,
-    };
-    match ended {
-        Some(Ok(reason)) => {
-            shared.end(Closure::Peer(reason));
-        }
-        // The peer ended the connection after this side's CLOSE: the close is complete.
-        Some(Err(ReadError::Ended)) if shared.closure().is_some() => {}
-        Some(Err(error)) => {
-            shared.end(Closure::Lost(error.to_string()));
-            shared.advance(Phase::Stopping);
-        }
-        None => {}
-    }
-    shared.reader_done.send_replace(true);
-}
-
-/// Reads frames into the queue, waiting for room before each payload, until CLOSE.
-async fn read_frames(
-    shared: &Shared,
-    reader: &mut FrameReader<OwnedReadHalf>,
-    inbound: &mpsc::UnboundedSender<Queued>,
-) -> Result<CloseReason, ReadError> {
-    loop {
-        match reader.next().await? {
-            Next::Frame { header, size } => {
-                let cost = room(size, shared.receive_capacity);
-                // No room is given once the link discards: the frame is read and dropped.
-                let room = Arc::clone(&shared.receive_room)
-                    .acquire_many_owned(cost)
-                    .await
-                    .ok();
-                let frame = reader.body(header, size).await?;
-                if let Some(room) = room {
-                    let _ = inbound.send((frame, room));
-                }
+        while written > 0 {
+            let Some(part) = parts.get_mut(first) else {
+                break;
+            };
+            let from_part = written.min(part.len());
+            part.advance(from_part);
+            written -= from_part;
+            if part.is_empty() {
+                first += 1;
             }
-            Next::Open(_) => return Err(ReadError::Unexpected("a second OPEN")),
-            Next::Close(reason) => return Ok(reason),
         }
     }
+    parts.clear();
+    Ok(())
 }

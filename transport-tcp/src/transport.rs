@@ -346,8 +346,8 @@ fn split(
 async fn expect_open(reader: &mut FrameReader<OwnedReadHalf>) -> Result<DeviceId, DialError> {
     match reader.next().await {
         Ok(Next::Open(peer)) => Ok(peer),
-        Ok(Next::Close(_)) | Err(ReadError::Ended) => Err(DialError::Refused),
-        Ok(Next::Frame { .. }) => Err(DialError::Broken(ReadError::Unexpected(
+        Ok(Next::Close) | Err(ReadError::Ended) => Err(DialError::Refused),
+        Ok(Next::Frame) => Err(DialError::Broken(ReadError::Unexpected(
             "a frame before its OPEN",
         ))),
         Err(ReadError::Io(error)) => Err(DialError::Io(error)),
