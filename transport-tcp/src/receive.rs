@@ -97,10 +97,14 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
                     return Ok(None);
                 }
             }
-            if let Some((frame, size)) = &self.large {
+            if let Some((frame, size)) = &mut self.large {
                 if frame.len() < *size {
                     return Ok(None);
                 }
+                // The read that ended the frame may have brought the next header, or part of
+                // it, into the frame's buffer (while `buf` was empty).
+                self.buf.extend_from_slice(&frame[*size..]);
+                frame.truncate(*size);
                 self.after_large = true;
                 return Ok(self
                     .large
@@ -138,7 +142,7 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
                 }
                 Header::Binding { .. } => self.skip = size,
                 Header::Frame { size } if size >= OWN_BUFFER => {
-                    let mut frame = self.buffer_for(size);
+                    let mut frame = self.buffer_for(size + HEADER_LEN);
                     let here = self.buf.len().min(size);
                     frame.extend_from_slice(&self.buf[..here]);
                     self.buf.advance(here);
@@ -186,11 +190,12 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
         frame
     }
 
-    /// Reads once: the rest of a large frame into its buffer, or what the socket holds, up to
-    /// `read_ahead` bytes (a header alone after a large frame), into `buf`.
+    /// Reads once: the rest of a large frame and the next header into the frame's buffer, or
+    /// what the socket holds, up to `read_ahead` bytes (a header alone after a large frame),
+    /// into `buf`.
     async fn fill(&mut self) -> Result<(), ReadError> {
         let read = if let Some((frame, size)) = &mut self.large {
-            let rest = *size - frame.len();
+            let rest = *size + HEADER_LEN - frame.len();
             self.inner.read_buf(&mut frame.limit(rest)).await
         } else {
             let want = if self.after_large && self.buf.len() < HEADER_LEN {
@@ -264,7 +269,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_large_frame_has_a_buffer_of_its_own_exactly_its_size() {
+    async fn a_large_frame_has_a_buffer_of_its_own() {
         let stream = [frame(7, 100), frame(7, 50_000), frame(7, 100)].concat();
         let got = frames(&stream, 1 << 20).await.unwrap();
         let large = got[1].clone();
