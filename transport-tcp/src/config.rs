@@ -18,7 +18,7 @@ const LARGEST_BUFFER: usize = 1 << 30;
 ///
 /// let config = TcpConfig::new()
 ///     .with_max_frame_size(1 << 20)
-///     .with_send_buffer(64 * 1024)
+///     .with_receive_buffer(64 * 1024)
 ///     .with_open_timeout(Duration::from_secs(3));
 /// assert_eq!(config.max_frame_size, 1 << 20);
 /// assert!(config.validate().is_ok());
@@ -30,8 +30,10 @@ pub struct TcpConfig {
     /// The largest frame, header included, this side receives and sends: a header announcing
     /// a larger frame ends the link (`TCP-3`). 128 to 16 777 227; 65 535 by default.
     pub max_frame_size: usize,
-    /// The bytes of frames a link queues for sending before [`send`](acm_transport::Link::send)
-    /// waits (a frame larger than this still goes, alone). 256 KiB by default.
+    /// Bounds nothing any more, and is kept so that configurations that set it stay valid: a
+    /// link writes each frame to the socket in the task that calls
+    /// [`send`](acm_transport::Link::send), which waits while the socket's own buffer is full.
+    /// 256 KiB by default.
     pub send_buffer: usize,
     /// The most bytes a link reads from the socket ahead of the frame
     /// [`recv`](acm_transport::Link::recv) waits for. A link reads only while `recv` waits, so
@@ -76,7 +78,7 @@ impl TcpConfig {
         self
     }
 
-    /// Sets the bytes queued for sending per link.
+    /// Sets [`TcpConfig::send_buffer`], which bounds nothing any more.
     #[must_use]
     pub fn with_send_buffer(mut self, bytes: usize) -> Self {
         self.send_buffer = bytes;

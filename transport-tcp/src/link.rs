@@ -1,7 +1,7 @@
-//! A link: one TCP connection after the OPEN exchange. A task of the link's own writes it,
-//! taking frames from a bounded queue in batches; the link's user reads it, in the task that
-//! calls `recv`, with no task or queue in between.
+//! A link: one TCP connection after the OPEN exchange, written by the task that calls `send`
+//! and read by the task that calls `recv`, with no task or queue of the link's own in between.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -13,50 +13,43 @@ use async_trait::async_trait;
 use bytes::{Buf, Bytes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, watch};
+use tokio::sync::watch;
 
 use crate::binding::{self, FrameError};
 use crate::receive::{Message, Receiver};
 use crate::stream::{FrameReader, ReadError};
 
-/// The most frames the writer takes from its queue for one vectored write.
-const WRITE_BATCH: usize = 64;
-
 /// The most parts of frames one vectored write is given (below every system's `IOV_MAX`).
-const WRITE_SLICES: usize = 2 * WRITE_BATCH;
+const WRITE_SLICES: usize = 64;
 
 /// The reading side: `None` once the connection's reading half has been let go.
 type Reading = tokio::sync::Mutex<Option<Receiver<OwnedReadHalf>>>;
 
-/// What the link asks its writer to do.
-enum Outbound {
-    /// Write one frame, its parts back to back.
-    Frame((FrameBuf, OwnedSemaphorePermit)),
-    /// Write CLOSE, then end the sending direction.
-    Close(CloseReason),
+/// The writing side.
+struct Writing {
+    /// The connection's writing half; `None` once let go, which ends the sending direction.
+    half: Option<OwnedWriteHalf>,
+    /// What is still to be written of the frame being sent, or of one whose send was given up
+    /// part-way (its future dropped): it goes out before anything else.
+    rest: VecDeque<Bytes>,
 }
 
-/// Where the link's tasks are.
+/// Where the link is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Phase {
     /// Both directions carry frames.
     Open,
-    /// This side closed: the writer sends what was queued and CLOSE, and what still arrives is
-    /// read and discarded until the peer ends the connection.
+    /// This side closed: CLOSE goes after what was sent, and what still arrives is read and
+    /// discarded until the peer ends the connection.
     Closing,
-    /// The tasks stop now and drop the connection.
+    /// Reads and writes under way stop now and the connection is dropped.
     Stopping,
 }
 
-/// What the link and its tasks share.
+/// What the link and the task that winds it down after a close share.
 struct Shared {
     closure: Mutex<Option<Closure>>,
     phase: watch::Sender<Phase>,
-    /// Set once the writer has finished.
-    writer_done: watch::Sender<bool>,
-    /// Room for frames queued for sending, in bytes.
-    send_room: Arc<Semaphore>,
-    send_capacity: usize,
 }
 
 impl Shared {
@@ -64,9 +57,8 @@ impl Shared {
         self.closure.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Ends the link with `closure` unless it has already ended, running `then` while no one
-    /// else can end it or queue a frame. Says whether it ended it.
-    fn end_then(&self, closure: Closure, then: impl FnOnce()) -> bool {
+    /// Ends the link with `closure` unless it has already ended. Says whether it ended it.
+    fn end(&self, closure: Closure) -> bool {
         let mut slot = self.lock();
         if slot.is_some() {
             return false;
@@ -76,16 +68,9 @@ impl Shared {
             _ => Phase::Stopping,
         };
         *slot = Some(closure);
-        then();
         drop(slot);
-        self.send_room.close();
         self.advance(phase);
         true
-    }
-
-    /// Ends the link with `closure` unless it has already ended.
-    fn end(&self, closure: Closure) -> bool {
-        self.end_then(closure, || {})
     }
 
     /// Moves the tasks on to `phase`, never back.
@@ -117,12 +102,6 @@ impl Shared {
     }
 }
 
-/// The room a frame of `len` bytes takes in a queue of `capacity` bytes: a frame larger than
-/// the queue takes all of it and goes alone.
-fn room(len: usize, capacity: usize) -> u32 {
-    u32::try_from(len.min(capacity)).unwrap_or(u32::MAX)
-}
-
 /// Who is on either end of a new link, and its limits.
 #[derive(Debug, Clone)]
 pub(crate) struct LinkInfo {
@@ -132,7 +111,6 @@ pub(crate) struct LinkInfo {
     pub(crate) local_addr: SocketAddr,
     pub(crate) peer_addr: SocketAddr,
     pub(crate) max_frame_size: usize,
-    pub(crate) send_buffer: usize,
     pub(crate) receive_buffer: usize,
     pub(crate) close_timeout: Duration,
 }
@@ -140,20 +118,22 @@ pub(crate) struct LinkInfo {
 /// One end of a TCP connection carrying acm frames, from [`TcpTransport`](crate::TcpTransport)'s
 /// `dial`, `dial_addr` or `accept`.
 ///
-/// * [`Link::send`] queues the frame for the link's writer and returns; it waits while the
-///   frames queued fill the configured send buffer, which happens when the socket does not
-///   take them as fast (the peer reads slowly).
+/// * [`Link::send`] writes the frame to the socket in the calling task, with one vectored
+///   write of its parts where the socket takes them; it waits while the socket's buffer is
+///   full (the peer reads slowly). Sends from several tasks go one after the other, whole.
 /// * [`Link::recv`] reads the socket in the calling task, and only while a call waits: a peer
 ///   that sends faster than its frames are taken is held back by TCP's flow control. One read
 ///   asks for at most the configured receive buffer, and brings in every small frame that
 ///   fits; a frame of 16 KiB or more is read into a buffer of its own.
-/// * [`Link::close`] queues CLOSE after the frames already sent and waits until the writer has
-///   written it and ended the sending direction (or the close timeout passed). This end sees
-///   [`Closure::Local`] at once and discards what still arrives; the peer receives every frame
-///   sent before the close, then sees [`Closure::Peer`] with the reason. The connection is
-///   dropped when the peer ends it too, or after the close timeout.
+///   [`Link::send_bufs`] writes several frames with the same vectored writes. A send whose
+///   future is dropped part-way still finishes its frame before the next one or the CLOSE.
+/// * [`Link::close`] writes CLOSE after the frames already sent and ends the sending direction
+///   (giving up after the close timeout). This end sees [`Closure::Local`] at once and
+///   discards what still arrives; the peer receives every frame sent before the close, then
+///   sees [`Closure::Peer`] with the reason. The connection is dropped when the peer ends it
+///   too, or after the close timeout.
 /// * A peer's CLOSE ends the link with [`Closure::Peer`] once `recv` reaches it: `recv` returns
-///   the frames that came before it, then the closure; what was queued for sending is dropped.
+///   the frames that came before it, then the closure, and the link ends the connection.
 /// * A connection that ends without CLOSE, fails, or breaks the binding (a frame over the
 ///   maximum, a malformed binding message) ends the link with [`Closure::Lost`] and `recv`
 ///   fails at once; a frame cut by the end of the stream is never returned. Dropping an end
@@ -161,12 +141,12 @@ pub(crate) struct LinkInfo {
 pub struct TcpLink {
     info: LinkInfo,
     shared: Arc<Shared>,
-    outbound: mpsc::UnboundedSender<Outbound>,
+    writing: tokio::sync::Mutex<Writing>,
     reading: Arc<Reading>,
 }
 
 impl TcpLink {
-    /// Starts the link's writer on a connection whose OPEN exchange is done.
+    /// Makes the link of a connection whose OPEN exchange is done.
     pub(crate) fn start(
         info: LinkInfo,
         reader: FrameReader<OwnedReadHalf>,
@@ -175,23 +155,21 @@ impl TcpLink {
         let shared = Arc::new(Shared {
             closure: Mutex::new(None),
             phase: watch::Sender::new(Phase::Open),
-            writer_done: watch::Sender::new(false),
-            send_room: Arc::new(Semaphore::new(info.send_buffer)),
-            send_capacity: info.send_buffer,
         });
-        let (outbound, outbound_rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_task(Arc::clone(&shared), writer, outbound_rx));
         let (reader, read) = reader.into_parts();
         let receiver = Receiver::new(reader, read, info.max_frame_size, info.receive_buffer);
         Self {
             info,
             shared,
-            outbound,
+            writing: tokio::sync::Mutex::new(Writing {
+                half: Some(writer),
+                rest: VecDeque::new(),
+            }),
             reading: Arc::new(tokio::sync::Mutex::new(Some(receiver))),
         }
     }
 
-    /// Checks `frame` as the binding requires before it is queued.
+    /// Checks `frame` as the binding requires before it is sent.
     fn check(&self, frame: &FrameBuf) -> Result<(), TransportError> {
         let mut start = [0u8; binding::HEADER_LEN];
         let got = frame.copy_prefix(&mut start);
@@ -203,16 +181,52 @@ impl TcpLink {
         Ok(())
     }
 
-    /// Queues `frame`, which has its room, for the writer.
-    fn queue(&self, frame: FrameBuf, permit: OwnedSemaphorePermit) -> Result<(), TransportError> {
-        let slot = self.shared.lock();
-        if let Some(closure) = &*slot {
-            return Err(TransportError::Closed(closure.clone()));
+    /// Writes `frames` in order, up to the first the binding refuses, which fails the call.
+    async fn send_frames(&self, frames: Vec<FrameBuf>) -> Result<(), TransportError> {
+        let refused = frames
+            .iter()
+            .enumerate()
+            .find_map(|(at, frame)| self.check(frame).err().map(|error| (at, error)));
+        let good = refused.as_ref().map_or(frames.len(), |(at, _)| *at);
+        if good > 0 {
+            let mut writing = self.writing.lock().await;
+            // Checked again in turn: a frame never goes after CLOSE.
+            if self.shared.closure().is_some() {
+                return Err(self.shared.closed());
+            }
+            for frame in frames.into_iter().take(good) {
+                let (head, body) = frame.into_parts();
+                writing
+                    .rest
+                    .extend([head, body].into_iter().filter(|part| !part.is_empty()));
+            }
+            self.write_rest(&mut writing).await?;
         }
-        // Queued while the link cannot end: a frame never lands behind CLOSE.
-        self.outbound
-            .send(Outbound::Frame((frame, permit)))
-            .map_err(|_| TransportError::Closed(Closure::Lost("the writer stopped".into())))
+        refused.map_or(Ok(()), |(_, error)| Err(error))
+    }
+
+    /// Writes what `writing` has still to write, unless the link stops first. A failed write
+    /// loses the link; the writing half is let go once the link stops.
+    async fn write_rest(&self, writing: &mut Writing) -> Result<(), TransportError> {
+        let Writing { half, rest } = writing;
+        let Some(out) = half.as_mut() else {
+            return Err(self.shared.closed());
+        };
+        let mut phase = self.shared.phase.subscribe();
+        let written = tokio::select! {
+            written = write_parts(out, rest) => written,
+            () = stopping(&mut phase) => Err(std::io::ErrorKind::ConnectionAborted.into()),
+        };
+        if let Err(error) = written {
+            self.shared
+                .end(Closure::Lost(format!("the connection failed: {error}")));
+        }
+        if *phase.borrow() == Phase::Stopping {
+            *half = None;
+            rest.clear();
+            return Err(self.shared.closed());
+        }
+        Ok(())
     }
 
     /// What the receiver read next, reading while the link is open.
@@ -306,24 +320,12 @@ impl Link for TcpLink {
 
     /// Writes the parts back to back with vectored writes, without joining them first.
     async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
-        self.check(&frame)?;
-        let cost = room(frame.len(), self.shared.send_capacity);
-        let permit = Arc::clone(&self.shared.send_room)
-            .acquire_many_owned(cost)
-            .await
-            .map_err(|_| self.shared.closed())?;
-        self.queue(frame, permit)
+        self.send_frames(vec![frame]).await
     }
 
-    /// Queues the frame for the writer if the send buffer has room for it now.
-    fn try_send_buf(&self, frame: FrameBuf) -> Result<Option<FrameBuf>, TransportError> {
-        self.check(&frame)?;
-        let cost = room(frame.len(), self.shared.send_capacity);
-        match Arc::clone(&self.shared.send_room).try_acquire_many_owned(cost) {
-            Ok(permit) => self.queue(frame, permit).map(|()| None),
-            Err(TryAcquireError::NoPermits) => Ok(Some(frame)),
-            Err(TryAcquireError::Closed) => Err(self.shared.closed()),
-        }
+    /// Writes the frames back to back with vectored writes, without joining them first.
+    async fn send_bufs(&self, frames: Vec<FrameBuf>) -> Result<(), TransportError> {
+        self.send_frames(frames).await
     }
 
     async fn recv(&self) -> Result<Bytes, TransportError> {
@@ -337,35 +339,50 @@ impl Link for TcpLink {
             Some(Ok(Message::Close(reason))) => Closure::Peer(reason),
             Some(Err(error)) => Closure::Lost(error.to_string()),
         };
-        // The connection is let go: the writer stops, and the peer sees the stream end.
+        // The connection is let go, and the peer sees the stream end (at once unless a send
+        // is under way, which stops).
         *reading = None;
         self.shared.end(closure);
         self.shared.advance(Phase::Stopping);
+        if let Ok(mut writing) = self.writing.try_lock() {
+            writing.half = None;
+        }
         Err(self.shared.closed())
     }
 
     async fn close(&self, reason: CloseReason) {
-        let queued = self.shared.end_then(Closure::Local(reason.clone()), || {
-            let _ = self.outbound.send(Outbound::Close(reason));
-        });
-        if !queued {
+        if !self.shared.end(Closure::Local(reason.clone())) {
             return;
         }
         let (shared, reading) = (Arc::clone(&self.shared), Arc::clone(&self.reading));
         let timeout = self.info.close_timeout;
         tokio::spawn(async move {
-            let mut finished = shared.writer_done.subscribe();
-            let written = async {
-                let _ = finished.wait_for(|done| *done).await;
+            let mut phase = shared.phase.subscribe();
+            let wound_down = async {
+                tokio::select! {
+                    () = discard(&reading) => {}
+                    () = stopping(&mut phase) => {}
+                }
             };
-            let wound_down = async { tokio::join!(written, discard(&reading)) };
             if tokio::time::timeout(timeout, wound_down).await.is_err() {
                 shared.advance(Phase::Stopping);
             }
             reading.lock().await.take();
         });
-        let mut finished = self.shared.writer_done.subscribe();
-        let _ = finished.wait_for(|done| *done).await;
+        let written = tokio::time::timeout(timeout, async {
+            let mut writing = self.writing.lock().await;
+            writing.rest.push_back(binding::close(&reason));
+            if self.write_rest(&mut writing).await.is_ok()
+                && let Some(out) = writing.half.as_mut()
+            {
+                let _ = out.shutdown().await;
+            }
+            writing.half = None;
+        })
+        .await;
+        if written.is_err() {
+            self.shared.advance(Phase::Stopping);
+        }
     }
 
     fn closure(&self) -> Option<Closure> {
@@ -387,72 +404,14 @@ async fn discard(reading: &Reading) {
     }
 }
 
-/// Writes what the link queues until CLOSE has gone or the tasks stop, then ends the sending
-/// direction.
-async fn write_task(
-    shared: Arc<Shared>,
-    mut writer: OwnedWriteHalf,
-    mut outbound: mpsc::UnboundedReceiver<Outbound>,
-) {
-    let mut phase = shared.phase.subscribe();
-    let written = tokio::select! {
-        written = write_queued(&mut writer, &mut outbound) => Some(written),
-        () = stopping(&mut phase) => None,
-    };
-    match written {
-        Some(Ok(())) => {
-            let _ = writer.shutdown().await;
-        }
-        Some(Err(error)) => {
-            shared.end(Closure::Lost(format!("the connection failed: {error}")));
-        }
-        None => {}
-    }
-    shared.writer_done.send_replace(true);
-}
-
-/// Writes frames as they are queued, every frame waiting at once in one vectored write, until
-/// CLOSE.
-async fn write_queued(
+/// Writes `parts` back to back with vectored writes, taking each off as it is written, so that
+/// what is left is still there if this is given up.
+async fn write_parts(
     writer: &mut OwnedWriteHalf,
-    outbound: &mut mpsc::UnboundedReceiver<Outbound>,
+    parts: &mut VecDeque<Bytes>,
 ) -> std::io::Result<()> {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    let mut parts = Vec::with_capacity(WRITE_SLICES);
-    loop {
-        if outbound.recv_many(&mut batch, WRITE_BATCH).await == 0 {
-            return Ok(());
-        }
-        let mut close = None;
-        let mut rooms = Vec::with_capacity(batch.len());
-        for next in batch.drain(..) {
-            match next {
-                Outbound::Frame((frame, room)) => {
-                    let (head, body) = frame.into_parts();
-                    parts.extend([head, body].into_iter().filter(|part| !part.is_empty()));
-                    rooms.push(room);
-                }
-                Outbound::Close(reason) => {
-                    parts.push(binding::close(&reason));
-                    close = Some(());
-                    break;
-                }
-            }
-        }
-        write_parts(writer, &mut parts).await?;
-        // The frames are on their way: their room is free again.
-        drop(rooms);
-        if close.is_some() {
-            return Ok(());
-        }
-    }
-}
-
-/// Writes `parts` back to back with vectored writes, and leaves `parts` empty.
-async fn write_parts(writer: &mut OwnedWriteHalf, parts: &mut Vec<Bytes>) -> std::io::Result<()> {
-    let mut first = 0;
-    while first < parts.len() {
-        let slices: Vec<IoSlice<'_>> = parts[first..]
+    while !parts.is_empty() {
+        let slices: Vec<IoSlice<'_>> = parts
             .iter()
             .take(WRITE_SLICES)
             .map(|part| IoSlice::new(part))
@@ -462,17 +421,16 @@ async fn write_parts(writer: &mut OwnedWriteHalf, parts: &mut Vec<Bytes>) -> std
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         while written > 0 {
-            let Some(part) = parts.get_mut(first) else {
+            let Some(part) = parts.front_mut() else {
                 break;
             };
             let from_part = written.min(part.len());
             part.advance(from_part);
             written -= from_part;
             if part.is_empty() {
-                first += 1;
+                parts.pop_front();
             }
         }
     }
-    parts.clear();
     Ok(())
 }

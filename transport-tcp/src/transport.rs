@@ -316,7 +316,6 @@ impl Opened {
             local_addr,
             peer_addr,
             max_frame_size: config.max_frame_size,
-            send_buffer: config.send_buffer,
             receive_buffer: config.receive_buffer,
             close_timeout: config.close_timeout,
         };

@@ -208,8 +208,13 @@ impl Driver {
             match self.link.try_send_buf(frame) {
                 Ok(None) => sent = true,
                 Ok(Some(frame)) => {
+                    // The link has no room now: this frame and those taken out behind it go
+                    // together, in one call that a transport may write at once.
+                    let mut frames = Vec::with_capacity(1 + self.outbox.len());
+                    frames.push(frame);
+                    frames.extend(self.outbox.drain(..));
                     let link = self.link.clone();
-                    self.sending = Some(Box::pin(async move { link.send_buf(frame).await }));
+                    self.sending = Some(Box::pin(async move { link.send_bufs(frames).await }));
                 }
                 Err(err) => {
                     self.send_failed(&err);
