@@ -282,13 +282,15 @@ impl Driver {
         let mut state = shared.lock();
         let now = now();
         let id = self.id;
-        if let Some(entry) = state.links.get_mut(&id)
-            && !entry
+        if let Some(entry) = state.links.get_mut(&id) {
+            entry.in_app_code = false;
+            if !entry
                 .driver
                 .as_ref()
                 .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            entry.driver = Some(cx.waker().clone());
+            {
+                entry.driver = Some(cx.waker().clone());
+            }
         }
         let mut busy = !self.received.is_empty();
         for frame in self.received.drain(..) {
@@ -319,8 +321,12 @@ impl Driver {
                 break;
             }
         }
-        if changed && let Some(entry) = state.links.get_mut(&id) {
-            wakers.append(&mut entry.waiters);
+        if let Some(entry) = state.links.get_mut(&id) {
+            if changed {
+                wakers.append(&mut entry.waiters);
+            }
+            // The app code of this turn runs next, and another turn after it.
+            entry.in_app_code = !self.work.is_empty();
         }
         Turn {
             busy: busy || changed || !self.work.is_empty(),
