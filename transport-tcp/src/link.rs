@@ -217,11 +217,13 @@ impl TcpLink {
             written = write_parts(out, rest) => written,
             () = stopping(&mut phase) => Err(std::io::ErrorKind::ConnectionAborted.into()),
         };
+        let failed = written.is_err();
         if let Err(error) = written {
             self.shared
                 .end(Closure::Lost(format!("the connection failed: {error}")));
+            self.shared.advance(Phase::Stopping);
         }
-        if *phase.borrow() == Phase::Stopping {
+        if failed || *phase.borrow() == Phase::Stopping {
             *half = None;
             rest.clear();
             return Err(self.shared.closed());
@@ -234,6 +236,9 @@ impl TcpLink {
         &self,
         receiver: &mut Receiver<OwnedReadHalf>,
     ) -> Option<Result<Message, ReadError>> {
+        if self.shared.discards() {
+            return None;
+        }
         if let Some(message) = receiver.cut().transpose() {
             return Some(message);
         }

@@ -163,7 +163,7 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
     /// holds it and it is not more than twice as large, a new one otherwise.
     fn buffer_for(&mut self, size: usize) -> BytesMut {
         while let Some(old) = self.recycled.pop_front() {
-            self.recycled_bytes -= old.len();
+            self.recycled_bytes = self.recycled_bytes.saturating_sub(old.len());
             match old.try_into_mut() {
                 Ok(mut buf) if (size..=size.saturating_mul(2)).contains(&buf.capacity()) => {
                     buf.clear();
@@ -185,7 +185,7 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
             let Some(old) = self.recycled.pop_front() else {
                 break;
             };
-            self.recycled_bytes -= old.len();
+            self.recycled_bytes = self.recycled_bytes.saturating_sub(old.len());
         }
         frame
     }
@@ -195,11 +195,11 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
     /// into `buf`.
     async fn fill(&mut self) -> Result<(), ReadError> {
         let read = if let Some((frame, size)) = &mut self.large {
-            let rest = *size + HEADER_LEN - frame.len();
+            let rest = (*size + HEADER_LEN).saturating_sub(frame.len());
             self.inner.read_buf(&mut frame.limit(rest)).await
         } else {
             let want = if self.after_large && self.buf.len() < HEADER_LEN {
-                HEADER_LEN - self.buf.len()
+                HEADER_LEN.saturating_sub(self.buf.len())
             } else {
                 self.read_ahead
             };
