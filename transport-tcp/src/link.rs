@@ -3,9 +3,11 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use acm_transport::{CloseReason, Closure, DeviceId, FrameBuf, Link, Role, TransportError};
@@ -50,11 +52,21 @@ enum Phase {
 struct Shared {
     closure: Mutex<Option<Closure>>,
     phase: watch::Sender<Phase>,
+    /// The tasks waiting in a read and in a write, woken when the phase moves on: a slot each
+    /// rather than a subscription to `phase`, which costs a registration per poll.
+    waiting: Mutex<Waiting>,
+}
+
+/// The wakers of a read and a write under way (each side has one at a time).
+#[derive(Default)]
+struct Waiting {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Option<Closure>> {
-        self.closure.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.closure)
     }
 
     /// Ends the link with `closure` unless it has already ended. Says whether it ended it.
@@ -75,13 +87,38 @@ impl Shared {
 
     /// Moves the tasks on to `phase`, never back.
     fn advance(&self, phase: Phase) {
-        self.phase.send_if_modified(|now| {
+        let moved = self.phase.send_if_modified(|now| {
             let later = *now < phase;
             if later {
                 *now = phase;
             }
             later
         });
+        if moved {
+            let waiting = std::mem::take(&mut *lock(&self.waiting));
+            waiting
+                .reader
+                .into_iter()
+                .chain(waiting.writer)
+                .for_each(Waker::wake);
+        }
+    }
+
+    /// Leaves `waker` to be woken when the phase moves on, in the reader's slot or the writer's.
+    fn wake_on_change(&self, waker: &Waker, reader: bool) {
+        let mut waiting = lock(&self.waiting);
+        let slot = if reader {
+            &mut waiting.reader
+        } else {
+            &mut waiting.writer
+        };
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.phase.borrow() == Phase::Stopping
     }
 
     fn closure(&self) -> Option<Closure> {
@@ -155,6 +192,7 @@ impl TcpLink {
         let shared = Arc::new(Shared {
             closure: Mutex::new(None),
             phase: watch::Sender::new(Phase::Open),
+            waiting: Mutex::new(Waiting::default()),
         });
         let (reader, read) = reader.into_parts();
         let receiver = Receiver::new(reader, read, info.max_frame_size, info.receive_buffer);
@@ -212,10 +250,17 @@ impl TcpLink {
         let Some(out) = half.as_mut() else {
             return Err(self.shared.closed());
         };
-        let mut phase = self.shared.phase.subscribe();
-        let written = tokio::select! {
-            written = write_parts(out, rest) => written,
-            () = stopping(&mut phase) => Err(std::io::ErrorKind::ConnectionAborted.into()),
+        let written = {
+            let writing = write_parts(out, rest);
+            tokio::pin!(writing);
+            std::future::poll_fn(|cx| {
+                self.shared.wake_on_change(cx.waker(), false);
+                if self.shared.stopping() {
+                    return Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()));
+                }
+                writing.as_mut().poll(cx)
+            })
+            .await
         };
         let failed = written.is_err();
         if let Err(error) = written {
@@ -223,7 +268,7 @@ impl TcpLink {
                 .end(Closure::Lost(format!("the connection failed: {error}")));
             self.shared.advance(Phase::Stopping);
         }
-        if failed || *phase.borrow() == Phase::Stopping {
+        if failed || self.shared.stopping() {
             *half = None;
             rest.clear();
             return Err(self.shared.closed());
@@ -242,20 +287,17 @@ impl TcpLink {
         if let Some(message) = receiver.cut().transpose() {
             return Some(message);
         }
-        let mut phase = self.shared.phase.subscribe();
-        loop {
+        let next = receiver.next();
+        tokio::pin!(next);
+        std::future::poll_fn(|cx| {
+            // The waker is left before the check, so that a close after it wakes this read.
+            self.shared.wake_on_change(cx.waker(), true);
             if self.shared.discards() {
-                return None;
+                return Poll::Ready(None);
             }
-            tokio::select! {
-                message = receiver.next() => return Some(message),
-                changed = phase.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                }
-            }
-        }
+            next.as_mut().poll(cx).map(Some)
+        })
+        .await
     }
 
     /// The peer's socket address.
@@ -393,6 +435,11 @@ impl Link for TcpLink {
     fn closure(&self) -> Option<Closure> {
         self.shared.closure()
     }
+}
+
+/// A std mutex's guard, whether or not a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Waits until the tasks must stop.

@@ -286,3 +286,18 @@ async fn frames_read_ahead_before_this_side_closes_are_discarded() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_receive_waiting_when_this_side_closes_fails_with_the_close() {
+    within(20, async {
+        let p = pair().await;
+        let reason = CloseReason::new(4, "while waiting");
+        let closing = async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            p.acceptor.close(reason.clone()).await;
+        };
+        let (received, ()) = tokio::join!(p.acceptor.recv(), closing);
+        assert_eq!(closed(received), Closure::Local(reason));
+    })
+    .await;
+}
