@@ -1,12 +1,13 @@
 //! A link's receiving side after the OPEN exchange: frames cut out of the bytes read off the
 //! socket by the task that waits for them, with no task and no queue in between.
 //!
-//! Small frames are slices of one read buffer, so that a read brings in as many as the socket
-//! holds. A frame of [`OWN_BUFFER`] bytes or more is read into a buffer of its own, of about its
-//! size, so that its payload goes from the socket straight into it and the frame never holds
-//! other bytes alive. Those buffers are used again once the layer above lets go of their
-//! frames: memory the allocator gives back to the system costs a page fault per 4 KiB when it
-//! is touched again, more than reading the bytes into it.
+//! Small frames are copied out of one read buffer, so that a read brings in as many as the
+//! socket holds, and a frame the layer above keeps (a short transfer an app has not read yet)
+//! holds its own bytes and no more. A frame of [`OWN_BUFFER`] bytes or more is read into a
+//! buffer of its own, of about its size, so that its payload goes from the socket straight into
+//! it. Those buffers are used again once the layer above lets go of their frames: memory the
+//! allocator gives back to the system costs a page fault per 4 KiB when it is touched again,
+//! more than reading the bytes into it.
 
 use std::collections::VecDeque;
 
@@ -153,19 +154,22 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
                         return Ok(None);
                     }
                     self.after_large = false;
-                    return Ok(Some(Message::Frame(self.buf.split_to(size).freeze())));
+                    let frame = Bytes::copy_from_slice(&self.buf[..size]);
+                    self.buf.advance(size);
+                    return Ok(Some(Message::Frame(frame)));
                 }
             }
         }
     }
 
     /// An empty buffer for a frame of `size` bytes: the oldest recycled one if nothing else
-    /// holds it and it is not more than twice as large, a new one otherwise.
+    /// holds it and it is at most a quarter larger, a new one otherwise: a frame never holds
+    /// much more memory than its bytes.
     fn buffer_for(&mut self, size: usize) -> BytesMut {
         while let Some(old) = self.recycled.pop_front() {
             self.recycled_bytes = self.recycled_bytes.saturating_sub(old.len());
             match old.try_into_mut() {
-                Ok(mut buf) if (size..=size.saturating_mul(2)).contains(&buf.capacity()) => {
+                Ok(mut buf) if (size..=size.saturating_add(size / 4)).contains(&buf.capacity()) => {
                     buf.clear();
                     return buf;
                 }
@@ -266,6 +270,18 @@ mod tests {
                 assert_eq!(got, &sent[..], "read_ahead {read_ahead}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_small_frame_holds_its_own_bytes_and_not_the_read_buffer() {
+        let stream = [frame(7, 100), frame(7, 200), frame(7, 300)].concat();
+        let mut receiver = Receiver::new(&stream[..], BytesMut::new(), 1 << 20, 1 << 20);
+        let Ok(Message::Frame(first)) = receiver.next().await else {
+            panic!("expected a frame");
+        };
+        // The other two were read with it and are still in the receiver.
+        assert!(first.is_unique());
+        assert_eq!(first.len(), 100);
     }
 
     #[tokio::test]
