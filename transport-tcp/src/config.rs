@@ -18,7 +18,7 @@ const LARGEST_BUFFER: usize = 1 << 30;
 ///
 /// let config = TcpConfig::new()
 ///     .with_max_frame_size(1 << 20)
-///     .with_send_buffer(64 * 1024)
+///     .with_receive_buffer(64 * 1024)
 ///     .with_open_timeout(Duration::from_secs(3));
 /// assert_eq!(config.max_frame_size, 1 << 20);
 /// assert!(config.validate().is_ok());
@@ -30,11 +30,16 @@ pub struct TcpConfig {
     /// The largest frame, header included, this side receives and sends: a header announcing
     /// a larger frame ends the link (`TCP-3`). 128 to 16 777 227; 65 535 by default.
     pub max_frame_size: usize,
-    /// The bytes of frames a link queues for sending before [`send`](acm_transport::Link::send)
-    /// waits (a frame larger than this still goes, alone). 256 KiB by default.
+    /// Bounds nothing any more, and is kept so that configurations that set it stay valid: a
+    /// link writes each frame to the socket in the task that calls
+    /// [`send`](acm_transport::Link::send), which waits while the socket's own buffer is full.
+    /// 256 KiB by default.
     pub send_buffer: usize,
-    /// The bytes of frames a link holds for [`recv`](acm_transport::Link::recv) before it stops
-    /// reading the socket, which holds the peer back. 256 KiB by default.
+    /// The most bytes a link reads from the socket ahead of the frame
+    /// [`recv`](acm_transport::Link::recv) waits for. A link reads only while `recv` waits, so
+    /// a peer that sends faster than the frames are taken is held back by TCP's flow control.
+    /// A link also keeps up to 8 times this in buffers of large frames it has handed out, to
+    /// read into again once they are let go. 256 KiB by default.
     pub receive_buffer: usize,
     /// How long a dial may take to connect. 10 s by default.
     pub connect_timeout: Duration,
@@ -73,14 +78,14 @@ impl TcpConfig {
         self
     }
 
-    /// Sets the bytes queued for sending per link.
+    /// Sets [`TcpConfig::send_buffer`], which bounds nothing any more.
     #[must_use]
     pub fn with_send_buffer(mut self, bytes: usize) -> Self {
         self.send_buffer = bytes;
         self
     }
 
-    /// Sets the bytes held for the reader per link.
+    /// Sets the bytes a link reads ahead of `recv`.
     #[must_use]
     pub fn with_receive_buffer(mut self, bytes: usize) -> Self {
         self.receive_buffer = bytes;

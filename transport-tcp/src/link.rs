@@ -1,107 +1,124 @@
-//! A link: one TCP connection after the OPEN exchange, written by one task and read by
-//! another, with bounded queues between them and the link's user.
+//! A link: one TCP connection after the OPEN exchange, written by the task that calls `send`
+//! and read by the task that calls `recv`, with no task or queue of the link's own in between.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use acm_transport::{CloseReason, Closure, DeviceId, FrameBuf, Link, Role, TransportError};
 use async_trait::async_trait;
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::watch;
 
 use crate::binding::{self, FrameError};
-use crate::stream::{FrameReader, Next, ReadError};
+use crate::receive::{Message, Receiver};
+use crate::stream::{FrameReader, ReadError};
 
-/// How much a writer gathers before it writes to the socket.
-const WRITE_BUFFER: usize = 16 * 1024;
+/// The most parts of frames one vectored write is given (below every system's `IOV_MAX`).
+const WRITE_SLICES: usize = 64;
 
-/// A frame on its way, with the room it takes in a queue.
-type Queued = (Bytes, OwnedSemaphorePermit);
+/// The reading side: `None` once the connection's reading half has been let go.
+type Reading = tokio::sync::Mutex<Option<Receiver<OwnedReadHalf>>>;
 
-/// What the link asks its writer to do.
-enum Outbound {
-    /// Write one frame, its parts back to back.
-    Frame((FrameBuf, OwnedSemaphorePermit)),
-    /// Write CLOSE, then end the sending direction.
-    Close(CloseReason),
+/// The writing side.
+struct Writing {
+    /// The connection's writing half; `None` once let go, which ends the sending direction.
+    half: Option<OwnedWriteHalf>,
+    /// What is still to be written of the frame being sent, or of one whose send was given up
+    /// part-way (its future dropped): it goes out before anything else.
+    rest: VecDeque<Bytes>,
 }
 
-/// Where the link's tasks are.
+/// Where the link is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Phase {
     /// Both directions carry frames.
     Open,
-    /// This side closed: the writer sends what was queued and CLOSE, the reader discards what
-    /// still arrives until the peer ends the connection.
+    /// This side closed: CLOSE goes after what was sent, and what still arrives is read and
+    /// discarded until the peer ends the connection.
     Closing,
-    /// The tasks stop now and drop the connection.
+    /// Reads and writes under way stop now and the connection is dropped.
     Stopping,
 }
 
-/// What the link and its tasks share.
+/// What the link and the task that winds it down after a close share.
 struct Shared {
     closure: Mutex<Option<Closure>>,
     phase: watch::Sender<Phase>,
-    /// Set once the writer has finished.
-    writer_done: watch::Sender<bool>,
-    /// Set once the reader has finished.
-    reader_done: watch::Sender<bool>,
-    /// Room for frames queued for sending, in bytes.
-    send_room: Arc<Semaphore>,
-    send_capacity: usize,
-    /// Room for frames received and not yet taken, in bytes.
-    receive_room: Arc<Semaphore>,
-    receive_capacity: usize,
+    /// The tasks waiting in a read and in a write, woken when the phase moves on: a slot each
+    /// rather than a subscription to `phase`, which costs a registration per poll.
+    waiting: Mutex<Waiting>,
+}
+
+/// The wakers of a read and a write under way (each side has one at a time).
+#[derive(Default)]
+struct Waiting {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Option<Closure>> {
-        self.closure.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.closure)
     }
 
-    /// Ends the link with `closure` unless it has already ended, running `then` while no one
-    /// else can end it or queue a frame. Says whether it ended it.
-    fn end_then(&self, closure: Closure, then: impl FnOnce()) -> bool {
+    /// Ends the link with `closure` unless it has already ended. Says whether it ended it.
+    fn end(&self, closure: Closure) -> bool {
         let mut slot = self.lock();
         if slot.is_some() {
             return false;
         }
-        let (phase, discards) = match closure {
-            Closure::Local(_) => (Phase::Closing, true),
-            Closure::Peer(_) => (Phase::Stopping, false),
-            _ => (Phase::Stopping, true),
+        let phase = match closure {
+            Closure::Local(_) => Phase::Closing,
+            _ => Phase::Stopping,
         };
         *slot = Some(closure);
-        then();
         drop(slot);
-        self.send_room.close();
-        if discards {
-            self.receive_room.close();
-        }
         self.advance(phase);
         true
     }
 
-    /// Ends the link with `closure` unless it has already ended.
-    fn end(&self, closure: Closure) -> bool {
-        self.end_then(closure, || {})
-    }
-
     /// Moves the tasks on to `phase`, never back.
     fn advance(&self, phase: Phase) {
-        self.phase.send_if_modified(|now| {
+        let moved = self.phase.send_if_modified(|now| {
             let later = *now < phase;
             if later {
                 *now = phase;
             }
             later
         });
+        if moved {
+            let waiting = std::mem::take(&mut *lock(&self.waiting));
+            waiting
+                .reader
+                .into_iter()
+                .chain(waiting.writer)
+                .for_each(Waker::wake);
+        }
+    }
+
+    /// Leaves `waker` to be woken when the phase moves on, in the reader's slot or the writer's.
+    fn wake_on_change(&self, waker: &Waker, reader: bool) {
+        let mut waiting = lock(&self.waiting);
+        let slot = if reader {
+            &mut waiting.reader
+        } else {
+            &mut waiting.writer
+        };
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.phase.borrow() == Phase::Stopping
     }
 
     fn closure(&self) -> Option<Closure> {
@@ -122,12 +139,6 @@ impl Shared {
     }
 }
 
-/// The room a frame of `len` bytes takes in a queue of `capacity` bytes: a frame larger than
-/// the queue takes all of it and goes alone.
-fn room(len: usize, capacity: usize) -> u32 {
-    u32::try_from(len.min(capacity)).unwrap_or(u32::MAX)
-}
-
 /// Who is on either end of a new link, and its limits.
 #[derive(Debug, Clone)]
 pub(crate) struct LinkInfo {
@@ -137,7 +148,6 @@ pub(crate) struct LinkInfo {
     pub(crate) local_addr: SocketAddr,
     pub(crate) peer_addr: SocketAddr,
     pub(crate) max_frame_size: usize,
-    pub(crate) send_buffer: usize,
     pub(crate) receive_buffer: usize,
     pub(crate) close_timeout: Duration,
 }
@@ -145,19 +155,22 @@ pub(crate) struct LinkInfo {
 /// One end of a TCP connection carrying acm frames, from [`TcpTransport`](crate::TcpTransport)'s
 /// `dial`, `dial_addr` or `accept`.
 ///
-/// * [`Link::send`] queues the frame for the link's writer and returns; it waits while the
-///   frames queued fill the configured send buffer, which happens when the socket does not
-///   take them as fast (the peer reads slowly).
-/// * [`Link::recv`] takes frames the link's reader has read. The reader stops reading the
-///   socket while the frames waiting for `recv` fill the receive buffer, which holds the peer
-///   back through TCP's flow control.
-/// * [`Link::close`] queues CLOSE after the frames already sent and waits until the writer has
-///   written it and ended the sending direction (or the close timeout passed). This end sees
-///   [`Closure::Local`] at once and discards what still arrives; the peer receives every frame
-///   sent before the close, then sees [`Closure::Peer`] with the reason. The connection is
-///   dropped when the peer ends it too, or after the close timeout.
-/// * A peer's CLOSE ends the link with [`Closure::Peer`]: `recv` still returns the frames
-///   that came before it, then the closure; what was queued for sending is dropped.
+/// * [`Link::send`] writes the frame to the socket in the calling task, with one vectored
+///   write of its parts where the socket takes them; it waits while the socket's buffer is
+///   full (the peer reads slowly). Sends from several tasks go one after the other, whole.
+/// * [`Link::recv`] reads the socket in the calling task, and only while a call waits: a peer
+///   that sends faster than its frames are taken is held back by TCP's flow control. One read
+///   asks for at most the configured receive buffer, and brings in every small frame that
+///   fits; a frame of 16 KiB or more is read into a buffer of its own.
+///   [`Link::send_bufs`] writes several frames with the same vectored writes. A send whose
+///   future is dropped part-way still finishes its frame before the next one or the CLOSE.
+/// * [`Link::close`] writes CLOSE after the frames already sent and ends the sending direction
+///   (giving up after the close timeout). This end sees [`Closure::Local`] at once and
+///   discards what still arrives; the peer receives every frame sent before the close, then
+///   sees [`Closure::Peer`] with the reason. The connection is dropped when the peer ends it
+///   too, or after the close timeout.
+/// * A peer's CLOSE ends the link with [`Closure::Peer`] once `recv` reaches it: `recv` returns
+///   the frames that came before it, then the closure, and the link ends the connection.
 /// * A connection that ends without CLOSE, fails, or breaks the binding (a frame over the
 ///   maximum, a malformed binding message) ends the link with [`Closure::Lost`] and `recv`
 ///   fails at once; a frame cut by the end of the stream is never returned. Dropping an end
@@ -165,12 +178,12 @@ pub(crate) struct LinkInfo {
 pub struct TcpLink {
     info: LinkInfo,
     shared: Arc<Shared>,
-    outbound: mpsc::UnboundedSender<Outbound>,
-    inbound: tokio::sync::Mutex<mpsc::UnboundedReceiver<Queued>>,
+    writing: tokio::sync::Mutex<Writing>,
+    reading: Arc<Reading>,
 }
 
 impl TcpLink {
-    /// Starts the link's tasks on a connection whose OPEN exchange is done.
+    /// Makes the link of a connection whose OPEN exchange is done.
     pub(crate) fn start(
         info: LinkInfo,
         reader: FrameReader<OwnedReadHalf>,
@@ -179,24 +192,112 @@ impl TcpLink {
         let shared = Arc::new(Shared {
             closure: Mutex::new(None),
             phase: watch::Sender::new(Phase::Open),
-            writer_done: watch::Sender::new(false),
-            reader_done: watch::Sender::new(false),
-            send_room: Arc::new(Semaphore::new(info.send_buffer)),
-            send_capacity: info.send_buffer,
-            receive_room: Arc::new(Semaphore::new(info.receive_buffer)),
-            receive_capacity: info.receive_buffer,
+            waiting: Mutex::new(Waiting::default()),
         });
-        let (outbound, outbound_rx) = mpsc::unbounded_channel();
-        let (inbound_tx, inbound) = mpsc::unbounded_channel();
-        let writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
-        tokio::spawn(write_task(Arc::clone(&shared), writer, outbound_rx));
-        tokio::spawn(read_task(Arc::clone(&shared), reader, inbound_tx));
+        let (reader, read) = reader.into_parts();
+        let receiver = Receiver::new(reader, read, info.max_frame_size, info.receive_buffer);
         Self {
             info,
             shared,
-            outbound,
-            inbound: tokio::sync::Mutex::new(inbound),
+            writing: tokio::sync::Mutex::new(Writing {
+                half: Some(writer),
+                rest: VecDeque::new(),
+            }),
+            reading: Arc::new(tokio::sync::Mutex::new(Some(receiver))),
         }
+    }
+
+    /// Checks `frame` as the binding requires before it is sent.
+    fn check(&self, frame: &FrameBuf) -> Result<(), TransportError> {
+        let mut start = [0u8; binding::HEADER_LEN];
+        let got = frame.copy_prefix(&mut start);
+        binding::check_frame_start(&start[..got], frame.len(), self.info.max_frame_size)
+            .map_err(refused)?;
+        if self.shared.closure().is_some() {
+            return Err(self.shared.closed());
+        }
+        Ok(())
+    }
+
+    /// Writes `frames` in order, up to the first the binding refuses, which fails the call.
+    async fn send_frames(&self, frames: Vec<FrameBuf>) -> Result<(), TransportError> {
+        let refused = frames
+            .iter()
+            .enumerate()
+            .find_map(|(at, frame)| self.check(frame).err().map(|error| (at, error)));
+        let good = refused.as_ref().map_or(frames.len(), |(at, _)| *at);
+        if good > 0 {
+            let mut writing = self.writing.lock().await;
+            // Checked again in turn: a frame never goes after CLOSE.
+            if self.shared.closure().is_some() {
+                return Err(self.shared.closed());
+            }
+            for frame in frames.into_iter().take(good) {
+                let (head, body) = frame.into_parts();
+                writing
+                    .rest
+                    .extend([head, body].into_iter().filter(|part| !part.is_empty()));
+            }
+            self.write_rest(&mut writing).await?;
+        }
+        refused.map_or(Ok(()), |(_, error)| Err(error))
+    }
+
+    /// Writes what `writing` has still to write, unless the link stops first. A failed write
+    /// loses the link; the writing half is let go once the link stops.
+    async fn write_rest(&self, writing: &mut Writing) -> Result<(), TransportError> {
+        let Writing { half, rest } = writing;
+        let Some(out) = half.as_mut() else {
+            return Err(self.shared.closed());
+        };
+        let written = {
+            let writing = write_parts(out, rest);
+            tokio::pin!(writing);
+            std::future::poll_fn(|cx| {
+                self.shared.wake_on_change(cx.waker(), false);
+                if self.shared.stopping() {
+                    return Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()));
+                }
+                writing.as_mut().poll(cx)
+            })
+            .await
+        };
+        let failed = written.is_err();
+        if let Err(error) = written {
+            self.shared
+                .end(Closure::Lost(format!("the connection failed: {error}")));
+            self.shared.advance(Phase::Stopping);
+        }
+        if failed || self.shared.stopping() {
+            *half = None;
+            rest.clear();
+            return Err(self.shared.closed());
+        }
+        Ok(())
+    }
+
+    /// What the receiver read next, reading while the link is open.
+    async fn read(
+        &self,
+        receiver: &mut Receiver<OwnedReadHalf>,
+    ) -> Option<Result<Message, ReadError>> {
+        if self.shared.discards() {
+            return None;
+        }
+        if let Some(message) = receiver.cut().transpose() {
+            return Some(message);
+        }
+        let next = receiver.next();
+        tokio::pin!(next);
+        std::future::poll_fn(|cx| {
+            // The waker is left before the check, so that a close after it wakes this read.
+            self.shared.wake_on_change(cx.waker(), true);
+            if self.shared.discards() {
+                return Poll::Ready(None);
+            }
+            next.as_mut().poll(cx).map(Some)
+        })
+        .await
     }
 
     /// The peer's socket address.
@@ -266,73 +367,69 @@ impl Link for TcpLink {
 
     /// Writes the parts back to back with vectored writes, without joining them first.
     async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
-        let mut start = [0u8; binding::HEADER_LEN];
-        let got = frame.copy_prefix(&mut start);
-        binding::check_frame_start(&start[..got], frame.len(), self.info.max_frame_size)
-            .map_err(refused)?;
-        if self.shared.closure().is_some() {
-            return Err(self.shared.closed());
-        }
-        let cost = room(frame.len(), self.shared.send_capacity);
-        let permit = Arc::clone(&self.shared.send_room)
-            .acquire_many_owned(cost)
-            .await
-            .map_err(|_| self.shared.closed())?;
-        let slot = self.shared.lock();
-        if let Some(closure) = &*slot {
-            return Err(TransportError::Closed(closure.clone()));
-        }
-        // Queued while the link cannot end: a frame never lands behind CLOSE.
-        self.outbound
-            .send(Outbound::Frame((frame, permit)))
-            .map_err(|_| TransportError::Closed(Closure::Lost("the writer stopped".into())))
+        self.send_frames(vec![frame]).await
+    }
+
+    /// Writes the frames back to back with vectored writes, without joining them first.
+    async fn send_bufs(&self, frames: Vec<FrameBuf>) -> Result<(), TransportError> {
+        self.send_frames(frames).await
     }
 
     async fn recv(&self) -> Result<Bytes, TransportError> {
-        let mut inbound = self.inbound.lock().await;
-        let mut phase = self.shared.phase.subscribe();
-        loop {
-            if self.shared.discards() {
-                return Err(self.shared.closed());
-            }
-            tokio::select! {
-                queued = inbound.recv() => {
-                    return match queued {
-                        Some((frame, _room)) if !self.shared.discards() => Ok(frame),
-                        _ => Err(self.shared.closed()),
-                    };
-                }
-                changed = phase.changed() => {
-                    if changed.is_err() {
-                        return Err(self.shared.closed());
-                    }
-                }
-            }
+        let mut reading = self.reading.lock().await;
+        let Some(receiver) = reading.as_mut() else {
+            return Err(self.shared.closed());
+        };
+        let closure = match self.read(receiver).await {
+            None => return Err(self.shared.closed()),
+            Some(Ok(Message::Frame(frame))) => return Ok(frame),
+            Some(Ok(Message::Close(reason))) => Closure::Peer(reason),
+            Some(Err(error)) => Closure::Lost(error.to_string()),
+        };
+        // The connection is let go, and the peer sees the stream end (at once unless a send
+        // is under way, which stops).
+        *reading = None;
+        self.shared.end(closure);
+        self.shared.advance(Phase::Stopping);
+        if let Ok(mut writing) = self.writing.try_lock() {
+            writing.half = None;
         }
+        Err(self.shared.closed())
     }
 
     async fn close(&self, reason: CloseReason) {
-        let queued = self.shared.end_then(Closure::Local(reason.clone()), || {
-            let _ = self.outbound.send(Outbound::Close(reason));
-        });
-        if !queued {
+        if !self.shared.end(Closure::Local(reason.clone())) {
             return;
         }
-        let shared = Arc::clone(&self.shared);
+        let (shared, reading) = (Arc::clone(&self.shared), Arc::clone(&self.reading));
         let timeout = self.info.close_timeout;
         tokio::spawn(async move {
-            let mut written = shared.writer_done.subscribe();
-            let mut read = shared.reader_done.subscribe();
+            let mut phase = shared.phase.subscribe();
             let wound_down = async {
-                let _ = written.wait_for(|done| *done).await;
-                let _ = read.wait_for(|done| *done).await;
+                tokio::select! {
+                    () = discard(&reading) => {}
+                    () = stopping(&mut phase) => {}
+                }
             };
             if tokio::time::timeout(timeout, wound_down).await.is_err() {
                 shared.advance(Phase::Stopping);
             }
+            reading.lock().await.take();
         });
-        let mut finished = self.shared.writer_done.subscribe();
-        let _ = finished.wait_for(|done| *done).await;
+        let written = tokio::time::timeout(timeout, async {
+            let mut writing = self.writing.lock().await;
+            writing.rest.push_back(binding::close(&reason));
+            if self.write_rest(&mut writing).await.is_ok()
+                && let Some(out) = writing.half.as_mut()
+            {
+                let _ = out.shutdown().await;
+            }
+            writing.half = None;
+        })
+        .await;
+        if written.is_err() {
+            self.shared.advance(Phase::Stopping);
+        }
     }
 
     fn closure(&self) -> Option<Closure> {
@@ -351,133 +448,52 @@ impl Link for TcpLink {
     }
 }
 
+/// A std mutex's guard, whether or not a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Waits until the tasks must stop.
 async fn stopping(phase: &mut watch::Receiver<Phase>) {
     let _ = phase.wait_for(|phase| *phase == Phase::Stopping).await;
 }
 
-/// Writes what the link queues until CLOSE has gone or the tasks stop, then ends the sending
-/// direction.
-async fn write_task(
-    shared: Arc<Shared>,
-    mut writer: BufWriter<OwnedWriteHalf>,
-    mut outbound: mpsc::UnboundedReceiver<Outbound>,
-) {
-    let mut phase = shared.phase.subscribe();
-    let written = tokio::select! {
-        written = write_queued(&mut writer, &mut outbound) => Some(written),
-        () = stopping(&mut phase) => None,
-    };
-    match written {
-        Some(Ok(())) => {
-            let _ = writer.shutdown().await;
-        }
-        Some(Err(error)) => {
-            shared.end(Closure::Lost(format!("the connection failed: {error}")));
-        }
-        None => {}
-    }
-    shared.writer_done.send_replace(true);
-}
-
-/// Writes frames as they are queued, flushing whenever the queue is empty, until CLOSE.
-async fn write_queued(
-    writer: &mut BufWriter<OwnedWriteHalf>,
-    outbound: &mut mpsc::UnboundedReceiver<Outbound>,
-) -> std::io::Result<()> {
-    loop {
-        let next = match outbound.try_recv() {
-            Ok(next) => next,
-            Err(TryRecvError::Disconnected) => return Ok(()),
-            Err(TryRecvError::Empty) => {
-                writer.flush().await?;
-                match outbound.recv().await {
-                    Some(next) => next,
-                    None => return Ok(()),
-                }
-            }
-        };
-        match next {
-            Outbound::Frame((frame, room)) => {
-                write_parts(writer, frame).await?;
-                drop(room);
-            }
-            Outbound::Close(reason) => {
-                writer.write_all(&binding::close(&reason)).await?;
-                return writer.flush().await;
-            }
-        }
+/// Reads and drops what still arrives after this side's close, until the peer ends the
+/// connection (or breaks it), so that the peer's sends never wait for a reader that is gone.
+async fn discard(reading: &Reading) {
+    let mut reading = reading.lock().await;
+    if let Some(receiver) = reading.as_mut() {
+        while let Ok(Message::Frame(_)) = receiver.next().await {}
     }
 }
 
-/// Writes both parts of `frame`: with vectored writes while the head lasts (one system call for
-/// both when the buffer is empty and the body large), then the rest of the body.
+/// Writes `parts` back to back with vectored writes, taking each off as it is written, so that
+/// what is left is still there if this is given up.
 async fn write_parts(
-    writer: &mut BufWriter<OwnedWriteHalf>,
-    frame: FrameBuf,
+    writer: &mut OwnedWriteHalf,
+    parts: &mut VecDeque<Bytes>,
 ) -> std::io::Result<()> {
-    let (mut head, mut body) = frame.into_parts();
-    while !head.is_empty() {
-        let parts = [IoSlice::new(&head), IoSlice::new(&body)];
-        let written = writer.write_vectored(&parts).await?;
+    while !parts.is_empty() {
+        let slices: Vec<IoSlice<'_>> = parts
+            .iter()
+            .take(WRITE_SLICES)
+            .map(|part| IoSlice::new(part))
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        let from_head = written.min(head.len());
-        head.advance(from_head);
-        body.advance(written - from_head);
-    }
-    writer.write_all(&body).await
-}
-
-/// Reads the connection until it ends or the tasks stop, and ends the link as it says.
-async fn read_task(
-    shared: Arc<Shared>,
-    mut reader: FrameReader<OwnedReadHalf>,
-    inbound: mpsc::UnboundedSender<Queued>,
-) {
-    let mut phase = shared.phase.subscribe();
-    let ended = tokio::select! {
-        ended = read_frames(&shared, &mut reader, &inbound) => Some(ended),
-        () = stopping(&mut phase) => None,
-    };
-    match ended {
-        Some(Ok(reason)) => {
-            shared.end(Closure::Peer(reason));
-        }
-        // The peer ended the connection after this side's CLOSE: the close is complete.
-        Some(Err(ReadError::Ended)) if shared.closure().is_some() => {}
-        Some(Err(error)) => {
-            shared.end(Closure::Lost(error.to_string()));
-            shared.advance(Phase::Stopping);
-        }
-        None => {}
-    }
-    shared.reader_done.send_replace(true);
-}
-
-/// Reads frames into the queue, waiting for room before each payload, until CLOSE.
-async fn read_frames(
-    shared: &Shared,
-    reader: &mut FrameReader<OwnedReadHalf>,
-    inbound: &mpsc::UnboundedSender<Queued>,
-) -> Result<CloseReason, ReadError> {
-    loop {
-        match reader.next().await? {
-            Next::Frame { header, size } => {
-                let cost = room(size, shared.receive_capacity);
-                // No room is given once the link discards: the frame is read and dropped.
-                let room = Arc::clone(&shared.receive_room)
-                    .acquire_many_owned(cost)
-                    .await
-                    .ok();
-                let frame = reader.body(header, size).await?;
-                if let Some(room) = room {
-                    let _ = inbound.send((frame, room));
-                }
+        while written > 0 {
+            let Some(part) = parts.front_mut() else {
+                break;
+            };
+            let from_part = written.min(part.len());
+            part.advance(from_part);
+            written -= from_part;
+            if part.is_empty() {
+                parts.pop_front();
             }
-            Next::Open(_) => return Err(ReadError::Unexpected("a second OPEN")),
-            Next::Close(reason) => return Ok(reason),
         }
     }
+    Ok(())
 }

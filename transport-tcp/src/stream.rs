@@ -1,10 +1,11 @@
-//! Reading frames and binding messages off a byte stream (SPEC.md section 3.6): a header, its
-//! check, then the bytes it announces.
+//! Reading binding messages and frame headers off a byte stream (SPEC.md section 3.6) during
+//! the OPEN exchange: a header, its check, then the bytes it announces. Once a link starts, its
+//! [`Receiver`](crate::receive::Receiver) reads on, from the bytes read ahead here.
 
 use std::io;
 
-use acm_transport::{CloseReason, DeviceId};
-use bytes::{Bytes, BytesMut};
+use acm_transport::DeviceId;
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 use crate::binding::{self, BindingError, HEADER_LEN, Header, Kind};
@@ -15,17 +16,12 @@ const READ_BUFFER: usize = 64 * 1024;
 /// What comes next on the stream.
 #[derive(Debug)]
 pub(crate) enum Next {
-    /// A frame whose header has been read and checked; its payload is still on the stream.
-    Frame {
-        /// The header's bytes.
-        header: [u8; HEADER_LEN],
-        /// The whole frame's length.
-        size: usize,
-    },
+    /// A frame's header, checked; its payload is still on the stream.
+    Frame,
     /// The peer's OPEN.
     Open(DeviceId),
-    /// The peer's CLOSE.
-    Close(CloseReason),
+    /// The peer's CLOSE, checked.
+    Close,
 }
 
 /// Why reading stopped.
@@ -90,7 +86,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     let payload = self.exactly(payload_len).await?;
                     return Ok(match kind {
                         Kind::Open => Next::Open(binding::parse_open(&payload)?),
-                        _ => Next::Close(binding::parse_close(&payload)?),
+                        _ => {
+                            binding::parse_close(&payload)?;
+                            Next::Close
+                        }
                     });
                 }
                 _ if size > self.max_frame_size => {
@@ -101,24 +100,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     .into());
                 }
                 Header::Binding { payload_len, .. } => self.skip(payload_len).await?,
-                Header::Frame { size } => return Ok(Next::Frame { header, size }),
+                Header::Frame { .. } => return Ok(Next::Frame),
             }
         }
     }
 
-    /// Reads the payload of the frame [`FrameReader::next`] announced, and returns the frame.
-    pub(crate) async fn body(
-        &mut self,
-        header: [u8; HEADER_LEN],
-        size: usize,
-    ) -> Result<Bytes, ReadError> {
-        let mut frame = BytesMut::zeroed(size);
-        frame[..HEADER_LEN].copy_from_slice(&header);
-        self.inner
-            .read_exact(&mut frame[HEADER_LEN..])
-            .await
-            .map_err(inside_message)?;
-        Ok(frame.freeze())
+    /// The stream and the bytes read from it ahead of what was taken, for the link that goes
+    /// on reading it.
+    pub(crate) fn into_parts(self) -> (R, BytesMut) {
+        let read = BytesMut::from(self.inner.buffer());
+        (self.inner.into_inner(), read)
     }
 
     /// Reads a header; the stream may end cleanly before its first byte.
@@ -159,42 +150,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
 #[cfg(test)]
 mod tests {
+    use acm_transport::CloseReason;
+
     use super::*;
 
     fn reader(bytes: &[u8], max: usize) -> FrameReader<&[u8]> {
         FrameReader::new(bytes, max)
-    }
-
-    async fn frame(reader: &mut FrameReader<&[u8]>) -> Result<Bytes, ReadError> {
-        match reader.next().await? {
-            Next::Frame { header, size } => reader.body(header, size).await,
-            other => panic!("expected a frame, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn frames_back_to_back_are_cut_at_their_lengths() {
-        let one = [0xAC, 0x4D, 1, 0x80, 0, 0, 0, 1, 0, 0, 0, 1, 0xAA];
-        let two = [0xAC, 0x4D, 1, 0x80, 0, 0, 0, 0, 0, 0, 0, 2];
-        let stream = [&one[..], &two[..]].concat();
-        let mut r = reader(&stream, 128);
-        assert_eq!(frame(&mut r).await.unwrap(), &one[..]);
-        assert_eq!(frame(&mut r).await.unwrap(), &two[..]);
-        assert!(matches!(r.next().await, Err(ReadError::Ended)));
-    }
-
-    #[tokio::test]
-    async fn a_stream_cut_inside_a_header_or_a_payload_yields_nothing_partial() {
-        let cut_header = [0xAC, 0x4D, 1, 0x80, 0];
-        assert!(matches!(
-            reader(&cut_header, 128).next().await,
-            Err(ReadError::EndedMidFrame)
-        ));
-        let cut_payload = [0xAC, 0x4D, 1, 0x80, 0, 0, 0, 9, 0, 0, 0, 1, 1, 2];
-        assert!(matches!(
-            frame(&mut reader(&cut_payload, 128)).await,
-            Err(ReadError::EndedMidFrame)
-        ));
     }
 
     #[tokio::test]
@@ -217,8 +178,6 @@ mod tests {
         stream.extend_from_slice(&binding::close(&CloseReason::new(9, "bye")));
         let mut r = reader(&stream, 128);
         assert!(matches!(r.next().await, Ok(Next::Open(id)) if id.as_str() == "pc"));
-        assert!(
-            matches!(r.next().await, Ok(Next::Close(reason)) if reason == CloseReason::new(9, "bye"))
-        );
+        assert!(matches!(r.next().await, Ok(Next::Close)));
     }
 }

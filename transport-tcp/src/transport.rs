@@ -316,7 +316,6 @@ impl Opened {
             local_addr,
             peer_addr,
             max_frame_size: config.max_frame_size,
-            send_buffer: config.send_buffer,
             receive_buffer: config.receive_buffer,
             close_timeout: config.close_timeout,
         };
@@ -346,8 +345,8 @@ fn split(
 async fn expect_open(reader: &mut FrameReader<OwnedReadHalf>) -> Result<DeviceId, DialError> {
     match reader.next().await {
         Ok(Next::Open(peer)) => Ok(peer),
-        Ok(Next::Close(_)) | Err(ReadError::Ended) => Err(DialError::Refused),
-        Ok(Next::Frame { .. }) => Err(DialError::Broken(ReadError::Unexpected(
+        Ok(Next::Close) | Err(ReadError::Ended) => Err(DialError::Refused),
+        Ok(Next::Frame) => Err(DialError::Broken(ReadError::Unexpected(
             "a frame before its OPEN",
         ))),
         Err(ReadError::Io(error)) => Err(DialError::Io(error)),

@@ -269,3 +269,35 @@ async fn a_second_open_is_a_loss() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn frames_read_ahead_before_this_side_closes_are_discarded() {
+    within(20, async {
+        let p = pair().await;
+        for seq in 0..10 {
+            p.dialer.send(frame(seq, 100)).await.unwrap();
+        }
+        // All ten are on their way: the first receive reads the others ahead.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(p.acceptor.recv().await.unwrap(), frame(0, 100));
+        let reason = CloseReason::new(2, "enough");
+        p.acceptor.close(reason.clone()).await;
+        assert_eq!(closed(p.acceptor.recv().await), Closure::Local(reason));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_receive_waiting_when_this_side_closes_fails_with_the_close() {
+    within(20, async {
+        let p = pair().await;
+        let reason = CloseReason::new(4, "while waiting");
+        let closing = async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            p.acceptor.close(reason.clone()).await;
+        };
+        let (received, ()) = tokio::join!(p.acceptor.recv(), closing);
+        assert_eq!(closed(received), Closure::Local(reason));
+    })
+    .await;
+}

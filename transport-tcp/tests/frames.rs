@@ -209,3 +209,63 @@ async fn frames_in_two_parts_are_checked_whole_and_written_back_to_back() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn frames_sent_together_arrive_in_order_up_to_a_refused_one_and_none_after_it() {
+    within(10, async {
+        let p = pair().await;
+        let len = |seq: u32| 12 + seq as usize * 3000;
+        let frames = (0..20).map(|seq| FrameBuf::from(frame(seq, len(seq))));
+        p.dialer.send_bufs(frames.collect()).await.unwrap();
+        for seq in 0..20 {
+            assert!(p.acceptor.recv().await.unwrap() == frame(seq, len(seq)));
+        }
+        let batch = vec![
+            FrameBuf::from(frame(20, 100)),
+            FrameBuf::from(Bytes::from_static(b"short")),
+            FrameBuf::from(frame(21, 100)),
+        ];
+        assert!(matches!(
+            p.dialer.send_bufs(batch).await,
+            Err(TransportError::Unsupported(_))
+        ));
+        p.dialer.send(frame(22, 50)).await.unwrap();
+        assert_eq!(p.acceptor.recv().await.unwrap(), frame(20, 100));
+        assert_eq!(p.acceptor.recv().await.unwrap(), frame(22, 50));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_send_given_up_part_way_is_finished_before_the_next_frame() {
+    within(60, async {
+        let (_transport, mut peer, link) = raw_pair("raw-phone").await;
+        const LEN: usize = 65_535;
+        // The peer reads nothing: sends go until one waits for room, which is given up.
+        let mut given_up = 0;
+        loop {
+            let sending = link.send(frame(given_up, LEN));
+            match tokio::time::timeout(Duration::from_millis(100), sending).await {
+                Ok(sent) => sent.unwrap(),
+                Err(_) => break,
+            }
+            given_up += 1;
+        }
+        let last = frame(given_up + 1, 100);
+        let reading = async {
+            let mut got = Vec::new();
+            for _ in 0..given_up + 2 {
+                let (header, payload) = read_message(&mut peer).await.unwrap();
+                got.push([&header[..], &payload[..]].concat());
+            }
+            got
+        };
+        let (got, sent) = tokio::join!(reading, link.send(last.clone()));
+        sent.unwrap();
+        for seq in 0..=given_up {
+            assert!(got[seq as usize] == frame(seq, LEN), "frame {seq} whole");
+        }
+        assert!(got[given_up as usize + 1] == last);
+    })
+    .await;
+}

@@ -36,6 +36,8 @@
 //!   the frame is the same bytes as the parts joined, and is sent, refused and received exactly
 //!   as [`Link::send`] and [`Link::recv`] would. A transport may keep the parts apart on their
 //!   way or join them; a receiver takes any split.
+//! * [`Link::send_bufs`] sends several such frames in order, exactly as that many calls of
+//!   [`Link::send_buf`] would.
 //! * Frames that begin `AC 4D 00` (an acm header with version 0, which no acm frame carries)
 //!   are left to transports for messages of their own, such as the BLE binding's OPEN and
 //!   CLOSE: a transport may refuse to send one with [`TransportError::Unsupported`].
@@ -462,6 +464,18 @@ pub trait Link: Send + Sync + fmt::Debug {
     /// this; the default joins them and calls [`Link::send`].
     async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
         self.send(frame.into_bytes()).await
+    }
+
+    /// Sends `frames` in order, as calls of [`Link::send_buf`] one after the other would: each
+    /// is checked and sent as `send_buf` checks and sends it, and the first that fails fails
+    /// the call, the frames before it sent and those after it not. A transport that can write
+    /// several frames at once (vectored writes) overrides this; the default calls
+    /// [`Link::send_buf`] for each.
+    async fn send_bufs(&self, frames: Vec<FrameBuf>) -> Result<(), TransportError> {
+        for frame in frames {
+            self.send_buf(frame).await?;
+        }
+        Ok(())
     }
 
     /// Sends one frame as [`Link::send_buf`] does if the link has room for it now, without

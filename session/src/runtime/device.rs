@@ -26,7 +26,10 @@ pub struct DeviceConfig {
     /// The most bytes of buffers that received data transfers leave behind, once their apps
     /// have dropped them, the device keeps for the next transfers of any link to fill (see
     /// [`acm_wire::BufferPool`]). 0 keeps none. Default 16 MiB
-    /// ([`acm_wire::pool::DEFAULT_POOL_BYTES`]); a watch may want far less.
+    /// ([`acm_wire::pool::DEFAULT_POOL_BYTES`]); a watch may want far less. An app that
+    /// receives larger transfers one after another gains by keeping about two of them: a
+    /// transfer that finds no buffer kept fills fresh memory, whose page faults can cost more
+    /// than moving its bytes over a fast link.
     pub receive_pool_bytes: usize,
     /// The most bytes of received data an app's event stream holds unread ([`Event::Data`]
     /// events it has not taken yet), besides one transfer larger than that on its own. Once a

@@ -214,8 +214,13 @@ impl Driver {
             match self.link.try_send_buf(frame) {
                 Ok(None) => sent = true,
                 Ok(Some(frame)) => {
+                    // The link has no room now: this frame and those taken out behind it go
+                    // together, in one call that a transport may write at once.
+                    let mut frames = Vec::with_capacity(1 + self.outbox.len());
+                    frames.push(frame);
+                    frames.extend(self.outbox.drain(..));
                     let link = self.link.clone();
-                    self.sending = Some(Box::pin(async move { link.send_buf(frame).await }));
+                    self.sending = Some(Box::pin(async move { link.send_bufs(frames).await }));
                 }
                 Err(err) => {
                     self.send_failed(&err);
@@ -283,13 +288,15 @@ impl Driver {
         let mut state = shared.lock();
         let now = now();
         let id = self.id;
-        if let Some(entry) = state.links.get_mut(&id)
-            && !entry
+        if let Some(entry) = state.links.get_mut(&id) {
+            entry.in_app_code = false;
+            if !entry
                 .driver
                 .as_ref()
                 .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            entry.driver = Some(cx.waker().clone());
+            {
+                entry.driver = Some(cx.waker().clone());
+            }
         }
         let mut busy = !self.received.is_empty();
         for frame in self.received.drain(..) {
@@ -320,8 +327,12 @@ impl Driver {
                 break;
             }
         }
-        if changed && let Some(entry) = state.links.get_mut(&id) {
-            wakers.append(&mut entry.waiters);
+        if let Some(entry) = state.links.get_mut(&id) {
+            if changed {
+                wakers.append(&mut entry.waiters);
+            }
+            // The app code of this turn runs next, and another turn after it.
+            entry.in_app_code = !self.work.is_empty();
         }
         Turn {
             busy: busy || changed || !self.work.is_empty(),

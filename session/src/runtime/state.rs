@@ -95,6 +95,9 @@ pub(crate) struct LinkEntry {
     pub(crate) waiters: Vec<Waker>,
     /// Why the link ended, once it has.
     pub(crate) ended: Option<String>,
+    /// Set while the driver runs the app code of its turn, after which it takes another turn:
+    /// a call made meanwhile (from that app code, mostly) need not wake it.
+    pub(crate) in_app_code: bool,
 }
 
 /// A connect waiting for its answer.
@@ -136,8 +139,13 @@ pub(crate) struct Registered {
 
 impl State {
     /// The waker of `link`'s driver, to wake once the lock is let go: the call left it work.
+    /// `None` while the driver runs app code, since it takes another turn afterwards.
     pub(crate) fn driver(&self, link: LinkId) -> Option<Waker> {
-        self.links.get(&link)?.driver.clone()
+        let entry = self.links.get(&link)?;
+        if entry.in_app_code {
+            return None;
+        }
+        entry.driver.clone()
     }
 
     /// Makes `waker` wait for a change of `link`; false if the link is gone already.
