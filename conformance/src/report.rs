@@ -13,6 +13,33 @@ pub struct Case {
     pub rules: &'static [&'static str],
     /// What the case does, in a sentence.
     pub title: &'static str,
+    /// The one rule that what the case sends breaks, when it sends invalid input on purpose (a
+    /// broken frame, a value out of range, a peer that stays silent); `None` when all it sends
+    /// is valid. One rule only, so that one check cannot hide the absence of another.
+    pub breaks: Option<&'static str>,
+}
+
+impl Case {
+    /// A case whose input is valid.
+    pub const fn new(
+        id: &'static str,
+        rules: &'static [&'static str],
+        title: &'static str,
+    ) -> Self {
+        Self {
+            id,
+            rules,
+            title,
+            breaks: None,
+        }
+    }
+
+    /// The same case, sending input that breaks `rule` (one of the rules it checks).
+    #[must_use]
+    pub const fn breaking(mut self, rule: &'static str) -> Self {
+        self.breaks = Some(rule);
+        self
+    }
 }
 
 /// How a case ended.
@@ -317,11 +344,11 @@ fn xml(text: &str) -> String {
 mod tests {
     use super::*;
 
-    const CASE: Case = Case {
-        id: "wire/FRAME-2/bad-magic",
-        rules: &["FRAME-2"],
-        title: "a frame with a bad magic closes the link",
-    };
+    const CASE: Case = Case::new(
+        "wire/FRAME-2/bad-magic",
+        &["FRAME-2"],
+        "a frame with a bad magic closes the link",
+    );
 
     fn report() -> Report {
         let mut report = Report::new("reference over mock");
@@ -332,11 +359,12 @@ mod tests {
             reproduce: None,
         });
         report.results.push(CaseResult {
-            case: Case {
-                id: "wire/MSG-1/long \"text\"",
-                rules: &["MSG-1", "CTRL-4"],
-                title: "<long> & wrong",
-            },
+            case: Case::new(
+                "wire/MSG-1/long \"text\"",
+                &["MSG-1", "CTRL-4"],
+                "<long> & wrong",
+            )
+            .breaking("MSG-1"),
             verdict: Verdict::fail("LIMIT_EXCEEDED", "delivered\nanyway"),
             elapsed: Duration::from_millis(5),
             reproduce: Some("seed 7".into()),

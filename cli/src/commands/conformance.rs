@@ -11,7 +11,7 @@ use acm_conformance::profile;
 use acm_conformance::protocol::{ProtocolSuiteConfig, run_protocol_suite};
 use acm_conformance::transport_suite::factories::MockFactory;
 use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
-use acm_conformance::wire::{MockTarget, TcpTarget, run_wire_suite};
+use acm_conformance::wire::{TcpTarget, run_reference, run_wire_suite, runtime};
 use acm_conformance::{CaseResult, Expectations, Report, Verdict, rules};
 use acm_transport_tcp::TcpTransport;
 
@@ -60,17 +60,6 @@ pub struct ConformanceArgs {
     /// Print only failures and the summary.
     #[arg(long, short)]
     quiet: bool,
-}
-
-fn runtime(paused: bool) -> Result<tokio::runtime::Runtime, String> {
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder.enable_all();
-    if paused {
-        builder.start_paused(true);
-    }
-    builder
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 /// Runs `acm peer`.
@@ -125,43 +114,36 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
     };
     let quiet = args.quiet;
     let report = match &args.target {
-        // The mock target runs on a paused clock: timeouts of minutes take no time.
-        None => runtime(true)
-            .and_then(|rt| {
-                rt.block_on(async {
-                    let target = MockTarget::start(DeviceConfig::default())
-                        .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
-                    Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
-                })
-            })
-            .and_then(|mut report| {
-                // The transport suite measures real waits (backpressure): a running clock.
-                let transport = runtime(false)?.block_on(async {
-                    let mut results = Vec::new();
-                    for case in transport_cases() {
-                        if !case.case.id.contains(&args.cases) {
-                            continue;
-                        }
-                        if let Some(result) = run_transport_case(&MockFactory, case.case.id).await {
-                            progress(&result, quiet);
-                            results.push(result);
-                        }
+        // Each wire case runs on a reference target that has what it needs: mock transports on
+        // a paused clock (timeouts of minutes take no time), TCP on loopback.
+        None => run_reference(&args.cases, |r| progress(r, quiet)).and_then(|mut report| {
+            // The transport suite measures real waits (backpressure): a running clock.
+            let transport = runtime(false)?.block_on(async {
+                let mut results = Vec::new();
+                for case in transport_cases() {
+                    if !case.case.id.contains(&args.cases) {
+                        continue;
                     }
-                    results
-                });
-                report.results.extend(transport);
-                // The protocol suite runs its own paused clock, one runtime per sequence.
-                let protocol = run_protocol_suite(&ProtocolSuiteConfig {
-                    cases: args.protocol_cases,
-                    filter: (!args.cases.is_empty()).then(|| args.cases.clone()),
-                    ..ProtocolSuiteConfig::default()
-                });
-                for result in protocol.results {
-                    progress(&result, quiet);
-                    report.results.push(result);
+                    if let Some(result) = run_transport_case(&MockFactory, case.case.id).await {
+                        progress(&result, quiet);
+                        results.push(result);
+                    }
                 }
-                Ok(report)
-            }),
+                results
+            });
+            report.results.extend(transport);
+            // The protocol suite runs its own paused clock, one runtime per sequence.
+            let protocol = run_protocol_suite(&ProtocolSuiteConfig {
+                cases: args.protocol_cases,
+                filter: (!args.cases.is_empty()).then(|| args.cases.clone()),
+                ..ProtocolSuiteConfig::default()
+            });
+            for result in protocol.results {
+                progress(&result, quiet);
+                report.results.push(result);
+            }
+            Ok(report)
+        }),
         Some(address) => tcp_address(address).and_then(|addr| {
             let suite =
                 DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;

@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::peer::{Peer, Step, token};
 use super::target::WireTarget;
-use super::{WireCase, wire_case};
+use super::{Needs, WireCase, wire_case};
 use crate::profile;
 use crate::report::Verdict;
 
@@ -17,19 +17,23 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["FRAME-2"],
             "a frame whose magic is not AC 4D closes the link with PROTOCOL_ERROR",
             bad_magic
-        ),
+        )
+        .breaking("FRAME-2"),
         wire_case!(
             "wire/FRAME-3/version-zero",
             ["FRAME-3"],
             "a frame in version 0 closes the link with PROTOCOL_ERROR",
             version_zero
-        ),
+        )
+        .breaking("FRAME-3")
+        .needing(Needs::Messages),
         wire_case!(
             "wire/FRAME-3/wrong-version",
             ["FRAME-3"],
             "a PING in version 2 on a version 1 link closes the link",
             wrong_version
-        ),
+        )
+        .breaking("FRAME-3"),
         wire_case!(
             "wire/FRAME-3/hello-any-version",
             ["FRAME-3", "LINK-4"],
@@ -41,31 +45,36 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["FRAME-4"],
             "a PING with a reserved flag bit closes the link with PROTOCOL_ERROR",
             reserved_flag
-        ),
+        )
+        .breaking("FRAME-4"),
         wire_case!(
             "wire/FRAME-4/reserved-data-flag",
             ["FRAME-4"],
             "a DATA frame with flag 0x04 closes the link with PROTOCOL_ERROR",
             reserved_data_flag
-        ),
+        )
+        .breaking("FRAME-4"),
         wire_case!(
             "wire/FRAME-5/oversize-header",
             ["FRAME-5"],
             "a header announcing more than max_frame_size closes the link with FRAME_TOO_LARGE before its payload",
             oversize
-        ),
+        )
+        .breaking("FRAME-5"),
         wire_case!(
             "wire/FRAME-6/type-zero",
             ["FRAME-6"],
             "a frame of type 0 closes the link with PROTOCOL_ERROR",
             type_zero
-        ),
+        )
+        .breaking("FRAME-6"),
         wire_case!(
             "wire/FRAME-7/unknown-critical-type",
             ["FRAME-7"],
             "a frame of unknown type 0x30 closes the link with PROTOCOL_ERROR",
             unknown_critical
-        ),
+        )
+        .breaking("FRAME-7"),
         wire_case!(
             "wire/FRAME-7/extension-type-ignored",
             ["FRAME-7"],
@@ -77,49 +86,58 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["FRAME-8"],
             "a PING on channel 5 closes the link with PROTOCOL_ERROR",
             ping_off_zero
-        ),
+        )
+        .breaking("FRAME-8"),
         wire_case!(
             "wire/FRAME-8/session-frame-on-channel-0",
             ["FRAME-8"],
             "a MESSAGE on channel 0 closes the link with PROTOCOL_ERROR",
             message_on_zero
-        ),
+        )
+        .breaking("FRAME-8"),
         wire_case!(
             "wire/FRAME-9/short-message",
             ["FRAME-9"],
             "a link message shorter than its header says closes the link",
             short_message
-        ),
+        )
+        .breaking("FRAME-9")
+        .needing(Needs::Messages),
         wire_case!(
             "wire/FRAME-10/split-request",
             ["FRAME-10", "SESS-3"],
             "a CONNECT_REQUEST split into 40-byte pieces with MORE is accepted",
             split_request
-        ),
+        )
+        .breaking("FRAME-10"),
         wire_case!(
             "wire/FRAME-10/interleaved-piece",
             ["FRAME-10"],
             "a PING between the pieces of a split body closes the link",
             interleaved_piece
-        ),
+        )
+        .breaking("FRAME-10"),
         wire_case!(
             "wire/CTRL-1/garbage-body",
             ["CTRL-1"],
             "a CONNECT_REQUEST body that is not protobuf closes the link with PROTOCOL_ERROR",
             garbage_body
-        ),
+        )
+        .breaking("CTRL-1"),
         wire_case!(
             "wire/CTRL-1/invalid-utf8",
             ["CTRL-1"],
             "a MESSAGE whose text is not UTF-8 closes the link with PROTOCOL_ERROR",
             invalid_utf8
-        ),
+        )
+        .breaking("CTRL-1"),
         wire_case!(
             "wire/CTRL-2/unknown-fields",
             ["CTRL-2"],
             "unknown protobuf fields in HELLO and CONNECT_REQUEST are ignored",
             unknown_fields
-        ),
+        )
+        .breaking("CTRL-2"),
         wire_case!(
             "wire/CTRL-3/unknown-event-type",
             ["CTRL-3", "EVT-1"],
@@ -137,7 +155,8 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["CTRL-4"],
             "a COLLABORATE_EVENT message over 1024 bytes closes the session",
             long_event_message
-        ),
+        )
+        .breaking("CTRL-4"),
     ]
 }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::peer::{ANSWER, Got, Peer, Step, describe, token};
 use super::target::WireTarget;
-use super::{WireCase, wire_case};
+use super::{Needs, WireCase, wire_case};
 use crate::profile;
 use crate::report::Verdict;
 
@@ -25,43 +25,50 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["LINK-2"],
             "a PING before HELLO closes the link with PROTOCOL_ERROR",
             frame_before_hello
-        ),
+        )
+        .breaking("LINK-2"),
         wire_case!(
             "wire/LINK-2/second-hello",
             ["LINK-2"],
             "a second HELLO closes the link with PROTOCOL_ERROR",
             second_hello
-        ),
+        )
+        .breaking("LINK-2"),
         wire_case!(
             "wire/LINK-3/short-nonce",
             ["LINK-3"],
             "a HELLO with a 4-byte nonce closes the link with PROTOCOL_ERROR",
             short_nonce
-        ),
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-3/small-max-frame-size",
             ["LINK-3"],
             "a HELLO announcing max_frame_size 64 closes the link",
             small_max_frame
-        ),
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-3/keepalive-out-of-range",
             ["LINK-3"],
             "a HELLO asking for a 10 ms keepalive closes the link",
             bad_keepalive
-        ),
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-3/empty-version-range",
             ["LINK-3"],
             "a HELLO with max_version below min_version closes the link",
             empty_range
-        ),
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-3/device-id-mismatch",
             ["LINK-3"],
             "a HELLO naming another device than the transport reached closes the link",
             wrong_device
-        ),
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-4/highest-common-version",
             ["LINK-4", "FRAME-3"],
@@ -73,7 +80,8 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["LINK-4"],
             "a peer speaking only versions 2..=3 gets LINK_CLOSE NO_COMMON_VERSION",
             no_common_version
-        ),
+        )
+        .breaking("LINK-4"),
         wire_case!(
             "wire/LINK-6/ping-answered",
             ["LINK-6"],
@@ -91,19 +99,22 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["LINK-6"],
             "with a 1 s keepalive and a silent peer, the link closes with TIMEOUT",
             silence_times_out
-        ),
+        )
+        .breaking("LINK-6"),
         wire_case!(
             "wire/LINK-10/no-hello-times-out",
             ["LINK-10"],
             "a peer that never sends HELLO gets LINK_CLOSE TIMEOUT after 10 s",
             no_hello
-        ),
+        )
+        .breaking("LINK-10"),
         wire_case!(
             "wire/LINK-9/unknown-feature-bits",
             ["LINK-9"],
             "feature bits the implementation does not know are ignored",
             feature_bits
-        ),
+        )
+        .breaking("LINK-9"),
         wire_case!(
             "wire/LINK-7/peer-link-close",
             ["LINK-7", "DISC-2"],
@@ -121,31 +132,36 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["LINK-11"],
             "a CONNECT_REQUEST from the dialer on an even channel closes the link",
             wrong_parity
-        ),
+        )
+        .breaking("LINK-11"),
         wire_case!(
             "wire/LINK-11/reused-channel",
             ["LINK-11"],
             "a CONNECT_REQUEST on a channel already used closes the link",
             reused_channel
-        ),
+        )
+        .breaking("LINK-11"),
         wire_case!(
             "wire/LINK-11/never-opened-channel",
             ["LINK-11"],
             "a MESSAGE on a channel never opened closes the link",
             never_opened
-        ),
+        )
+        .breaking("LINK-11"),
         wire_case!(
             "wire/LINK-11/closed-channel-discarded",
             ["LINK-11", "DISC-2"],
             "a MESSAGE on a channel closed by DISCONNECT is discarded and the link stays up",
             closed_channel
-        ),
+        )
+        .breaking("DISC-2"),
         wire_case!(
             "wire/LINK-5/respects-small-frames",
             ["LINK-5", "FRAME-5", "FRAME-10"],
             "with the peer's max_frame_size at 128, every frame of an echo fits",
             small_frames
-        ),
+        )
+        .needing(Needs::Data),
     ]
 }
 

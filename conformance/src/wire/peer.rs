@@ -12,7 +12,7 @@ use acm_wire::{
 use bytes::Bytes;
 
 use super::target::WireTarget;
-use crate::profile;
+use crate::profile::{self, Timers};
 use crate::report::Verdict;
 
 /// A step of a case: its value, or the verdict that ends the case.
@@ -46,6 +46,8 @@ pub struct Peer {
     announced_max: u32,
     suite_device: String,
     iut_device: String,
+    /// The timers the implementation runs with.
+    pub timers: Timers,
 }
 
 fn fail<T>(expected: impl Into<String>, actual: impl Into<String>) -> Step<T> {
@@ -70,7 +72,12 @@ impl Peer {
             .open()
             .await
             .map_err(|e| Verdict::fail("a link to the implementation", e.to_string()))?;
-        Ok(Self {
+        Ok(Self::over(link, target))
+    }
+
+    /// A peer over a link opened some other way (below a segmentation, say).
+    pub fn over(link: Box<dyn Link>, target: &dyn WireTarget) -> Self {
+        Self {
             link,
             hello: None,
             version: 1,
@@ -81,7 +88,8 @@ impl Peer {
             announced_max: 65_535,
             suite_device: target.suite_device_id(),
             iut_device: target.device_id(),
-        })
+            timers: target.timers(),
+        }
     }
 
     /// Opens a link and exchanges HELLOs with the suite's default HELLO.
@@ -193,7 +201,10 @@ impl Peer {
                     format!("a frame of {} bytes", bytes.len()),
                 );
             }
-            let frame = match Frame::decode_exact(bytes, u32::MAX, None) {
+            // Every frame after the HELLOs is in the negotiated version (FRAME-3), and none
+            // begins AC 4D 00 (FRAME-3, TCP-9, BLE-8).
+            let negotiated = self.hello.as_ref().map(|_| self.version);
+            let frame = match Frame::decode_exact(bytes, u32::MAX, negotiated) {
                 Ok(frame) => frame,
                 Err(err) => {
                     return fail(
@@ -331,6 +342,11 @@ impl Peer {
         }
     }
 
+    /// The channel [`Peer::channel`] will give next.
+    pub fn peek_channel(&self) -> u32 {
+        self.next_channel
+    }
+
     /// A fresh channel of the suite's (odd: the suite dials).
     pub fn channel(&mut self) -> u32 {
         let channel = self.next_channel;
@@ -362,9 +378,8 @@ impl Peer {
 
     /// Waits for the CONNECT_RESPONSE on `channel`.
     pub async fn expect_response(&mut self, channel: u32) -> Step<pb::ConnectResponse> {
-        let (on, control) = self
-            .expect(FrameType::ConnectResponse, ANSWER + profile::SLOW_DELAY)
-            .await?;
+        let within = ANSWER + self.timers.slow;
+        let (on, control) = self.expect(FrameType::ConnectResponse, within).await?;
         let Control::ConnectResponse(response) = control else {
             return fail("CONNECT_RESPONSE", format!("{control:?}"));
         };
@@ -379,7 +394,7 @@ impl Peer {
 
     /// Opens a session with the profile's echo ability for `service`: (channel, token).
     pub async fn open_echo(&mut self, service: &str) -> Step<(u32, [u8; 16])> {
-        let token = token(0x10 + (self.next_channel as u8));
+        let token = channel_token(0x10, self.next_channel);
         let (channel, response) = self
             .ask(self.request(profile::ECHO, service, token))
             .await?;
@@ -458,6 +473,52 @@ impl Peer {
         Ok(())
     }
 
+    /// Sends a text message on `channel`.
+    pub async fn say(&self, channel: u32, text: &str) -> Step<()> {
+        self.send(&message(text), channel).await
+    }
+
+    /// Waits for a COLLABORATE_EVENT on `channel`.
+    pub async fn expect_event(&mut self, channel: u32) -> Step<pb::CollaborateEvent> {
+        match self.expect_on(channel, FrameType::CollaborateEvent).await? {
+            Control::CollaborateEvent(event) => Ok(event),
+            other => fail("COLLABORATE_EVENT", format!("{other:?}")),
+        }
+    }
+
+    /// Opens an echo session for `origin_service`, asks the profile to connect back for
+    /// `service` and returns (the echo session's channel, the implementation's request's
+    /// channel, its request).
+    pub async fn connect_back(
+        &mut self,
+        origin_service: &str,
+        service: &str,
+    ) -> Step<(u32, u32, pb::ConnectRequest)> {
+        let (origin, _) = self.open_echo(origin_service).await?;
+        self.say(origin, &format!("{}{service}", profile::CMD_CONNECT_BACK))
+            .await?;
+        let (on, control) = self.expect(FrameType::ConnectRequest, ANSWER).await?;
+        match control {
+            Control::ConnectRequest(request) => Ok((origin, on, request)),
+            other => fail("CONNECT_REQUEST", format!("{other:?}")),
+        }
+    }
+
+    /// Waits for the profile's report of a connect-back on `origin` (SPEC section 15) and
+    /// returns what follows `acm:connect-result `: `connected`, or the API's error code
+    /// together with the reason that comes in the next message.
+    pub async fn expect_connect_result(&mut self, origin: u32) -> Step<(String, Option<String>)> {
+        let report = self.expect_message(origin).await?;
+        let Some(result) = report.strip_prefix(profile::CONNECT_RESULT) else {
+            return fail("acm:connect-result (section 15)", report);
+        };
+        if result == "connected" {
+            return Ok((result.to_string(), None));
+        }
+        let reason = self.expect_message(origin).await?;
+        Ok((result.to_string(), Some(reason)))
+    }
+
     /// Closes the suite's end of the link.
     pub async fn close(self) {
         self.link.close(CloseReason::normal()).await;
@@ -467,6 +528,99 @@ impl Peer {
 /// A token made of one byte.
 pub fn token(byte: u8) -> [u8; 16] {
     [byte; 16]
+}
+
+/// A token made of one byte and a number, unique for each number.
+pub fn channel_token(byte: u8, number: u32) -> [u8; 16] {
+    let mut token = [byte; 16];
+    token[12..].copy_from_slice(&number.to_be_bytes());
+    token
+}
+
+/// A MESSAGE body.
+pub fn message(text: &str) -> Control {
+    Control::Message(pb::Message { text: text.into() })
+}
+
+/// A CONNECT_RESPONSE that accepts the request of `token`.
+pub fn accept(token: Bytes) -> Control {
+    Control::ConnectResponse(pb::ConnectResponse {
+        token,
+        result: Some(connect_response::Result::Accepted(pb::Accepted {})),
+    })
+}
+
+/// A CONNECT_RESPONSE that rejects the request of `token` with `code` and `reason`.
+pub fn reject(token: Bytes, code: pb::ConnectErrorCode, reason: &str) -> Control {
+    Control::ConnectResponse(pb::ConnectResponse {
+        token,
+        result: Some(connect_response::Result::Rejected(pb::Rejected {
+            code: code.into(),
+            reason: reason.into(),
+        })),
+    })
+}
+
+/// A DISCONNECT body.
+pub fn disconnect(reason: pb::DisconnectReason, error: pb::SessionError, detail: &str) -> Control {
+    Control::Disconnect(pb::Disconnect {
+        reason: reason.into(),
+        error: error.into(),
+        detail: detail.into(),
+    })
+}
+
+/// A COLLABORATE_EVENT body.
+pub fn event(event_type: pb::CollaborateEventType, message: &str) -> Control {
+    Control::CollaborateEvent(pb::CollaborateEvent {
+        event_type: event_type.into(),
+        message: message.into(),
+    })
+}
+
+/// Checks that `response` rejects with `code`, and returns its reason.
+pub fn rejected_with(response: &pb::ConnectResponse, code: pb::ConnectErrorCode) -> Step<String> {
+    match &response.result {
+        Some(connect_response::Result::Rejected(rejected)) if rejected.code() == code => {
+            Ok(rejected.reason.clone())
+        }
+        other => fail(
+            format!("rejected {}", code.as_str_name()),
+            format!("{other:?}"),
+        ),
+    }
+}
+
+/// Checks that `response` accepts.
+pub fn accepted(response: &pb::ConnectResponse) -> Step<()> {
+    match &response.result {
+        Some(connect_response::Result::Accepted(_)) => Ok(()),
+        other => fail("accepted", format!("{other:?}")),
+    }
+}
+
+/// Checks that a DISCONNECT carries `reason` and `error`.
+pub fn disconnect_is(
+    bye: &pb::Disconnect,
+    reason: pb::DisconnectReason,
+    error: pb::SessionError,
+) -> Step<()> {
+    if bye.reason() != reason || bye.error() != error {
+        return fail(
+            format!(
+                "DISCONNECT {} / {}",
+                reason.as_str_name(),
+                error.as_str_name()
+            ),
+            format!(
+                "{} / {} ({})",
+                bye.reason().as_str_name(),
+                bye.error().as_str_name(),
+                bye.detail
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// One line about a frame, for verdicts.

@@ -1,13 +1,47 @@
-//! What the black-box suite tests: an implementation reached over a link.
+//! What the black-box suite tests: an implementation reached over a link, and what it can do.
 
+use acm::segmented::{Segmented, SegmentedLink};
 use acm::{Device, DeviceConfig};
 use acm_transport::{DeviceId, Link, Transport, TransportError};
-use acm_transport_mock::{MockNetwork, MockTransport};
+use acm_transport_mock::{DeviceOptions, MockNetwork, MockTransport};
 use acm_transport_tcp::{TcpConfig, TcpTransport};
 use async_trait::async_trait;
 use std::net::SocketAddr;
 
-use crate::profile::{self, Profile};
+use crate::profile::{self, Profile, Timers};
+
+/// What a case needs of the target beyond the profile (SPEC section 15). A target that lacks it
+/// reports the case unsupported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing more.
+    Nothing,
+    /// A transport that carries data (`DATA-8`).
+    Data,
+    /// A transport that cannot carry data (`SESS-3`, `DATA-8`).
+    NoData,
+    /// A transport that carries each frame as one message and hands version-0 frames to acm
+    /// (`FRAME-9`).
+    Messages,
+    /// A TCP connection the suite can write raw bytes to (section 14).
+    RawTcp,
+    /// A segmented link whose segments the suite can write raw (section 16).
+    Segments,
+}
+
+impl Needs {
+    /// What a target lacking it is told.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Nothing => "nothing",
+            Self::Data => "a transport that carries data",
+            Self::NoData => "a transport that cannot carry data",
+            Self::Messages => "a transport that carries one frame per message",
+            Self::RawTcp => "a TCP connection written byte by byte",
+            Self::Segments => "a segmented link written segment by segment",
+        }
+    }
+}
 
 /// An implementation under test, running the conformance profile (SPEC section 15), that the
 /// suite reaches by opening links to it.
@@ -18,6 +52,18 @@ pub trait WireTarget: Send + Sync {
 
     /// Opens a new link to the implementation.
     async fn open(&self) -> Result<Box<dyn Link>, TransportError>;
+
+    /// Opens a link below the segmentation, for [`Needs::Segments`].
+    async fn open_segments(&self) -> Result<Box<dyn Link>, TransportError> {
+        Err(TransportError::Unsupported(
+            "the target's links are not segmented",
+        ))
+    }
+
+    /// Where a raw TCP connection reaches the implementation, for [`Needs::RawTcp`].
+    fn tcp_addr(&self) -> Option<SocketAddr> {
+        None
+    }
 
     /// The implementation's device id.
     fn device_id(&self) -> String;
@@ -32,12 +78,49 @@ pub trait WireTarget: Send + Sync {
     fn carries_data(&self) -> bool {
         true
     }
+
+    /// Whether [`WireTarget::open_segments`] works.
+    fn segmented(&self) -> bool {
+        false
+    }
+
+    /// The timers the implementation runs with.
+    fn timers(&self) -> Timers {
+        Timers::SPEC
+    }
+
+    /// Whether the target has what a case needs.
+    fn has(&self, needs: Needs) -> bool {
+        match needs {
+            Needs::Nothing => true,
+            Needs::Data => self.carries_data(),
+            Needs::NoData => !self.carries_data(),
+            Needs::Messages => self.frames_are_messages() && !self.segmented(),
+            Needs::RawTcp => self.tcp_addr().is_some(),
+            Needs::Segments => self.segmented(),
+        }
+    }
 }
+
+/// The kinds of reference targets over the mock transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MockKind {
+    /// A transport that carries data, one frame per message.
+    Plain,
+    /// A transport that cannot carry data.
+    NoData,
+    /// Frames carried as segments of [`SEGMENT_MESSAGE`] bytes (SPEC section 16).
+    Segmented,
+}
+
+/// The largest message of the segmented mock target's links.
+pub const SEGMENT_MESSAGE: usize = 244;
 
 /// The reference implementation with the profile installed, on the in-memory mock network.
 pub struct MockTarget {
     suite: MockTransport,
     iut: DeviceId,
+    kind: MockKind,
     _device: Device,
     _profile: Profile,
     _network: MockNetwork,
@@ -45,16 +128,43 @@ pub struct MockTarget {
 
 impl MockTarget {
     /// Starts the reference implementation as device `iut` on a new mock network, beside the
-    /// suite's device `suite`. Needs a tokio runtime.
+    /// suite's device `suite`, with `config`. Needs a tokio runtime.
     pub fn start(config: DeviceConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Self::start_kind(config, MockKind::Plain)
+    }
+
+    /// Starts the reference implementation with the profile's settings (SPEC section 15) on a
+    /// mock transport of `kind`. Needs a tokio runtime.
+    pub fn profile(kind: MockKind) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Self::start_kind(profile::device_config(Timers::SPEC), kind)
+    }
+
+    fn start_kind(
+        config: DeviceConfig,
+        kind: MockKind,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let network = MockNetwork::new(0xACC0);
         let iut = DeviceId::new("iut")?;
-        let suite = network.add_device(DeviceId::new("suite")?)?;
-        let device = Device::new(network.add_device(iut.clone())?, config);
+        let options = match kind {
+            MockKind::Plain => DeviceOptions::new(),
+            MockKind::NoData => DeviceOptions::new().carries_data(false),
+            MockKind::Segmented => DeviceOptions::new().max_frame_size(SEGMENT_MESSAGE),
+        };
+        let suite_options = match kind {
+            MockKind::Segmented => DeviceOptions::new().max_frame_size(SEGMENT_MESSAGE),
+            _ => DeviceOptions::new(),
+        };
+        let suite = network.add_device_with(DeviceId::new("suite")?, suite_options)?;
+        let transport = network.add_device_with(iut.clone(), options)?;
+        let device = match kind {
+            MockKind::Segmented => Device::new(Segmented::new(transport), config),
+            _ => Device::new(transport, config),
+        };
         let profile = profile::install(&device);
         Ok(Self {
             suite,
             iut,
+            kind,
             _device: device,
             _profile: profile,
             _network: network,
@@ -65,10 +175,32 @@ impl MockTarget {
 #[async_trait]
 impl WireTarget for MockTarget {
     fn describe(&self) -> String {
-        "the reference implementation over transport-mock".into()
+        match self.kind {
+            MockKind::Plain => "the reference implementation over transport-mock".into(),
+            MockKind::NoData => {
+                "the reference implementation over transport-mock, carrying no data".into()
+            }
+            MockKind::Segmented => {
+                "the reference implementation over a segmented transport-mock".into()
+            }
+        }
     }
 
     async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
+        match self.kind {
+            MockKind::Segmented => {
+                let link = self.suite.dial(&self.iut).await?;
+                let max = acm::segmented::DEFAULT_MAX_FRAME_SIZE;
+                Ok(Box::new(SegmentedLink::new(link, max)))
+            }
+            _ => self.suite.dial(&self.iut).await,
+        }
+    }
+
+    async fn open_segments(&self) -> Result<Box<dyn Link>, TransportError> {
+        if self.kind != MockKind::Segmented {
+            return Err(TransportError::Unsupported("not segmented"));
+        }
         self.suite.dial(&self.iut).await
     }
 
@@ -83,6 +215,14 @@ impl WireTarget for MockTarget {
     fn frames_are_messages(&self) -> bool {
         true
     }
+
+    fn carries_data(&self) -> bool {
+        self.kind != MockKind::NoData
+    }
+
+    fn segmented(&self) -> bool {
+        self.kind == MockKind::Segmented
+    }
 }
 
 /// An implementation under test reached over TCP (SPEC section 14), running the profile.
@@ -91,6 +231,7 @@ pub struct TcpTarget {
     addr: SocketAddr,
     iut: String,
     carries_data: bool,
+    timers: Timers,
 }
 
 impl TcpTarget {
@@ -100,6 +241,16 @@ impl TcpTarget {
         addr: SocketAddr,
         suite_id: DeviceId,
         carries_data: bool,
+    ) -> Result<Self, TransportError> {
+        Self::connect_with(addr, suite_id, carries_data, Timers::SPEC).await
+    }
+
+    /// As [`TcpTarget::connect`], for an implementation that runs with `timers`.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        suite_id: DeviceId,
+        carries_data: bool,
+        timers: Timers,
     ) -> Result<Self, TransportError> {
         // The suite must be able to send frames larger than the target accepts (FRAME-5).
         let config = TcpConfig::new().with_max_frame_size(1 << 20);
@@ -113,6 +264,7 @@ impl TcpTarget {
             addr,
             iut,
             carries_data,
+            timers,
         })
     }
 }
@@ -125,6 +277,10 @@ impl WireTarget for TcpTarget {
 
     async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
         self.client.dial_addr(self.addr).await
+    }
+
+    fn tcp_addr(&self) -> Option<SocketAddr> {
+        Some(self.addr)
     }
 
     fn device_id(&self) -> String {
@@ -141,5 +297,75 @@ impl WireTarget for TcpTarget {
 
     fn carries_data(&self) -> bool {
         self.carries_data
+    }
+
+    fn timers(&self) -> Timers {
+        self.timers
+    }
+}
+
+/// The reference implementation with the profile, listening on TCP on loopback with the
+/// profile's short timers, and the suite's way to it: the main job's target for the cases that
+/// need a raw TCP connection. Needs a tokio runtime with a running clock.
+pub struct ReferenceTcpTarget {
+    target: TcpTarget,
+    _device: Device,
+    _profile: Profile,
+}
+
+impl ReferenceTcpTarget {
+    /// Starts the reference implementation on 127.0.0.1 and reaches it.
+    pub async fn start() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let timers = Timers::SHORT;
+        let config = TcpConfig::new().with_open_timeout(timers.open);
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let transport =
+            TcpTransport::bind_with(DeviceId::new("acm-reference-peer")?, loopback, config).await?;
+        let addr = transport
+            .local_addr()
+            .ok_or("the listener has no address")?;
+        let device = Device::new(transport, profile::device_config(timers));
+        let installed = profile::install_with(&device, timers);
+        let suite = DeviceId::new("acm-conformance-suite")?;
+        let target = TcpTarget::connect_with(addr, suite, true, timers).await?;
+        Ok(Self {
+            target,
+            _device: device,
+            _profile: installed,
+        })
+    }
+}
+
+#[async_trait]
+impl WireTarget for ReferenceTcpTarget {
+    fn describe(&self) -> String {
+        format!(
+            "the reference implementation over TCP ({})",
+            self.target.describe()
+        )
+    }
+
+    async fn open(&self) -> Result<Box<dyn Link>, TransportError> {
+        self.target.open().await
+    }
+
+    fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.target.tcp_addr()
+    }
+
+    fn device_id(&self) -> String {
+        self.target.device_id()
+    }
+
+    fn suite_device_id(&self) -> String {
+        self.target.suite_device_id()
+    }
+
+    fn frames_are_messages(&self) -> bool {
+        false
+    }
+
+    fn timers(&self) -> Timers {
+        self.target.timers()
     }
 }
