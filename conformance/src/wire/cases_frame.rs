@@ -160,7 +160,14 @@ pub(super) fn cases() -> Vec<WireCase> {
     ]
 }
 
-fn raw(version: u8, frame_type: u8, flags: u8, channel: u32, payload: &[u8]) -> Bytes {
+/// The bytes of a frame with any header fields, valid or not.
+pub(super) fn raw_frame(
+    version: u8,
+    frame_type: u8,
+    flags: u8,
+    channel: u32,
+    payload: &[u8],
+) -> Bytes {
     let header = FrameHeader {
         version,
         frame_type,
@@ -185,13 +192,13 @@ fn ping_body() -> Bytes {
 }
 
 async fn bad_magic(t: &dyn WireTarget) -> Step<()> {
-    let mut bytes = raw(1, FrameType::Ping as u8, 0, 0, &ping_body()).to_vec();
+    let mut bytes = raw_frame(1, FrameType::Ping as u8, 0, 0, &ping_body()).to_vec();
     bytes[0] = 0xAB;
     refused_after_up(t, Bytes::from(bytes), LinkCloseReason::ProtocolError).await
 }
 
 async fn version_zero(t: &dyn WireTarget) -> Step<()> {
-    let bytes = raw(0, FrameType::Ping as u8, 0, 0, &ping_body());
+    let bytes = raw_frame(0, FrameType::Ping as u8, 0, 0, &ping_body());
     let mut peer = Peer::up(t).await?;
     match peer.send_raw(bytes).await {
         // A transport may refuse to carry version-0 frames itself (SPEC 13, BLE-8).
@@ -205,7 +212,7 @@ async fn version_zero(t: &dyn WireTarget) -> Step<()> {
 async fn wrong_version(t: &dyn WireTarget) -> Step<()> {
     refused_after_up(
         t,
-        raw(2, FrameType::Ping as u8, 0, 0, &ping_body()),
+        raw_frame(2, FrameType::Ping as u8, 0, 0, &ping_body()),
         LinkCloseReason::ProtocolError,
     )
     .await
@@ -214,8 +221,14 @@ async fn wrong_version(t: &dyn WireTarget) -> Step<()> {
 async fn hello_any_version(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::open(t).await?;
     let hello = Control::Hello(peer.default_hello());
-    peer.send_raw(raw(7, FrameType::Hello as u8, 0, 0, &hello.encode_body()))
-        .await?;
+    peer.send_raw(raw_frame(
+        7,
+        FrameType::Hello as u8,
+        0,
+        0,
+        &hello.encode_body(),
+    ))
+    .await?;
     peer.expect_hello().await?;
     peer.expect_alive().await
 }
@@ -223,7 +236,7 @@ async fn hello_any_version(t: &dyn WireTarget) -> Step<()> {
 async fn reserved_flag(t: &dyn WireTarget) -> Step<()> {
     refused_after_up(
         t,
-        raw(1, FrameType::Ping as u8, 0x80, 0, &ping_body()),
+        raw_frame(1, FrameType::Ping as u8, 0x80, 0, &ping_body()),
         LinkCloseReason::ProtocolError,
     )
     .await
@@ -235,7 +248,7 @@ async fn reserved_data_flag(t: &dyn WireTarget) -> Step<()> {
     let mut payload = vec![0, 0, 0, 1, 0, 0, 0, 0];
     payload.extend_from_slice(&5u64.to_be_bytes());
     payload.extend_from_slice(b"hello");
-    peer.send_raw(raw(
+    peer.send_raw(raw_frame(
         1,
         FrameType::Data as u8,
         0x01 | 0x02 | 0x04,
@@ -263,7 +276,7 @@ async fn oversize(t: &dyn WireTarget) -> Step<()> {
             .await?;
     } else {
         // On a byte stream the frame must be whole to be sent at all.
-        peer.send_raw(raw(
+        peer.send_raw(raw_frame(
             1,
             FrameType::Message as u8,
             0,
@@ -276,16 +289,26 @@ async fn oversize(t: &dyn WireTarget) -> Step<()> {
 }
 
 async fn type_zero(t: &dyn WireTarget) -> Step<()> {
-    refused_after_up(t, raw(1, 0, 0, 0, &[]), LinkCloseReason::ProtocolError).await
+    refused_after_up(
+        t,
+        raw_frame(1, 0, 0, 0, &[]),
+        LinkCloseReason::ProtocolError,
+    )
+    .await
 }
 
 async fn unknown_critical(t: &dyn WireTarget) -> Step<()> {
-    refused_after_up(t, raw(1, 0x30, 0, 0, b"?"), LinkCloseReason::ProtocolError).await
+    refused_after_up(
+        t,
+        raw_frame(1, 0x30, 0, 0, b"?"),
+        LinkCloseReason::ProtocolError,
+    )
+    .await
 }
 
 async fn extension_ignored(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
-    peer.send_raw(raw(1, 0x9A, 0xFF, 12, b"future stuff"))
+    peer.send_raw(raw_frame(1, 0x9A, 0xFF, 12, b"future stuff"))
         .await?;
     peer.expect_alive().await
 }
@@ -293,7 +316,7 @@ async fn extension_ignored(t: &dyn WireTarget) -> Step<()> {
 async fn ping_off_zero(t: &dyn WireTarget) -> Step<()> {
     refused_after_up(
         t,
-        raw(1, FrameType::Ping as u8, 0, 5, &ping_body()),
+        raw_frame(1, FrameType::Ping as u8, 0, 5, &ping_body()),
         LinkCloseReason::ProtocolError,
     )
     .await
@@ -303,7 +326,7 @@ async fn message_on_zero(t: &dyn WireTarget) -> Step<()> {
     let body = Control::Message(pb::Message { text: "x".into() }).encode_body();
     refused_after_up(
         t,
-        raw(1, FrameType::Message as u8, 0, 0, &body),
+        raw_frame(1, FrameType::Message as u8, 0, 0, &body),
         LinkCloseReason::ProtocolError,
     )
     .await
@@ -315,7 +338,7 @@ async fn short_message(t: &dyn WireTarget) -> Step<()> {
             "the transport is a byte stream: frames are delimited by their headers".into(),
         ));
     }
-    let whole = raw(1, FrameType::Ping as u8, 0, 0, &ping_body());
+    let whole = raw_frame(1, FrameType::Ping as u8, 0, 0, &ping_body());
     refused_after_up(
         t,
         whole.slice(..whole.len() - 1),
@@ -365,7 +388,7 @@ async fn interleaved_piece(t: &dyn WireTarget) -> Step<()> {
 async fn garbage_body(t: &dyn WireTarget) -> Step<()> {
     refused_after_up(
         t,
-        raw(1, FrameType::ConnectRequest as u8, 0, 1, &[0xFF; 9]),
+        raw_frame(1, FrameType::ConnectRequest as u8, 0, 1, &[0xFF; 9]),
         LinkCloseReason::ProtocolError,
     )
     .await
@@ -375,7 +398,7 @@ async fn invalid_utf8(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
     let (channel, _) = peer.open_echo("utf8").await?;
     // Field 1, length-delimited, 2 bytes: not UTF-8.
-    peer.send_raw(raw(
+    peer.send_raw(raw_frame(
         1,
         FrameType::Message as u8,
         0,
@@ -390,15 +413,21 @@ async fn unknown_fields(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::open(t).await?;
     let mut hello = Control::Hello(peer.default_hello()).encode_body().to_vec();
     hello.extend_from_slice(&[0xF8, 0x01, 0x07]); // field 31, varint 7
-    peer.send_raw(raw(1, FrameType::Hello as u8, 0, 0, &hello))
+    peer.send_raw(raw_frame(1, FrameType::Hello as u8, 0, 0, &hello))
         .await?;
     peer.expect_hello().await?;
     let channel = peer.channel();
     let request = Control::ConnectRequest(peer.request(profile::ECHO, "fields", token(0x46)));
     let mut body = request.encode_body().to_vec();
     body.extend_from_slice(&[0xA2, 0x06, 0x03, b'n', b'e', b'w']); // field 100, 3 bytes
-    peer.send_raw(raw(1, FrameType::ConnectRequest as u8, 0, channel, &body))
-        .await?;
+    peer.send_raw(raw_frame(
+        1,
+        FrameType::ConnectRequest as u8,
+        0,
+        channel,
+        &body,
+    ))
+    .await?;
     match peer.expect_response(channel).await?.result {
         Some(pb::connect_response::Result::Accepted(_)) => Ok(()),
         other => Err(Verdict::fail("accepted", format!("{other:?}"))),

@@ -1,7 +1,864 @@
-//! (being written)
+//! Every numeric limit the implementation enforces on what it receives, at the limit and one
+//! past it: the ones it announces in HELLO (frame size, data size), the ones SPEC fixes (field
+//! ranges of HELLO, lengths of names, texts and parameters, the size of a joined control body)
+//! and the ones a peer can exhaust (sessions, unfinished transfers, the reassembly budget,
+//! transfer ids). The limits the implementation keeps to when it sends are in
+//! [`super::cases_sending`].
 
-use super::WireCase;
+use acm_wire::pb::{self, ConnectErrorCode, DisconnectReason, FrameType, LinkCloseReason};
+use acm_wire::{Control, DataFragment, FLAG_MORE, FrameHeader};
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message as _;
+
+use super::peer::{
+    Peer, Step, accepted, channel_token, disconnect, disconnect_is, event, rejected_with,
+};
+use super::target::WireTarget;
+use super::{Needs, WireCase, wire_case};
+use crate::profile;
+use crate::report::{Case, Verdict};
 
 pub(super) fn cases() -> Vec<WireCase> {
-    Vec::new()
+    let mut all = vec![
+        wire_case!(
+            "wire/FRAME-5/frame-at-max-frame-size",
+            ["FRAME-5", "LINK-3"],
+            "a DATA frame of exactly the implementation's max_frame_size is taken and its transfer echoed",
+            frame_at_max
+        )
+        .needing(Needs::Data),
+        wire_case!(
+            "wire/LINK-5/frame-one-past-max-frame-size",
+            ["LINK-5", "FRAME-5"],
+            "a whole frame one byte over the implementation's max_frame_size closes the link with FRAME_TOO_LARGE",
+            frame_past_max
+        )
+        .breaking("LINK-5"),
+        wire_case!(
+            "wire/FRAME-10/joined-body-of-256-kib",
+            ["FRAME-10"],
+            "a MESSAGE body of exactly 262 144 bytes, split with MORE, is joined and its text echoed",
+            body_at_limit
+        ),
+        wire_case!(
+            "wire/FRAME-10/joined-body-one-past-256-kib",
+            ["FRAME-10"],
+            "a MESSAGE body of 262 145 bytes, split with MORE, closes the link with FRAME_TOO_LARGE",
+            body_past_limit
+        )
+        .breaking("FRAME-10"),
+        wire_case!(
+            "wire/LINK-1/hello-over-128-bytes",
+            ["LINK-1", "FRAME-5"],
+            "a HELLO of 160 bytes, within the implementation's max_frame_size, is accepted",
+            big_hello
+        )
+        .breaking("LINK-1"),
+        wire_case!(
+            "wire/CTRL-4/event-message-at-1024",
+            ["CTRL-4", "EVT-1"],
+            "a COLLABORATE_EVENT whose message is 1024 bytes is delivered and echoed whole",
+            event_at_limit
+        ),
+        wire_case!(
+            "wire/CTRL-4/rejection-reason-at-1024",
+            ["CTRL-4", "SESS-4"],
+            "a rejection whose reason is 1024 bytes fails the implementation's connect with that reason",
+            reason_at_limit
+        ),
+        wire_case!(
+            "wire/CTRL-4/rejection-reason-past-1024",
+            ["CTRL-4", "SESS-4"],
+            "a rejection whose reason is 1025 bytes still fails the connect with its code, and nothing answers it",
+            reason_past_limit
+        )
+        .breaking("CTRL-4"),
+        wire_case!(
+            "wire/CTRL-4/disconnect-detail-at-1024",
+            ["CTRL-4", "DISC-2"],
+            "a DISCONNECT whose detail is 1024 bytes ends the session, and nothing answers it",
+            detail_at_limit
+        ),
+        wire_case!(
+            "wire/CTRL-4/disconnect-detail-past-1024",
+            ["CTRL-4", "DISC-2"],
+            "a DISCONNECT whose detail is 1025 bytes still ends the session, and nothing answers it",
+            detail_past_limit
+        )
+        .breaking("CTRL-4"),
+        wire_case!(
+            "wire/CTRL-4/link-close-message-at-1024",
+            ["CTRL-4", "LINK-7"],
+            "a LINK_CLOSE whose message is 1024 bytes ends the link, and nothing answers it",
+            link_close_at_limit
+        ),
+        wire_case!(
+            "wire/CTRL-4/link-close-message-past-1024",
+            ["CTRL-4", "LINK-7"],
+            "a LINK_CLOSE whose message is 1025 bytes still ends the link, and nothing answers it",
+            link_close_past_limit
+        )
+        .breaking("CTRL-4"),
+        wire_case!(
+            "wire/DATA-6/transfer-at-max-data-size",
+            ["DATA-6", "DATA-7"],
+            "a transfer declaring exactly the implementation's max_data_size is admitted: the session goes on",
+            data_at_limit
+        ),
+        wire_case!(
+            "wire/DATA-7/unfinished-transfers-at-limit",
+            ["DATA-7"],
+            "32 unfinished transfers on a link are admitted: the session goes on",
+            transfers_at_limit
+        ),
+        wire_case!(
+            "wire/DATA-7/unfinished-transfers-one-past",
+            ["DATA-7"],
+            "a 33rd unfinished transfer closes its session with LIMIT_EXCEEDED; the link goes on",
+            transfers_past_limit
+        )
+        .breaking("DATA-7"),
+        wire_case!(
+            "wire/DATA-7/reassembly-budget-at-limit",
+            ["DATA-7", "DATA-6"],
+            "unfinished transfers declaring 256 MiB in all are admitted: the session goes on",
+            budget_at_limit
+        ),
+        wire_case!(
+            "wire/DATA-7/reassembly-budget-one-past",
+            ["DATA-7"],
+            "a transfer taking the declared total one byte past 256 MiB closes its session with LIMIT_EXCEEDED",
+            budget_past_limit
+        )
+        .breaking("DATA-7"),
+        wire_case!(
+            "wire/DATA-3/first-transfer-id-zero",
+            ["DATA-3"],
+            "a session's first transfer may have id 0; the next must be above it",
+            transfer_id_zero
+        )
+        .needing(Needs::Data),
+        wire_case!(
+            "wire/DATA-3/transfer-ids-used-up",
+            ["DATA-3"],
+            "after a transfer with id 4294967295, any FIRST closes the session with PROTOCOL_ERROR",
+            transfer_ids_used_up
+        )
+        .breaking("DATA-3"),
+        wire_case!(
+            "wire/SESS-8/sessions-at-limit-then-one-past",
+            ["SESS-8", "SESS-3"],
+            "64 connected sessions are accepted, a 65th request is rejected with SYSTEM_INTERNAL_ERROR naming SESS-8, and one more fits once a session ends",
+            sessions_past_limit
+        )
+        .breaking("SESS-8"),
+        wire_case!(
+            "wire/SESS-8/pending-requests-count",
+            ["SESS-8", "SESS-5"],
+            "64 requests awaiting the app fill the link: a 65th is rejected with SYSTEM_INTERNAL_ERROR naming SESS-8",
+            pending_past_limit
+        )
+        .breaking("SESS-8"),
+    ];
+    all.extend(request_limit_cases());
+    all.extend(hello_limit_cases());
+    all
+}
+
+fn fail<T>(expected: impl Into<String>, actual: impl Into<String>) -> Step<T> {
+    Err(Verdict::fail(expected, actual))
+}
+
+/// The bytes of one DATA fragment.
+fn fragment_bytes(fragment: DataFragment) -> Step<Bytes> {
+    let mut out = BytesMut::new();
+    fragment
+        .encode(1, &mut out)
+        .map_err(|e| Verdict::fail("an encodable fragment", e.to_string()))?;
+    Ok(out.freeze())
+}
+
+/// The implementation's announced max_frame_size.
+fn their_max(peer: &Peer) -> usize {
+    peer.hello.as_ref().map_or(65_535, |h| h.max_frame_size) as usize
+}
+
+/// A transfer in one DATA frame of `frame_len` bytes in all.
+fn data_frame_of(channel: u32, frame_len: usize) -> Step<(Bytes, Bytes)> {
+    let chunk = Bytes::from(vec![0x3C; frame_len.saturating_sub(12 + 16)]);
+    let frame = fragment_bytes(DataFragment {
+        channel,
+        transfer_id: 1,
+        index: 0,
+        total_length: Some(chunk.len() as u64),
+        last: true,
+        chunk: chunk.clone(),
+    })?;
+    if frame.len() != frame_len {
+        return fail(
+            format!("a frame of {frame_len} bytes"),
+            frame.len().to_string(),
+        );
+    }
+    Ok((frame, chunk))
+}
+
+async fn frame_at_max(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("at-max").await?;
+    let (frame, chunk) = data_frame_of(channel, their_max(&peer))?;
+    peer.send_raw(frame).await?;
+    let back = peer.expect_data(channel).await?;
+    if back != chunk {
+        return fail(
+            format!("{} bytes echoed", chunk.len()),
+            back.len().to_string(),
+        );
+    }
+    Ok(())
+}
+
+async fn frame_past_max(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("past-max").await?;
+    let (frame, _) = data_frame_of(channel, their_max(&peer) + 1)?;
+    peer.send_raw(frame).await?;
+    peer.expect_link_close(LinkCloseReason::FrameTooLarge).await
+}
+
+/// A MESSAGE body of exactly `total` bytes whose text decodes as `text`: the text field written
+/// again and again (a later value replaces an earlier one, as protobuf says), so that every
+/// byte belongs to a field of `Message` and none is unknown (`CTRL-2`).
+fn message_body_of(total: usize, text: &str) -> Step<Bytes> {
+    let last = pb::Message { text: text.into() }.encode_to_vec();
+    let mut body = BytesMut::with_capacity(total);
+    let field = |len: usize| 1 + prost::encoding::encoded_len_varint(len as u64) + len;
+    while body.len() + last.len() < total {
+        let room = total - body.len() - last.len();
+        // The longest filler that fits, leaving no gap too small for another field.
+        let mut len = room.saturating_sub(3).min(60_000);
+        while len > 0 && (field(len) > room || (room - field(len) > 0 && room - field(len) < 2)) {
+            len -= 1;
+        }
+        if field(len) > room {
+            return fail(format!("a body of {total} bytes"), "no filler fits");
+        }
+        body.put_u8(0x0A);
+        prost::encoding::encode_varint(len as u64, &mut body);
+        body.put_bytes(b'p', len);
+    }
+    body.put_slice(&last);
+    if body.len() != total {
+        return fail(format!("a body of {total} bytes"), body.len().to_string());
+    }
+    Ok(body.freeze())
+}
+
+/// Sends `body` as a MESSAGE on `channel`, in pieces that fill the implementation's frames.
+async fn send_split(peer: &Peer, channel: u32, body: &Bytes) -> Step<()> {
+    let piece = their_max(peer) - 12;
+    let mut rest = body.clone();
+    while !rest.is_empty() {
+        let take = rest.len().min(piece);
+        let part = rest.split_to(take);
+        let header = FrameHeader {
+            version: 1,
+            frame_type: FrameType::Message as u8,
+            flags: if rest.is_empty() { 0 } else { FLAG_MORE },
+            length: take as u32,
+            channel,
+        };
+        let mut frame = BytesMut::with_capacity(12 + take);
+        header.put(&mut frame);
+        frame.put_slice(&part);
+        peer.send_raw(frame.freeze()).await?;
+    }
+    Ok(())
+}
+
+const JOINED_LIMIT: usize = 262_144;
+
+async fn body_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("body-limit").await?;
+    let body = message_body_of(JOINED_LIMIT, "joined")?;
+    send_split(&peer, channel, &body).await?;
+    let echoed = peer.expect_message(channel).await?;
+    if echoed != "joined" {
+        return fail("\"joined\" echoed", echoed);
+    }
+    Ok(())
+}
+
+async fn body_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("body-limit").await?;
+    let body = message_body_of(JOINED_LIMIT + 1, "joined")?;
+    send_split(&peer, channel, &body).await?;
+    peer.expect_link_close(LinkCloseReason::FrameTooLarge).await
+}
+
+/// The size of the HELLO of [`big_hello`].
+const BIG_HELLO: usize = 160;
+
+async fn big_hello(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::open(t).await?;
+    let real = Control::Hello(peer.default_hello()).encode_body();
+    // A long device id first, replaced by the real one that follows (protobuf keeps the last
+    // value), so that every byte belongs to a field HELLO has.
+    let filler_len = BIG_HELLO - 12 - 2 - real.len();
+    let mut body = vec![0x1A, filler_len as u8];
+    body.resize(2 + filler_len, b'x');
+    body.extend_from_slice(&real);
+    let frame = super::cases_frame::raw_frame(1, FrameType::Hello as u8, 0, 0, &body);
+    if frame.len() != BIG_HELLO {
+        return fail(
+            format!("a HELLO of {BIG_HELLO} bytes"),
+            frame.len().to_string(),
+        );
+    }
+    peer.send_raw(frame).await?;
+    peer.expect_hello().await?;
+    peer.expect_alive().await?;
+    peer.open_echo("big-hello").await.map(|_| ())
+}
+
+async fn event_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("event-limit").await?;
+    let text = "é".repeat(512);
+    let sent = event(pb::CollaborateEventType::ColorSpaceConversionFailure, &text);
+    peer.send(&sent, channel).await?;
+    let back = peer.expect_event(channel).await?;
+    if back.message != text
+        || back.event_type() != pb::CollaborateEventType::ColorSpaceConversionFailure
+    {
+        return fail("the 1024-byte event echoed", format!("{back:?}"));
+    }
+    Ok(())
+}
+
+/// Rejects the implementation's connect-back with a reason of `len` bytes; returns the reason
+/// the profile reports.
+async fn reject_connect_back(t: &dyn WireTarget, len: usize) -> Step<(Peer, String, String)> {
+    let mut peer = Peer::up(t).await?;
+    let (origin, channel, request) = peer.connect_back("origin", "reason").await?;
+    let reason = "q".repeat(len);
+    let answer = super::peer::reject(request.token, ConnectErrorCode::PeerAppRejected, &reason);
+    peer.send(&answer, channel).await?;
+    let (result, got) = peer.expect_connect_result(origin).await?;
+    if result != "1" {
+        return fail("acm:connect-result 1 (PEER_APP_REJECTED)", result);
+    }
+    Ok((peer, reason, got.unwrap_or_default()))
+}
+
+async fn reason_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, sent, got) = reject_connect_back(t, 1024).await?;
+    if got != sent {
+        return fail("the 1024-byte reason", format!("{} bytes", got.len()));
+    }
+    peer.expect_alive().await
+}
+
+async fn reason_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, sent, got) = reject_connect_back(t, 1025).await?;
+    if !sent.starts_with(&got) || got.len() < 1000 {
+        return fail("the reason, cut to 1024 bytes by the profile", got);
+    }
+    // No DISCONNECT answers the rejection, nor anything else.
+    peer.expect_alive().await
+}
+
+async fn detail(t: &dyn WireTarget, len: usize) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("detail").await?;
+    let bye = disconnect(
+        DisconnectReason::NetworkDisconnected,
+        pb::SessionError::InternalError,
+        &"d".repeat(len),
+    );
+    peer.send(&bye, channel).await?;
+    // The session is over: a message on its channel is discarded, and nothing answers.
+    peer.say(channel, "anyone?").await?;
+    peer.expect_alive().await
+}
+
+async fn detail_at_limit(t: &dyn WireTarget) -> Step<()> {
+    detail(t, 1024).await
+}
+
+async fn detail_past_limit(t: &dyn WireTarget) -> Step<()> {
+    detail(t, 1025).await
+}
+
+async fn link_close(t: &dyn WireTarget, len: usize) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    peer.open_echo("closing").await?;
+    let close = Control::LinkClose(pb::LinkClose {
+        reason: LinkCloseReason::Normal.into(),
+        message: "m".repeat(len),
+    });
+    peer.send(&close, 0).await?;
+    peer.expect_end().await
+}
+
+async fn link_close_at_limit(t: &dyn WireTarget) -> Step<()> {
+    link_close(t, 1024).await
+}
+
+async fn link_close_past_limit(t: &dyn WireTarget) -> Step<()> {
+    link_close(t, 1025).await
+}
+
+/// A FIRST fragment, not LAST, of transfer `id` declaring `total` bytes, carrying one byte.
+fn first(channel: u32, id: u32, total: u64) -> Step<Bytes> {
+    fragment_bytes(DataFragment {
+        channel,
+        transfer_id: id,
+        index: 0,
+        total_length: Some(total),
+        last: false,
+        chunk: Bytes::from_static(b"1"),
+    })
+}
+
+/// The session still works: a message on it is echoed, with nothing else first.
+async fn goes_on(peer: &mut Peer, channel: u32) -> Step<()> {
+    peer.say(channel, "still here").await?;
+    let echoed = peer.expect_message(channel).await?;
+    if echoed != "still here" {
+        return fail("\"still here\" echoed", echoed);
+    }
+    Ok(())
+}
+
+/// The session closed with LIMIT_EXCEEDED; the link goes on.
+async fn limit_exceeded(peer: &mut Peer, channel: u32) -> Step<()> {
+    let bye = peer.expect_disconnect(channel).await?;
+    disconnect_is(
+        &bye,
+        DisconnectReason::NetworkDisconnected,
+        pb::SessionError::LimitExceeded,
+    )?;
+    peer.expect_alive().await
+}
+
+async fn data_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let max = peer.hello.as_ref().map_or(100 << 20, |h| h.max_data_size);
+    let (channel, _) = peer.open_echo("data-limit").await?;
+    peer.send_raw(first(channel, 1, max)?).await?;
+    goes_on(&mut peer, channel).await
+}
+
+/// The profile's unfinished transfers per link (SPEC section 15).
+const TRANSFERS: u32 = 32;
+
+async fn transfers(t: &dyn WireTarget, count: u32) -> Step<(Peer, u32)> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("transfers").await?;
+    for id in 1..=count {
+        peer.send_raw(first(channel, id, 2)?).await?;
+    }
+    Ok((peer, channel))
+}
+
+async fn transfers_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, channel) = transfers(t, TRANSFERS).await?;
+    goes_on(&mut peer, channel).await
+}
+
+async fn transfers_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, channel) = transfers(t, TRANSFERS + 1).await?;
+    limit_exceeded(&mut peer, channel).await
+}
+
+/// The profile's reassembly budget per link (SPEC section 15).
+const BUDGET: u64 = 256 << 20;
+
+async fn budget(t: &dyn WireTarget, past: bool) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let max = peer.hello.as_ref().map_or(100 << 20, |h| h.max_data_size);
+    let (channel, _) = peer.open_echo("budget").await?;
+    let mut left = BUDGET;
+    let mut id = 0;
+    while left > 0 {
+        id += 1;
+        let total = left.min(max);
+        peer.send_raw(first(channel, id, total)?).await?;
+        left -= total;
+    }
+    if !past {
+        return goes_on(&mut peer, channel).await;
+    }
+    peer.send_raw(first(channel, id + 1, 2)?).await?;
+    limit_exceeded(&mut peer, channel).await
+}
+
+async fn budget_at_limit(t: &dyn WireTarget) -> Step<()> {
+    budget(t, false).await
+}
+
+async fn budget_past_limit(t: &dyn WireTarget) -> Step<()> {
+    budget(t, true).await
+}
+
+async fn transfer_id_zero(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("id-zero").await?;
+    peer.send_data(channel, 0, Bytes::from_static(b"zero"))
+        .await?;
+    if peer.expect_data(channel).await? != "zero" {
+        return fail("\"zero\" echoed", "other bytes");
+    }
+    peer.send_data(channel, 1, Bytes::from_static(b"one"))
+        .await?;
+    if peer.expect_data(channel).await? != "one" {
+        return fail("\"one\" echoed", "other bytes");
+    }
+    Ok(())
+}
+
+async fn transfer_ids_used_up(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("ids").await?;
+    peer.send_raw(first(channel, u32::MAX, 2)?).await?;
+    // A second transfer on the channel can have no greater id.
+    peer.send_raw(first(channel, 7, 2)?).await?;
+    let bye = peer.expect_disconnect(channel).await?;
+    disconnect_is(
+        &bye,
+        DisconnectReason::NetworkDisconnected,
+        pb::SessionError::ProtocolError,
+    )?;
+    peer.expect_alive().await
+}
+
+/// Fills a link with the profile's bound of sessions, each made by `ability`; returns the peer
+/// and the channels.
+async fn fill(t: &dyn WireTarget, ability: &str) -> Step<(Peer, Vec<u32>)> {
+    let mut peer = Peer::up(t).await?;
+    let mut channels = Vec::new();
+    for i in 0..profile::SESSIONS_PER_LINK {
+        let channel = peer.channel();
+        let request = peer.request(ability, &format!("s{i}"), channel_token(0x70, channel));
+        peer.send(&Control::ConnectRequest(request), channel)
+            .await?;
+        channels.push(channel);
+    }
+    if ability == profile::ECHO {
+        for channel in &channels {
+            accepted(&peer.expect_response(*channel).await?)?;
+        }
+    }
+    Ok((peer, channels))
+}
+
+/// Asks for one more session; checks the refusal naming SESS-8.
+async fn one_more_refused(peer: &mut Peer) -> Step<()> {
+    let token = channel_token(0x71, peer.peek_channel());
+    let (_, response) = peer
+        .ask(peer.request(profile::ECHO, "one-more", token))
+        .await?;
+    let reason = rejected_with(&response, ConnectErrorCode::SystemInternalError)?;
+    if !reason.contains("SESS-8") {
+        return fail("a reason naming SESS-8", reason);
+    }
+    peer.expect_alive().await
+}
+
+async fn sessions_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, channels) = fill(t, profile::ECHO).await?;
+    one_more_refused(&mut peer).await?;
+    let bye = disconnect(
+        DisconnectReason::PeerAppCloseCollaboration,
+        pb::SessionError::None,
+        "",
+    );
+    peer.send(&bye, channels[0]).await?;
+    let token = channel_token(0x72, peer.peek_channel());
+    let (_, response) = peer.ask(peer.request(profile::ECHO, "room", token)).await?;
+    accepted(&response)
+}
+
+async fn pending_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, _) = fill(t, profile::SILENT).await?;
+    one_more_refused(&mut peer).await
+}
+
+/// A field of a request, its longest valid length, and what a request with a value of that
+/// length gets.
+struct NameLimit {
+    field: &'static str,
+    max: usize,
+    at_limit: ConnectOutcome,
+    edit: fn(&mut pb::ConnectRequest, String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ConnectOutcome {
+    Accepted,
+    NoHandler,
+}
+
+fn source(r: &mut pb::ConnectRequest) -> &mut pb::PeerInfo {
+    r.source.get_or_insert_with(Default::default)
+}
+
+fn target(r: &mut pb::ConnectRequest) -> &mut pb::PeerInfo {
+    r.target.get_or_insert_with(Default::default)
+}
+
+fn parameter(r: &mut pb::ConnectRequest, key: String, value: String) {
+    r.options
+        .get_or_insert_with(Default::default)
+        .parameters
+        .insert(key, value);
+}
+
+const NAME_LIMITS: &[NameLimit] = &[
+    NameLimit {
+        field: "source.bundle_name",
+        max: 1023,
+        at_limit: ConnectOutcome::Accepted,
+        edit: |r, v| source(r).bundle_name = v,
+    },
+    NameLimit {
+        field: "source.module_name",
+        max: 1023,
+        at_limit: ConnectOutcome::Accepted,
+        edit: |r, v| source(r).module_name = v,
+    },
+    NameLimit {
+        field: "source.ability_name",
+        max: 1023,
+        at_limit: ConnectOutcome::Accepted,
+        edit: |r, v| source(r).ability_name = v,
+    },
+    NameLimit {
+        field: "source.service_name",
+        max: 256,
+        at_limit: ConnectOutcome::Accepted,
+        edit: |r, v| source(r).service_name = v,
+    },
+    NameLimit {
+        field: "target.bundle_name",
+        max: 1023,
+        at_limit: ConnectOutcome::NoHandler,
+        edit: |r, v| target(r).bundle_name = v,
+    },
+    NameLimit {
+        field: "target.module_name",
+        max: 1023,
+        at_limit: ConnectOutcome::NoHandler,
+        edit: |r, v| target(r).module_name = v,
+    },
+    NameLimit {
+        field: "target.ability_name",
+        max: 1023,
+        at_limit: ConnectOutcome::NoHandler,
+        edit: |r, v| target(r).ability_name = v,
+    },
+    NameLimit {
+        field: "target.service_name",
+        max: 256,
+        at_limit: ConnectOutcome::Accepted,
+        edit: |r, v| target(r).service_name = v,
+    },
+    NameLimit {
+        field: "options.parameters key",
+        max: 1023,
+        at_limit: ConnectOutcome::Accepted,
+        edit: |r, v| parameter(r, v, "value".into()),
+    },
+    NameLimit {
+        field: "options.parameters value",
+        max: 1023,
+        at_limit: ConnectOutcome::Accepted,
+        edit: |r, v| parameter(r, "key".into(), v),
+    },
+];
+
+/// The cases of [`NAME_LIMITS`]: each field at its limit, and one byte past it.
+fn request_limit_cases() -> Vec<WireCase> {
+    let names = super::matrix::leak_names(NAME_LIMITS.iter().flat_map(|limit| {
+        let slug = limit.field.replace(['.', ' '], "-");
+        [
+            (
+                format!("wire/SESS-2/{slug}-at-{}-bytes", limit.max),
+                format!("a request whose {} is {} bytes, its limit, is valid", limit.field, limit.max),
+            ),
+            (
+                format!("wire/SESS-2/{slug}-at-{}-bytes", limit.max + 1),
+                format!(
+                    "a request whose {} is {} bytes, one past its limit, is rejected with SYSTEM_INTERNAL_ERROR",
+                    limit.field,
+                    limit.max + 1
+                ),
+            ),
+        ]
+    }));
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, (id, title))| {
+            let case = Case::new(id, &["SESS-2"], title);
+            WireCase {
+                case: if i % 2 == 1 {
+                    case.breaking("SESS-2")
+                } else {
+                    case
+                },
+                needs: Needs::Nothing,
+                param: i as u32,
+                run: |target, param| Box::pin(request_limit(target, param)),
+            }
+        })
+        .collect()
+}
+
+async fn request_limit(t: &dyn WireTarget, param: u32) -> Step<()> {
+    let Some(limit) = NAME_LIMITS.get(param as usize / 2) else {
+        return fail("a known limit", param.to_string());
+    };
+    let past = param % 2 == 1;
+    let len = if past { limit.max + 1 } else { limit.max };
+    let mut peer = Peer::up(t).await?;
+    let token = channel_token(0x73, peer.peek_channel());
+    let mut request = peer.request(profile::ECHO, "names", token);
+    (limit.edit)(&mut request, "n".repeat(len));
+    let (_, response) = peer.ask(request).await?;
+    match (past, limit.at_limit) {
+        (true, _) => rejected_with(&response, ConnectErrorCode::SystemInternalError).map(|_| ()),
+        (false, ConnectOutcome::Accepted) => accepted(&response),
+        (false, ConnectOutcome::NoHandler) => {
+            rejected_with(&response, ConnectErrorCode::PeerAbilityNoOncollaborate).map(|_| ())
+        }
+    }
+}
+
+/// A field of HELLO, a value at its limit and one past it.
+struct HelloLimit {
+    name: &'static str,
+    at: &'static str,
+    past: &'static str,
+    set: fn(&mut pb::Hello, bool),
+}
+
+const HELLO_LIMITS: &[HelloLimit] = &[
+    HelloLimit {
+        name: "max-frame-size",
+        at: "128",
+        past: "127",
+        set: |h, past| h.max_frame_size = if past { 127 } else { 128 },
+    },
+    HelloLimit {
+        name: "max-frame-size",
+        at: "16777227",
+        past: "16777228",
+        set: |h, past| h.max_frame_size = if past { 16_777_228 } else { 16_777_227 },
+    },
+    HelloLimit {
+        name: "keepalive",
+        at: "1000-ms",
+        past: "999-ms",
+        set: |h, past| h.keepalive_interval_ms = if past { 999 } else { 1_000 },
+    },
+    HelloLimit {
+        name: "keepalive",
+        at: "600000-ms",
+        past: "600001-ms",
+        set: |h, past| h.keepalive_interval_ms = if past { 600_001 } else { 600_000 },
+    },
+    HelloLimit {
+        name: "nonce",
+        at: "16-bytes",
+        past: "15-bytes",
+        set: |h, past| h.nonce = Bytes::from(vec![7; if past { 15 } else { 16 }]),
+    },
+    HelloLimit {
+        name: "nonce",
+        at: "16-bytes",
+        past: "17-bytes",
+        set: |h, past| h.nonce = Bytes::from(vec![7; if past { 17 } else { 16 }]),
+    },
+    HelloLimit {
+        name: "max-version",
+        at: "255",
+        past: "256",
+        set: |h, past| h.max_version = if past { 256 } else { 255 },
+    },
+    HelloLimit {
+        name: "min-version",
+        at: "1",
+        past: "0",
+        set: |h, past| h.min_version = u32::from(!past),
+    },
+    HelloLimit {
+        name: "max-data-size",
+        at: "1",
+        past: "0",
+        set: |h, past| h.max_data_size = u64::from(!past),
+    },
+];
+
+/// The cases of [`HELLO_LIMITS`]: each field at its limit (the link comes up and works) and
+/// one past it (the link closes with PROTOCOL_ERROR).
+fn hello_limit_cases() -> Vec<WireCase> {
+    let names = super::matrix::leak_names(HELLO_LIMITS.iter().flat_map(|limit| {
+        [
+            (
+                format!("wire/LINK-3/hello-{}-at-{}", limit.name, limit.at),
+                format!(
+                    "a HELLO whose {} is {}, its limit, brings the link up",
+                    limit.name, limit.at
+                ),
+            ),
+            (
+                format!("wire/LINK-3/hello-{}-at-{}", limit.name, limit.past),
+                format!(
+                    "a HELLO whose {} is {}, one past its limit, closes the link with PROTOCOL_ERROR",
+                    limit.name, limit.past
+                ),
+            ),
+        ]
+    }));
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .enumerate()
+        // Two limits share their valid value (the nonce's 16 bytes): one case for it.
+        .filter(|(_, (id, _))| seen.insert(*id))
+        .map(|(i, (id, title))| {
+            let case = Case::new(id, &["LINK-3"], title);
+            WireCase {
+                case: if i % 2 == 1 {
+                    case.breaking("LINK-3")
+                } else {
+                    case
+                },
+                needs: Needs::Nothing,
+                param: i as u32,
+                run: |target, param| Box::pin(hello_limit(target, param)),
+            }
+        })
+        .collect()
+}
+
+async fn hello_limit(t: &dyn WireTarget, param: u32) -> Step<()> {
+    let Some(limit) = HELLO_LIMITS.get(param as usize / 2) else {
+        return fail("a known limit", param.to_string());
+    };
+    let past = param % 2 == 1;
+    if past {
+        let mut peer = Peer::open(t).await?;
+        let mut hello = peer.default_hello();
+        (limit.set)(&mut hello, true);
+        peer.send(&Control::Hello(hello), 0).await?;
+        return peer.expect_link_close(LinkCloseReason::ProtocolError).await;
+    }
+    let mut peer = Peer::up_with(t, |h| (limit.set)(h, false)).await?;
+    peer.expect_alive().await?;
+    peer.open_echo("hello-limit").await.map(|_| ())
 }

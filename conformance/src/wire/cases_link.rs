@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use acm_wire::pb::{self, FrameType, LinkCloseReason};
-use acm_wire::{Control, FrameKind};
+use acm_wire::Control;
+use acm_wire::pb::{self, LinkCloseReason};
 use bytes::Bytes;
 
-use super::peer::{ANSWER, Got, Peer, Step, describe, token};
+use super::peer::{ANSWER, Got, Peer, Step, token};
 use super::target::WireTarget;
 use super::{Needs, WireCase, wire_case};
 use crate::profile;
@@ -88,26 +88,6 @@ pub(super) fn cases() -> Vec<WireCase> {
             "a PING is answered by a PONG with the same value",
             ping_answered
         ),
-        wire_case!(
-            "wire/LINK-6/idle-side-pings",
-            ["LINK-6"],
-            "with a 1 s keepalive, an idle implementation sends PING",
-            idle_pings
-        ),
-        wire_case!(
-            "wire/LINK-6/silence-times-out",
-            ["LINK-6"],
-            "with a 1 s keepalive and a silent peer, the link closes with TIMEOUT",
-            silence_times_out
-        )
-        .breaking("LINK-6"),
-        wire_case!(
-            "wire/LINK-10/no-hello-times-out",
-            ["LINK-10"],
-            "a peer that never sends HELLO gets LINK_CLOSE TIMEOUT after 10 s",
-            no_hello
-        )
-        .breaking("LINK-10"),
         wire_case!(
             "wire/LINK-9/unknown-feature-bits",
             ["LINK-9"],
@@ -250,80 +230,6 @@ async fn no_common_version(t: &dyn WireTarget) -> Step<()> {
 async fn ping_answered(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
     peer.expect_alive().await
-}
-
-async fn idle_pings(t: &dyn WireTarget) -> Step<()> {
-    let mut peer = Peer::up_with(t, |h| h.keepalive_interval_ms = 1_000).await?;
-    peer.auto_pong = false;
-    match peer.next(Duration::from_millis(2_500)).await {
-        Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::Ping) => Ok(()),
-        Ok(Got::Frame(frame)) => Err(Verdict::fail("PING", describe(&frame))),
-        Ok(Got::Ended(closure)) => Err(Verdict::fail("PING", format!("the link ended: {closure}"))),
-        Err(_) => Err(Verdict::fail("PING within one interval", "nothing")),
-    }
-}
-
-async fn silence_times_out(t: &dyn WireTarget) -> Step<()> {
-    let mut peer = Peer::up_with(t, |h| h.keepalive_interval_ms = 1_000).await?;
-    peer.auto_pong = false;
-    let started = tokio::time::Instant::now();
-    loop {
-        match peer.next(Duration::from_secs(6)).await {
-            Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::Ping) => {}
-            Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::LinkClose) => {
-                let reason = match Control::decode_unchecked(FrameType::LinkClose, &frame.payload) {
-                    Some(Ok(Control::LinkClose(close))) => close.reason(),
-                    _ => LinkCloseReason::Unspecified,
-                };
-                if reason != LinkCloseReason::Timeout {
-                    return Err(Verdict::fail("LINK_CLOSE TIMEOUT", describe(&frame)));
-                }
-                if started.elapsed() < Duration::from_millis(2_500) {
-                    return Err(Verdict::fail(
-                        "a timeout after 3 silent intervals",
-                        format!("after {:?}", started.elapsed()),
-                    ));
-                }
-                return Ok(());
-            }
-            Ok(Got::Frame(frame)) => {
-                return Err(Verdict::fail("PING or LINK_CLOSE", describe(&frame)));
-            }
-            Ok(Got::Ended(_)) => return Ok(()),
-            Err(_) => {
-                return Err(Verdict::fail(
-                    "LINK_CLOSE TIMEOUT within 6 s",
-                    "the link stayed up",
-                ));
-            }
-        }
-    }
-}
-
-async fn no_hello(t: &dyn WireTarget) -> Step<()> {
-    let mut peer = Peer::open(t).await?;
-    peer.expect_hello().await?;
-    match peer.next(Duration::from_secs(12)).await {
-        Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::LinkClose) => {
-            match Control::decode_unchecked(FrameType::LinkClose, &frame.payload) {
-                Some(Ok(Control::LinkClose(close)))
-                    if close.reason() == LinkCloseReason::Timeout =>
-                {
-                    Ok(())
-                }
-                _ => Err(Verdict::fail("LINK_CLOSE TIMEOUT", describe(&frame))),
-            }
-        }
-        Ok(Got::Frame(frame)) => Err(Verdict::fail(
-            "nothing but LINK_CLOSE before HELLO",
-            describe(&frame),
-        )),
-        Ok(Got::Ended(_)) => Ok(()),
-        Err(_) => Err(Verdict::fail(
-            "LINK_CLOSE TIMEOUT within 12 s",
-            "the link stayed up",
-        )),
-    }
 }
 
 async fn feature_bits(t: &dyn WireTarget) -> Step<()> {

@@ -102,12 +102,6 @@ pub(super) fn cases() -> Vec<WireCase> {
         )
         .breaking("SESS-6"),
         wire_case!(
-            "wire/SESS-5/responder-timeout",
-            ["SESS-5"],
-            "a request the app never answers is rejected with SYSTEM_INTERNAL_ERROR within 25 s",
-            responder_timeout
-        ),
-        wire_case!(
             "wire/SESS-5/requester-gives-up",
             ["SESS-5", "DISC-2"],
             "after the requester's DISCONNECT, a late accept sends nothing",
@@ -365,26 +359,6 @@ async fn data_before_accept(t: &dyn WireTarget) -> Step<()> {
         .and_then(|f| f.to_bytes())
         .map_err(|e| Verdict::fail("a frame", e.to_string()))?;
     before_accept(t, frame).await
-}
-
-async fn responder_timeout(t: &dyn WireTarget) -> Step<()> {
-    let mut peer = Peer::up(t).await?;
-    let channel = peer.channel();
-    let request = peer.request(profile::SILENT, "silent", token(10));
-    peer.send(&Control::ConnectRequest(request), channel)
-        .await?;
-    let within = peer.timers.responder + Duration::from_secs(5);
-    let (on, control) = peer.expect(FrameType::ConnectResponse, within).await?;
-    let Control::ConnectResponse(response) = control else {
-        return Err(Verdict::fail("CONNECT_RESPONSE", format!("{control:?}")));
-    };
-    if on != channel {
-        return Err(Verdict::fail(
-            format!("channel {channel}"),
-            format!("channel {on}"),
-        ));
-    }
-    rejected_with(&response, ConnectErrorCode::SystemInternalError).map(|_| ())
 }
 
 async fn requester_gives_up(t: &dyn WireTarget) -> Step<()> {

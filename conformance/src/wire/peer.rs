@@ -48,6 +48,8 @@ pub struct Peer {
     iut_device: String,
     /// The timers the implementation runs with.
     pub timers: Timers,
+    /// The largest frame received so far.
+    pub largest_frame: usize,
 }
 
 fn fail<T>(expected: impl Into<String>, actual: impl Into<String>) -> Step<T> {
@@ -89,6 +91,7 @@ impl Peer {
             suite_device: target.suite_device_id(),
             iut_device: target.device_id(),
             timers: target.timers(),
+            largest_frame: 0,
         }
     }
 
@@ -192,6 +195,7 @@ impl Peer {
                 Ok(Err(err)) => return Ok(Got::Ended(Closure::Lost(err.to_string()))),
                 Ok(Ok(bytes)) => bytes,
             };
+            self.largest_frame = self.largest_frame.max(bytes.len());
             if bytes.len() > self.announced_max as usize {
                 return fail(
                     format!(

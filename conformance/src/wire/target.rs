@@ -113,6 +113,10 @@ pub enum MockKind {
     Segmented,
 }
 
+/// The largest message of the other mock targets' links: more than the implementation's
+/// largest frame.
+pub const LARGE_MESSAGE: usize = 1 << 20;
+
 /// The largest message of the segmented mock target's links.
 pub const SEGMENT_MESSAGE: usize = 244;
 
@@ -145,15 +149,14 @@ impl MockTarget {
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let network = MockNetwork::new(0xACC0);
         let iut = DeviceId::new("iut")?;
-        let options = match kind {
-            MockKind::Plain => DeviceOptions::new(),
-            MockKind::NoData => DeviceOptions::new().carries_data(false),
-            MockKind::Segmented => DeviceOptions::new().max_frame_size(SEGMENT_MESSAGE),
+        // Links that carry frames larger than the implementation announces, so that the suite
+        // can send one (FRAME-5, LINK-5); segmented links of small messages.
+        let message = match kind {
+            MockKind::Segmented => SEGMENT_MESSAGE,
+            _ => LARGE_MESSAGE,
         };
-        let suite_options = match kind {
-            MockKind::Segmented => DeviceOptions::new().max_frame_size(SEGMENT_MESSAGE),
-            _ => DeviceOptions::new(),
-        };
+        let suite_options = DeviceOptions::new().max_frame_size(message);
+        let options = suite_options.clone().carries_data(kind != MockKind::NoData);
         let suite = network.add_device_with(DeviceId::new("suite")?, suite_options)?;
         let transport = network.add_device_with(iut.clone(), options)?;
         let device = match kind {
