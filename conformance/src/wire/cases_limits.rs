@@ -16,7 +16,7 @@ use super::peer::{
 use super::target::WireTarget;
 use super::{Needs, WireCase, wire_case};
 use crate::profile;
-use crate::report::{Case, Verdict};
+use crate::report::Verdict;
 
 pub(super) fn cases() -> Vec<WireCase> {
     let mut all = vec![
@@ -160,8 +160,7 @@ pub(super) fn cases() -> Vec<WireCase> {
         )
         .breaking("SESS-8"),
     ];
-    all.extend(request_limit_cases());
-    all.extend(hello_limit_cases());
+    all.extend(super::cases_tables::cases());
     all
 }
 
@@ -183,30 +182,10 @@ fn their_max(peer: &Peer) -> usize {
     peer.hello.as_ref().map_or(65_535, |h| h.max_frame_size) as usize
 }
 
-/// A transfer in one DATA frame of `frame_len` bytes in all.
-fn data_frame_of(channel: u32, frame_len: usize) -> Step<(Bytes, Bytes)> {
-    let chunk = Bytes::from(vec![0x3C; frame_len.saturating_sub(12 + 16)]);
-    let frame = fragment_bytes(DataFragment {
-        channel,
-        transfer_id: 1,
-        index: 0,
-        total_length: Some(chunk.len() as u64),
-        last: true,
-        chunk: chunk.clone(),
-    })?;
-    if frame.len() != frame_len {
-        return fail(
-            format!("a frame of {frame_len} bytes"),
-            frame.len().to_string(),
-        );
-    }
-    Ok((frame, chunk))
-}
-
 async fn frame_at_max(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
     let (channel, _) = peer.open_echo("at-max").await?;
-    let (frame, chunk) = data_frame_of(channel, their_max(&peer))?;
+    let (frame, chunk) = super::peer::data_frame(channel, their_max(&peer))?;
     peer.send_raw(frame).await?;
     let back = peer.expect_data(channel).await?;
     if back != chunk {
@@ -221,7 +200,7 @@ async fn frame_at_max(t: &dyn WireTarget) -> Step<()> {
 async fn frame_past_max(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
     let (channel, _) = peer.open_echo("past-max").await?;
-    let (frame, _) = data_frame_of(channel, their_max(&peer) + 1)?;
+    let (frame, _) = super::peer::data_frame(channel, their_max(&peer) + 1)?;
     peer.send_raw(frame).await?;
     peer.expect_link_close(LinkCloseReason::FrameTooLarge).await
 }
@@ -585,280 +564,4 @@ async fn sessions_past_limit(t: &dyn WireTarget) -> Step<()> {
 async fn pending_past_limit(t: &dyn WireTarget) -> Step<()> {
     let (mut peer, _) = fill(t, profile::SILENT).await?;
     one_more_refused(&mut peer).await
-}
-
-/// A field of a request, its longest valid length, and what a request with a value of that
-/// length gets.
-struct NameLimit {
-    field: &'static str,
-    max: usize,
-    at_limit: ConnectOutcome,
-    edit: fn(&mut pb::ConnectRequest, String),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ConnectOutcome {
-    Accepted,
-    NoHandler,
-}
-
-fn source(r: &mut pb::ConnectRequest) -> &mut pb::PeerInfo {
-    r.source.get_or_insert_with(Default::default)
-}
-
-fn target(r: &mut pb::ConnectRequest) -> &mut pb::PeerInfo {
-    r.target.get_or_insert_with(Default::default)
-}
-
-fn parameter(r: &mut pb::ConnectRequest, key: String, value: String) {
-    r.options
-        .get_or_insert_with(Default::default)
-        .parameters
-        .insert(key, value);
-}
-
-const NAME_LIMITS: &[NameLimit] = &[
-    NameLimit {
-        field: "source.bundle_name",
-        max: 1023,
-        at_limit: ConnectOutcome::Accepted,
-        edit: |r, v| source(r).bundle_name = v,
-    },
-    NameLimit {
-        field: "source.module_name",
-        max: 1023,
-        at_limit: ConnectOutcome::Accepted,
-        edit: |r, v| source(r).module_name = v,
-    },
-    NameLimit {
-        field: "source.ability_name",
-        max: 1023,
-        at_limit: ConnectOutcome::Accepted,
-        edit: |r, v| source(r).ability_name = v,
-    },
-    NameLimit {
-        field: "source.service_name",
-        max: 256,
-        at_limit: ConnectOutcome::Accepted,
-        edit: |r, v| source(r).service_name = v,
-    },
-    NameLimit {
-        field: "target.bundle_name",
-        max: 1023,
-        at_limit: ConnectOutcome::NoHandler,
-        edit: |r, v| target(r).bundle_name = v,
-    },
-    NameLimit {
-        field: "target.module_name",
-        max: 1023,
-        at_limit: ConnectOutcome::NoHandler,
-        edit: |r, v| target(r).module_name = v,
-    },
-    NameLimit {
-        field: "target.ability_name",
-        max: 1023,
-        at_limit: ConnectOutcome::NoHandler,
-        edit: |r, v| target(r).ability_name = v,
-    },
-    NameLimit {
-        field: "target.service_name",
-        max: 256,
-        at_limit: ConnectOutcome::Accepted,
-        edit: |r, v| target(r).service_name = v,
-    },
-    NameLimit {
-        field: "options.parameters key",
-        max: 1023,
-        at_limit: ConnectOutcome::Accepted,
-        edit: |r, v| parameter(r, v, "value".into()),
-    },
-    NameLimit {
-        field: "options.parameters value",
-        max: 1023,
-        at_limit: ConnectOutcome::Accepted,
-        edit: |r, v| parameter(r, "key".into(), v),
-    },
-];
-
-/// The cases of [`NAME_LIMITS`]: each field at its limit, and one byte past it.
-fn request_limit_cases() -> Vec<WireCase> {
-    let names = super::matrix::leak_names(NAME_LIMITS.iter().flat_map(|limit| {
-        let slug = limit.field.replace(['.', ' '], "-");
-        [
-            (
-                format!("wire/SESS-2/{slug}-at-{}-bytes", limit.max),
-                format!("a request whose {} is {} bytes, its limit, is valid", limit.field, limit.max),
-            ),
-            (
-                format!("wire/SESS-2/{slug}-at-{}-bytes", limit.max + 1),
-                format!(
-                    "a request whose {} is {} bytes, one past its limit, is rejected with SYSTEM_INTERNAL_ERROR",
-                    limit.field,
-                    limit.max + 1
-                ),
-            ),
-        ]
-    }));
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, (id, title))| {
-            let case = Case::new(id, &["SESS-2"], title);
-            WireCase {
-                case: if i % 2 == 1 {
-                    case.breaking("SESS-2")
-                } else {
-                    case
-                },
-                needs: Needs::Nothing,
-                param: i as u32,
-                run: |target, param| Box::pin(request_limit(target, param)),
-            }
-        })
-        .collect()
-}
-
-async fn request_limit(t: &dyn WireTarget, param: u32) -> Step<()> {
-    let Some(limit) = NAME_LIMITS.get(param as usize / 2) else {
-        return fail("a known limit", param.to_string());
-    };
-    let past = param % 2 == 1;
-    let len = if past { limit.max + 1 } else { limit.max };
-    let mut peer = Peer::up(t).await?;
-    let token = channel_token(0x73, peer.peek_channel());
-    let mut request = peer.request(profile::ECHO, "names", token);
-    (limit.edit)(&mut request, "n".repeat(len));
-    let (_, response) = peer.ask(request).await?;
-    match (past, limit.at_limit) {
-        (true, _) => rejected_with(&response, ConnectErrorCode::SystemInternalError).map(|_| ()),
-        (false, ConnectOutcome::Accepted) => accepted(&response),
-        (false, ConnectOutcome::NoHandler) => {
-            rejected_with(&response, ConnectErrorCode::PeerAbilityNoOncollaborate).map(|_| ())
-        }
-    }
-}
-
-/// A field of HELLO, a value at its limit and one past it.
-struct HelloLimit {
-    name: &'static str,
-    at: &'static str,
-    past: &'static str,
-    set: fn(&mut pb::Hello, bool),
-}
-
-const HELLO_LIMITS: &[HelloLimit] = &[
-    HelloLimit {
-        name: "max-frame-size",
-        at: "128",
-        past: "127",
-        set: |h, past| h.max_frame_size = if past { 127 } else { 128 },
-    },
-    HelloLimit {
-        name: "max-frame-size",
-        at: "16777227",
-        past: "16777228",
-        set: |h, past| h.max_frame_size = if past { 16_777_228 } else { 16_777_227 },
-    },
-    HelloLimit {
-        name: "keepalive",
-        at: "1000-ms",
-        past: "999-ms",
-        set: |h, past| h.keepalive_interval_ms = if past { 999 } else { 1_000 },
-    },
-    HelloLimit {
-        name: "keepalive",
-        at: "600000-ms",
-        past: "600001-ms",
-        set: |h, past| h.keepalive_interval_ms = if past { 600_001 } else { 600_000 },
-    },
-    HelloLimit {
-        name: "nonce",
-        at: "16-bytes",
-        past: "15-bytes",
-        set: |h, past| h.nonce = Bytes::from(vec![7; if past { 15 } else { 16 }]),
-    },
-    HelloLimit {
-        name: "nonce",
-        at: "16-bytes",
-        past: "17-bytes",
-        set: |h, past| h.nonce = Bytes::from(vec![7; if past { 17 } else { 16 }]),
-    },
-    HelloLimit {
-        name: "max-version",
-        at: "255",
-        past: "256",
-        set: |h, past| h.max_version = if past { 256 } else { 255 },
-    },
-    HelloLimit {
-        name: "min-version",
-        at: "1",
-        past: "0",
-        set: |h, past| h.min_version = u32::from(!past),
-    },
-    HelloLimit {
-        name: "max-data-size",
-        at: "1",
-        past: "0",
-        set: |h, past| h.max_data_size = u64::from(!past),
-    },
-];
-
-/// The cases of [`HELLO_LIMITS`]: each field at its limit (the link comes up and works) and
-/// one past it (the link closes with PROTOCOL_ERROR).
-fn hello_limit_cases() -> Vec<WireCase> {
-    let names = super::matrix::leak_names(HELLO_LIMITS.iter().flat_map(|limit| {
-        [
-            (
-                format!("wire/LINK-3/hello-{}-at-{}", limit.name, limit.at),
-                format!(
-                    "a HELLO whose {} is {}, its limit, brings the link up",
-                    limit.name, limit.at
-                ),
-            ),
-            (
-                format!("wire/LINK-3/hello-{}-at-{}", limit.name, limit.past),
-                format!(
-                    "a HELLO whose {} is {}, one past its limit, closes the link with PROTOCOL_ERROR",
-                    limit.name, limit.past
-                ),
-            ),
-        ]
-    }));
-    let mut seen = std::collections::HashSet::new();
-    names
-        .iter()
-        .enumerate()
-        // Two limits share their valid value (the nonce's 16 bytes): one case for it.
-        .filter(|(_, (id, _))| seen.insert(*id))
-        .map(|(i, (id, title))| {
-            let case = Case::new(id, &["LINK-3"], title);
-            WireCase {
-                case: if i % 2 == 1 {
-                    case.breaking("LINK-3")
-                } else {
-                    case
-                },
-                needs: Needs::Nothing,
-                param: i as u32,
-                run: |target, param| Box::pin(hello_limit(target, param)),
-            }
-        })
-        .collect()
-}
-
-async fn hello_limit(t: &dyn WireTarget, param: u32) -> Step<()> {
-    let Some(limit) = HELLO_LIMITS.get(param as usize / 2) else {
-        return fail("a known limit", param.to_string());
-    };
-    let past = param % 2 == 1;
-    if past {
-        let mut peer = Peer::open(t).await?;
-        let mut hello = peer.default_hello();
-        (limit.set)(&mut hello, true);
-        peer.send(&Control::Hello(hello), 0).await?;
-        return peer.expect_link_close(LinkCloseReason::ProtocolError).await;
-    }
-    let mut peer = Peer::up_with(t, |h| (limit.set)(h, false)).await?;
-    peer.expect_alive().await?;
-    peer.open_echo("hello-limit").await.map(|_| ())
 }

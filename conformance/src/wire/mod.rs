@@ -15,13 +15,16 @@ use std::time::Duration;
 
 use crate::report::{Case, CaseResult, Report, Verdict};
 
+pub mod build;
 mod cases_data;
 mod cases_fields;
 mod cases_frame;
 mod cases_limits;
 mod cases_link;
 mod cases_segments;
+mod cases_sending;
 mod cases_session;
+mod cases_tables;
 mod cases_tcp;
 mod cases_timers;
 mod matrix;
@@ -93,6 +96,7 @@ pub fn cases() -> Vec<WireCase> {
     all.extend(cases_data::cases());
     all.extend(cases_fields::cases());
     all.extend(cases_limits::cases());
+    all.extend(cases_sending::cases());
     all.extend(cases_timers::cases());
     all.extend(cases_tcp::cases());
     all.extend(cases_segments::cases());

@@ -15,6 +15,8 @@ use super::target::WireTarget;
 use crate::profile::{self, Timers};
 use crate::report::Verdict;
 
+pub use super::build::*;
+
 /// A step of a case: its value, or the verdict that ends the case.
 pub type Step<T> = Result<T, Verdict>;
 
@@ -490,6 +492,22 @@ impl Peer {
         }
     }
 
+    /// Asks the profile, on the session of `origin`, to connect back for `service`, and returns
+    /// the implementation's request (without answering it).
+    pub async fn request_back(
+        &mut self,
+        origin: u32,
+        service: &str,
+    ) -> Step<(u32, pb::ConnectRequest)> {
+        self.say(origin, &format!("{}{service}", profile::CMD_CONNECT_BACK))
+            .await?;
+        let (on, control) = self.expect(FrameType::ConnectRequest, ANSWER).await?;
+        match control {
+            Control::ConnectRequest(request) => Ok((on, request)),
+            other => fail("CONNECT_REQUEST", format!("{other:?}")),
+        }
+    }
+
     /// Opens an echo session for `origin_service`, asks the profile to connect back for
     /// `service` and returns (the echo session's channel, the implementation's request's
     /// channel, its request).
@@ -499,13 +517,8 @@ impl Peer {
         service: &str,
     ) -> Step<(u32, u32, pb::ConnectRequest)> {
         let (origin, _) = self.open_echo(origin_service).await?;
-        self.say(origin, &format!("{}{service}", profile::CMD_CONNECT_BACK))
-            .await?;
-        let (on, control) = self.expect(FrameType::ConnectRequest, ANSWER).await?;
-        match control {
-            Control::ConnectRequest(request) => Ok((origin, on, request)),
-            other => fail("CONNECT_REQUEST", format!("{other:?}")),
-        }
+        let (on, request) = self.request_back(origin, service).await?;
+        Ok((origin, on, request))
     }
 
     /// Waits for the profile's report of a connect-back on `origin` (SPEC section 15) and
@@ -527,104 +540,6 @@ impl Peer {
     pub async fn close(self) {
         self.link.close(CloseReason::normal()).await;
     }
-}
-
-/// A token made of one byte.
-pub fn token(byte: u8) -> [u8; 16] {
-    [byte; 16]
-}
-
-/// A token made of one byte and a number, unique for each number.
-pub fn channel_token(byte: u8, number: u32) -> [u8; 16] {
-    let mut token = [byte; 16];
-    token[12..].copy_from_slice(&number.to_be_bytes());
-    token
-}
-
-/// A MESSAGE body.
-pub fn message(text: &str) -> Control {
-    Control::Message(pb::Message { text: text.into() })
-}
-
-/// A CONNECT_RESPONSE that accepts the request of `token`.
-pub fn accept(token: Bytes) -> Control {
-    Control::ConnectResponse(pb::ConnectResponse {
-        token,
-        result: Some(connect_response::Result::Accepted(pb::Accepted {})),
-    })
-}
-
-/// A CONNECT_RESPONSE that rejects the request of `token` with `code` and `reason`.
-pub fn reject(token: Bytes, code: pb::ConnectErrorCode, reason: &str) -> Control {
-    Control::ConnectResponse(pb::ConnectResponse {
-        token,
-        result: Some(connect_response::Result::Rejected(pb::Rejected {
-            code: code.into(),
-            reason: reason.into(),
-        })),
-    })
-}
-
-/// A DISCONNECT body.
-pub fn disconnect(reason: pb::DisconnectReason, error: pb::SessionError, detail: &str) -> Control {
-    Control::Disconnect(pb::Disconnect {
-        reason: reason.into(),
-        error: error.into(),
-        detail: detail.into(),
-    })
-}
-
-/// A COLLABORATE_EVENT body.
-pub fn event(event_type: pb::CollaborateEventType, message: &str) -> Control {
-    Control::CollaborateEvent(pb::CollaborateEvent {
-        event_type: event_type.into(),
-        message: message.into(),
-    })
-}
-
-/// Checks that `response` rejects with `code`, and returns its reason.
-pub fn rejected_with(response: &pb::ConnectResponse, code: pb::ConnectErrorCode) -> Step<String> {
-    match &response.result {
-        Some(connect_response::Result::Rejected(rejected)) if rejected.code() == code => {
-            Ok(rejected.reason.clone())
-        }
-        other => fail(
-            format!("rejected {}", code.as_str_name()),
-            format!("{other:?}"),
-        ),
-    }
-}
-
-/// Checks that `response` accepts.
-pub fn accepted(response: &pb::ConnectResponse) -> Step<()> {
-    match &response.result {
-        Some(connect_response::Result::Accepted(_)) => Ok(()),
-        other => fail("accepted", format!("{other:?}")),
-    }
-}
-
-/// Checks that a DISCONNECT carries `reason` and `error`.
-pub fn disconnect_is(
-    bye: &pb::Disconnect,
-    reason: pb::DisconnectReason,
-    error: pb::SessionError,
-) -> Step<()> {
-    if bye.reason() != reason || bye.error() != error {
-        return fail(
-            format!(
-                "DISCONNECT {} / {}",
-                reason.as_str_name(),
-                error.as_str_name()
-            ),
-            format!(
-                "{} / {} ({})",
-                bye.reason().as_str_name(),
-                bye.error().as_str_name(),
-                bye.detail
-            ),
-        );
-    }
-    Ok(())
 }
 
 /// One line about a frame, for verdicts.
