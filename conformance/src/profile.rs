@@ -108,13 +108,18 @@ impl Default for Timers {
 /// [`SESSIONS_PER_LINK`] sessions per link, the default limits otherwise. The binding's OPEN
 /// wait is the transport's to set.
 pub fn device_config(timers: Timers) -> DeviceConfig {
+    DeviceConfig::default().with_engine(engine_config(timers))
+}
+
+/// The engine settings of [`device_config`].
+pub fn engine_config(timers: Timers) -> EngineConfig {
     let mut engine = EngineConfig::default()
         .with_max_sessions(SESSIONS_PER_LINK)
         .with_keepalive_interval(timers.keepalive)
         .with_handshake_timeout(timers.handshake);
     engine.hello_timeout = timers.hello;
     engine.responder_timeout = timers.responder;
-    DeviceConfig::default().with_engine(engine)
+    engine
 }
 
 /// The profile, installed on a device; dropping it ends the app (its sessions end with

@@ -3,7 +3,8 @@
 //! about the rule it breaks.
 
 use acm::DeviceConfig;
-use acm::engine::{EngineConfig, Mutation};
+use acm::engine::Mutation;
+use acm_conformance::profile::{Timers, device_config, engine_config};
 use acm_conformance::wire::{MockTarget, run_wire_suite};
 
 async fn failures(config: DeviceConfig) -> Vec<&'static str> {
@@ -34,7 +35,7 @@ async fn every_mutant_fails_a_case_about_the_rule_it_breaks() {
         "every mutation is tried"
     );
     for (mutation, case) in expected {
-        let engine = EngineConfig::default().with_mutation(mutation);
+        let engine = engine_config(Timers::SPEC).with_mutation(mutation);
         let failed = failures(DeviceConfig::default().with_engine(engine)).await;
         assert!(
             failed.contains(&case),
@@ -45,5 +46,8 @@ async fn every_mutant_fails_a_case_about_the_rule_it_breaks() {
 
 #[tokio::test(start_paused = true)]
 async fn the_unmutated_reference_fails_nothing() {
-    assert_eq!(failures(DeviceConfig::default()).await, Vec::<&str>::new());
+    assert_eq!(
+        failures(device_config(Timers::SPEC)).await,
+        Vec::<&str>::new()
+    );
 }

@@ -5,15 +5,15 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use acm::Device;
 use acm::transport::DeviceId;
-use acm::{Device, DeviceConfig};
-use acm_conformance::profile;
+use acm_conformance::profile::{self, Timers};
 use acm_conformance::protocol::{ProtocolSuiteConfig, run_protocol_suite};
 use acm_conformance::transport_suite::factories::MockFactory;
 use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
-use acm_conformance::wire::{TcpTarget, run_reference, run_wire_suite, runtime};
-use acm_conformance::{CaseResult, Expectations, Report, Verdict, rules};
-use acm_transport_tcp::TcpTransport;
+use acm_conformance::wire::{CarriesNoData, TcpTarget, run_reference, run_wire_suite, runtime};
+use acm_conformance::{CaseResult, Expectations, Report, Verdict, coverage};
+use acm_transport_tcp::{TcpConfig, TcpTransport};
 
 use crate::common::tcp_address;
 
@@ -26,6 +26,14 @@ pub struct PeerArgs {
     /// This device's id.
     #[arg(long, default_value = "acm-reference-peer")]
     device_id: String,
+    /// Run with the profile's short timers (SPEC section 15: HELLO wait, OPEN wait and handshake
+    /// 1 s, responder 2 s, keepalive 2 s), for runs with `acm conformance --short-timers`.
+    #[arg(long)]
+    short_timers: bool,
+    /// Declare that this device's transport cannot carry data (SESS-3, DATA-8), for runs with
+    /// `acm conformance --no-data`.
+    #[arg(long)]
+    no_data: bool,
 }
 
 /// The options of `acm conformance`.
@@ -35,9 +43,14 @@ pub struct ConformanceArgs {
     /// instead of the reference implementation over the mock transport.
     #[arg(long)]
     target: Option<String>,
-    /// The target's transport cannot carry data (cases that need data report unsupported).
+    /// The target's transport cannot carry data (cases that need a transport that carries data
+    /// report unsupported; the cases about one that does not run).
     #[arg(long)]
     no_data: bool,
+    /// The target runs the profile's short timers (SPEC section 15); timer cases measure
+    /// against them.
+    #[arg(long)]
+    short_timers: bool,
     /// The suite's own device id on the target's network.
     #[arg(long, default_value = "acm-conformance-suite")]
     suite_id: String,
@@ -67,15 +80,27 @@ pub fn peer(args: &PeerArgs) -> ExitCode {
     let result = (|| {
         let addr = tcp_address(&args.listen)?;
         let id = DeviceId::new(args.device_id.clone()).map_err(|e| format!("--device-id: {e}"))?;
+        let timers = if args.short_timers {
+            Timers::SHORT
+        } else {
+            Timers::SPEC
+        };
+        let no_data = args.no_data;
         runtime(false)?.block_on(async move {
-            let transport = TcpTransport::bind(id.clone(), addr)
+            let config = TcpConfig::new().with_open_timeout(timers.open);
+            let transport = TcpTransport::bind_with(id.clone(), addr, config)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = transport
                 .local_addr()
                 .ok_or("the listener has no address")?;
-            let device = Device::new(transport, DeviceConfig::default());
-            let _profile = profile::install(&device);
+            let settings = profile::device_config(timers);
+            let device = if no_data {
+                Device::new(CarriesNoData(transport), settings)
+            } else {
+                Device::new(transport, settings)
+            };
+            let _profile = profile::install_with(&device, timers);
             println!("acm peer: device {id} listening on tcp://{local}");
             let _ = std::io::stdout().flush();
             tokio::signal::ctrl_c()
@@ -148,7 +173,12 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
             let suite =
                 DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
             runtime(false)?.block_on(async {
-                let target = TcpTarget::connect(addr, suite, !args.no_data)
+                let timers = if args.short_timers {
+                    Timers::SHORT
+                } else {
+                    Timers::SPEC
+                };
+                let target = TcpTarget::connect_with(addr, suite, !args.no_data, timers)
                     .await
                     .map_err(|e| format!("cannot reach {address}: {e}"))?;
                 Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
@@ -177,25 +207,30 @@ fn progress(result: &CaseResult, quiet: bool) {
 fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) -> ExitCode {
     println!();
     print!("{}", report.summary());
-    let covered = report.rules_covered();
-    let must: Vec<&str> = rules::must_rules().collect();
-    let uncovered: Vec<&str> = must
-        .iter()
-        .copied()
-        .filter(|rule| !covered.contains(rule))
-        .collect();
+    // Per rule: how many cases check it, how many of those send invalid input, how many break
+    // it themselves; every MUST rule of a binding the run exercises needs invalid input.
+    let table = coverage::coverage(report.results.iter().map(|r| &r.case));
+    print!("{}", coverage::render(&table));
+    for (prefix, why) in coverage::NOT_EXERCISED {
+        println!("{prefix}* rules are not exercised by this run: {why}");
+    }
+    let must = table.iter().filter(|row| row.must).count();
+    let checked = table.iter().filter(|row| row.must && row.cases > 0).count();
+    let gaps = coverage::gaps(&table);
     println!(
-        "SPEC rules: {} of {} covered; MUST rules: {} of {} covered{}",
-        covered.len(),
-        rules::RULES.len(),
-        must.len() - uncovered.len(),
-        must.len(),
-        if uncovered.is_empty() {
+        "SPEC rules: {} of {} checked; MUST rules: {checked} of {must} checked, {} without a case sending invalid input{}",
+        table.iter().filter(|row| row.cases > 0).count(),
+        table.len(),
+        gaps.len(),
+        if gaps.is_empty() {
             String::new()
         } else {
-            format!(" (not by these suites: {})", uncovered.join(", "))
+            format!(" ({})", gaps.join(", "))
         }
     );
+    // The gate applies to whole runs of the suites against the reference implementation: a
+    // filtered run, or one against another implementation, does not judge the suites.
+    let whole_reference_run = args.target.is_none() && args.cases.is_empty();
     for (path, text) in [
         (&args.json, report.to_json()),
         (&args.junit, report.to_junit()),
@@ -219,6 +254,13 @@ fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) 
     }
     let (pass, fail, _, _) = report.counts();
     println!("{pass} passed, {fail} failed");
+    if whole_reference_run && !gaps.is_empty() {
+        println!(
+            "MUST rules without a case that sends invalid input: {}",
+            gaps.join(", ")
+        );
+        return ExitCode::from(1);
+    }
     if judgement.ok() {
         ExitCode::SUCCESS
     } else {

@@ -32,7 +32,9 @@ pub mod peer;
 mod raw;
 pub mod target;
 
-pub use target::{MockKind, MockTarget, Needs, ReferenceTcpTarget, TcpTarget, WireTarget};
+pub use target::{
+    CarriesNoData, MockKind, MockTarget, Needs, ReferenceTcpTarget, TcpTarget, WireTarget,
+};
 
 /// The future of one case.
 pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = peer::Step<()>> + Send + 'a>>;

@@ -372,3 +372,31 @@ impl WireTarget for ReferenceTcpTarget {
         self.target.timers()
     }
 }
+
+/// A transport whose capabilities say it cannot carry data (SPEC `SESS-3`, `DATA-8`), over one
+/// that can: the device under test of `acm peer --no-data`.
+#[derive(Debug)]
+pub struct CarriesNoData<T>(pub T);
+
+#[async_trait]
+impl<T: Transport> Transport for CarriesNoData<T> {
+    fn local_device(&self) -> &DeviceId {
+        self.0.local_device()
+    }
+
+    fn capabilities(&self) -> acm_transport::Capabilities {
+        self.0.capabilities().with_carries_data(false)
+    }
+
+    async fn discover(&self) -> Result<Vec<acm_transport::DeviceInfo>, TransportError> {
+        self.0.discover().await
+    }
+
+    async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError> {
+        self.0.dial(device).await
+    }
+
+    async fn accept(&self) -> Result<Box<dyn Link>, TransportError> {
+        self.0.accept().await
+    }
+}
