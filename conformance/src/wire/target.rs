@@ -125,6 +125,7 @@ pub struct MockTarget {
     suite: MockTransport,
     iut: DeviceId,
     kind: MockKind,
+    timers: Timers,
     _device: Device,
     _profile: Profile,
     _network: MockNetwork,
@@ -141,6 +142,15 @@ impl MockTarget {
     /// mock transport of `kind`. Needs a tokio runtime.
     pub fn profile(kind: MockKind) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         Self::start_kind(profile::device_config(Timers::SPEC), kind)
+    }
+
+    /// The same target, declaring that it runs with `timers` (whatever it runs with): for
+    /// checking that the suite's timer cases catch an implementation whose timers are not the
+    /// ones it declares.
+    #[must_use]
+    pub fn declaring(mut self, timers: Timers) -> Self {
+        self.timers = timers;
+        self
     }
 
     fn start_kind(
@@ -168,6 +178,7 @@ impl MockTarget {
             suite,
             iut,
             kind,
+            timers: Timers::SPEC,
             _device: device,
             _profile: profile,
             _network: network,
@@ -225,6 +236,10 @@ impl WireTarget for MockTarget {
 
     fn segmented(&self) -> bool {
         self.kind == MockKind::Segmented
+    }
+
+    fn timers(&self) -> Timers {
+        self.timers
     }
 }
 
