@@ -122,6 +122,13 @@ pub(super) fn cases() -> Vec<WireCase> {
         )
         .breaking("LINK-11"),
         wire_case!(
+            "wire/LINK-11/skipped-channel",
+            ["LINK-11"],
+            "after a request on channel 1, a request on channel 5 (3 skipped) closes the link with PROTOCOL_ERROR",
+            skipped_channel
+        )
+        .breaking("LINK-11"),
+        wire_case!(
             "wire/LINK-11/never-opened-channel",
             ["LINK-11"],
             "a MESSAGE on a channel never opened closes the link",
@@ -270,6 +277,15 @@ async fn reused_channel(t: &dyn WireTarget) -> Step<()> {
     let (channel, _) = peer.open_echo("reuse").await?;
     let request = peer.request(profile::ECHO, "reuse-2", token(2));
     peer.send(&Control::ConnectRequest(request), channel)
+        .await?;
+    peer.expect_link_close(LinkCloseReason::ProtocolError).await
+}
+
+async fn skipped_channel(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (first, _) = peer.open_echo("first").await?;
+    let request = peer.request(profile::ECHO, "skipping", token(3));
+    peer.send(&Control::ConnectRequest(request), first + 4)
         .await?;
     peer.expect_link_close(LinkCloseReason::ProtocolError).await
 }
