@@ -168,8 +168,16 @@ pub fn runtime(paused: bool) -> Result<tokio::runtime::Runtime, String> {
 /// no data, over a segmented mock transport, and over TCP on loopback with the profile's short
 /// timers (on a running clock). Each case runs once; the report lists them in the suite's
 /// order.
-pub fn run_reference(
+pub fn run_reference(filter: &str, progress: impl FnMut(&CaseResult)) -> Result<Report, String> {
+    run_reference_with(filter, false, progress)
+}
+
+/// [`run_reference`], stopping at the first case that does not pass when `fail_fast` is set
+/// (the report then holds the cases run so far): for mutation testing, where a run's only
+/// question is whether anything fails.
+pub fn run_reference_with(
     filter: &str,
+    fail_fast: bool,
     mut progress: impl FnMut(&CaseResult),
 ) -> Result<Report, String> {
     let chosen: Vec<WireCase> = cases()
@@ -178,7 +186,7 @@ pub fn run_reference(
         .collect();
     let mut results: Vec<Option<CaseResult>> = vec![None; chosen.len()];
     let paused = runtime(true)?;
-    paused.block_on(async {
+    let stopped = paused.block_on(async {
         for kind in [MockKind::Plain, MockKind::NoData, MockKind::Segmented] {
             let target = MockTarget::profile(kind)
                 .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
@@ -186,14 +194,18 @@ pub fn run_reference(
                 if results[i].is_none() && target.has(case.needs) {
                     let result = run_case(case, &target).await;
                     progress(&result);
+                    let stop = fail_fast && result.verdict != Verdict::Pass;
                     results[i] = Some(result);
+                    if stop {
+                        return Ok(true);
+                    }
                 }
             }
         }
-        Ok::<(), String>(())
+        Ok::<bool, String>(false)
     })?;
     drop(paused);
-    if results.iter().any(Option::is_none) {
+    if !stopped && results.iter().any(Option::is_none) {
         let running = runtime(false)?;
         running.block_on(async {
             let target = ReferenceTcpTarget::start()
@@ -203,7 +215,11 @@ pub fn run_reference(
                 if results[i].is_none() {
                     let result = run_case(case, &target).await;
                     progress(&result);
+                    let stop = fail_fast && result.verdict != Verdict::Pass;
                     results[i] = Some(result);
+                    if stop {
+                        break;
+                    }
                 }
             }
             Ok::<(), String>(())
