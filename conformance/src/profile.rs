@@ -169,8 +169,11 @@ fn rejection_reason(request: &CollaborateRequest) -> String {
         .connect_options
         .parameters
         .get(REASON_LENGTH)
-        .and_then(|n| n.parse::<usize>().ok())
-        .map_or_else(|| REJECT_REASON.to_string(), |n| "r".repeat(n))
+        .and_then(|n| n.parse::<u64>().ok())
+        .map_or_else(
+            || REJECT_REASON.to_string(),
+            |n| "r".repeat(usize::try_from(n).unwrap_or(MAX_COUNT).min(MAX_COUNT)),
+        )
 }
 
 /// A session the profile accepted or connected, and what it echoes on.
@@ -219,9 +222,13 @@ async fn accept_and_echo(
     echo.run(events).await;
 }
 
-/// The count N of a command `PREFIX N`.
+/// The largest N of the profile's commands: a peer's number never makes the app allocate more.
+pub const MAX_COUNT: usize = 65_536;
+
+/// The count N of a command `PREFIX N`, at most [`MAX_COUNT`].
 fn count_of(msg: &str, prefix: &str) -> Option<usize> {
-    msg.strip_prefix(prefix)?.parse().ok()
+    let n: u64 = msg.strip_prefix(prefix)?.parse().ok()?;
+    Some(usize::try_from(n).unwrap_or(MAX_COUNT).min(MAX_COUNT))
 }
 
 impl Echo {
@@ -366,4 +373,30 @@ fn truncate(text: &str, max: usize) -> String {
         end -= 1;
     }
     text[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commands_count_is_read_and_bounded() {
+        assert_eq!(count_of("acm:message 1025", CMD_MESSAGE_OF), Some(1025));
+        assert_eq!(
+            count_of("acm:message 99999999999999999999", CMD_MESSAGE_OF),
+            None
+        );
+        assert_eq!(
+            count_of("acm:message 18446744073709551615", CMD_MESSAGE_OF),
+            Some(MAX_COUNT)
+        );
+        assert_eq!(count_of("acm:message -1", CMD_MESSAGE_OF), None);
+        assert_eq!(count_of("acm:event 3", CMD_MESSAGE_OF), None);
+    }
+
+    #[test]
+    fn truncate_cuts_at_a_character_boundary() {
+        assert_eq!(truncate("éé", 3), "é");
+        assert_eq!(truncate("abc", 5), "abc");
+    }
 }
