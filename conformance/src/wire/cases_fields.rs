@@ -101,6 +101,13 @@ pub(super) fn cases() -> Vec<WireCase> {
             rejection_code_unknown
         ),
         wire_case!(
+            "wire/SESS-4/response-without-result",
+            ["SESS-4"],
+            "a CONNECT_RESPONSE with neither accepted nor rejected fails the connect: DISCONNECT with PROTOCOL_ERROR, SYSTEM_INTERNAL_ERROR for the app",
+            response_without_result
+        )
+        .breaking("SESS-4"),
+        wire_case!(
             "wire/CTRL-3/link-close-reason-unspecified",
             ["CTRL-3", "LINK-7"],
             "a LINK_CLOSE whose reason is UNSPECIFIED still ends the link, and nothing answers it",
@@ -386,6 +393,27 @@ async fn rejection_code_unknown(t: &dyn WireTarget) -> Step<()> {
         return fail("acm:connect-result 5 (SYSTEM_INTERNAL_ERROR)", result);
     }
     Ok(())
+}
+
+async fn response_without_result(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (origin, channel, request) = peer.connect_back("origin", "no-result").await?;
+    let answer = Control::ConnectResponse(pb::ConnectResponse {
+        token: request.token,
+        result: None,
+    });
+    peer.send(&answer, channel).await?;
+    let bye = peer.expect_disconnect(channel).await?;
+    super::peer::disconnect_is(
+        &bye,
+        DisconnectReason::NetworkDisconnected,
+        SessionError::ProtocolError,
+    )?;
+    let (result, _) = peer.expect_connect_result(origin).await?;
+    if result != "5" {
+        return fail("acm:connect-result 5 (SYSTEM_INTERNAL_ERROR)", result);
+    }
+    peer.expect_alive().await
 }
 
 async fn link_close_reason_zero(t: &dyn WireTarget) -> Step<()> {
