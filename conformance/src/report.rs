@@ -219,6 +219,9 @@ impl Report {
                 json_string(result.verdict.name()),
                 result.elapsed.as_millis()
             );
+            if let Some(rule) = result.case.breaks {
+                let _ = write!(out, ",\"breaks\":{}", json_string(rule));
+            }
             match &result.verdict {
                 Verdict::Fail { expected, actual } => {
                     let _ = write!(
@@ -237,6 +240,22 @@ impl Report {
                 let _ = write!(out, ",\"reproduce\":{}", json_string(reproduce));
             }
             out.push('}');
+        }
+        out.push_str("],\"rule_coverage\":[");
+        let table = crate::coverage::coverage(self.results.iter().map(|r| &r.case));
+        for (i, row) in table.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"rule\":{},\"must\":{},\"cases\":{},\"invalid_input\":{},\"breaking\":{}}}",
+                json_string(row.rule),
+                row.must,
+                row.cases,
+                row.invalid,
+                row.broken
+            );
         }
         out.push_str("]}");
         out
@@ -399,6 +418,13 @@ mod tests {
         assert!(json.contains("\"actual\":\"delivered\\nanyway\""));
         assert!(json.contains("\"failed\":1"));
         assert!(json.contains("\"reproduce\":\"seed 7\""));
+        assert!(json.contains("\"breaks\":\"MSG-1\""), "{json}");
+        assert!(
+            json.contains(
+                "{\"rule\":\"MSG-1\",\"must\":true,\"cases\":1,\"invalid_input\":1,\"breaking\":1}"
+            ),
+            "{json}"
+        );
         assert!(
             json.contains("\"rule_texts\":{\"CTRL-4\":\"Free texts"),
             "{json}"
