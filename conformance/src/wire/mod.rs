@@ -21,6 +21,7 @@ mod cases_fields;
 mod cases_frame;
 mod cases_limits;
 mod cases_link;
+mod cases_memory;
 mod cases_segments;
 mod cases_sending;
 mod cases_session;
@@ -97,6 +98,7 @@ pub fn cases() -> Vec<WireCase> {
     all.extend(cases_session::cases());
     all.extend(cases_data::cases());
     all.extend(cases_fields::cases());
+    all.extend(cases_memory::cases());
     all.extend(cases_limits::cases());
     all.extend(cases_sending::cases());
     all.extend(cases_timers::cases());
