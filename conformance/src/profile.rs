@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use acm::engine::EngineConfig;
+use acm::wire::Limits;
 use acm::{
     AbilityConnectionManager, AcmError, CollaborateEventType, CollaborateRequest,
     CollaborateResult, ConnectErrorCode, ConnectOptions, Context, Device, DeviceConfig, Event,
@@ -58,6 +59,23 @@ pub const REASON_LENGTH: &str = "reason-length";
 
 /// The most sessions one link of the profile's device carries (SPEC `SESS-8`).
 pub const SESSIONS_PER_LINK: usize = 64;
+
+/// The most unfinished transfers one link of the profile's device holds (SPEC `DATA-7`).
+pub const UNFINISHED_TRANSFERS: usize = 16;
+
+/// The reassembly budget of one link of the profile's device, in declared bytes (SPEC
+/// `DATA-7`).
+pub const REASSEMBLY_BUDGET: u64 = 256 << 20;
+
+/// The size limits of the profile's device (SPEC section 15): what it announces in HELLO and
+/// what it lets unfinished transfers hold.
+pub fn limits() -> Limits {
+    Limits::default()
+        .with_max_frame_size(65_535)
+        .with_max_data_size(100 << 20)
+        .with_max_reassembly_bytes(REASSEMBLY_BUDGET)
+        .with_max_transfers(UNFINISHED_TRANSFERS)
+}
 
 /// The timers the device under test runs with (SPEC section 15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +132,7 @@ pub fn device_config(timers: Timers) -> DeviceConfig {
 /// The engine settings of [`device_config`].
 pub fn engine_config(timers: Timers) -> EngineConfig {
     let mut engine = EngineConfig::default()
+        .with_limits(limits())
         .with_max_sessions(SESSIONS_PER_LINK)
         .with_keepalive_interval(timers.keepalive)
         .with_handshake_timeout(timers.handshake);

@@ -108,13 +108,13 @@ pub(super) fn cases() -> Vec<WireCase> {
         wire_case!(
             "wire/DATA-7/unfinished-transfers-at-limit",
             ["DATA-7"],
-            "32 unfinished transfers on a link are admitted: the session goes on",
+            "16 unfinished transfers on a link, the profile's bound, are admitted: the session goes on",
             transfers_at_limit
         ),
         wire_case!(
             "wire/DATA-7/unfinished-transfers-one-past",
             ["DATA-7"],
-            "a 33rd unfinished transfer closes its session with LIMIT_EXCEEDED; the link goes on",
+            "a 17th unfinished transfer closes its session with LIMIT_EXCEEDED; the link goes on",
             transfers_past_limit
         )
         .breaking("DATA-7"),
@@ -432,7 +432,7 @@ async fn data_at_limit(t: &dyn WireTarget) -> Step<()> {
 }
 
 /// The profile's unfinished transfers per link (SPEC section 15).
-const TRANSFERS: u32 = 32;
+const TRANSFERS: u32 = profile::UNFINISHED_TRANSFERS as u32;
 
 async fn transfers(t: &dyn WireTarget, count: u32) -> Step<(Peer, u32)> {
     let mut peer = Peer::up(t).await?;
@@ -454,7 +454,7 @@ async fn transfers_past_limit(t: &dyn WireTarget) -> Step<()> {
 }
 
 /// The profile's reassembly budget per link (SPEC section 15).
-const BUDGET: u64 = 256 << 20;
+const BUDGET: u64 = profile::REASSEMBLY_BUDGET;
 
 async fn budget(t: &dyn WireTarget, past: bool) -> Step<()> {
     let mut peer = Peer::up(t).await?;
