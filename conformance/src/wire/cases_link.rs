@@ -28,6 +28,12 @@ pub(super) fn cases() -> Vec<WireCase> {
         )
         .breaking("LINK-2"),
         wire_case!(
+            "wire/LINK-2/link-close-before-hello",
+            ["LINK-2", "LINK-7"],
+            "a LINK_CLOSE instead of HELLO ends the link, and nothing answers it",
+            link_close_first
+        ),
+        wire_case!(
             "wire/LINK-2/second-hello",
             ["LINK-2"],
             "a second HELLO closes the link with PROTOCOL_ERROR",
@@ -176,6 +182,17 @@ async fn frame_before_hello(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::open(t).await?;
     peer.send(&Control::Ping(pb::Ping { value: 1 }), 0).await?;
     peer.expect_link_close(LinkCloseReason::ProtocolError).await
+}
+
+async fn link_close_first(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::open(t).await?;
+    peer.expect_hello().await?;
+    let close = pb::LinkClose {
+        reason: LinkCloseReason::Normal.into(),
+        message: "no, thanks".into(),
+    };
+    peer.send(&Control::LinkClose(close), 0).await?;
+    peer.expect_end().await
 }
 
 async fn second_hello(t: &dyn WireTarget) -> Step<()> {
