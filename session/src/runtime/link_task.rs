@@ -649,9 +649,13 @@ async fn run(shared: Arc<LinkShared>, mut commands: mpsc::Receiver<LinkCommand>)
                 Err(driver.close_reason.clone())
             } else {
                 let engine_deadline = driver.engine.poll_timeout().map(TokioInstant::from_std);
+                // The end of the retiring grace wakes the task once. Past it, the link closes
+                // when its last session ends, an event that wakes the task anyway: a deadline
+                // left in the past would wake it at every turn while sessions remain (LINK-8).
+                let retire_wake = driver.retire_after.filter(|_| !retire_due);
                 let wanted = earliest(
                     earliest(engine_deadline, driver.request_deadline),
-                    driver.retire_after,
+                    retire_wake,
                 );
                 // The timer moves only to an earlier deadline. Deadlines move later with
                 // nearly every frame (keepalives); a timer left earlier fires, finds nothing
