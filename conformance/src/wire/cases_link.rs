@@ -69,6 +69,13 @@ pub(super) fn cases() -> Vec<WireCase> {
         )
         .breaking("LINK-3"),
         wire_case!(
+            "wire/FRAME-5/link-close-fits-before-the-hellos",
+            ["FRAME-5", "LINK-3", "LINK-7"],
+            "a LINK_CLOSE refusing a HELLO with a 64-byte device id not the transport's fits in the 128 bytes every device accepts",
+            close_fits_128
+        )
+        .breaking("LINK-3"),
+        wire_case!(
             "wire/LINK-3/device-id-mismatch",
             ["LINK-3"],
             "a HELLO naming another device than the transport reached closes the link",
@@ -224,6 +231,25 @@ async fn empty_range(t: &dyn WireTarget) -> Step<()> {
 
 async fn wrong_device(t: &dyn WireTarget) -> Step<()> {
     expect_refused(t, |h| h.device_id = "someone-else".into()).await
+}
+
+async fn close_fits_128(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::open(t).await?;
+    let mut hello = peer.default_hello();
+    // A valid id, but not the device the transport reached: the refusal names both, at length.
+    hello.device_id = "x".repeat(64);
+    peer.send(&Control::Hello(hello), 0).await?;
+    peer.expect_hello().await?;
+    let before = peer.largest_frame;
+    peer.expect_link_close(LinkCloseReason::ProtocolError)
+        .await?;
+    if peer.largest_frame > 128 {
+        return Err(Verdict::fail(
+            "a LINK_CLOSE of at most 128 bytes before the HELLOs (FRAME-5)",
+            format!("{} bytes (HELLO: {before})", peer.largest_frame),
+        ));
+    }
+    Ok(())
 }
 
 async fn highest_common(t: &dyn WireTarget) -> Step<()> {

@@ -95,6 +95,13 @@ pub(super) fn cases() -> Vec<WireCase> {
         .breaking("DATA-4")
         .needing(Needs::NoData),
         wire_case!(
+            "wire/SESS-3/a-device-without-data-connects-back",
+            ["SESS-3", "DATA-8"],
+            "a device whose transport carries no data still requests sessions that do not ask for need_send_data",
+            no_data_connects
+        )
+        .needing(Needs::NoData),
+        wire_case!(
             "wire/DATA-8/data-without-need-send-data",
             ["DATA-8"],
             "a session opened without need_send_data carries data both ways",
@@ -308,6 +315,19 @@ async fn data_without_need(t: &dyn WireTarget) -> Step<()> {
     peer.send_data(channel, 1, data.clone()).await?;
     if peer.expect_data(channel).await? != data {
         return fail("the transfer echoed", "other bytes");
+    }
+    Ok(())
+}
+
+async fn no_data_connects(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (_, _, request) = peer.connect_back("origin", "no-data-back").await?;
+    let options = request.options.unwrap_or_default();
+    if options.need_send_data == Some(true) {
+        return fail(
+            "a request without need_send_data (SESS-3)",
+            format!("{options:?}"),
+        );
     }
     Ok(())
 }
