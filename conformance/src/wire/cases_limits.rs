@@ -146,6 +146,13 @@ pub(super) fn cases() -> Vec<WireCase> {
         )
         .breaking("DATA-3"),
         wire_case!(
+            "wire/TCP-8/a-peer-that-never-reads-is-held-back",
+            ["TCP-8", "MSG-2"],
+            "a peer that sends messages without reading the echoes is held back (its sends wait), then gets every echo, in order",
+            held_back
+        )
+        .breaking("TCP-8"),
+        wire_case!(
             "wire/SESS-8/sessions-at-limit-then-one-past",
             ["SESS-8", "SESS-3"],
             "64 connected sessions are accepted, a 65th request is rejected with SYSTEM_INTERNAL_ERROR naming SESS-8, and one more fits once a session ends",
@@ -564,4 +571,45 @@ async fn sessions_past_limit(t: &dyn WireTarget) -> Step<()> {
 async fn pending_past_limit(t: &dyn WireTarget) -> Step<()> {
     let (mut peer, _) = fill(t, profile::SILENT).await?;
     one_more_refused(&mut peer).await
+}
+
+/// The most messages the suite offers before it calls the implementation's memory unbounded.
+const FLOOD_MESSAGES: usize = 200_000;
+
+async fn held_back(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("held-back").await?;
+    let text = |i: usize| format!("{i:08}{}", "h".repeat(992));
+    let mut sent = 0;
+    loop {
+        if sent == FLOOD_MESSAGES {
+            return fail(
+                format!(
+                    "the implementation to stop reading before {FLOOD_MESSAGES} messages of 1000 bytes (TCP-8)"
+                ),
+                "it took them all",
+            );
+        }
+        // A send that waits a second is held back: the implementation has stopped reading.
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            peer.say(channel, &text(sent)),
+        )
+        .await
+        {
+            Ok(sent_one) => sent_one?,
+            Err(_) => break,
+        }
+        sent += 1;
+    }
+    for i in 0..sent {
+        let echoed = peer.expect_message(channel).await?;
+        if echoed != text(i) {
+            return fail(
+                format!("echo {i} in order (MSG-2)"),
+                echoed.chars().take(8).collect::<String>(),
+            );
+        }
+    }
+    peer.expect_alive().await
 }
