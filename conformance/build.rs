@@ -10,22 +10,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec_path = std::path::Path::new(&manifest_dir).join("../SPEC.md");
     println!("cargo:rerun-if-changed={}", spec_path.display());
     let spec = std::fs::read_to_string(&spec_path)?;
+    // A rule is the paragraph its bold id heads, and the paragraphs (tables, lists) that follow
+    // it up to the next rule or heading: a rule's MUST may come after its table.
     let mut rules: Vec<(String, String)> = Vec::new();
+    let mut open = false;
     for paragraph in spec.split("\n\n") {
         let text = paragraph.split_whitespace().collect::<Vec<_>>().join(" ");
-        let Some(rest) = text.strip_prefix("**") else {
+        if text.starts_with('#') {
+            open = false;
             continue;
+        }
+        let head = text
+            .strip_prefix("**")
+            .and_then(|rest| rest.split_once("**"));
+        let is_id = |id: &str| {
+            id.split_once('-').is_some_and(|(prefix, number)| {
+                !prefix.is_empty()
+                    && prefix.chars().all(|c| c.is_ascii_uppercase())
+                    && number.parse::<u32>().is_ok()
+            })
         };
-        let Some((id, body)) = rest.split_once("**") else {
-            continue;
-        };
-        let is_id = id.split_once('-').is_some_and(|(prefix, number)| {
-            !prefix.is_empty()
-                && prefix.chars().all(|c| c.is_ascii_uppercase())
-                && number.parse::<u32>().is_ok()
-        });
-        if is_id {
-            rules.push((id.to_string(), body.trim().to_string()));
+        match head {
+            Some((id, body)) if is_id(id) => {
+                rules.push((id.to_string(), body.trim().to_string()));
+                open = true;
+            }
+            _ if open => {
+                if let Some((_, body)) = rules.last_mut() {
+                    body.push_str("\n\n");
+                    body.push_str(&text);
+                }
+            }
+            _ => {}
         }
     }
     let mut out = String::from("/// Every rule of SPEC.md: its id and its text.\n");

@@ -116,11 +116,7 @@ mod tests {
 
     fn result(id: &'static str, verdict: Verdict) -> CaseResult {
         CaseResult {
-            case: Case {
-                id,
-                rules: &["FRAME-2"],
-                title: "t",
-            },
+            case: Case::new(id, &["FRAME-2"], "t"),
             verdict,
             elapsed: Duration::ZERO,
             reproduce: None,

@@ -10,11 +10,12 @@
 //! ```
 //! use acm_conformance::{rules, Case, Report};
 //!
-//! let case = Case { id: "wire/FRAME-2/bad-magic", rules: &["FRAME-2"], title: "bad magic" };
+//! let case = Case::new("wire/FRAME-2/bad-magic", &["FRAME-2"], "bad magic").breaking("FRAME-2");
 //! assert!(rules::text(case.rules[0]).unwrap().contains("AC 4D"));
 //! assert_eq!(Report::new("nothing yet").counts(), (0, 0, 0, 0));
 //! ```
 
+pub mod coverage;
 pub mod expectations;
 pub mod mutant;
 pub mod profile;

@@ -13,6 +13,33 @@ pub struct Case {
     pub rules: &'static [&'static str],
     /// What the case does, in a sentence.
     pub title: &'static str,
+    /// The one rule that what the case sends breaks, when it sends invalid input on purpose (a
+    /// broken frame, a value out of range, a peer that stays silent); `None` when all it sends
+    /// is valid. One rule only, so that one check cannot hide the absence of another.
+    pub breaks: Option<&'static str>,
+}
+
+impl Case {
+    /// A case whose input is valid.
+    pub const fn new(
+        id: &'static str,
+        rules: &'static [&'static str],
+        title: &'static str,
+    ) -> Self {
+        Self {
+            id,
+            rules,
+            title,
+            breaks: None,
+        }
+    }
+
+    /// The same case, sending input that breaks `rule` (one of the rules it checks).
+    #[must_use]
+    pub const fn breaking(mut self, rule: &'static str) -> Self {
+        self.breaks = Some(rule);
+        self
+    }
 }
 
 /// How a case ended.
@@ -192,6 +219,9 @@ impl Report {
                 json_string(result.verdict.name()),
                 result.elapsed.as_millis()
             );
+            if let Some(rule) = result.case.breaks {
+                let _ = write!(out, ",\"breaks\":{}", json_string(rule));
+            }
             match &result.verdict {
                 Verdict::Fail { expected, actual } => {
                     let _ = write!(
@@ -210,6 +240,22 @@ impl Report {
                 let _ = write!(out, ",\"reproduce\":{}", json_string(reproduce));
             }
             out.push('}');
+        }
+        out.push_str("],\"rule_coverage\":[");
+        let table = crate::coverage::coverage(self.results.iter().map(|r| &r.case));
+        for (i, row) in table.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"rule\":{},\"must\":{},\"cases\":{},\"invalid_input\":{},\"breaking\":{}}}",
+                json_string(row.rule),
+                row.must,
+                row.cases,
+                row.invalid,
+                row.broken
+            );
         }
         out.push_str("]}");
         out
@@ -317,11 +363,11 @@ fn xml(text: &str) -> String {
 mod tests {
     use super::*;
 
-    const CASE: Case = Case {
-        id: "wire/FRAME-2/bad-magic",
-        rules: &["FRAME-2"],
-        title: "a frame with a bad magic closes the link",
-    };
+    const CASE: Case = Case::new(
+        "wire/FRAME-2/bad-magic",
+        &["FRAME-2"],
+        "a frame with a bad magic closes the link",
+    );
 
     fn report() -> Report {
         let mut report = Report::new("reference over mock");
@@ -332,11 +378,12 @@ mod tests {
             reproduce: None,
         });
         report.results.push(CaseResult {
-            case: Case {
-                id: "wire/MSG-1/long \"text\"",
-                rules: &["MSG-1", "CTRL-4"],
-                title: "<long> & wrong",
-            },
+            case: Case::new(
+                "wire/MSG-1/long \"text\"",
+                &["MSG-1", "CTRL-4"],
+                "<long> & wrong",
+            )
+            .breaking("MSG-1"),
             verdict: Verdict::fail("LIMIT_EXCEEDED", "delivered\nanyway"),
             elapsed: Duration::from_millis(5),
             reproduce: Some("seed 7".into()),
@@ -371,6 +418,13 @@ mod tests {
         assert!(json.contains("\"actual\":\"delivered\\nanyway\""));
         assert!(json.contains("\"failed\":1"));
         assert!(json.contains("\"reproduce\":\"seed 7\""));
+        assert!(json.contains("\"breaks\":\"MSG-1\""), "{json}");
+        assert!(
+            json.contains(
+                "{\"rule\":\"MSG-1\",\"must\":true,\"cases\":1,\"invalid_input\":1,\"breaking\":1}"
+            ),
+            "{json}"
+        );
         assert!(
             json.contains("\"rule_texts\":{\"CTRL-4\":\"Free texts"),
             "{json}"

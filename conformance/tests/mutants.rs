@@ -2,8 +2,8 @@
 //! reference implementation fails at least one case, and the case that catches it is the one
 //! about the rule it breaks.
 
-use acm::DeviceConfig;
 use acm_conformance::mutant::Mutation;
+use acm_conformance::profile::{Timers, device_config};
 use acm_conformance::wire::{MockTarget, run_wire_suite};
 
 async fn failures(target: MockTarget) -> Vec<&'static str> {
@@ -44,6 +44,6 @@ async fn every_mutant_fails_a_case_about_the_rule_it_breaks() {
 
 #[tokio::test(start_paused = true)]
 async fn the_unmutated_reference_fails_nothing() {
-    let target = MockTarget::start(DeviceConfig::default()).expect("target starts");
+    let target = MockTarget::start(device_config(Timers::SPEC)).expect("target starts");
     assert_eq!(failures(target).await, Vec::<&str>::new());
 }

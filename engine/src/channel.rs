@@ -87,9 +87,16 @@ impl Channels {
         }
     }
 
-    /// Whether the peer may open `channel` now: its parity, and above its last one.
+    /// Whether the peer may open `channel` now: only its next channel, since each side opens
+    /// its channels in order, without gaps (SPEC `LINK-11`). So `highest_peer` alone tells
+    /// which of the peer's channels were ever opened.
     pub(crate) fn peer_may_open(&self, channel: u32) -> bool {
-        self.is_peers(channel) && channel > self.highest_peer
+        let next = match (self.highest_peer, self.role) {
+            (0, Role::Acceptor) => Some(1),
+            (0, Role::Dialer) => Some(2),
+            (highest, _) => highest.checked_add(2),
+        };
+        next == Some(channel)
     }
 
     /// Records that the peer opened `channel` (whether or not the request is accepted).

@@ -251,7 +251,7 @@ impl LinkEngine {
                 self,
                 ConnectErrorCode::SystemInternalError,
                 format!(
-                    "the link carries its maximum of {} sessions",
+                    "SESS-8: the link carries its maximum of {} sessions",
                     self.config.max_sessions
                 ),
             );

@@ -7,14 +7,16 @@ use std::process::ExitCode;
 
 use acm::secure::SecureConfig;
 use acm::transport::DeviceId;
-use acm::{Device, DeviceConfig, Security};
-use acm_conformance::profile;
+use acm::{Device, Security};
+use acm_conformance::profile::{self, Timers};
 use acm_conformance::protocol::{ProtocolSuiteConfig, run_protocol_suite};
 use acm_conformance::transport_suite::factories::MockFactory;
 use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
-use acm_conformance::wire::{MockTarget, TcpTarget, run_wire_suite};
-use acm_conformance::{CaseResult, Expectations, Report, Verdict, rules};
-use acm_transport_tcp::TcpTransport;
+use acm_conformance::wire::{
+    CarriesNoData, ReferenceRun, TcpTarget, run_reference_with, run_wire_suite, runtime,
+};
+use acm_conformance::{CaseResult, Expectations, Report, Verdict, coverage};
+use acm_transport_tcp::{TcpConfig, TcpTransport};
 
 use crate::common::tcp_address;
 
@@ -31,6 +33,14 @@ pub struct PeerArgs {
     /// identity for the run, and trusts every device on first use: SPEC section 15).
     #[arg(long)]
     insecure: bool,
+    /// Run with the profile's short timers (SPEC section 15: HELLO wait, OPEN wait and handshake
+    /// 1 s, responder 2 s, keepalive 2 s), for runs with `acm conformance --short-timers`.
+    #[arg(long)]
+    short_timers: bool,
+    /// Declare that this device's transport cannot carry data (SESS-3, DATA-8), for runs with
+    /// `acm conformance --no-data`.
+    #[arg(long)]
+    no_data: bool,
 }
 
 /// The options of `acm conformance`.
@@ -40,11 +50,16 @@ pub struct ConformanceArgs {
     /// instead of the reference implementation over the mock transport.
     #[arg(long)]
     target: Option<String>,
-    /// The target's transport cannot carry data (cases that need data report unsupported).
+    /// The target's transport cannot carry data (cases that need a transport that carries data
+    /// report unsupported; the cases about one that does not run).
     #[arg(long)]
     no_data: bool,
-    /// Test the target as a plain implementation, without the secure layer (SPEC section 17);
-    /// by default the suite runs the secure layer and trusts the target on first use.
+    /// The target runs the profile's short timers (SPEC section 15); timer cases measure
+    /// against them.
+    #[arg(long)]
+    short_timers: bool,
+    /// Test the implementation as a plain one, without the secure layer (SPEC section 17); by
+    /// default the suite runs the secure layer and trusts the target on first use.
     #[arg(long)]
     insecure: bool,
     /// The suite's own device id on the target's network.
@@ -71,44 +86,37 @@ pub struct ConformanceArgs {
     quiet: bool,
 }
 
-fn runtime(paused: bool) -> Result<tokio::runtime::Runtime, String> {
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder.enable_all();
-    if paused {
-        builder.start_paused(true);
-    }
-    builder
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
-}
-
-/// The reference implementation's configuration: secure with a random identity and trust on
-/// first use (SPEC section 15), or plain.
-fn reference_config(insecure: bool) -> DeviceConfig {
-    let config = DeviceConfig::default();
-    if insecure {
-        config.with_security(Security::Insecure)
-    } else {
-        config
-    }
-}
-
 /// Runs `acm peer`.
 pub fn peer(args: &PeerArgs) -> ExitCode {
     let result = (|| {
         let addr = tcp_address(&args.listen)?;
         let id = DeviceId::new(args.device_id.clone()).map_err(|e| format!("--device-id: {e}"))?;
+        let timers = if args.short_timers {
+            Timers::SHORT
+        } else {
+            Timers::SPEC
+        };
+        let no_data = args.no_data;
+        let insecure = args.insecure;
         runtime(false)?.block_on(async move {
-            let transport = TcpTransport::bind(id.clone(), addr)
+            let config = TcpConfig::new().with_open_timeout(timers.open);
+            let transport = TcpTransport::bind_with(id.clone(), addr, config)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = transport
                 .local_addr()
                 .ok_or("the listener has no address")?;
-            let config = reference_config(args.insecure);
-            let device = Device::new(transport, config);
-            let _profile = profile::install(&device);
-            let security = if args.insecure { "plain" } else { "secure" };
+            let mut settings = profile::device_config(timers);
+            if insecure {
+                settings = settings.with_security(Security::Insecure);
+            }
+            let device = if no_data {
+                Device::new(CarriesNoData(transport), settings)
+            } else {
+                Device::new(transport, settings)
+            };
+            let _profile = profile::install_with(&device, timers);
+            let security = if insecure { "plain" } else { "secure" };
             println!("acm peer: device {id} listening on tcp://{local} ({security})");
             let _ = std::io::stdout().flush();
             tokio::signal::ctrl_c()
@@ -147,54 +155,59 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
     };
     let quiet = args.quiet;
     let report = match &args.target {
-        // The mock target runs on a paused clock: timeouts of minutes take no time.
-        None => runtime(true)
-            .and_then(|rt| {
-                rt.block_on(async {
-                    let config = reference_config(args.insecure);
-                    let target = MockTarget::start(config)
-                        .map_err(|e| format!("cannot start the reference implementation: {e}"))?;
-                    Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
-                })
-            })
-            .and_then(|mut report| {
-                // The transport suite measures real waits (backpressure): a running clock.
-                let transport = runtime(false)?.block_on(async {
-                    let mut results = Vec::new();
-                    for case in transport_cases() {
-                        if !case.case.id.contains(&args.cases) {
-                            continue;
-                        }
-                        if let Some(result) = run_transport_case(&MockFactory, case.case.id).await {
-                            progress(&result, quiet);
-                            results.push(result);
-                        }
+        // Each wire case runs on a reference target that has what it needs: mock transports on
+        // a paused clock (timeouts of minutes take no time), TCP on loopback.
+        None => run_reference_with(
+            &args.cases,
+            ReferenceRun {
+                fail_fast: false,
+                insecure: args.insecure,
+            },
+            |r| progress(r, quiet),
+        )
+        .and_then(|mut report| {
+            // The transport suite measures real waits (backpressure): a running clock.
+            let transport = runtime(false)?.block_on(async {
+                let mut results = Vec::new();
+                for case in transport_cases() {
+                    if !case.case.id.contains(&args.cases) {
+                        continue;
                     }
-                    results
-                });
-                report.results.extend(transport);
-                // The protocol suite runs its own paused clock, one runtime per sequence.
-                let protocol = run_protocol_suite(&ProtocolSuiteConfig {
-                    cases: args.protocol_cases,
-                    filter: (!args.cases.is_empty()).then(|| args.cases.clone()),
-                    ..ProtocolSuiteConfig::default()
-                });
-                for result in protocol.results {
-                    progress(&result, quiet);
-                    report.results.push(result);
+                    if let Some(result) = run_transport_case(&MockFactory, case.case.id).await {
+                        progress(&result, quiet);
+                        results.push(result);
+                    }
                 }
-                Ok(report)
-            }),
+                results
+            });
+            report.results.extend(transport);
+            // The protocol suite runs its own paused clock, one runtime per sequence.
+            let protocol = run_protocol_suite(&ProtocolSuiteConfig {
+                cases: args.protocol_cases,
+                filter: (!args.cases.is_empty()).then(|| args.cases.clone()),
+                ..ProtocolSuiteConfig::default()
+            });
+            for result in protocol.results {
+                progress(&result, quiet);
+                report.results.push(result);
+            }
+            Ok(report)
+        }),
         Some(address) => tcp_address(address).and_then(|addr| {
             let suite =
                 DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
             runtime(false)?.block_on(async {
+                let timers = if args.short_timers {
+                    Timers::SHORT
+                } else {
+                    Timers::SPEC
+                };
                 let security = if args.insecure {
                     None
                 } else {
                     Some(SecureConfig::ephemeral().map_err(|e| e.to_string())?)
                 };
-                let target = TcpTarget::connect(addr, suite, !args.no_data, security)
+                let target = TcpTarget::connect_with(addr, suite, !args.no_data, security, timers)
                     .await
                     .map_err(|e| format!("cannot reach {address}: {e}"))?;
                 Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
@@ -223,25 +236,33 @@ fn progress(result: &CaseResult, quiet: bool) {
 fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) -> ExitCode {
     println!();
     print!("{}", report.summary());
-    let covered = report.rules_covered();
-    let must: Vec<&str> = rules::must_rules().collect();
-    let uncovered: Vec<&str> = must
-        .iter()
-        .copied()
-        .filter(|rule| !covered.contains(rule))
-        .collect();
+    // Per rule: how many cases check it, how many of those send invalid input, how many break
+    // it themselves; every MUST rule of a binding the run exercises needs invalid input.
+    let table = coverage::coverage(report.results.iter().map(|r| &r.case));
+    print!("{}", coverage::render(&table));
+    for (prefix, why) in coverage::NOT_EXERCISED {
+        println!("{prefix}* rules are not exercised by this run: {why}");
+    }
+    for (rule, why) in coverage::NO_WIRE_INPUT {
+        println!("{rule} takes no invalid input on the wire: {why}");
+    }
+    let must = table.iter().filter(|row| row.must).count();
+    let checked = table.iter().filter(|row| row.must && row.cases > 0).count();
+    let gaps = coverage::gaps(&table);
     println!(
-        "SPEC rules: {} of {} covered; MUST rules: {} of {} covered{}",
-        covered.len(),
-        rules::RULES.len(),
-        must.len() - uncovered.len(),
-        must.len(),
-        if uncovered.is_empty() {
+        "SPEC rules: {} of {} checked; MUST rules: {checked} of {must} checked, {} without a case sending invalid input{}",
+        table.iter().filter(|row| row.cases > 0).count(),
+        table.len(),
+        gaps.len(),
+        if gaps.is_empty() {
             String::new()
         } else {
-            format!(" (not by these suites: {})", uncovered.join(", "))
+            format!(" ({})", gaps.join(", "))
         }
     );
+    // The gate applies to whole runs of the suites against the reference implementation: a
+    // filtered run, or one against another implementation, does not judge the suites.
+    let whole_reference_run = args.target.is_none() && args.cases.is_empty();
     for (path, text) in [
         (&args.json, report.to_json()),
         (&args.junit, report.to_junit()),
@@ -265,6 +286,13 @@ fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) 
     }
     let (pass, fail, _, _) = report.counts();
     println!("{pass} passed, {fail} failed");
+    if whole_reference_run && !gaps.is_empty() {
+        println!(
+            "MUST rules without a case that sends invalid input: {}",
+            gaps.join(", ")
+        );
+        return ExitCode::from(1);
+    }
     if judgement.ok() {
         ExitCode::SUCCESS
     } else {

@@ -82,6 +82,7 @@ impl Property for Handshakes {
         title: "connect resolves with the code SESS-3, SESS-4 and SESS-5 give, and each request \
                 reaches the app once, for any order of create, connect, accept, reject, destroy \
                 and timeouts",
+        breaks: None,
     };
     const PROFILE: Profile = Profile {
         create: 6,
@@ -108,6 +109,7 @@ impl Property for Delivery {
         rules: &["MSG-1", "MSG-2", "DATA-5", "EVT-1", "FRAME-10"],
         title: "every message, data transfer and event sent on a connected session arrives \
                 once, whole and in order, across stalls and sessions that interleave",
+        breaks: None,
     };
     const PROFILE: Profile = Profile {
         create: 3,
@@ -135,6 +137,7 @@ impl Property for Endings {
         title: "a session ends at the peer with PEER_APP_CLOSE_COLLABORATION after disconnect, \
                 PEER_APP_EXIT after destroy and NETWORK_DISCONNECTED when the link is lost, and \
                 nothing arrives after it ends",
+        breaks: None,
     };
     const PROFILE: Profile = Profile {
         create: 4,
@@ -162,6 +165,7 @@ impl Property for Stalls {
         title: "a stall shorter than the keepalive delays frames and loses none; a longer one \
                 ends the link and every session on it with NETWORK_DISCONNECTED; handshakes time \
                 out as SESS-5 says",
+        breaks: None,
     };
     const PROFILE: Profile = Profile {
         create: 3,
@@ -189,6 +193,7 @@ impl Property for Faults {
         title: "after frames are dropped or corrupted, sessions still deliver nothing twice, out \
                 of order or in part, nothing that was not sent beyond what a corruption changed, \
                 and recover exactly once the link is lost",
+        breaks: None,
     };
     const PROFILE: Profile = Profile {
         create: 2,
@@ -219,6 +224,7 @@ impl Property for Everything {
         ],
         title: "any sequence of API calls, stalls, losses and time keeps both devices' apps \
                 exactly where the model says",
+        breaks: None,
     };
     const PROFILE: Profile = Profile {
         create: 4,

@@ -18,11 +18,7 @@ use crate::report::{Case, Verdict};
 macro_rules! transport_case {
     ($id:literal, [$($rule:literal),+ $(,)?], $title:literal, $run:path) => {
         TransportCase {
-            case: Case {
-                id: $id,
-                rules: &[$($rule),+],
-                title: $title,
-            },
+            case: Case::new($id, &[$($rule),+], $title),
             run: |ctx| Box::pin($run(ctx)),
         }
     };

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::peer::{Peer, Step};
 use super::target::WireTarget;
-use super::{WireCase, wire_case};
+use super::{Needs, WireCase, wire_case};
 use crate::report::Verdict;
 
 pub(super) fn cases() -> Vec<WireCase> {
@@ -18,97 +18,114 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["DATA-2", "DATA-5"],
             "100 bytes in one fragment are echoed intact",
             single_fragment
-        ),
+        )
+        .needing(Needs::Data),
         wire_case!(
             "wire/DATA-5/empty-transfer",
             ["DATA-5"],
             "a transfer of 0 bytes is echoed as one FIRST and LAST fragment",
             empty_transfer
-        ),
+        )
+        .needing(Needs::Data),
         wire_case!(
             "wire/DATA-4/large-transfer",
             ["DATA-2", "DATA-3", "DATA-4", "DATA-5", "LINK-5"],
             "1 MiB is echoed intact in well-formed fragments",
             large_transfer
-        ),
+        )
+        .needing(Needs::Data),
         wire_case!(
             "wire/DATA-4/interleaved-transfers",
             ["DATA-4"],
             "two transfers whose fragments interleave are both echoed intact",
             interleaved
-        ),
+        )
+        .needing(Needs::Data),
         wire_case!(
             "wire/DATA-4/duplicate-fragment",
             ["DATA-4"],
             "a repeated fragment closes the session with PROTOCOL_ERROR and delivers nothing",
             duplicate
-        ),
+        )
+        .breaking("DATA-4"),
         wire_case!(
             "wire/DATA-4/out-of-order-fragment",
             ["DATA-4"],
             "a fragment ahead of its turn closes the session with PROTOCOL_ERROR",
             out_of_order
-        ),
+        )
+        .breaking("DATA-4"),
         wire_case!(
             "wire/DATA-4/unknown-transfer",
             ["DATA-4"],
             "a fragment of a transfer never begun closes the session",
             unknown_transfer
-        ),
+        )
+        .breaking("DATA-4"),
         wire_case!(
             "wire/DATA-4/empty-middle-fragment",
             ["DATA-4"],
             "an empty fragment that is not the last closes the session",
             empty_middle
-        ),
+        )
+        .breaking("DATA-4"),
         wire_case!(
             "wire/DATA-5/overrun",
             ["DATA-5"],
             "fragments carrying more than the total length close the session",
             overrun
-        ),
+        )
+        .breaking("DATA-5"),
         wire_case!(
             "wire/DATA-5/short-transfer",
             ["DATA-5"],
             "a LAST fragment before the total length closes the session",
             short_transfer
-        ),
+        )
+        .breaking("DATA-5"),
         wire_case!(
             "wire/DATA-3/reused-transfer-id",
             ["DATA-3"],
             "a transfer id used before closes the session",
             reused_transfer_id
-        ),
+        )
+        .breaking("DATA-3")
+        .needing(Needs::Data),
         wire_case!(
             "wire/DATA-2/first-with-index-1",
             ["DATA-2"],
             "a FIRST fragment with index 1 closes the session",
             first_index_one
-        ),
+        )
+        .breaking("DATA-2"),
         wire_case!(
             "wire/DATA-1/short-data-header",
             ["DATA-1"],
             "a DATA payload shorter than its data header closes the session",
             short_header
-        ),
+        )
+        .breaking("DATA-1"),
         wire_case!(
             "wire/DATA-6/over-max-data-size",
             ["DATA-6", "LINK-5"],
             "a transfer over the implementation's max_data_size closes the session with LIMIT_EXCEEDED",
             over_max
-        ),
+        )
+        .breaking("DATA-6"),
         wire_case!(
             "wire/DATA-7/slow-reader",
             ["DATA-7", "MSG-2"],
             "8 transfers of 512 KiB to a suite that reads late all come back intact, in order",
             slow_reader
-        ),
+        )
+        .needing(Needs::Data),
         wire_case!(
             "wire/LINK-7/abrupt-close-mid-transfer",
             ["LINK-7", "DISC-2"],
             "a link dropped in the middle of a transfer leaves the implementation ready for a new link",
             abrupt_close
-        ),
+        )
+        .needing(Needs::Data),
     ]
 }
 
@@ -243,7 +260,8 @@ async fn duplicate(t: &dyn WireTarget) -> Step<()> {
 async fn out_of_order(t: &dyn WireTarget) -> Step<()> {
     let frames = vec![
         fragment(1, 1, 0, Some(9), false, b"abc"),
-        fragment(1, 1, 2, None, true, b"ghi"),
+        // Index 2 where 1 is due, and not LAST: only DATA-4 is broken, not DATA-5 too.
+        fragment(1, 1, 2, None, false, b"ghi"),
     ];
     session_error(t, frames, SessionError::ProtocolError).await
 }

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use acm_wire::pb::{self, FrameType, LinkCloseReason};
-use acm_wire::{Control, FrameKind};
+use acm_wire::Control;
+use acm_wire::pb::{self, LinkCloseReason};
 use bytes::Bytes;
 
-use super::peer::{ANSWER, Got, Peer, Step, describe, token};
+use super::peer::{ANSWER, Got, Peer, Step, token};
 use super::target::WireTarget;
-use super::{WireCase, wire_case};
+use super::{Needs, WireCase, wire_case};
 use crate::profile;
 use crate::report::Verdict;
 
@@ -25,43 +25,63 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["LINK-2"],
             "a PING before HELLO closes the link with PROTOCOL_ERROR",
             frame_before_hello
+        )
+        .breaking("LINK-2"),
+        wire_case!(
+            "wire/LINK-2/link-close-before-hello",
+            ["LINK-2", "LINK-7"],
+            "a LINK_CLOSE instead of HELLO ends the link, and nothing answers it",
+            link_close_first
         ),
         wire_case!(
             "wire/LINK-2/second-hello",
             ["LINK-2"],
             "a second HELLO closes the link with PROTOCOL_ERROR",
             second_hello
-        ),
+        )
+        .breaking("LINK-2"),
         wire_case!(
             "wire/LINK-3/short-nonce",
             ["LINK-3"],
             "a HELLO with a 4-byte nonce closes the link with PROTOCOL_ERROR",
             short_nonce
-        ),
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-3/small-max-frame-size",
             ["LINK-3"],
             "a HELLO announcing max_frame_size 64 closes the link",
             small_max_frame
-        ),
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-3/keepalive-out-of-range",
             ["LINK-3"],
             "a HELLO asking for a 10 ms keepalive closes the link",
             bad_keepalive
-        ),
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-3/empty-version-range",
             ["LINK-3"],
             "a HELLO with max_version below min_version closes the link",
             empty_range
-        ),
+        )
+        .breaking("LINK-3"),
+        wire_case!(
+            "wire/FRAME-5/link-close-fits-before-the-hellos",
+            ["FRAME-5", "LINK-3", "LINK-7"],
+            "a LINK_CLOSE refusing a HELLO with a 64-byte device id not the transport's fits in the 128 bytes every device accepts",
+            close_fits_128
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-3/device-id-mismatch",
             ["LINK-3"],
             "a HELLO naming another device than the transport reached closes the link",
             wrong_device
-        ),
+        )
+        .breaking("LINK-3"),
         wire_case!(
             "wire/LINK-4/highest-common-version",
             ["LINK-4", "FRAME-3"],
@@ -73,7 +93,8 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["LINK-4"],
             "a peer speaking only versions 2..=3 gets LINK_CLOSE NO_COMMON_VERSION",
             no_common_version
-        ),
+        )
+        .breaking("LINK-4"),
         wire_case!(
             "wire/LINK-6/ping-answered",
             ["LINK-6"],
@@ -81,29 +102,12 @@ pub(super) fn cases() -> Vec<WireCase> {
             ping_answered
         ),
         wire_case!(
-            "wire/LINK-6/idle-side-pings",
-            ["LINK-6"],
-            "with a 1 s keepalive, an idle implementation sends PING",
-            idle_pings
-        ),
-        wire_case!(
-            "wire/LINK-6/silence-times-out",
-            ["LINK-6"],
-            "with a 1 s keepalive and a silent peer, the link closes with TIMEOUT",
-            silence_times_out
-        ),
-        wire_case!(
-            "wire/LINK-10/no-hello-times-out",
-            ["LINK-10"],
-            "a peer that never sends HELLO gets LINK_CLOSE TIMEOUT after 10 s",
-            no_hello
-        ),
-        wire_case!(
             "wire/LINK-9/unknown-feature-bits",
             ["LINK-9"],
             "feature bits the implementation does not know are ignored",
             feature_bits
-        ),
+        )
+        .breaking("LINK-9"),
         wire_case!(
             "wire/LINK-7/peer-link-close",
             ["LINK-7", "DISC-2"],
@@ -121,31 +125,43 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["LINK-11"],
             "a CONNECT_REQUEST from the dialer on an even channel closes the link",
             wrong_parity
-        ),
+        )
+        .breaking("LINK-11"),
         wire_case!(
             "wire/LINK-11/reused-channel",
             ["LINK-11"],
             "a CONNECT_REQUEST on a channel already used closes the link",
             reused_channel
-        ),
+        )
+        .breaking("LINK-11"),
+        wire_case!(
+            "wire/LINK-11/skipped-channel",
+            ["LINK-11"],
+            "after a request on channel 1, a request on channel 5 (3 skipped) closes the link with PROTOCOL_ERROR",
+            skipped_channel
+        )
+        .breaking("LINK-11"),
         wire_case!(
             "wire/LINK-11/never-opened-channel",
             ["LINK-11"],
             "a MESSAGE on a channel never opened closes the link",
             never_opened
-        ),
+        )
+        .breaking("LINK-11"),
         wire_case!(
             "wire/LINK-11/closed-channel-discarded",
             ["LINK-11", "DISC-2"],
             "a MESSAGE on a channel closed by DISCONNECT is discarded and the link stays up",
             closed_channel
-        ),
+        )
+        .breaking("DISC-2"),
         wire_case!(
             "wire/LINK-5/respects-small-frames",
             ["LINK-5", "FRAME-5", "FRAME-10"],
             "with the peer's max_frame_size at 128, every frame of an echo fits",
             small_frames
-        ),
+        )
+        .needing(Needs::Data),
     ]
 }
 
@@ -173,6 +189,17 @@ async fn frame_before_hello(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::open(t).await?;
     peer.send(&Control::Ping(pb::Ping { value: 1 }), 0).await?;
     peer.expect_link_close(LinkCloseReason::ProtocolError).await
+}
+
+async fn link_close_first(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::open(t).await?;
+    peer.expect_hello().await?;
+    let close = pb::LinkClose {
+        reason: LinkCloseReason::Normal.into(),
+        message: "no, thanks".into(),
+    };
+    peer.send(&Control::LinkClose(close), 0).await?;
+    peer.expect_end().await
 }
 
 async fn second_hello(t: &dyn WireTarget) -> Step<()> {
@@ -206,6 +233,25 @@ async fn wrong_device(t: &dyn WireTarget) -> Step<()> {
     expect_refused(t, |h| h.device_id = "someone-else".into()).await
 }
 
+async fn close_fits_128(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::open(t).await?;
+    let mut hello = peer.default_hello();
+    // A valid id, but not the device the transport reached: the refusal names both, at length.
+    hello.device_id = "x".repeat(64);
+    peer.send(&Control::Hello(hello), 0).await?;
+    peer.expect_hello().await?;
+    let before = peer.largest_frame;
+    peer.expect_link_close(LinkCloseReason::ProtocolError)
+        .await?;
+    if peer.largest_frame > 128 {
+        return Err(Verdict::fail(
+            "a LINK_CLOSE of at most 128 bytes before the HELLOs (FRAME-5)",
+            format!("{} bytes (HELLO: {before})", peer.largest_frame),
+        ));
+    }
+    Ok(())
+}
+
 async fn highest_common(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up_with(t, |h| h.max_version = 9).await?;
     peer.send(&Control::Ping(pb::Ping { value: 5 }), 0).await?;
@@ -234,80 +280,6 @@ async fn no_common_version(t: &dyn WireTarget) -> Step<()> {
 async fn ping_answered(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
     peer.expect_alive().await
-}
-
-async fn idle_pings(t: &dyn WireTarget) -> Step<()> {
-    let mut peer = Peer::up_with(t, |h| h.keepalive_interval_ms = 1_000).await?;
-    peer.auto_pong = false;
-    match peer.next(Duration::from_millis(2_500)).await {
-        Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::Ping) => Ok(()),
-        Ok(Got::Frame(frame)) => Err(Verdict::fail("PING", describe(&frame))),
-        Ok(Got::Ended(closure)) => Err(Verdict::fail("PING", format!("the link ended: {closure}"))),
-        Err(_) => Err(Verdict::fail("PING within one interval", "nothing")),
-    }
-}
-
-async fn silence_times_out(t: &dyn WireTarget) -> Step<()> {
-    let mut peer = Peer::up_with(t, |h| h.keepalive_interval_ms = 1_000).await?;
-    peer.auto_pong = false;
-    let started = tokio::time::Instant::now();
-    loop {
-        match peer.next(Duration::from_secs(6)).await {
-            Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::Ping) => {}
-            Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::LinkClose) => {
-                let reason = match Control::decode_unchecked(FrameType::LinkClose, &frame.payload) {
-                    Some(Ok(Control::LinkClose(close))) => close.reason(),
-                    _ => LinkCloseReason::Unspecified,
-                };
-                if reason != LinkCloseReason::Timeout {
-                    return Err(Verdict::fail("LINK_CLOSE TIMEOUT", describe(&frame)));
-                }
-                if started.elapsed() < Duration::from_millis(2_500) {
-                    return Err(Verdict::fail(
-                        "a timeout after 3 silent intervals",
-                        format!("after {:?}", started.elapsed()),
-                    ));
-                }
-                return Ok(());
-            }
-            Ok(Got::Frame(frame)) => {
-                return Err(Verdict::fail("PING or LINK_CLOSE", describe(&frame)));
-            }
-            Ok(Got::Ended(_)) => return Ok(()),
-            Err(_) => {
-                return Err(Verdict::fail(
-                    "LINK_CLOSE TIMEOUT within 6 s",
-                    "the link stayed up",
-                ));
-            }
-        }
-    }
-}
-
-async fn no_hello(t: &dyn WireTarget) -> Step<()> {
-    let mut peer = Peer::open(t).await?;
-    peer.expect_hello().await?;
-    match peer.next(Duration::from_secs(12)).await {
-        Ok(Got::Frame(frame)) if frame.kind == FrameKind::Known(FrameType::LinkClose) => {
-            match Control::decode_unchecked(FrameType::LinkClose, &frame.payload) {
-                Some(Ok(Control::LinkClose(close)))
-                    if close.reason() == LinkCloseReason::Timeout =>
-                {
-                    Ok(())
-                }
-                _ => Err(Verdict::fail("LINK_CLOSE TIMEOUT", describe(&frame))),
-            }
-        }
-        Ok(Got::Frame(frame)) => Err(Verdict::fail(
-            "nothing but LINK_CLOSE before HELLO",
-            describe(&frame),
-        )),
-        Ok(Got::Ended(_)) => Ok(()),
-        Err(_) => Err(Verdict::fail(
-            "LINK_CLOSE TIMEOUT within 12 s",
-            "the link stayed up",
-        )),
-    }
 }
 
 async fn feature_bits(t: &dyn WireTarget) -> Step<()> {
@@ -348,6 +320,15 @@ async fn reused_channel(t: &dyn WireTarget) -> Step<()> {
     let (channel, _) = peer.open_echo("reuse").await?;
     let request = peer.request(profile::ECHO, "reuse-2", token(2));
     peer.send(&Control::ConnectRequest(request), channel)
+        .await?;
+    peer.expect_link_close(LinkCloseReason::ProtocolError).await
+}
+
+async fn skipped_channel(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (first, _) = peer.open_echo("first").await?;
+    let request = peer.request(profile::ECHO, "skipping", token(3));
+    peer.send(&Control::ConnectRequest(request), first + 4)
         .await?;
     peer.expect_link_close(LinkCloseReason::ProtocolError).await
 }

@@ -10,8 +10,9 @@ use acm_wire::pb;
 use acm_wire::{Control, encode_control};
 use bytes::Bytes;
 
-use super::peer::{ANSWER, Step};
-use super::target::WireTarget;
+use super::cases_frame::raw_frame;
+use super::peer::{ANSWER, Peer, Step};
+use super::target::{Needs, WireTarget};
 use super::{WireCase, wire_case};
 use crate::report::Verdict;
 
@@ -22,55 +23,94 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["SEC-9", "SEC-11"],
             "a record with one bit changed closes the link with RECORD_FAILED",
             flipped_bit
-        ),
+        )
+        .needing(Needs::Secure)
+        .breaking("SEC-9"),
         wire_case!(
             "wire/SEC-9/replayed-record",
             ["SEC-9"],
             "a record sent twice closes the link with RECORD_FAILED",
             replayed
-        ),
+        )
+        .needing(Needs::Secure)
+        .breaking("SEC-9"),
         wire_case!(
             "wire/SEC-9/reordered-records",
             ["SEC-9"],
             "two records sent in the wrong order close the link with RECORD_FAILED",
             reordered
-        ),
+        )
+        .needing(Needs::Secure)
+        .breaking("SEC-9"),
         wire_case!(
             "wire/SEC-9/plain-frame",
             ["SEC-9"],
             "a plain frame where a record is due closes the link with RECORD_FAILED",
             plain_frame
-        ),
+        )
+        .needing(Needs::Secure)
+        .breaking("SEC-9"),
         wire_case!(
             "wire/SEC-8/confirmation-first",
             ["SEC-8", "SEC-10"],
             "the implementation's first record is an empty confirmation, and HELLO follows",
             confirmation_first
-        ),
+        )
+        .needing(Needs::Secure),
         wire_case!(
             "wire/SEC-5/truncated-handshake",
             ["SEC-4", "SEC-5"],
             "a handshake message cut short closes the link with HANDSHAKE_FAILED",
             truncated_handshake
-        ),
+        )
+        .needing(Needs::Secure)
+        .breaking("SEC-5"),
         wire_case!(
             "wire/SEC-5/garbage-handshake",
             ["SEC-5"],
             "a made-up message 1 (a bad envelope around 64 bytes of noise) closes the link with HANDSHAKE_FAILED",
             garbage_handshake
-        ),
+        )
+        .needing(Needs::Secure)
+        .breaking("SEC-5"),
         wire_case!(
             "wire/SEC-7/impersonation",
             ["SEC-3", "SEC-7"],
             "the suite's device id with another key is refused with IMPERSONATION",
             impersonation
-        ),
+        )
+        .needing(Needs::Secure)
+        .breaking("SEC-7"),
         wire_case!(
             "wire/SEC-2/plain-peer",
             ["SEC-1", "SEC-2"],
             "a peer that sends HELLO instead of the handshake is refused with SECURITY_REQUIRED",
             plain_peer
-        ),
+        )
+        .needing(Needs::Secure)
+        .breaking("SEC-2"),
+        wire_case!(
+            "wire/SEC-10/rekeyed-records",
+            ["SEC-10"],
+            "records past the first rekey (65 537 after the confirmation), sealed under the new key, are opened and the link stays up",
+            rekeyed
+        )
+        .needing(Needs::Secure),
+        wire_case!(
+            "wire/SEC-10/records-not-rekeyed",
+            ["SEC-10", "SEC-9"],
+            "a peer that does not rekey after 65 536 records has its next record refused with RECORD_FAILED",
+            not_rekeyed
+        )
+        .needing(Needs::Secure)
+        .breaking("SEC-10"),
+        wire_case!(
+            "wire/SEC-13/announced-frame-size",
+            ["SEC-13", "LINK-3"],
+            "over a secure link the implementation announces a max_frame_size the link's records carry (at most 65 519 bytes)",
+            announced_frame_size
+        )
+        .needing(Needs::Secure),
         wire_case!(
             "wire/SEC-6/test-vectors",
             ["SEC-4", "SEC-6", "SEC-13"],
@@ -273,3 +313,74 @@ async fn test_vectors(_: &dyn WireTarget) -> Step<()> {
     vectors::check(spec)
         .map_err(|differences| Verdict::fail("the vectors of SPEC Appendix B", differences))
 }
+
+/// Records a side sends before it must have changed keys once, and one more (`SEC-10`).
+const PAST_REKEY: usize = 65_537;
+
+/// Sends `count` extension frames (ignored, `FRAME-7`) over `link`, each as a record; stops at
+/// the first that the link refuses, the implementation having closed it.
+async fn send_extensions(link: &SecureLink, count: usize) -> Result<(), TransportError> {
+    let frame = raw_frame(1, 0xA5, 0, 0, b"records");
+    for _ in 0..count {
+        link.send(frame.clone()).await?;
+    }
+    Ok(())
+}
+
+async fn rekeyed(t: &dyn WireTarget) -> Step<()> {
+    let link = secure(t).await?;
+    link.send(hello(t)?)
+        .await
+        .map_err(|e| Verdict::fail("the link to take HELLO", e.to_string()))?;
+    send_extensions(&link, PAST_REKEY)
+        .await
+        .map_err(|e| Verdict::fail("the link to take every record (SEC-10)", e.to_string()))?;
+    let ping = Control::Ping(pb::Ping { value: 0x5EC10 });
+    let ping = encode_control(&ping, 1, 0, 1024)
+        .ok()
+        .and_then(|frames| frames.into_iter().next())
+        .ok_or_else(|| Verdict::fail("an encodable PING", "none"))?;
+    link.send(ping)
+        .await
+        .map_err(|e| Verdict::fail("the link to take a PING", e.to_string()))?;
+    let pong = tokio::time::timeout(ANSWER, async {
+        loop {
+            let frame = link.recv().await?;
+            if frame.get(3) == Some(&(pb::FrameType::Pong as u8)) {
+                return Ok::<_, TransportError>(frame);
+            }
+        }
+    })
+    .await;
+    match pong {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => fail("a PONG after the rekey", e.to_string()),
+        Err(_) => fail("a PONG after the rekey", "nothing"),
+    }
+}
+
+async fn not_rekeyed(t: &dyn WireTarget) -> Step<()> {
+    let link = secure(t).await?.with_rekey_interval(u64::MAX);
+    link.send(hello(t)?)
+        .await
+        .map_err(|e| Verdict::fail("the link to take HELLO", e.to_string()))?;
+    // The implementation closes the link at the first record under the old key; sends after
+    // that may fail, which is what is asked.
+    let _ = send_extensions(&link, PAST_REKEY).await;
+    expect_closed(link.inner(), CloseCode::RecordFailed).await
+}
+
+async fn announced_frame_size(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let announced = peer.hello.as_ref().map_or(0, |h| h.max_frame_size);
+    if announced > MAX_SECURE_FRAME {
+        return fail(
+            format!("a max_frame_size of at most {MAX_SECURE_FRAME} (SEC-13)"),
+            announced.to_string(),
+        );
+    }
+    peer.expect_alive().await
+}
+
+/// The largest frame any secure link carries (`SEC-13`).
+const MAX_SECURE_FRAME: u32 = 65_519;

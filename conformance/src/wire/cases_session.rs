@@ -8,9 +8,12 @@ use acm_wire::pb::{
 use acm_wire::{Control, DataFragment, FrameKind};
 use bytes::Bytes;
 
-use super::peer::{Got, Peer, Step, describe, suite_app, token};
+use super::peer::{
+    Got, Peer, Step, accept, accepted, describe, disconnect_is, reject, rejected_with, suite_app,
+    token,
+};
 use super::target::WireTarget;
-use super::{WireCase, wire_case};
+use super::{Needs, WireCase, wire_case};
 use crate::profile;
 use crate::report::Verdict;
 
@@ -39,61 +42,65 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["SESS-3"],
             "a second request for a connected session gets CONNECTED_SESSION_EXISTS",
             session_exists
-        ),
+        )
+        .breaking("SESS-3"),
         wire_case!(
             "wire/SESS-3/peer-cannot-carry-data",
             ["SESS-3"],
             "need_send_data towards a device whose transport carries no data gets PEER_WIFI_NOT_OPEN",
             no_data
-        ),
+        )
+        .breaking("SESS-3")
+        .needing(Needs::NoData),
         wire_case!(
             "wire/SESS-1/replayed-token",
             ["SESS-1"],
             "a request reusing the token of an earlier one is rejected",
             replayed_token
-        ),
+        )
+        .breaking("SESS-1"),
         wire_case!(
             "wire/SESS-2/empty-bundle-name",
             ["SESS-2"],
             "a request with an empty bundle name is rejected with SYSTEM_INTERNAL_ERROR",
             empty_bundle
-        ),
+        )
+        .breaking("SESS-2"),
         wire_case!(
             "wire/SESS-2/wrong-target-device",
             ["SESS-2"],
             "a request naming another target device is rejected",
             wrong_target_device
-        ),
+        )
+        .breaking("SESS-2"),
         wire_case!(
             "wire/SESS-2/short-token",
             ["SESS-2", "SESS-1"],
             "a request with an 8-byte token is rejected",
             short_token
-        ),
+        )
+        .breaking("SESS-2"),
         wire_case!(
             "wire/SESS-2/too-many-parameters",
             ["SESS-2"],
             "a request with 65 parameters is rejected",
             too_many_parameters
-        ),
+        )
+        .breaking("SESS-2"),
         wire_case!(
             "wire/SESS-6/message-before-accept",
             ["SESS-6"],
             "a MESSAGE before the session is accepted closes it with PROTOCOL_ERROR",
             message_before_accept
-        ),
+        )
+        .breaking("SESS-6"),
         wire_case!(
             "wire/SESS-6/data-before-accept",
             ["SESS-6"],
             "DATA before the session is accepted closes it with PROTOCOL_ERROR",
             data_before_accept
-        ),
-        wire_case!(
-            "wire/SESS-5/responder-timeout",
-            ["SESS-5"],
-            "a request the app never answers is rejected with SYSTEM_INTERNAL_ERROR within 25 s",
-            responder_timeout
-        ),
+        )
+        .breaking("SESS-6"),
         wire_case!(
             "wire/SESS-5/requester-gives-up",
             ["SESS-5", "DISC-2"],
@@ -111,13 +118,15 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["SESS-4"],
             "a CONNECT_RESPONSE with another token fails the implementation's handshake",
             forged_response
-        ),
+        )
+        .breaking("SESS-4"),
         wire_case!(
             "wire/SESS-4/late-response-discarded",
             ["SESS-4"],
             "a CONNECT_RESPONSE on a channel that awaits none is discarded",
             late_response
-        ),
+        )
+        .breaking("SESS-4"),
         wire_case!(
             "wire/SESS-7/greater-token-wins",
             ["SESS-7"],
@@ -165,7 +174,8 @@ pub(super) fn cases() -> Vec<WireCase> {
             ["MSG-1"],
             "a 1025-byte message closes the session with LIMIT_EXCEEDED",
             too_long_message
-        ),
+        )
+        .breaking("MSG-1"),
         wire_case!(
             "wire/MSG-2/order-kept",
             ["MSG-2"],
@@ -173,18 +183,6 @@ pub(super) fn cases() -> Vec<WireCase> {
             order_kept
         ),
     ]
-}
-
-fn rejected_with(response: &pb::ConnectResponse, code: ConnectErrorCode) -> Step<String> {
-    match &response.result {
-        Some(connect_response::Result::Rejected(rejected)) if rejected.code() == code => {
-            Ok(rejected.reason.clone())
-        }
-        other => Err(Verdict::fail(
-            format!("rejected {}", code.as_str_name()),
-            format!("{other:?}"),
-        )),
-    }
 }
 
 async fn echo_accepted(t: &dyn WireTarget) -> Step<()> {
@@ -334,7 +332,7 @@ async fn before_accept(t: &dyn WireTarget, early: Bytes) -> Step<()> {
             bye.error().as_str_name(),
         ));
     }
-    tokio::time::sleep(profile::SLOW_DELAY + Duration::from_millis(500)).await;
+    tokio::time::sleep(peer.timers.slow + Duration::from_millis(500)).await;
     peer.expect_alive().await
 }
 
@@ -363,27 +361,6 @@ async fn data_before_accept(t: &dyn WireTarget) -> Step<()> {
     before_accept(t, frame).await
 }
 
-async fn responder_timeout(t: &dyn WireTarget) -> Step<()> {
-    let mut peer = Peer::up(t).await?;
-    let channel = peer.channel();
-    let request = peer.request(profile::SILENT, "silent", token(10));
-    peer.send(&Control::ConnectRequest(request), channel)
-        .await?;
-    let (on, control) = peer
-        .expect(FrameType::ConnectResponse, Duration::from_secs(25))
-        .await?;
-    let Control::ConnectResponse(response) = control else {
-        return Err(Verdict::fail("CONNECT_RESPONSE", format!("{control:?}")));
-    };
-    if on != channel {
-        return Err(Verdict::fail(
-            format!("channel {channel}"),
-            format!("channel {on}"),
-        ));
-    }
-    rejected_with(&response, ConnectErrorCode::SystemInternalError).map(|_| ())
-}
-
 async fn requester_gives_up(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
     let channel = peer.channel();
@@ -396,48 +373,22 @@ async fn requester_gives_up(t: &dyn WireTarget) -> Step<()> {
         detail: "SESS-5: the suite gave up".into(),
     };
     peer.send(&Control::Disconnect(bye), channel).await?;
-    tokio::time::sleep(profile::SLOW_DELAY + Duration::from_millis(500)).await;
+    tokio::time::sleep(peer.timers.slow + Duration::from_millis(500)).await;
     peer.expect_alive().await
 }
 
-/// Asks the profile to connect back for `service` and returns the implementation's request.
+/// Asks the profile to connect back for `service` and returns (the echo session's channel, the
+/// implementation's request's channel, its request).
 async fn request_from_implementation(
     peer: &mut Peer,
     service: &str,
-) -> Step<(u32, pb::ConnectRequest)> {
-    let (channel, _) = peer.open_echo("origin").await?;
-    let command = format!("{}{service}", profile::CMD_CONNECT_BACK);
-    peer.send(&Control::Message(pb::Message { text: command }), channel)
-        .await?;
-    let (on, control) = peer
-        .expect(FrameType::ConnectRequest, super::peer::ANSWER)
-        .await?;
-    match control {
-        Control::ConnectRequest(request) => Ok((on, request)),
-        other => Err(Verdict::fail("CONNECT_REQUEST", format!("{other:?}"))),
-    }
-}
-
-fn accept(token: Bytes) -> Control {
-    Control::ConnectResponse(pb::ConnectResponse {
-        token,
-        result: Some(connect_response::Result::Accepted(pb::Accepted {})),
-    })
-}
-
-fn reject(token: Bytes, code: ConnectErrorCode) -> Control {
-    Control::ConnectResponse(pb::ConnectResponse {
-        token,
-        result: Some(connect_response::Result::Rejected(pb::Rejected {
-            code: code.into(),
-            reason: "suite".into(),
-        })),
-    })
+) -> Step<(u32, u32, pb::ConnectRequest)> {
+    peer.connect_back("origin", service).await
 }
 
 async fn own_request(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
-    let (channel, request) = request_from_implementation(&mut peer, "back").await?;
+    let (origin, channel, request) = request_from_implementation(&mut peer, "back").await?;
     if channel % 2 != 0 {
         return Err(Verdict::fail(
             "an even channel from the acceptor (LINK-11)",
@@ -462,13 +413,8 @@ async fn own_request(t: &dyn WireTarget) -> Step<()> {
         ));
     }
     peer.send(&accept(request.token), channel).await?;
-    peer.send(
-        &Control::Message(pb::Message {
-            text: "ping back".into(),
-        }),
-        channel,
-    )
-    .await?;
+    expect_result(&mut peer, origin, "connected").await?;
+    peer.say(channel, "ping back").await?;
     let echoed = peer.expect_message(channel).await?;
     if echoed != "ping back" {
         return Err(Verdict::fail("\"ping back\" echoed", echoed));
@@ -476,65 +422,88 @@ async fn own_request(t: &dyn WireTarget) -> Step<()> {
     Ok(())
 }
 
+/// Waits for the profile's report of a connect-back and checks its result.
+async fn expect_result(peer: &mut Peer, origin: u32, wanted: &str) -> Step<Option<String>> {
+    let (result, reason) = peer.expect_connect_result(origin).await?;
+    if result != wanted {
+        return Err(Verdict::fail(
+            format!("acm:connect-result {wanted}"),
+            format!("acm:connect-result {result} ({reason:?})"),
+        ));
+    }
+    Ok(reason)
+}
+
 async fn forged_response(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
-    let (channel, request) = request_from_implementation(&mut peer, "forged").await?;
+    let (origin, channel, request) = request_from_implementation(&mut peer, "forged").await?;
     let mut forged = request.token.to_vec();
     forged[0] ^= 0xFF;
     peer.send(&accept(Bytes::from(forged)), channel).await?;
     let bye = peer.expect_disconnect(channel).await?;
-    if bye.error() != SessionError::ProtocolError {
-        return Err(Verdict::fail(
-            "SESSION_ERROR_PROTOCOL_ERROR",
-            bye.error().as_str_name(),
-        ));
-    }
-    Ok(())
+    disconnect_is(
+        &bye,
+        DisconnectReason::NetworkDisconnected,
+        SessionError::ProtocolError,
+    )?;
+    // The app's connect() resolves with SYSTEM_INTERNAL_ERROR, API value 5.
+    expect_result(&mut peer, origin, "5").await.map(|_| ())
 }
 
 async fn late_response(t: &dyn WireTarget) -> Step<()> {
     let mut peer = Peer::up(t).await?;
-    let (channel, request) = request_from_implementation(&mut peer, "late").await?;
-    peer.send(
-        &reject(request.token.clone(), ConnectErrorCode::PeerAppRejected),
-        channel,
-    )
-    .await?;
+    let (origin, channel, request) = request_from_implementation(&mut peer, "late").await?;
+    let rejection = reject(
+        request.token.clone(),
+        ConnectErrorCode::PeerAppRejected,
+        "suite",
+    );
+    peer.send(&rejection, channel).await?;
     peer.send(&accept(request.token), channel).await?;
+    let reason = expect_result(&mut peer, origin, "1").await?;
+    if reason.as_deref() != Some("suite") {
+        return Err(Verdict::fail("the reason \"suite\"", format!("{reason:?}")));
+    }
     peer.expect_alive().await
 }
 
-async fn crossing(
-    t: &dyn WireTarget,
-    suite_token: [u8; 16],
-) -> Step<(Peer, u32, pb::ConnectRequest, u32, pb::ConnectResponse)> {
+struct Crossing {
+    peer: Peer,
+    origin: u32,
+    theirs: u32,
+    request: pb::ConnectRequest,
+    ours: u32,
+    response: pb::ConnectResponse,
+}
+
+async fn crossing(t: &dyn WireTarget, suite_token: [u8; 16]) -> Step<Crossing> {
     let mut peer = Peer::up(t).await?;
-    let (theirs, request) = request_from_implementation(&mut peer, "cross").await?;
+    let (origin, theirs, request) = request_from_implementation(&mut peer, "cross").await?;
     let mut ours = peer.request(profile::ECHO, "cross", suite_token);
     ours.source = Some(suite_app(peer.suite_device()));
     let (channel, response) = peer.ask(ours).await?;
-    Ok((peer, theirs, request, channel, response))
+    Ok(Crossing {
+        peer,
+        origin,
+        theirs,
+        request,
+        ours: channel,
+        response,
+    })
 }
 
 async fn greater_token_wins(t: &dyn WireTarget) -> Step<()> {
-    let (mut peer, theirs, request, channel, response) = crossing(t, [0xFF; 16]).await?;
-    if !matches!(response.result, Some(connect_response::Result::Accepted(_))) {
-        return Err(Verdict::fail(
-            "the greater token accepted",
-            format!("{:?}", response.result),
-        ));
-    }
-    peer.send(
-        &reject(request.token, ConnectErrorCode::ConnectedSessionExists),
-        theirs,
-    )
-    .await?;
-    peer.send(
-        &Control::Message(pb::Message { text: "won".into() }),
-        channel,
-    )
-    .await?;
-    let echoed = peer.expect_message(channel).await?;
+    let mut c = crossing(t, [0xFF; 16]).await?;
+    accepted(&c.response)?;
+    let refusal = reject(
+        c.request.token,
+        ConnectErrorCode::ConnectedSessionExists,
+        "suite",
+    );
+    c.peer.send(&refusal, c.theirs).await?;
+    expect_result(&mut c.peer, c.origin, "0").await?;
+    c.peer.say(c.ours, "won").await?;
+    let echoed = c.peer.expect_message(c.ours).await?;
     if echoed != "won" {
         return Err(Verdict::fail("\"won\" echoed", echoed));
     }
@@ -542,17 +511,12 @@ async fn greater_token_wins(t: &dyn WireTarget) -> Step<()> {
 }
 
 async fn smaller_token_loses(t: &dyn WireTarget) -> Step<()> {
-    let (mut peer, theirs, request, _, response) = crossing(t, [0x00; 16]).await?;
-    rejected_with(&response, ConnectErrorCode::ConnectedSessionExists)?;
-    peer.send(&accept(request.token), theirs).await?;
-    peer.send(
-        &Control::Message(pb::Message {
-            text: "lost".into(),
-        }),
-        theirs,
-    )
-    .await?;
-    let echoed = peer.expect_message(theirs).await?;
+    let mut c = crossing(t, [0x00; 16]).await?;
+    rejected_with(&c.response, ConnectErrorCode::ConnectedSessionExists)?;
+    c.peer.send(&accept(c.request.token), c.theirs).await?;
+    expect_result(&mut c.peer, c.origin, "connected").await?;
+    c.peer.say(c.theirs, "lost").await?;
+    let echoed = c.peer.expect_message(c.theirs).await?;
     if echoed != "lost" {
         return Err(Verdict::fail("\"lost\" echoed", echoed));
     }

@@ -1,6 +1,7 @@
 //! The suite's side of a link: a scripted peer that speaks raw frames and judges what the
 //! implementation under test sends back.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use acm_transport::{CloseReason, Closure, Link, TransportError};
@@ -12,8 +13,10 @@ use acm_wire::{
 use bytes::Bytes;
 
 use super::target::WireTarget;
-use crate::profile;
+use crate::profile::{self, Timers};
 use crate::report::Verdict;
+
+pub use super::build::*;
 
 /// A step of a case: its value, or the verdict that ends the case.
 pub type Step<T> = Result<T, Verdict>;
@@ -46,6 +49,12 @@ pub struct Peer {
     announced_max: u32,
     suite_device: String,
     iut_device: String,
+    /// The timers the implementation runs with.
+    pub timers: Timers,
+    /// The largest frame received so far.
+    pub largest_frame: usize,
+    /// Frames received while a send waited ([`Peer::say_held`]), not read yet.
+    unread: VecDeque<Bytes>,
 }
 
 fn fail<T>(expected: impl Into<String>, actual: impl Into<String>) -> Step<T> {
@@ -70,7 +79,12 @@ impl Peer {
             .open()
             .await
             .map_err(|e| Verdict::fail("a link to the implementation", e.to_string()))?;
-        Ok(Self {
+        Ok(Self::over(link, target))
+    }
+
+    /// A peer over a link opened some other way (below a segmentation, say).
+    pub fn over(link: Box<dyn Link>, target: &dyn WireTarget) -> Self {
+        Self {
             link,
             hello: None,
             version: 1,
@@ -81,7 +95,10 @@ impl Peer {
             announced_max: 65_535,
             suite_device: target.suite_device_id(),
             iut_device: target.device_id(),
-        })
+            timers: target.timers(),
+            largest_frame: 0,
+            unread: VecDeque::new(),
+        }
     }
 
     /// Opens a link and exchanges HELLOs with the suite's default HELLO.
@@ -172,7 +189,10 @@ impl Peer {
     pub async fn next(&mut self, within: Duration) -> Step<Got> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let received = tokio::time::timeout_at(deadline, self.link.recv()).await;
+            let received = match self.unread.pop_front() {
+                Some(bytes) => Ok(Ok(bytes)),
+                None => tokio::time::timeout_at(deadline, self.link.recv()).await,
+            };
             let bytes = match received {
                 Err(_) => {
                     return fail(
@@ -184,6 +204,7 @@ impl Peer {
                 Ok(Err(err)) => return Ok(Got::Ended(Closure::Lost(err.to_string()))),
                 Ok(Ok(bytes)) => bytes,
             };
+            self.largest_frame = self.largest_frame.max(bytes.len());
             if bytes.len() > self.announced_max as usize {
                 return fail(
                     format!(
@@ -193,7 +214,10 @@ impl Peer {
                     format!("a frame of {} bytes", bytes.len()),
                 );
             }
-            let frame = match Frame::decode_exact(bytes, u32::MAX, None) {
+            // Every frame after the HELLOs is in the negotiated version (FRAME-3), and none
+            // begins AC 4D 00 (FRAME-3, TCP-9, BLE-8).
+            let negotiated = self.hello.as_ref().map(|_| self.version);
+            let frame = match Frame::decode_exact(bytes, u32::MAX, negotiated) {
                 Ok(frame) => frame,
                 Err(err) => {
                     return fail(
@@ -331,6 +355,11 @@ impl Peer {
         }
     }
 
+    /// The channel [`Peer::channel`] will give next.
+    pub fn peek_channel(&self) -> u32 {
+        self.next_channel
+    }
+
     /// A fresh channel of the suite's (odd: the suite dials).
     pub fn channel(&mut self) -> u32 {
         let channel = self.next_channel;
@@ -362,9 +391,8 @@ impl Peer {
 
     /// Waits for the CONNECT_RESPONSE on `channel`.
     pub async fn expect_response(&mut self, channel: u32) -> Step<pb::ConnectResponse> {
-        let (on, control) = self
-            .expect(FrameType::ConnectResponse, ANSWER + profile::SLOW_DELAY)
-            .await?;
+        let within = ANSWER + self.timers.slow;
+        let (on, control) = self.expect(FrameType::ConnectResponse, within).await?;
         let Control::ConnectResponse(response) = control else {
             return fail("CONNECT_RESPONSE", format!("{control:?}"));
         };
@@ -379,7 +407,7 @@ impl Peer {
 
     /// Opens a session with the profile's echo ability for `service`: (channel, token).
     pub async fn open_echo(&mut self, service: &str) -> Step<(u32, [u8; 16])> {
-        let token = token(0x10 + (self.next_channel as u8));
+        let token = channel_token(0x10, self.next_channel);
         let (channel, response) = self
             .ask(self.request(profile::ECHO, service, token))
             .await?;
@@ -458,15 +486,111 @@ impl Peer {
         Ok(())
     }
 
+    /// Sends a text message on `channel`.
+    pub async fn say(&self, channel: u32, text: &str) -> Step<()> {
+        self.send(&message(text), channel).await
+    }
+
+    /// Sends a text message on `channel` and tells whether the send was held back: not done
+    /// within `patience`, the implementation having stopped reading (`TCP-8`). A held-back send
+    /// is not given up, which would end a secure link (its record is sealed, `SEC-9`): the
+    /// suite receives what the implementation sends until the send is through, and keeps it for
+    /// the next reads.
+    pub async fn say_held(&mut self, channel: u32, text: &str, patience: Duration) -> Step<bool> {
+        let kept = {
+            let this = &*self;
+            let send = this.say(channel, text);
+            tokio::pin!(send);
+            if let Ok(sent) = tokio::time::timeout(patience, &mut send).await {
+                return sent.map(|()| false);
+            }
+            let mut kept = Vec::new();
+            let mut sent = false;
+            let mut recv = this.link.recv();
+            // Once the send is through, the receive under way finishes (the implementation has
+            // echoes to send), so that no frame is lost to a cancelled receive.
+            loop {
+                tokio::select! {
+                    done = &mut send, if !sent => {
+                        done?;
+                        sent = true;
+                    }
+                    got = &mut recv => {
+                        match got {
+                            Ok(bytes) => kept.push(bytes),
+                            Err(err) => {
+                                return fail("the held-back send to go through", err.to_string());
+                            }
+                        }
+                        if sent {
+                            break;
+                        }
+                        recv = this.link.recv();
+                    }
+                }
+            }
+            kept
+        };
+        self.unread.extend(kept);
+        Ok(true)
+    }
+
+    /// Waits for a COLLABORATE_EVENT on `channel`.
+    pub async fn expect_event(&mut self, channel: u32) -> Step<pb::CollaborateEvent> {
+        match self.expect_on(channel, FrameType::CollaborateEvent).await? {
+            Control::CollaborateEvent(event) => Ok(event),
+            other => fail("COLLABORATE_EVENT", format!("{other:?}")),
+        }
+    }
+
+    /// Asks the profile, on the session of `origin`, to connect back for `service`, and returns
+    /// the implementation's request (without answering it).
+    pub async fn request_back(
+        &mut self,
+        origin: u32,
+        service: &str,
+    ) -> Step<(u32, pb::ConnectRequest)> {
+        self.say(origin, &format!("{}{service}", profile::CMD_CONNECT_BACK))
+            .await?;
+        let (on, control) = self.expect(FrameType::ConnectRequest, ANSWER).await?;
+        match control {
+            Control::ConnectRequest(request) => Ok((on, request)),
+            other => fail("CONNECT_REQUEST", format!("{other:?}")),
+        }
+    }
+
+    /// Opens an echo session for `origin_service`, asks the profile to connect back for
+    /// `service` and returns (the echo session's channel, the implementation's request's
+    /// channel, its request).
+    pub async fn connect_back(
+        &mut self,
+        origin_service: &str,
+        service: &str,
+    ) -> Step<(u32, u32, pb::ConnectRequest)> {
+        let (origin, _) = self.open_echo(origin_service).await?;
+        let (on, request) = self.request_back(origin, service).await?;
+        Ok((origin, on, request))
+    }
+
+    /// Waits for the profile's report of a connect-back on `origin` (SPEC section 15) and
+    /// returns what follows `acm:connect-result `: `connected`, or the API's error code
+    /// together with the reason that comes in the next message.
+    pub async fn expect_connect_result(&mut self, origin: u32) -> Step<(String, Option<String>)> {
+        let report = self.expect_message(origin).await?;
+        let Some(result) = report.strip_prefix(profile::CONNECT_RESULT) else {
+            return fail("acm:connect-result (section 15)", report);
+        };
+        if result == "connected" {
+            return Ok((result.to_string(), None));
+        }
+        let reason = self.expect_message(origin).await?;
+        Ok((result.to_string(), Some(reason)))
+    }
+
     /// Closes the suite's end of the link.
     pub async fn close(self) {
         self.link.close(CloseReason::normal()).await;
     }
-}
-
-/// A token made of one byte.
-pub fn token(byte: u8) -> [u8; 16] {
-    [byte; 16]
 }
 
 /// One line about a frame, for verdicts.

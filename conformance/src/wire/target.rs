@@ -1,6 +1,7 @@
-//! What the black-box suite tests: an implementation reached over a link.
+//! What the black-box suite tests: an implementation reached over a link, and what it can do.
 
 use acm::secure::{SecureConfig, establish};
+use acm::segmented::{Segmented, SegmentedLink};
 use acm::{Device, DeviceConfig, Security};
 use acm_transport::{DeviceId, Link, Transport, TransportError};
 use acm_transport_mock::{DeviceOptions, MockNetwork, MockTransport};
@@ -8,7 +9,47 @@ use acm_transport_tcp::{TcpConfig, TcpTransport};
 use async_trait::async_trait;
 use std::net::SocketAddr;
 
-use crate::profile::{self, Profile};
+use crate::profile::{self, Profile, Timers};
+
+/// What a case needs of the target beyond the profile (SPEC section 15). A target that lacks it
+/// reports the case unsupported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing more.
+    Nothing,
+    /// A transport that carries data (`DATA-8`).
+    Data,
+    /// A transport that cannot carry data (`SESS-3`, `DATA-8`).
+    NoData,
+    /// A transport that carries each frame as one message and hands version-0 frames to acm
+    /// (`FRAME-9`).
+    Messages,
+    /// A TCP connection the suite can write raw bytes to (section 14).
+    RawTcp,
+    /// A segmented link whose segments the suite can write raw (section 16).
+    Segments,
+    /// A target tested with the secure layer (section 17).
+    Secure,
+    /// A target tested without the secure layer, for frames a secure record cannot carry
+    /// (larger than 65 519 bytes, `SEC-9`).
+    Plain,
+}
+
+impl Needs {
+    /// What a target lacking it is told.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Nothing => "nothing",
+            Self::Data => "a transport that carries data",
+            Self::NoData => "a transport that cannot carry data",
+            Self::Messages => "a transport that carries one frame per message",
+            Self::RawTcp => "a TCP connection written byte by byte",
+            Self::Segments => "a segmented link written segment by segment",
+            Self::Secure => "the secure layer",
+            Self::Plain => "links without the secure layer",
+        }
+    }
+}
 
 /// An implementation under test, running the conformance profile (SPEC section 15), that the
 /// suite reaches by opening links to it.
@@ -37,27 +78,84 @@ pub trait WireTarget: Send + Sync {
         }
     }
 
+    /// Opens a link below the segmentation, for [`Needs::Segments`].
+    async fn open_segments(&self) -> Result<Box<dyn Link>, TransportError> {
+        Err(TransportError::Unsupported(
+            "the target's links are not segmented",
+        ))
+    }
+
+    /// Where a raw TCP connection reaches the implementation, for [`Needs::RawTcp`].
+    fn tcp_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
     /// The implementation's device id.
     fn device_id(&self) -> String;
 
     /// The suite's own device id, as the implementation sees it.
     fn suite_device_id(&self) -> String;
 
-    /// Whether each link message carries exactly one frame (`FRAME-9`); false for byte streams,
-    /// except under the secure layer, where each record holds one frame.
+    /// Whether each link message carries exactly one frame (`FRAME-9`); false for byte streams.
     fn frames_are_messages(&self) -> bool;
 
     /// Whether the implementation's transport carries data (`SESS-3`).
     fn carries_data(&self) -> bool {
         true
     }
+
+    /// Whether [`WireTarget::open_segments`] works.
+    fn segmented(&self) -> bool {
+        false
+    }
+
+    /// The timers the implementation runs with.
+    fn timers(&self) -> Timers {
+        Timers::SPEC
+    }
+
+    /// Whether the target has what a case needs. Raw TCP connections and raw segments carry
+    /// frames in the clear, so that a secure target has neither.
+    fn has(&self, needs: Needs) -> bool {
+        let plain = self.security().is_none();
+        match needs {
+            Needs::Nothing => true,
+            Needs::Data => self.carries_data(),
+            Needs::NoData => !self.carries_data(),
+            Needs::Messages => self.frames_are_messages() && !self.segmented(),
+            Needs::RawTcp => plain && self.tcp_addr().is_some(),
+            Needs::Segments => plain && self.segmented(),
+            Needs::Secure => !plain,
+            Needs::Plain => plain,
+        }
+    }
 }
+
+/// The kinds of reference targets over the mock transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MockKind {
+    /// A transport that carries data, one frame per message.
+    Plain,
+    /// A transport that cannot carry data.
+    NoData,
+    /// Frames carried as segments of [`SEGMENT_MESSAGE`] bytes (SPEC section 16).
+    Segmented,
+}
+
+/// The largest message of the other mock targets' links: more than the implementation's
+/// largest frame.
+pub const LARGE_MESSAGE: usize = 1 << 20;
+
+/// The largest message of the segmented mock target's links.
+pub const SEGMENT_MESSAGE: usize = 244;
 
 /// The reference implementation with the profile installed, on the in-memory mock network.
 pub struct MockTarget {
     suite: MockTransport,
     security: Option<SecureConfig>,
     iut: DeviceId,
+    kind: MockKind,
+    timers: Timers,
     _device: Device,
     _profile: Profile,
     _network: MockNetwork,
@@ -65,44 +163,85 @@ pub struct MockTarget {
 
 impl MockTarget {
     /// Starts the reference implementation as device `iut` on a new mock network, beside the
-    /// suite's device `suite`. Needs a tokio runtime. The suite runs the secure layer unless
-    /// `config` makes the implementation insecure; the suite's device carries frames of up to
-    /// 1 MiB, so that it can send frames larger than the implementation accepts (`FRAME-5`).
+    /// suite's device `suite`, with `config`. Needs a tokio runtime. The suite runs the secure
+    /// layer unless `config` makes the implementation insecure.
     pub fn start(config: DeviceConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Self::start_with(config, |transport| Box::new(transport))
+        Self::start_kind(config, MockKind::Plain, |transport| Box::new(transport))
     }
 
-    /// As [`MockTarget::start`] with plain links, the implementation carrying `mutation`'s
+    /// Starts the reference implementation with the profile's settings (SPEC section 15) on a
+    /// mock transport of `kind`: secure, except the segmented one, whose cases write frames
+    /// segment by segment in the clear. Needs a tokio runtime.
+    pub fn profile(kind: MockKind) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Self::profile_with(kind, false)
+    }
+
+    /// As [`MockTarget::profile`], plain whatever the kind when `insecure` is set.
+    pub fn profile_with(
+        kind: MockKind,
+        insecure: bool,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let mut config = profile::device_config(Timers::SPEC);
+        if insecure || kind == MockKind::Segmented {
+            config = config.with_security(Security::Insecure);
+        }
+        Self::start_kind(config, kind, |transport| Box::new(transport))
+    }
+
+    /// As [`MockTarget::profile`] with plain links, the implementation carrying `mutation`'s
     /// defect ([`crate::mutant`]; its rewrites need the frames in the clear).
     pub fn start_mutated(
         mutation: crate::mutant::Mutation,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let plain = DeviceConfig::default().with_security(Security::Insecure);
-        Self::start_with(plain, |transport| {
+        let plain = profile::device_config(Timers::SPEC).with_security(Security::Insecure);
+        Self::start_kind(plain, MockKind::Plain, |transport| {
             Box::new(crate::mutant::Mutant::new(transport, mutation))
         })
     }
 
-    /// As [`MockTarget::start`], the implementation's transport made by `transport` from the
-    /// mock's.
-    fn start_with(
+    /// The same target, declaring that it runs with `timers` (whatever it runs with): for
+    /// checking that the suite's timer cases catch an implementation whose timers are not the
+    /// ones it declares.
+    #[must_use]
+    pub fn declaring(mut self, timers: Timers) -> Self {
+        self.timers = timers;
+        self
+    }
+
+    /// Starts the reference implementation with `config` on a mock transport of `kind`, made
+    /// into its transport by `transport`.
+    fn start_kind(
         config: DeviceConfig,
+        kind: MockKind,
         transport: impl FnOnce(MockTransport) -> Box<dyn Transport>,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let network = MockNetwork::new(0xACC0);
         let iut = DeviceId::new("iut")?;
-        let large = DeviceOptions::new().max_frame_size(1 << 20);
-        let suite = network.add_device_with(DeviceId::new("suite")?, large)?;
+        // Links that carry frames larger than the implementation announces, so that the suite
+        // can send one (FRAME-5, LINK-5); segmented links of small messages.
+        let message = match kind {
+            MockKind::Segmented => SEGMENT_MESSAGE,
+            _ => LARGE_MESSAGE,
+        };
+        let suite_options = DeviceOptions::new().max_frame_size(message);
+        let options = suite_options.clone().carries_data(kind != MockKind::NoData);
+        let suite = network.add_device_with(DeviceId::new("suite")?, suite_options)?;
         let security = match config.security {
             Security::Insecure => None,
             _ => Some(SecureConfig::ephemeral()?),
         };
-        let device = Device::new(transport(network.add_device(iut.clone())?), config);
+        let transport = transport(network.add_device_with(iut.clone(), options)?);
+        let device = match kind {
+            MockKind::Segmented => Device::new(Segmented::new(transport), config),
+            _ => Device::new(transport, config),
+        };
         let profile = profile::install(&device);
         Ok(Self {
             suite,
             security,
             iut,
+            kind,
+            timers: Timers::SPEC,
             _device: device,
             _profile: profile,
             _network: network,
@@ -113,10 +252,32 @@ impl MockTarget {
 #[async_trait]
 impl WireTarget for MockTarget {
     fn describe(&self) -> String {
-        "the reference implementation over transport-mock".into()
+        match self.kind {
+            MockKind::Plain => "the reference implementation over transport-mock".into(),
+            MockKind::NoData => {
+                "the reference implementation over transport-mock, carrying no data".into()
+            }
+            MockKind::Segmented => {
+                "the reference implementation over a segmented transport-mock".into()
+            }
+        }
     }
 
     async fn open_raw(&self) -> Result<Box<dyn Link>, TransportError> {
+        match self.kind {
+            MockKind::Segmented => {
+                let link = self.suite.dial(&self.iut).await?;
+                let max = acm::segmented::DEFAULT_MAX_FRAME_SIZE;
+                Ok(Box::new(SegmentedLink::new(link, max)))
+            }
+            _ => self.suite.dial(&self.iut).await,
+        }
+    }
+
+    async fn open_segments(&self) -> Result<Box<dyn Link>, TransportError> {
+        if self.kind != MockKind::Segmented {
+            return Err(TransportError::Unsupported("not segmented"));
+        }
         self.suite.dial(&self.iut).await
     }
 
@@ -135,6 +296,18 @@ impl WireTarget for MockTarget {
     fn frames_are_messages(&self) -> bool {
         true
     }
+
+    fn carries_data(&self) -> bool {
+        self.kind != MockKind::NoData
+    }
+
+    fn segmented(&self) -> bool {
+        self.kind == MockKind::Segmented
+    }
+
+    fn timers(&self) -> Timers {
+        self.timers
+    }
 }
 
 /// An implementation under test reached over TCP (SPEC section 14), running the profile.
@@ -144,6 +317,7 @@ pub struct TcpTarget {
     addr: SocketAddr,
     iut: String,
     carries_data: bool,
+    timers: Timers,
 }
 
 impl TcpTarget {
@@ -156,6 +330,17 @@ impl TcpTarget {
         suite_id: DeviceId,
         carries_data: bool,
         security: Option<SecureConfig>,
+    ) -> Result<Self, TransportError> {
+        Self::connect_with(addr, suite_id, carries_data, security, Timers::SPEC).await
+    }
+
+    /// As [`TcpTarget::connect`], for an implementation that runs with `timers`.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        suite_id: DeviceId,
+        carries_data: bool,
+        security: Option<SecureConfig>,
+        timers: Timers,
     ) -> Result<Self, TransportError> {
         // The suite must be able to send frames larger than the target accepts (FRAME-5).
         let config = TcpConfig::new().with_max_frame_size(1 << 20);
@@ -170,6 +355,7 @@ impl TcpTarget {
             addr,
             iut,
             carries_data,
+            timers,
         })
     }
 }
@@ -188,6 +374,10 @@ impl WireTarget for TcpTarget {
         self.security.as_ref()
     }
 
+    fn tcp_addr(&self) -> Option<SocketAddr> {
+        Some(self.addr)
+    }
+
     fn device_id(&self) -> String {
         self.iut.clone()
     }
@@ -202,5 +392,105 @@ impl WireTarget for TcpTarget {
 
     fn carries_data(&self) -> bool {
         self.carries_data
+    }
+
+    fn timers(&self) -> Timers {
+        self.timers
+    }
+}
+
+/// The reference implementation with the profile, listening on TCP on loopback with the
+/// profile's short timers, and the suite's way to it: the main job's target for the cases that
+/// need a raw TCP connection. Needs a tokio runtime with a running clock.
+pub struct ReferenceTcpTarget {
+    target: TcpTarget,
+    _device: Device,
+    _profile: Profile,
+}
+
+impl ReferenceTcpTarget {
+    /// Starts the reference implementation on 127.0.0.1, plain (its cases write frames in the
+    /// clear), and reaches it.
+    pub async fn start() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let timers = Timers::SHORT;
+        let config = TcpConfig::new().with_open_timeout(timers.open);
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let transport =
+            TcpTransport::bind_with(DeviceId::new("acm-reference-peer")?, loopback, config).await?;
+        let addr = transport
+            .local_addr()
+            .ok_or("the listener has no address")?;
+        let settings = profile::device_config(timers).with_security(Security::Insecure);
+        let device = Device::new(transport, settings);
+        let installed = profile::install_with(&device, timers);
+        let suite = DeviceId::new("acm-conformance-suite")?;
+        let target = TcpTarget::connect_with(addr, suite, true, None, timers).await?;
+        Ok(Self {
+            target,
+            _device: device,
+            _profile: installed,
+        })
+    }
+}
+
+#[async_trait]
+impl WireTarget for ReferenceTcpTarget {
+    fn describe(&self) -> String {
+        format!(
+            "the reference implementation over TCP ({})",
+            self.target.describe()
+        )
+    }
+
+    async fn open_raw(&self) -> Result<Box<dyn Link>, TransportError> {
+        self.target.open_raw().await
+    }
+
+    fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.target.tcp_addr()
+    }
+
+    fn device_id(&self) -> String {
+        self.target.device_id()
+    }
+
+    fn suite_device_id(&self) -> String {
+        self.target.suite_device_id()
+    }
+
+    fn frames_are_messages(&self) -> bool {
+        false
+    }
+
+    fn timers(&self) -> Timers {
+        self.target.timers()
+    }
+}
+
+/// A transport whose capabilities say it cannot carry data (SPEC `SESS-3`, `DATA-8`), over one
+/// that can: the device under test of `acm peer --no-data`.
+#[derive(Debug)]
+pub struct CarriesNoData<T>(pub T);
+
+#[async_trait]
+impl<T: Transport> Transport for CarriesNoData<T> {
+    fn local_device(&self) -> &DeviceId {
+        self.0.local_device()
+    }
+
+    fn capabilities(&self) -> acm_transport::Capabilities {
+        self.0.capabilities().with_carries_data(false)
+    }
+
+    async fn discover(&self) -> Result<Vec<acm_transport::DeviceInfo>, TransportError> {
+        self.0.discover().await
+    }
+
+    async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError> {
+        self.0.dial(device).await
+    }
+
+    async fn accept(&self) -> Result<Box<dyn Link>, TransportError> {
+        self.0.accept().await
     }
 }

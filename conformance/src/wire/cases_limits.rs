@@ -1,0 +1,613 @@
+//! Every numeric limit the implementation enforces on what it receives, at the limit and one
+//! past it: the ones it announces in HELLO (frame size, data size), the ones SPEC fixes (field
+//! ranges of HELLO, lengths of names, texts and parameters, the size of a joined control body)
+//! and the ones a peer can exhaust (sessions, unfinished transfers, the reassembly budget,
+//! transfer ids). The limits the implementation keeps to when it sends are in
+//! [`super::cases_sending`].
+
+use acm_wire::pb::{self, ConnectErrorCode, DisconnectReason, FrameType, LinkCloseReason};
+use acm_wire::{Control, DataFragment, FLAG_MORE, FrameHeader};
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message as _;
+
+use super::peer::{
+    Peer, Step, accepted, channel_token, disconnect, disconnect_is, event, rejected_with,
+};
+use super::target::WireTarget;
+use super::{Needs, WireCase, wire_case};
+use crate::profile;
+use crate::report::Verdict;
+
+pub(super) fn cases() -> Vec<WireCase> {
+    let mut all = vec![
+        wire_case!(
+            "wire/FRAME-5/frame-at-max-frame-size",
+            ["FRAME-5", "LINK-3"],
+            "a DATA frame of exactly the implementation's max_frame_size is taken and its transfer echoed",
+            frame_at_max
+        )
+        .needing(Needs::Data),
+        wire_case!(
+            "wire/LINK-5/frame-one-past-max-frame-size",
+            ["LINK-5", "FRAME-5"],
+            "a whole frame one byte over the implementation's max_frame_size closes the link with FRAME_TOO_LARGE",
+            frame_past_max
+        )
+        .needing(Needs::Plain)
+        .breaking("LINK-5"),
+        wire_case!(
+            "wire/FRAME-10/joined-body-of-256-kib",
+            ["FRAME-10"],
+            "a MESSAGE body of exactly 262 144 bytes, split with MORE, is joined and its text echoed",
+            body_at_limit
+        ),
+        wire_case!(
+            "wire/FRAME-10/joined-body-one-past-256-kib",
+            ["FRAME-10"],
+            "a MESSAGE body of 262 145 bytes, split with MORE, closes the link with FRAME_TOO_LARGE",
+            body_past_limit
+        )
+        .breaking("FRAME-10"),
+        wire_case!(
+            "wire/LINK-1/hello-over-128-bytes",
+            ["LINK-1", "FRAME-5"],
+            "a HELLO of 160 bytes, within the implementation's max_frame_size, is accepted",
+            big_hello
+        )
+        .breaking("LINK-1"),
+        wire_case!(
+            "wire/CTRL-4/event-message-at-1024",
+            ["CTRL-4", "EVT-1"],
+            "a COLLABORATE_EVENT whose message is 1024 bytes is delivered and echoed whole",
+            event_at_limit
+        ),
+        wire_case!(
+            "wire/CTRL-4/rejection-reason-at-1024",
+            ["CTRL-4", "SESS-4"],
+            "a rejection whose reason is 1024 bytes fails the implementation's connect with that reason",
+            reason_at_limit
+        ),
+        wire_case!(
+            "wire/CTRL-4/rejection-reason-past-1024",
+            ["CTRL-4", "SESS-4"],
+            "a rejection whose reason is 1025 bytes still fails the connect with its code, and nothing answers it",
+            reason_past_limit
+        )
+        .breaking("CTRL-4"),
+        wire_case!(
+            "wire/CTRL-4/disconnect-detail-at-1024",
+            ["CTRL-4", "DISC-2"],
+            "a DISCONNECT whose detail is 1024 bytes ends the session, and nothing answers it",
+            detail_at_limit
+        ),
+        wire_case!(
+            "wire/CTRL-4/disconnect-detail-past-1024",
+            ["CTRL-4", "DISC-2"],
+            "a DISCONNECT whose detail is 1025 bytes still ends the session, and nothing answers it",
+            detail_past_limit
+        )
+        .breaking("CTRL-4"),
+        wire_case!(
+            "wire/CTRL-4/link-close-message-at-1024",
+            ["CTRL-4", "LINK-7"],
+            "a LINK_CLOSE whose message is 1024 bytes ends the link, and nothing answers it",
+            link_close_at_limit
+        ),
+        wire_case!(
+            "wire/CTRL-4/link-close-message-past-1024",
+            ["CTRL-4", "LINK-7"],
+            "a LINK_CLOSE whose message is 1025 bytes still ends the link, and nothing answers it",
+            link_close_past_limit
+        )
+        .breaking("CTRL-4"),
+        wire_case!(
+            "wire/DATA-6/transfer-at-max-data-size",
+            ["DATA-6", "DATA-7"],
+            "a transfer declaring exactly the implementation's max_data_size is admitted: the session goes on",
+            data_at_limit
+        ),
+        wire_case!(
+            "wire/DATA-7/unfinished-transfers-at-limit",
+            ["DATA-7"],
+            "16 unfinished transfers on a link, the profile's bound, are admitted: the session goes on",
+            transfers_at_limit
+        ),
+        wire_case!(
+            "wire/DATA-7/unfinished-transfers-one-past",
+            ["DATA-7"],
+            "a 17th unfinished transfer closes its session with LIMIT_EXCEEDED; the link goes on",
+            transfers_past_limit
+        )
+        .breaking("DATA-7"),
+        wire_case!(
+            "wire/DATA-7/reassembly-budget-at-limit",
+            ["DATA-7", "DATA-6"],
+            "unfinished transfers declaring 256 MiB in all are admitted: the session goes on",
+            budget_at_limit
+        ),
+        wire_case!(
+            "wire/DATA-7/reassembly-budget-one-past",
+            ["DATA-7"],
+            "a transfer taking the declared total one byte past 256 MiB closes its session with LIMIT_EXCEEDED",
+            budget_past_limit
+        )
+        .breaking("DATA-7"),
+        wire_case!(
+            "wire/DATA-3/first-transfer-id-zero",
+            ["DATA-3"],
+            "a session's first transfer may have id 0; the next must be above it",
+            transfer_id_zero
+        )
+        .needing(Needs::Data),
+        wire_case!(
+            "wire/DATA-3/transfer-ids-used-up",
+            ["DATA-3"],
+            "after a transfer with id 4294967295, any FIRST closes the session with PROTOCOL_ERROR",
+            transfer_ids_used_up
+        )
+        .breaking("DATA-3"),
+        wire_case!(
+            "wire/TCP-8/a-peer-that-never-reads-is-held-back",
+            ["TCP-8", "MSG-2"],
+            "a peer that sends messages without reading the echoes is held back (its sends wait), then gets every echo, in order",
+            held_back
+        )
+        .breaking("TCP-8"),
+        wire_case!(
+            "wire/SESS-8/sessions-at-limit-then-one-past",
+            ["SESS-8", "SESS-3"],
+            "64 connected sessions are accepted, a 65th request is rejected with SYSTEM_INTERNAL_ERROR naming SESS-8, and one more fits once a session ends",
+            sessions_past_limit
+        )
+        .breaking("SESS-8"),
+        wire_case!(
+            "wire/SESS-8/pending-requests-count",
+            ["SESS-8", "SESS-5"],
+            "64 requests awaiting the app fill the link: a 65th is rejected with SYSTEM_INTERNAL_ERROR naming SESS-8",
+            pending_past_limit
+        )
+        .breaking("SESS-8"),
+    ];
+    all.extend(super::cases_tables::cases());
+    all
+}
+
+fn fail<T>(expected: impl Into<String>, actual: impl Into<String>) -> Step<T> {
+    Err(Verdict::fail(expected, actual))
+}
+
+/// The bytes of one DATA fragment.
+fn fragment_bytes(fragment: DataFragment) -> Step<Bytes> {
+    let mut out = BytesMut::new();
+    fragment
+        .encode(1, &mut out)
+        .map_err(|e| Verdict::fail("an encodable fragment", e.to_string()))?;
+    Ok(out.freeze())
+}
+
+/// The implementation's announced max_frame_size.
+fn their_max(peer: &Peer) -> usize {
+    peer.hello.as_ref().map_or(65_535, |h| h.max_frame_size) as usize
+}
+
+async fn frame_at_max(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("at-max").await?;
+    let (frame, chunk) = super::peer::data_frame(channel, their_max(&peer))?;
+    peer.send_raw(frame).await?;
+    let back = peer.expect_data(channel).await?;
+    if back != chunk {
+        return fail(
+            format!("{} bytes echoed", chunk.len()),
+            back.len().to_string(),
+        );
+    }
+    Ok(())
+}
+
+async fn frame_past_max(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("past-max").await?;
+    let (frame, _) = super::peer::data_frame(channel, their_max(&peer) + 1)?;
+    peer.send_raw(frame).await?;
+    peer.expect_link_close(LinkCloseReason::FrameTooLarge).await
+}
+
+/// A MESSAGE body of exactly `total` bytes whose text decodes as `text`: the text field written
+/// again and again (a later value replaces an earlier one, as protobuf says), so that every
+/// byte belongs to a field of `Message` and none is unknown (`CTRL-2`).
+fn message_body_of(total: usize, text: &str) -> Step<Bytes> {
+    let last = pb::Message { text: text.into() }.encode_to_vec();
+    let mut body = BytesMut::with_capacity(total);
+    let field = |len: usize| 1 + prost::encoding::encoded_len_varint(len as u64) + len;
+    while body.len() + last.len() < total {
+        let room = total - body.len() - last.len();
+        // The longest filler that fits, leaving no gap too small for another field.
+        let mut len = room.saturating_sub(3).min(60_000);
+        while len > 0 && (field(len) > room || (room - field(len) > 0 && room - field(len) < 2)) {
+            len -= 1;
+        }
+        if field(len) > room {
+            return fail(format!("a body of {total} bytes"), "no filler fits");
+        }
+        body.put_u8(0x0A);
+        prost::encoding::encode_varint(len as u64, &mut body);
+        body.put_bytes(b'p', len);
+    }
+    body.put_slice(&last);
+    if body.len() != total {
+        return fail(format!("a body of {total} bytes"), body.len().to_string());
+    }
+    Ok(body.freeze())
+}
+
+/// Sends `body` as a MESSAGE on `channel`, in pieces that fill the implementation's frames.
+async fn send_split(peer: &Peer, channel: u32, body: &Bytes) -> Step<()> {
+    let piece = their_max(peer) - 12;
+    let mut rest = body.clone();
+    while !rest.is_empty() {
+        let take = rest.len().min(piece);
+        let part = rest.split_to(take);
+        let header = FrameHeader {
+            version: 1,
+            frame_type: FrameType::Message as u8,
+            flags: if rest.is_empty() { 0 } else { FLAG_MORE },
+            length: take as u32,
+            channel,
+        };
+        let mut frame = BytesMut::with_capacity(12 + take);
+        header.put(&mut frame);
+        frame.put_slice(&part);
+        peer.send_raw(frame.freeze()).await?;
+    }
+    Ok(())
+}
+
+const JOINED_LIMIT: usize = 262_144;
+
+async fn body_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("body-limit").await?;
+    let body = message_body_of(JOINED_LIMIT, "joined")?;
+    send_split(&peer, channel, &body).await?;
+    let echoed = peer.expect_message(channel).await?;
+    if echoed != "joined" {
+        return fail("\"joined\" echoed", echoed);
+    }
+    Ok(())
+}
+
+async fn body_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("body-limit").await?;
+    let body = message_body_of(JOINED_LIMIT + 1, "joined")?;
+    send_split(&peer, channel, &body).await?;
+    peer.expect_link_close(LinkCloseReason::FrameTooLarge).await
+}
+
+/// The size of the HELLO of [`big_hello`].
+const BIG_HELLO: usize = 160;
+
+async fn big_hello(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::open(t).await?;
+    let real = Control::Hello(peer.default_hello()).encode_body();
+    // A long device id first, replaced by the real one that follows (protobuf keeps the last
+    // value), so that every byte belongs to a field HELLO has.
+    let filler_len = BIG_HELLO - 12 - 2 - real.len();
+    let mut body = vec![0x1A, filler_len as u8];
+    body.resize(2 + filler_len, b'x');
+    body.extend_from_slice(&real);
+    let frame = super::cases_frame::raw_frame(1, FrameType::Hello as u8, 0, 0, &body);
+    if frame.len() != BIG_HELLO {
+        return fail(
+            format!("a HELLO of {BIG_HELLO} bytes"),
+            frame.len().to_string(),
+        );
+    }
+    peer.send_raw(frame).await?;
+    peer.expect_hello().await?;
+    peer.expect_alive().await?;
+    peer.open_echo("big-hello").await.map(|_| ())
+}
+
+async fn event_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("event-limit").await?;
+    let text = "é".repeat(512);
+    let sent = event(pb::CollaborateEventType::ColorSpaceConversionFailure, &text);
+    peer.send(&sent, channel).await?;
+    let back = peer.expect_event(channel).await?;
+    if back.message != text
+        || back.event_type() != pb::CollaborateEventType::ColorSpaceConversionFailure
+    {
+        return fail("the 1024-byte event echoed", format!("{back:?}"));
+    }
+    Ok(())
+}
+
+/// Rejects the implementation's connect-back with a reason of `len` bytes; returns the reason
+/// the profile reports.
+async fn reject_connect_back(t: &dyn WireTarget, len: usize) -> Step<(Peer, String, String)> {
+    let mut peer = Peer::up(t).await?;
+    let (origin, channel, request) = peer.connect_back("origin", "reason").await?;
+    let reason = "q".repeat(len);
+    let answer = super::peer::reject(request.token, ConnectErrorCode::PeerAppRejected, &reason);
+    peer.send(&answer, channel).await?;
+    let (result, got) = peer.expect_connect_result(origin).await?;
+    if result != "1" {
+        return fail("acm:connect-result 1 (PEER_APP_REJECTED)", result);
+    }
+    Ok((peer, reason, got.unwrap_or_default()))
+}
+
+async fn reason_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, sent, got) = reject_connect_back(t, 1024).await?;
+    if got != sent {
+        return fail("the 1024-byte reason", format!("{} bytes", got.len()));
+    }
+    peer.expect_alive().await
+}
+
+async fn reason_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, sent, got) = reject_connect_back(t, 1025).await?;
+    if !sent.starts_with(&got) || got.len() < 1000 {
+        return fail("the reason, cut to 1024 bytes by the profile", got);
+    }
+    // No DISCONNECT answers the rejection, nor anything else.
+    peer.expect_alive().await
+}
+
+async fn detail(t: &dyn WireTarget, len: usize) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("detail").await?;
+    let bye = disconnect(
+        DisconnectReason::NetworkDisconnected,
+        pb::SessionError::InternalError,
+        &"d".repeat(len),
+    );
+    peer.send(&bye, channel).await?;
+    // The session is over: a message on its channel is discarded, and nothing answers.
+    peer.say(channel, "anyone?").await?;
+    peer.expect_alive().await
+}
+
+async fn detail_at_limit(t: &dyn WireTarget) -> Step<()> {
+    detail(t, 1024).await
+}
+
+async fn detail_past_limit(t: &dyn WireTarget) -> Step<()> {
+    detail(t, 1025).await
+}
+
+async fn link_close(t: &dyn WireTarget, len: usize) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    peer.open_echo("closing").await?;
+    let close = Control::LinkClose(pb::LinkClose {
+        reason: LinkCloseReason::Normal.into(),
+        message: "m".repeat(len),
+    });
+    peer.send(&close, 0).await?;
+    peer.expect_end().await
+}
+
+async fn link_close_at_limit(t: &dyn WireTarget) -> Step<()> {
+    link_close(t, 1024).await
+}
+
+async fn link_close_past_limit(t: &dyn WireTarget) -> Step<()> {
+    link_close(t, 1025).await
+}
+
+/// A FIRST fragment, not LAST, of transfer `id` declaring `total` bytes, carrying one byte.
+fn first(channel: u32, id: u32, total: u64) -> Step<Bytes> {
+    fragment_bytes(DataFragment {
+        channel,
+        transfer_id: id,
+        index: 0,
+        total_length: Some(total),
+        last: false,
+        chunk: Bytes::from_static(b"1"),
+    })
+}
+
+/// The session still works: a message on it is echoed, with nothing else first.
+async fn goes_on(peer: &mut Peer, channel: u32) -> Step<()> {
+    peer.say(channel, "still here").await?;
+    let echoed = peer.expect_message(channel).await?;
+    if echoed != "still here" {
+        return fail("\"still here\" echoed", echoed);
+    }
+    Ok(())
+}
+
+/// The session closed with LIMIT_EXCEEDED; the link goes on.
+async fn limit_exceeded(peer: &mut Peer, channel: u32) -> Step<()> {
+    let bye = peer.expect_disconnect(channel).await?;
+    disconnect_is(
+        &bye,
+        DisconnectReason::NetworkDisconnected,
+        pb::SessionError::LimitExceeded,
+    )?;
+    peer.expect_alive().await
+}
+
+async fn data_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let max = peer.hello.as_ref().map_or(100 << 20, |h| h.max_data_size);
+    let (channel, _) = peer.open_echo("data-limit").await?;
+    peer.send_raw(first(channel, 1, max)?).await?;
+    goes_on(&mut peer, channel).await
+}
+
+/// The profile's unfinished transfers per link (SPEC section 15).
+const TRANSFERS: u32 = profile::UNFINISHED_TRANSFERS as u32;
+
+async fn transfers(t: &dyn WireTarget, count: u32) -> Step<(Peer, u32)> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("transfers").await?;
+    for id in 1..=count {
+        peer.send_raw(first(channel, id, 2)?).await?;
+    }
+    Ok((peer, channel))
+}
+
+async fn transfers_at_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, channel) = transfers(t, TRANSFERS).await?;
+    goes_on(&mut peer, channel).await
+}
+
+async fn transfers_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, channel) = transfers(t, TRANSFERS + 1).await?;
+    limit_exceeded(&mut peer, channel).await
+}
+
+/// The profile's reassembly budget per link (SPEC section 15).
+const BUDGET: u64 = profile::REASSEMBLY_BUDGET;
+
+async fn budget(t: &dyn WireTarget, past: bool) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let max = peer.hello.as_ref().map_or(100 << 20, |h| h.max_data_size);
+    let (channel, _) = peer.open_echo("budget").await?;
+    let mut left = BUDGET;
+    let mut id = 0;
+    while left > 0 {
+        id += 1;
+        let total = left.min(max);
+        peer.send_raw(first(channel, id, total)?).await?;
+        left -= total;
+    }
+    if !past {
+        return goes_on(&mut peer, channel).await;
+    }
+    peer.send_raw(first(channel, id + 1, 2)?).await?;
+    limit_exceeded(&mut peer, channel).await
+}
+
+async fn budget_at_limit(t: &dyn WireTarget) -> Step<()> {
+    budget(t, false).await
+}
+
+async fn budget_past_limit(t: &dyn WireTarget) -> Step<()> {
+    budget(t, true).await
+}
+
+async fn transfer_id_zero(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("id-zero").await?;
+    peer.send_data(channel, 0, Bytes::from_static(b"zero"))
+        .await?;
+    if peer.expect_data(channel).await? != "zero" {
+        return fail("\"zero\" echoed", "other bytes");
+    }
+    peer.send_data(channel, 1, Bytes::from_static(b"one"))
+        .await?;
+    if peer.expect_data(channel).await? != "one" {
+        return fail("\"one\" echoed", "other bytes");
+    }
+    Ok(())
+}
+
+async fn transfer_ids_used_up(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("ids").await?;
+    peer.send_raw(first(channel, u32::MAX, 2)?).await?;
+    // A second transfer on the channel can have no greater id.
+    peer.send_raw(first(channel, 7, 2)?).await?;
+    let bye = peer.expect_disconnect(channel).await?;
+    disconnect_is(
+        &bye,
+        DisconnectReason::NetworkDisconnected,
+        pb::SessionError::ProtocolError,
+    )?;
+    peer.expect_alive().await
+}
+
+/// Fills a link with the profile's bound of sessions, each made by `ability`; returns the peer
+/// and the channels.
+async fn fill(t: &dyn WireTarget, ability: &str) -> Step<(Peer, Vec<u32>)> {
+    let mut peer = Peer::up(t).await?;
+    let mut channels = Vec::new();
+    for i in 0..profile::SESSIONS_PER_LINK {
+        let channel = peer.channel();
+        let request = peer.request(ability, &format!("s{i}"), channel_token(0x70, channel));
+        peer.send(&Control::ConnectRequest(request), channel)
+            .await?;
+        channels.push(channel);
+    }
+    if ability == profile::ECHO {
+        for channel in &channels {
+            accepted(&peer.expect_response(*channel).await?)?;
+        }
+    }
+    Ok((peer, channels))
+}
+
+/// Asks for one more session; checks the refusal naming SESS-8.
+async fn one_more_refused(peer: &mut Peer) -> Step<()> {
+    let token = channel_token(0x71, peer.peek_channel());
+    let (_, response) = peer
+        .ask(peer.request(profile::ECHO, "one-more", token))
+        .await?;
+    let reason = rejected_with(&response, ConnectErrorCode::SystemInternalError)?;
+    if !reason.contains("SESS-8") {
+        return fail("a reason naming SESS-8", reason);
+    }
+    peer.expect_alive().await
+}
+
+async fn sessions_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, channels) = fill(t, profile::ECHO).await?;
+    one_more_refused(&mut peer).await?;
+    let bye = disconnect(
+        DisconnectReason::PeerAppCloseCollaboration,
+        pb::SessionError::None,
+        "",
+    );
+    peer.send(&bye, channels[0]).await?;
+    let token = channel_token(0x72, peer.peek_channel());
+    let (_, response) = peer.ask(peer.request(profile::ECHO, "room", token)).await?;
+    accepted(&response)
+}
+
+async fn pending_past_limit(t: &dyn WireTarget) -> Step<()> {
+    let (mut peer, _) = fill(t, profile::SILENT).await?;
+    one_more_refused(&mut peer).await
+}
+
+/// The most messages the suite offers before it calls the implementation's memory unbounded.
+const FLOOD_MESSAGES: usize = 200_000;
+
+async fn held_back(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("held-back").await?;
+    let text = |i: usize| format!("{i:08}{}", "h".repeat(992));
+    let mut sent = 0;
+    loop {
+        if sent == FLOOD_MESSAGES {
+            return fail(
+                format!(
+                    "the implementation to stop reading before {FLOOD_MESSAGES} messages of 1000 bytes (TCP-8)"
+                ),
+                "it took them all",
+            );
+        }
+        // A send that waits a second is held back: the implementation has stopped reading.
+        let held = peer
+            .say_held(channel, &text(sent), std::time::Duration::from_secs(1))
+            .await?;
+        sent += 1;
+        if held {
+            break;
+        }
+    }
+    for i in 0..sent {
+        let echoed = peer.expect_message(channel).await?;
+        if echoed != text(i) {
+            return fail(
+                format!("echo {i} in order (MSG-2)"),
+                echoed.chars().take(8).collect::<String>(),
+            );
+        }
+    }
+    peer.expect_alive().await
+}
