@@ -53,7 +53,7 @@
 //!
 //! With [`Bounds::mutation`] set, the conformance suite's protocol mutant rewrites the frames
 //! of device 0 (phone) on its links, on their way out and in, as
-//! [`acm_conformance::mutant::Mutant`] does on a transport: the checker must find each.
+//! `acm_conformance::mutant::Mutant` does on a transport: the checker must find each.
 //!
 //! ```
 //! use acm_modelcheck::{Bounds, explore};

@@ -33,7 +33,7 @@ fn preset(name: &str) -> Option<Vec<Bounds>> {
             Bounds { depth: 11, ..quick },
             Bounds {
                 devices: 3,
-                depth: 9,
+                depth: 8,
                 ..quick
             },
             Bounds {
@@ -42,7 +42,7 @@ fn preset(name: &str) -> Option<Vec<Bounds>> {
                 ..quick
             },
             Bounds {
-                depth: 10,
+                depth: 11,
                 hellos: true,
                 ..quick
             },
