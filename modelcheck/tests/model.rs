@@ -11,27 +11,35 @@ fn holds(bounds: Bounds) -> acm_modelcheck::Report {
     report
 }
 
+/// Fails unless the exploration reached each of `witnesses`: the bound reaches what the
+/// properties are about.
+fn reaches(report: &acm_modelcheck::Report, witnesses: &[Witness]) {
+    for witness in witnesses {
+        assert!(
+            report.witnessed.contains(witness),
+            "{witness:?} not reached"
+        );
+    }
+}
+
 #[test]
 fn two_devices_keep_every_property_within_the_quick_bound() {
     let report = holds(Bounds::quick());
     assert_eq!(report.depth(), Bounds::quick().depth);
-    // The bound reaches what the properties are about.
-    for witness in [
-        Witness::CrossingRequests,
-        Witness::RefusedAsExisting,
-        Witness::HandshakeTimeout,
-        Witness::ResponderTimeout,
-        Witness::KeepaliveClose,
-        Witness::LostWithSessions,
-        Witness::DataWhole,
-        Witness::DisconnectSeen,
-        Witness::DestroyedAnswered,
-    ] {
-        assert!(
-            report.witnessed.contains(&witness),
-            "{witness:?} not reached"
-        );
-    }
+    reaches(
+        &report,
+        &[
+            Witness::CrossingRequests,
+            Witness::RefusedAsExisting,
+            Witness::HandshakeTimeout,
+            Witness::ResponderTimeout,
+            Witness::KeepaliveClose,
+            Witness::LostWithSessions,
+            Witness::DataWhole,
+            Witness::DisconnectSeen,
+            Witness::DestroyedAnswered,
+        ],
+    );
 }
 
 #[test]
@@ -51,16 +59,14 @@ fn a_hostile_network_is_refused_within_the_quick_bound() {
         hostile: true,
         ..Bounds::quick()
     });
-    for witness in [
-        Witness::ReplayRefused,
-        Witness::ForgedRefused,
-        Witness::OverlongRefused,
-    ] {
-        assert!(
-            report.witnessed.contains(&witness),
-            "{witness:?} not reached"
-        );
-    }
+    reaches(
+        &report,
+        &[
+            Witness::ReplayRefused,
+            Witness::ForgedRefused,
+            Witness::OverlongRefused,
+        ],
+    );
 }
 
 #[cfg(feature = "mutants")]
