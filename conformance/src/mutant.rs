@@ -17,7 +17,7 @@
 //! assert_eq!(broken.local_device().as_str(), "iut");
 //! ```
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use acm_transport::{
@@ -76,8 +76,8 @@ impl<T: Transport> Mutant<T> {
     fn wrap(&self, link: Box<dyn Link>) -> Box<dyn Link> {
         Box::new(MutantLink {
             inner: link,
-            mutation: self.mutation,
-            state: Mutex::new(Rewrites::default()),
+            rewriter: Mutex::new(FrameRewriter::new(self.mutation)),
+            incoming: Mutex::new(VecDeque::new()),
         })
     }
 }
@@ -105,43 +105,74 @@ impl<T: Transport> Transport for Mutant<T> {
     }
 }
 
-/// What a mutant link remembers to rewrite frames.
+/// What a mutant link remembers to rewrite frames. Ordered maps, so that two ends that saw the
+/// same frames print alike (a model checker fingerprints them).
 #[derive(Debug, Default)]
 struct Rewrites {
-    /// Frames received and made, waiting to be handed out.
-    incoming: VecDeque<Bytes>,
     /// The token of each request this side sent, by channel.
-    sent_tokens: HashMap<u32, Bytes>,
+    sent_tokens: BTreeMap<u32, Bytes>,
     /// Tokens of requests received.
-    seen_tokens: HashSet<Bytes>,
+    seen_tokens: BTreeSet<Bytes>,
     /// Replayed tokens replaced on the way in, by channel, to restore on the way out.
-    replaced: HashMap<u32, Bytes>,
+    replaced: BTreeMap<u32, Bytes>,
     /// Tokens made to replace replayed ones.
     made: u64,
     /// The last transfer id handed out on each channel (partial delivery).
-    transfer_ids: HashMap<u32, u32>,
+    transfer_ids: BTreeMap<u32, u32>,
     /// A transfer's second fragment, held back until its third has gone.
     held: Option<(u32, u32, Bytes)>,
 }
 
+/// One end of a link with `mutation`'s defect, on raw frames: what the end sends goes through
+/// [`FrameRewriter::outgoing`] on its way to the link, and what it receives through
+/// [`FrameRewriter::incoming`] on its way to the implementation. [`Mutant`]'s links are made of
+/// one; a model checker or a test can put one between two engines.
+///
+/// ```
+/// use acm_conformance::mutant::{FrameRewriter, Mutation};
+/// use acm_wire::Control;
+/// use acm_wire::pb::{self, DisconnectReason};
+///
+/// let mut end = FrameRewriter::new(Mutation::WrongDisconnectReason);
+/// let disconnect = Control::Disconnect(pb::Disconnect {
+///     reason: DisconnectReason::PeerAppCloseCollaboration.into(),
+///     ..Default::default()
+/// });
+/// let sent = end.outgoing(disconnect.encode_frame(1, 3).unwrap());
+/// assert_eq!(sent.len(), 1);
+/// ```
 #[derive(Debug)]
-struct MutantLink {
-    inner: Box<dyn Link>,
+pub struct FrameRewriter {
     mutation: Mutation,
-    state: Mutex<Rewrites>,
+    state: Rewrites,
 }
 
-impl MutantLink {
-    fn state(&self) -> MutexGuard<'_, Rewrites> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+impl FrameRewriter {
+    /// An end with `mutation`'s defect, which has sent and received nothing yet.
+    pub fn new(mutation: Mutation) -> Self {
+        Self {
+            mutation,
+            state: Rewrites::default(),
+        }
+    }
+
+    /// The defect.
+    pub fn mutation(&self) -> Mutation {
+        self.mutation
+    }
+
+    /// A frame held back that must still go out before the link closes, if any
+    /// ([`Mutation::ReorderFragments`] holds a fragment until the next one has gone).
+    pub fn take_held(&mut self) -> Option<Bytes> {
+        self.state.held.take().map(|(_, _, frame)| frame)
     }
 
     /// What goes out instead of `frame`: nothing, the frame, or several.
-    fn outgoing(&self, frame: Bytes) -> Vec<Bytes> {
+    pub fn outgoing(&mut self, frame: Bytes) -> Vec<Bytes> {
         let Some(parsed) = parse(&frame) else {
             return vec![frame];
         };
-        let mut state = self.state();
+        let state = &mut self.state;
         match (self.mutation, parsed) {
             (
                 Mutation::WrongDisconnectReason,
@@ -193,11 +224,11 @@ impl MutantLink {
     }
 
     /// What arrives instead of `frame`: nothing, the frame, or several.
-    fn incoming(&self, frame: Bytes) -> Vec<Bytes> {
+    pub fn incoming(&mut self, frame: Bytes) -> Vec<Bytes> {
         let Some(parsed) = parse(&frame) else {
             return vec![frame];
         };
-        let mut state = self.state();
+        let state = &mut self.state;
         match (self.mutation, parsed) {
             (
                 Mutation::AcceptAnyResponseToken,
@@ -252,6 +283,24 @@ impl MutantLink {
             }
             (_, parsed) => vec![parsed.into_bytes()],
         }
+    }
+}
+
+#[derive(Debug)]
+struct MutantLink {
+    inner: Box<dyn Link>,
+    rewriter: Mutex<FrameRewriter>,
+    /// Frames received and made, waiting to be handed out.
+    incoming: Mutex<VecDeque<Bytes>>,
+}
+
+impl MutantLink {
+    fn rewriter(&self) -> MutexGuard<'_, FrameRewriter> {
+        self.rewriter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn incoming(&self) -> MutexGuard<'_, VecDeque<Bytes>> {
+        self.incoming.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -319,7 +368,8 @@ impl Link for MutantLink {
     }
 
     async fn send(&self, frame: Bytes) -> Result<(), TransportError> {
-        for frame in self.outgoing(frame) {
+        let frames = self.rewriter().outgoing(frame);
+        for frame in frames {
             self.inner.send(frame).await?;
         }
         Ok(())
@@ -327,21 +377,22 @@ impl Link for MutantLink {
 
     async fn recv(&self) -> Result<Bytes, TransportError> {
         loop {
-            if let Some(frame) = self.state().incoming.pop_front() {
+            if let Some(frame) = self.incoming().pop_front() {
                 return Ok(frame);
             }
             let frame = self.inner.recv().await?;
-            let mut rewritten = self.incoming(frame).into_iter();
+            let rewritten = self.rewriter().incoming(frame);
+            let mut rewritten = rewritten.into_iter();
             if let Some(first) = rewritten.next() {
-                self.state().incoming.extend(rewritten);
+                self.incoming().extend(rewritten);
                 return Ok(first);
             }
         }
     }
 
     async fn close(&self, reason: CloseReason) {
-        let held = self.state().held.take();
-        if let Some((_, _, frame)) = held {
+        let held = self.rewriter().take_held();
+        if let Some(frame) = held {
             let _ = self.inner.send(frame).await;
         }
         self.inner.close(reason).await;
