@@ -6,6 +6,7 @@
 mod alloc;
 mod codec;
 mod harness;
+mod hostile;
 mod report;
 mod scale;
 mod secure;
@@ -66,6 +67,9 @@ fn default_json_path() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some(hostile::SERVE_TARGET) {
+        return hostile::serve_target();
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(why) => {
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
         }
     };
     let quick = args.quick;
-    let measures: [(&str, &dyn Fn() -> Vec<Row>); 12] = [
+    let measures: [(&str, &dyn Fn() -> Vec<Row>); 13] = [
         ("decode", &|| codec::decode_frames(plan)),
         ("connect-request", &|| codec::connect_request(plan)),
         ("send-data", &|| runtime.block_on(transfer::send_data(plan))),
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
         ("secure-setup-round-trips", &|| {
             runtime.block_on(secure::setup_round_trips(quick))
         }),
+        ("hostile", &|| runtime.block_on(hostile::hostile(quick))),
     ];
     for (name, measure) in measures {
         if wanted(name) {

@@ -1,6 +1,7 @@
 //! [`Secure`]: a transport whose links are all secure links.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex, MutexGuard};
 
 use acm_transport::{Capabilities, DeviceId, DeviceInfo, Link, Transport, TransportError};
@@ -9,15 +10,17 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::AbortHandle;
 
 use crate::config::SecureConfig;
-use crate::establish::establish;
+use crate::establish::{establish, establish_observed};
 use crate::link::SecureLink;
 use crate::pairing::PairingRequests;
 use crate::record::{MAX_FRAME_LEN, RECORD_OVERHEAD};
 
 /// How many accepted links may be in their handshake or pairing at once, so that a peer cannot
 /// make this side hold an unbounded number of half-open links. A link accepted while that many
-/// open takes the place of the oldest, which is dropped (SPEC `LIMIT-2`): links that never
-/// finish their handshake cannot keep other devices out.
+/// open takes the place of the oldest that has not sent a handshake message yet, or of the
+/// oldest when all have, which is dropped (SPEC `LIMIT-2`): links that never finish their
+/// handshake cannot keep other devices out, and links that stall cannot push out one that
+/// moves.
 pub const OPENING_LINKS: usize = 16;
 
 /// A transport whose links run the secure layer (SPEC section 17) over `T`'s links: every link
@@ -33,11 +36,23 @@ pub struct Secure<T> {
     opening: Arc<SyncMutex<Opening>>,
 }
 
-/// The accepted links in their handshake, oldest first.
+/// The accepted links in their handshake, oldest first, each with whether the peer has sent
+/// a handshake message on it yet.
 #[derive(Default)]
 struct Opening {
     next: u64,
-    tasks: BTreeMap<u64, AbortHandle>,
+    tasks: BTreeMap<u64, (AbortHandle, Arc<AtomicBool>)>,
+}
+
+impl Opening {
+    /// The opening to drop for a new one: the oldest that has not moved, or the oldest.
+    fn victim(&self) -> Option<u64> {
+        self.tasks
+            .iter()
+            .find(|(_, (_, moved))| !moved.load(Ordering::Acquire))
+            .or_else(|| self.tasks.iter().next())
+            .map(|(id, _)| *id)
+    }
 }
 
 /// Forgets an opening task once it ends (or is aborted to make room).
@@ -99,10 +114,10 @@ impl<T: Transport + 'static> Secure<T> {
         let opened = self.opened_tx.clone();
         let mut opening = lock(&self.opening);
         if opening.tasks.len() >= OPENING_LINKS
-            && let Some((_, oldest)) = opening.tasks.pop_first()
+            && let Some((victim, _)) = opening.victim().and_then(|id| opening.tasks.remove(&id))
         {
-            tracing::debug!("dropped the oldest link in its handshake for a new one");
-            oldest.abort();
+            tracing::debug!("dropped a link in its handshake for a new one");
+            victim.abort();
         }
         let id = opening.next;
         opening.next = opening.next.wrapping_add(1);
@@ -110,10 +125,13 @@ impl<T: Transport + 'static> Secure<T> {
             opening: self.opening.clone(),
             id,
         };
+        let moved = Arc::new(AtomicBool::new(false));
+        let progress = moved.clone();
         // Started under the lock, so that it is known before its place can be given back.
         let task = tokio::spawn(async move {
             let peer = link.peer_device().clone();
-            match establish(link, &config).await {
+            let progress = move || progress.store(true, Ordering::Release);
+            match establish_observed(link, &config, &progress).await {
                 Ok(link) => {
                     let _ = opened.send(link);
                 }
@@ -121,7 +139,7 @@ impl<T: Transport + 'static> Secure<T> {
             }
             drop(place);
         });
-        opening.tasks.insert(id, task.abort_handle());
+        opening.tasks.insert(id, (task.abort_handle(), moved));
     }
 }
 

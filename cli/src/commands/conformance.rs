@@ -31,6 +31,10 @@ pub struct PeerArgs {
     /// identity for the run, and trusts every device on first use: SPEC section 15).
     #[arg(long)]
     insecure: bool,
+    /// Write the peer's memory to FILE every 100 ms (`rss_kib=N peak_kib=N data_bytes=N`), for
+    /// `acm conformance --robustness --memory-from FILE`.
+    #[arg(long, value_name = "FILE")]
+    report_memory: Option<PathBuf>,
 }
 
 /// The options of `acm conformance`.
@@ -69,6 +73,14 @@ pub struct ConformanceArgs {
     /// Print only failures and the summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Run the robustness suite against the --target instead of the wire suite: attackers,
+    /// and a well-behaved device that must be served meanwhile.
+    #[arg(long, requires = "target")]
+    robustness: bool,
+    /// With --robustness: the file where the target writes statistics of its memory (as
+    /// `acm peer --report-memory FILE` does), shown for each attack.
+    #[arg(long, value_name = "FILE", requires = "robustness")]
+    memory_from: Option<PathBuf>,
 }
 
 fn runtime(paused: bool) -> Result<tokio::runtime::Runtime, String> {
@@ -108,6 +120,9 @@ pub fn peer(args: &PeerArgs) -> ExitCode {
             let config = reference_config(args.insecure);
             let device = Device::new(transport, config);
             let _profile = profile::install(&device);
+            if let Some(path) = &args.report_memory {
+                super::robustness::report_memory(&device, path.clone());
+            }
             let security = if args.insecure { "plain" } else { "secure" };
             println!("acm peer: device {id} listening on tcp://{local} ({security})");
             let _ = std::io::stdout().flush();
@@ -188,6 +203,15 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
         Some(address) => tcp_address(address).and_then(|addr| {
             let suite =
                 DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
+            if args.robustness {
+                return runtime(false)?.block_on(super::robustness::run(
+                    addr,
+                    args.insecure,
+                    &args.cases,
+                    args.memory_from.as_deref(),
+                    quiet,
+                ));
+            }
             runtime(false)?.block_on(async {
                 let security = if args.insecure {
                     None
