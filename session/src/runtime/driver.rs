@@ -30,6 +30,10 @@ const READ_BATCH: usize = 32;
 const OUTBOX: usize = 16;
 /// The turns a driver takes in one poll before it lets other tasks run.
 const TURNS: usize = 32;
+/// The bytes a driver receives in one poll before it lets other tasks run: a link that floods
+/// the device (with data a secure link must decrypt as it is received) holds up the device's
+/// other links for no longer than this takes.
+const POLL_BYTES: usize = 512 * 1024;
 /// The answers to the peer's frames (PONG, CONNECT_RESPONSE, DISCONNECT for a session error)
 /// that may wait to be sent before the driver stops reading the link: a peer that sends frames
 /// calling for answers and reads none of them is then held back by the transport's flow
@@ -60,6 +64,7 @@ impl Driver {
             id,
             link,
             received: Vec::new(),
+            received_bytes: 0,
             lost: None,
             sending: None,
             outbox: VecDeque::new(),
@@ -99,6 +104,8 @@ pub(super) struct Driver {
     receiving: Option<LinkIo<FrameBuf>>,
     /// Frames received, for the engine at the next turn.
     received: Vec<FrameBuf>,
+    /// The bytes received in this poll (see [`POLL_BYTES`]).
+    received_bytes: usize,
     /// How the link failed, for the engine at the next turn.
     lost: Option<String>,
     /// The send under way: at most one, so that frames keep their order.
@@ -146,6 +153,7 @@ impl Future for Driver {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        this.received_bytes = 0;
         for _ in 0..TURNS {
             if let Some(closing) = &mut this.closing {
                 ready!(closing.as_mut().poll(cx));
@@ -177,6 +185,9 @@ impl Future for Driver {
                 // the timer, room in a stream, and the calls (the waker is in the state).
                 return Poll::Pending;
             }
+            if this.received_bytes >= POLL_BYTES {
+                break;
+            }
         }
         // Let the other tasks run; this one goes on at once.
         cx.waker().wake_by_ref();
@@ -191,13 +202,14 @@ impl Driver {
             return false;
         }
         let mut got = false;
-        while self.received.len() < READ_BATCH {
+        while self.received.len() < READ_BATCH && self.received_bytes < POLL_BYTES {
             let Some(io) = &mut self.receiving else {
                 break;
             };
             match io.as_mut().poll(cx) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(frame)) => {
+                    self.received_bytes = self.received_bytes.saturating_add(frame.len());
                     self.received.push(frame);
                     self.receiving = Some(receive(&self.link));
                     got = true;
