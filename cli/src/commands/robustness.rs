@@ -58,14 +58,20 @@ pub async fn run(
 }
 
 /// Rewrites `path` with the device's memory every [`REPORT_EVERY`], for as long as the
-/// runtime runs: the process's resident memory and its peak, and the data its budget holds.
+/// runtime runs: the process's resident memory and its peak, the data its budget holds and the
+/// bytes of buffers the device keeps for reuse (the rest of what stays resident once links
+/// have gone is the allocator's).
 pub fn report_memory(device: &Device, path: PathBuf) {
     let device = device.clone();
     tokio::spawn(async move {
         let partial = path.with_extension("partial");
         loop {
             if let Some(reading) = Reading::of_self() {
-                let line = reading.line(&format!("data_bytes={}", device.memory_in_use()));
+                let line = reading.line(&format!(
+                    "data_bytes={} pool_bytes={}",
+                    device.memory_in_use(),
+                    device.receive_pool().kept_bytes()
+                ));
                 // Whole lines only: the reader never sees one half written.
                 if std::fs::write(&partial, format!("{line}\n")).is_ok() {
                     let _ = std::fs::rename(&partial, &path);
