@@ -6,6 +6,7 @@
 mod alloc;
 mod codec;
 mod harness;
+mod hostile;
 mod report;
 mod scale;
 mod secure;
@@ -27,18 +28,26 @@ struct Args {
     quick: bool,
     json: PathBuf,
     only: Option<String>,
+    /// The `acm` command whose `acm peer` the hostile measures attack, rather than this program.
+    hostile_target: Option<PathBuf>,
+    /// The numbers of hostile links the hostile measures try, rather than 1, 10, 100 and 1000.
+    hostile_links: Option<Vec<usize>>,
 }
 
 const USAGE: &str = "usage: acm-bench [--quick] [--json PATH] [--only WORD]
   --quick      run every measure briefly (a smoke test: the numbers mean nothing)
   --json PATH  where to write the table as JSON (default: target/bench.json)
-  --only WORD  run only the measures whose name contains WORD";
+  --only WORD  run only the measures whose name contains WORD
+  --hostile-target ACM  attack `ACM peer` (the acm command of any build) in the hostile measures
+  --hostile-links N,..  the numbers of hostile links to try (default 1,10,100,1000)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         json: default_json_path(),
         only: None,
+        hostile_target: None,
+        hostile_links: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -46,6 +55,19 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--json" => args.json = given.next().ok_or("--json needs a path")?.into(),
             "--only" => args.only = Some(given.next().ok_or("--only needs a word")?),
+            "--hostile-target" => {
+                let acm = given.next().ok_or("--hostile-target needs a path")?;
+                args.hostile_target = Some(acm.into());
+            }
+            "--hostile-links" => {
+                let list = given.next().ok_or("--hostile-links needs numbers")?;
+                let links = list
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("--hostile-links needs numbers above 0, separated by commas")?;
+                args.hostile_links = Some(links);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -66,6 +88,9 @@ fn default_json_path() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some(hostile::SERVE_TARGET) {
+        return hostile::serve_target();
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(why) => {
@@ -103,7 +128,7 @@ fn main() -> ExitCode {
         }
     };
     let quick = args.quick;
-    let measures: [(&str, &dyn Fn() -> Vec<Row>); 12] = [
+    let measures: [(&str, &dyn Fn() -> Vec<Row>); 13] = [
         ("decode", &|| codec::decode_frames(plan)),
         ("connect-request", &|| codec::connect_request(plan)),
         ("send-data", &|| runtime.block_on(transfer::send_data(plan))),
@@ -132,6 +157,13 @@ fn main() -> ExitCode {
         }),
         ("secure-setup-round-trips", &|| {
             runtime.block_on(secure::setup_round_trips(quick))
+        }),
+        ("hostile", &|| {
+            runtime.block_on(hostile::hostile(
+                quick,
+                args.hostile_target.as_deref(),
+                args.hostile_links.as_deref(),
+            ))
         }),
     ];
     for (name, measure) in measures {

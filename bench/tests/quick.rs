@@ -35,6 +35,10 @@ fn quick_run_prints_and_writes_every_measure() {
         "over TCP loopback, secure",
         "CPU time of one link's setup over TCP loopback, secure",
         "dial → first ConnectResult over TCP with latency, secure",
+        "hostile idle-connections: 1 link",
+        "hostile request-flood: 1 link",
+        "hostile large-declarations: 1 link",
+        "hostile link-churn: 100 links opened and closed",
     ] {
         assert!(
             stdout.contains(measure),
@@ -46,7 +50,7 @@ fn quick_run_prints_and_writes_every_measure() {
         );
     }
     assert!(written.contains("\"cores\""), "{written}");
-    assert_eq!(written.matches("\"measure\"").count(), 15, "{written}");
+    assert_eq!(written.matches("\"measure\"").count(), 24, "{written}");
 }
 
 #[test]

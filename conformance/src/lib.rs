@@ -21,6 +21,7 @@ pub mod mutant;
 pub mod profile;
 pub mod protocol;
 pub mod report;
+pub mod robustness;
 pub mod rules;
 pub mod transport_suite;
 pub mod wire;

@@ -67,6 +67,10 @@ pub const UNFINISHED_TRANSFERS: usize = 16;
 /// `DATA-7`).
 pub const REASSEMBLY_BUDGET: u64 = 256 << 20;
 
+/// The memory budget of the profile's device, for the data of all its links together (SPEC
+/// `LIMIT-1`).
+pub const MEMORY_BUDGET: u64 = 256 << 20;
+
 /// The size limits of the profile's device (SPEC section 15): what it announces in HELLO and
 /// what it lets unfinished transfers hold.
 pub fn limits() -> Limits {
@@ -123,10 +127,13 @@ impl Default for Timers {
 }
 
 /// The settings of the profile's device (SPEC section 15) with `timers`: at most
-/// [`SESSIONS_PER_LINK`] sessions per link, the default limits otherwise. The binding's OPEN
+/// [`SESSIONS_PER_LINK`] sessions per link, a memory budget of [`MEMORY_BUDGET`], the default
+/// limits otherwise. The binding's OPEN
 /// wait is the transport's to set.
 pub fn device_config(timers: Timers) -> DeviceConfig {
-    DeviceConfig::default().with_engine(engine_config(timers))
+    DeviceConfig::default()
+        .with_engine(engine_config(timers))
+        .with_memory_budget(MEMORY_BUDGET)
 }
 
 /// The engine settings of [`device_config`].

@@ -27,6 +27,13 @@ pub struct EngineConfig {
     /// How many tokens of ended requests a link remembers to refuse replays (SPEC `SESS-1`).
     /// Default 1024.
     pub remembered_tokens: usize,
+    /// The most frames answering the peer's (PONG, CONNECT_RESPONSE, a DISCONNECT for a
+    /// session error) that may wait to be sent: a frame of the peer's that would be answered
+    /// beyond it closes the link with `RESOURCE_EXHAUSTED` (SPEC `LINK-13`). A runtime stops
+    /// reading the link well before ([`LinkEngine::queued_answers`]). Default 1024.
+    ///
+    /// [`LinkEngine::queued_answers`]: crate::LinkEngine::queued_answers
+    pub max_queued_answers: usize,
 }
 
 impl Default for EngineConfig {
@@ -40,6 +47,7 @@ impl Default for EngineConfig {
             carries_data: true,
             max_sessions: 4096,
             remembered_tokens: 1024,
+            max_queued_answers: 1024,
         }
     }
 }
@@ -77,6 +85,13 @@ impl EngineConfig {
     #[must_use]
     pub fn with_max_sessions(mut self, max_sessions: usize) -> Self {
         self.max_sessions = max_sessions;
+        self
+    }
+
+    /// Sets the most answers to the peer's frames that may wait to be sent.
+    #[must_use]
+    pub fn with_max_queued_answers(mut self, answers: usize) -> Self {
+        self.max_queued_answers = answers;
         self
     }
 

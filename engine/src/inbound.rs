@@ -58,6 +58,9 @@ impl LinkEngine {
     /// arrived apart from its headers, whose payload is then its data header only; empty
     /// otherwise.
     fn handle_frame(&mut self, now: Instant, frame: Frame, chunk: Bytes) {
+        if self.answers_overflow() {
+            return;
+        }
         let body = match self.assembler.push_borrowed(&frame) {
             Ok(body) => body,
             Err(err) => {
@@ -106,7 +109,7 @@ impl LinkEngine {
             Control::LinkClose(close) => self.on_link_close(close),
             Control::Ping(ping) => {
                 let pong = Control::Pong(pb::Pong { value: ping.value });
-                self.queue_link_frame(&pong, self.out_version());
+                self.queue_answer(&pong, 0);
             }
             Control::Pong(_) => {}
             Control::ConnectRequest(request) => self.on_request(now, channel, request, problem),

@@ -12,7 +12,7 @@ use acm_wire::pb::{
 };
 use acm_wire::{
     AcceptedResponseRef, BufferPool, ConnectRequestRef, Control, ControlAssembler, Fragmenter,
-    MIN_FRAME_SIZE, Reassembler, SUPPORTED_VERSIONS, encode_accepted_response,
+    MIN_FRAME_SIZE, MemoryBudget, Reassembler, SUPPORTED_VERSIONS, encode_accepted_response,
     encode_connect_request, encode_control_into, limits::MAX_MESSAGE_LEN,
 };
 use bytes::Bytes;
@@ -81,6 +81,8 @@ pub struct LinkEngine {
     pub(crate) last_received: Instant,
     pub(crate) ping_queued: bool,
     pub(crate) pings: u64,
+    /// The device's memory budget, which data this side sends is charged against.
+    pub(crate) budget: Option<MemoryBudget>,
 }
 
 impl LinkEngine {
@@ -119,6 +121,7 @@ impl LinkEngine {
             last_received: now,
             ping_queued: false,
             pings: 0,
+            budget: None,
             config,
         };
         let hello = Control::Hello(pb::Hello {
@@ -139,7 +142,24 @@ impl LinkEngine {
     /// instead of a pool of the engine's own. Call it before the link carries data.
     #[must_use]
     pub fn with_buffer_pool(mut self, pool: BufferPool) -> Self {
-        self.reassembler = Reassembler::with_pool(self.config.limits, pool);
+        let reassembler = Reassembler::with_pool(self.config.limits, pool);
+        self.reassembler = match self.budget.clone() {
+            Some(budget) => reassembler.with_budget(budget),
+            None => reassembler,
+        };
+        self
+    }
+
+    /// Charges the data of both directions against `budget`, shared with the device's other
+    /// links: an incoming transfer is admitted only within it (SPEC `DATA-7`), and the data
+    /// this side sends counts while it waits (see [`acm_wire::budget`]). Call it before the
+    /// link carries data.
+    #[must_use]
+    pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
+        let pool = self.reassembler.pool().clone();
+        self.reassembler =
+            Reassembler::with_pool(self.config.limits, pool).with_budget(budget.clone());
+        self.budget = Some(budget);
         self
     }
 
@@ -181,6 +201,19 @@ impl LinkEngine {
     /// wait, which is the backpressure of `send_message`.
     pub fn queued_control_frames(&self) -> usize {
         self.outbound.control_len()
+    }
+
+    /// Frames waiting to be sent that answer the peer's (PONG, CONNECT_RESPONSE, a DISCONNECT
+    /// for a session error): a runtime stops reading the link while many wait, so that a peer
+    /// that does not read what it is sent cannot make this side queue without bound (SPEC
+    /// `LINK-13`).
+    pub fn queued_answers(&self) -> usize {
+        self.outbound.answers_len()
+    }
+
+    /// The bytes of the control frames waiting to be sent.
+    pub fn queued_control_bytes(&self) -> usize {
+        self.outbound.control_bytes()
     }
 
     /// Whether frames wait to be sent.
@@ -243,9 +276,11 @@ impl LinkEngine {
             Phase::AwaitingHello { deadline } => Some(*deadline),
             Phase::Closed => None,
             Phase::Open(peer) => {
-                let mut next = self
-                    .last_received
-                    .checked_add(peer.keepalive.saturating_mul(3));
+                let silence = peer.keepalive.saturating_mul(3);
+                let mut next = self.last_received.checked_add(silence);
+                if self.wants_transmit() {
+                    next = earliest(next, self.last_sent.checked_add(silence));
+                }
                 if !self.ping_queued {
                     next = earliest(next, self.last_sent.checked_add(peer.keepalive));
                 }
@@ -269,6 +304,12 @@ impl LinkEngine {
             Phase::Open(peer) => {
                 let keepalive = peer.keepalive;
                 let silence = keepalive.saturating_mul(3);
+                if self.wants_transmit() && passed(now, self.last_sent, silence) {
+                    self.fail_link_abandoning(format!(
+                        "LINK-13: the peer took no frame for {silence:?}"
+                    ));
+                    return;
+                }
                 if passed(now, self.last_received, silence) {
                     self.fail_link(
                         LinkCloseReason::Timeout,
@@ -415,8 +456,9 @@ impl LinkEngine {
         let token = self.incoming_token(channel)?;
         let (version, max_frame) = (self.out_version(), self.out_max_frame());
         let response = AcceptedResponseRef { token: &token };
+        let mut answers = self.outbound.answering();
         if let Err(err) =
-            encode_accepted_response(&response, version, channel, max_frame, &mut self.outbound)
+            encode_accepted_response(&response, version, channel, max_frame, &mut answers)
         {
             tracing::error!(%err, channel, "frame does not encode");
         }
@@ -490,10 +532,13 @@ impl LinkEngine {
             .last_transfer
             .checked_add(1)
             .ok_or(EngineError::ChannelsExhausted)?;
+        let len = data.len() as u64;
         let fragments = Fragmenter::new(version, channel, transfer_id, data, max_frame)
             .map_err(|e| EngineError::Encode(e.to_string()))?;
         entry.last_transfer = transfer_id;
-        self.outbound.push_transfer(channel, transfer_id, fragments);
+        let charge = self.budget.as_ref().map(|budget| budget.charge(len));
+        self.outbound
+            .push_transfer(channel, transfer_id, fragments, charge);
         Ok(transfer_id)
     }
 
@@ -609,6 +654,31 @@ impl LinkEngine {
         }
     }
 
+    /// Queues a body that answers a frame of the peer's (on channel 0 for a PONG), counted
+    /// against [`EngineConfig::max_queued_answers`] (SPEC `LINK-13`).
+    pub(crate) fn queue_answer(&mut self, control: &Control, channel: u32) {
+        let (version, max_frame) = (self.out_version(), self.out_max_frame());
+        let mut answers = self.outbound.answering();
+        match encode_control_into(control, version, channel, max_frame, &mut answers) {
+            Ok(()) => {}
+            Err(err) => tracing::error!(%err, channel, "frame does not encode"),
+        }
+    }
+
+    /// Whether the answers waiting to be sent have reached their bound, in which case the link
+    /// is closed with `RESOURCE_EXHAUSTED` and true returned: the peer sends frames that call
+    /// for answers and does not read them (SPEC `LINK-13`).
+    pub(crate) fn answers_overflow(&mut self) -> bool {
+        let waiting = self.outbound.answers_len();
+        if waiting < self.config.max_queued_answers {
+            return false;
+        }
+        self.fail_link_abandoning(format!(
+            "LINK-13: {waiting} answers wait to be sent; the peer does not read them"
+        ));
+        true
+    }
+
     pub(crate) fn send_rejection(&mut self, channel: u32, code: ConnectErrorCode, reason: &str) {
         let Some(token) = self.channels.get(channel).map(|c| c.token) else {
             return;
@@ -630,7 +700,7 @@ impl LinkEngine {
                 reason: truncate(reason, acm_wire::limits::MAX_TEXT_LEN),
             })),
         });
-        self.queue_session_frame(&response, channel);
+        self.queue_answer(&response, channel);
     }
 
     /// Forgets a session's state: its partial transfers both ways and its channel.
@@ -660,7 +730,7 @@ impl LinkEngine {
             error: error.into(),
             detail: truncate(&detail, acm_wire::limits::MAX_TEXT_LEN),
         });
-        self.queue_session_frame(&disconnect, channel);
+        self.queue_answer(&disconnect, channel);
         self.drop_session_state(channel);
         self.report_end(
             channel,
@@ -714,6 +784,17 @@ impl LinkEngine {
             reason,
             detail,
         });
+    }
+
+    /// Closes the link with `RESOURCE_EXHAUSTED` because the peer does not read what it is
+    /// sent (SPEC `LINK-13`): what waits to be sent is dropped, and the LINK_CLOSE queued alone
+    /// may never reach the peer.
+    pub(crate) fn fail_link_abandoning(&mut self, detail: String) {
+        if self.is_closed() {
+            return;
+        }
+        self.outbound.clear_control();
+        self.fail_link(LinkCloseReason::ResourceExhausted, detail);
     }
 
     /// Ends every session as the link ends (SPEC `LINK-7`, `DISC-2`) and drops all output.

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use acm_transport::FrameBuf;
 use acm_wire::Fragmenter;
+use acm_wire::budget::Charge;
 use bytes::Bytes;
 
 #[derive(Debug)]
@@ -12,6 +13,8 @@ struct Transfer {
     channel: u32,
     transfer_id: u32,
     fragments: Fragmenter,
+    /// The data's bytes, charged against the device's budget until the transfer leaves.
+    _charge: Option<Charge>,
 }
 
 /// A fragment of a transfer handed out: how far the transfer has got.
@@ -34,29 +37,80 @@ pub(crate) struct TransferDone {
     pub(crate) transfer_id: u32,
 }
 
+/// A control frame waiting, and whether it answers a frame of the peer's.
+#[derive(Debug)]
+struct Queued {
+    frame: Bytes,
+    answer: bool,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Outbound {
-    control: VecDeque<Bytes>,
+    control: VecDeque<Queued>,
+    /// How many of `control` are answers to the peer's frames.
+    answers: usize,
+    /// The bytes of `control`, added up.
+    control_bytes: usize,
     transfers: VecDeque<Transfer>,
 }
 
 /// Control frames, queued in order.
 impl Extend<Bytes> for Outbound {
     fn extend<I: IntoIterator<Item = Bytes>>(&mut self, frames: I) {
-        self.control.extend(frames);
+        self.push_control(frames);
+    }
+}
+
+/// Control frames that answer the peer's, queued in order with the others
+/// ([`Outbound::answering`]).
+pub(crate) struct Answering<'a>(&'a mut Outbound);
+
+impl Extend<Bytes> for Answering<'_> {
+    fn extend<I: IntoIterator<Item = Bytes>>(&mut self, frames: I) {
+        self.0.push(frames, true);
     }
 }
 
 impl Outbound {
     pub(crate) fn push_control(&mut self, frames: impl IntoIterator<Item = Bytes>) {
-        self.control.extend(frames);
+        self.push(frames, false);
     }
 
-    pub(crate) fn push_transfer(&mut self, channel: u32, transfer_id: u32, fragments: Fragmenter) {
+    /// The queue, as a sink of frames that answer the peer's.
+    pub(crate) fn answering(&mut self) -> Answering<'_> {
+        Answering(self)
+    }
+
+    fn push(&mut self, frames: impl IntoIterator<Item = Bytes>, answer: bool) {
+        for frame in frames {
+            self.control_bytes = self.control_bytes.saturating_add(frame.len());
+            self.answers = self.answers.saturating_add(usize::from(answer));
+            self.control.push_back(Queued { frame, answer });
+        }
+    }
+
+    /// Answers to the peer's frames waiting.
+    pub(crate) fn answers_len(&self) -> usize {
+        self.answers
+    }
+
+    /// The bytes of the control frames waiting.
+    pub(crate) fn control_bytes(&self) -> usize {
+        self.control_bytes
+    }
+
+    pub(crate) fn push_transfer(
+        &mut self,
+        channel: u32,
+        transfer_id: u32,
+        fragments: Fragmenter,
+        charge: Option<Charge>,
+    ) {
         self.transfers.push_back(Transfer {
             channel,
             transfer_id,
             fragments,
+            _charge: charge,
         });
     }
 
@@ -77,7 +131,9 @@ impl Outbound {
     /// The next frame to send, and for a transfer's fragment, how far the transfer has got. A
     /// DATA frame comes as its headers and its chunk, which shares the app's data.
     pub(crate) fn next(&mut self) -> Option<(FrameBuf, Option<Sent>)> {
-        if let Some(frame) = self.control.pop_front() {
+        if let Some(Queued { frame, answer }) = self.control.pop_front() {
+            self.answers = self.answers.saturating_sub(usize::from(answer));
+            self.control_bytes = self.control_bytes.saturating_sub(frame.len());
             return Some((frame.into(), None));
         }
         let mut transfer = self.transfers.pop_front()?;
@@ -115,6 +171,8 @@ impl Outbound {
     /// Drops the control frames waiting: the link can carry nothing more.
     pub(crate) fn clear_control(&mut self) {
         self.control.clear();
+        self.answers = 0;
+        self.control_bytes = 0;
     }
 
     /// Drops the transfers, returning them: they were cut short. Control frames already queued

@@ -29,6 +29,16 @@ pub async fn establish(
     link: Box<dyn Link>,
     config: &SecureConfig,
 ) -> Result<SecureLink, SecureError> {
+    establish_observed(link, config, &|| {}).await
+}
+
+/// [`establish`], calling `progress` each time a handshake message of the peer's is read: an
+/// acceptor tells openings that move from those that stall.
+pub(crate) async fn establish_observed(
+    link: Box<dyn Link>,
+    config: &SecureConfig,
+    progress: &(dyn Fn() + Sync),
+) -> Result<SecureLink, SecureError> {
     let prologue = link_prologue(&*link);
     let handshake = match Handshake::new(&config.identity, link.role(), &prologue) {
         Ok(handshake) => handshake,
@@ -37,13 +47,14 @@ pub async fn establish(
             return Err(e);
         }
     };
-    let established = match run_handshake(&*link, handshake, config.handshake_timeout).await {
-        Ok(established) => established,
-        Err(e) => {
-            refuse(&*link, &e).await;
-            return Err(e);
-        }
-    };
+    let established =
+        match run_handshake(&*link, handshake, config.handshake_timeout, progress).await {
+            Ok(established) => established,
+            Err(e) => {
+                refuse(&*link, &e).await;
+                return Err(e);
+            }
+        };
     let (key, code) = (established.peer_key, established.code);
     let secure = SecureLink::new(link, established);
     let peer = secure.inner().peer_device().clone();
@@ -78,6 +89,7 @@ async fn run_handshake(
     link: &dyn Link,
     mut handshake: Handshake,
     timeout: Duration,
+    progress: &(dyn Fn() + Sync),
 ) -> Result<crate::handshake::Established, SecureError> {
     while !handshake.is_finished() {
         if handshake.is_my_turn() {
@@ -92,6 +104,7 @@ async fn run_handshake(
                     )
                 })??;
             handshake.read_message(&message)?;
+            progress();
         }
     }
     handshake.finish()

@@ -198,8 +198,13 @@ impl Link for SecureLink {
         };
         let sent = self.inner.send(record).await;
         if let Err(e) = &sent {
-            // The peer now waits for a record that never came: nothing more can follow it.
-            self.fail(Closure::Lost(format!("a sealed record was not sent: {e}")));
+            // The peer now waits for a record that never came: nothing more can follow it. A link
+            // the peer closed keeps the peer's reason.
+            let closure = match e {
+                TransportError::Closed(closure) => closure.clone(),
+                other => Closure::Lost(format!("a sealed record was not sent: {other}")),
+            };
+            self.fail(closure);
         }
         sealed.armed = false;
         sent

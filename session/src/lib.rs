@@ -80,7 +80,7 @@ pub mod segmented;
 mod types;
 
 pub use api::*;
-pub use runtime::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
+pub use runtime::{DEFAULT_MEMORY_BUDGET, DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
 
 pub use acm_engine as engine;
 pub use acm_secure as secure;

@@ -51,9 +51,18 @@ pub struct TcpConfig {
     /// The links that may wait for [`accept`](acm_transport::Transport::accept); connections
     /// beyond it are dropped before the OPEN exchange. 64 by default.
     pub accept_backlog: usize,
-    /// The connections whose OPEN exchange may be under way at once; more are dropped at
-    /// once. 64 by default.
+    /// The connections whose OPEN exchange may be under way at once. A connection that comes
+    /// when they are all taken takes the place of the oldest, which is dropped (SPEC
+    /// `LIMIT-2`): connections that never finish their OPEN cannot keep a dialer out. 64 by
+    /// default.
     pub max_pending_opens: usize,
+    /// Of [`TcpConfig::max_pending_opens`], the most from one IP address: a connection from an
+    /// address that has that many takes the place of the oldest of them. 16 by default.
+    pub max_pending_opens_per_address: usize,
+    /// How long the OPEN of a connection is waited for when it comes while at least half of
+    /// [`TcpConfig::max_pending_opens`] are taken (at most [`TcpConfig::open_timeout`]). 2 s
+    /// by default.
+    pub pressed_open_timeout: Duration,
 }
 
 impl TcpConfig {
@@ -68,6 +77,8 @@ impl TcpConfig {
             close_timeout: CLOSE_WAIT,
             accept_backlog: 64,
             max_pending_opens: 64,
+            max_pending_opens_per_address: 16,
+            pressed_open_timeout: Duration::from_secs(2),
         }
     }
 
@@ -127,6 +138,20 @@ impl TcpConfig {
         self
     }
 
+    /// Sets how many OPEN exchanges may be under way at once from one IP address.
+    #[must_use]
+    pub fn with_max_pending_opens_per_address(mut self, connections: usize) -> Self {
+        self.max_pending_opens_per_address = connections;
+        self
+    }
+
+    /// Sets how long an OPEN is waited for while half the places for OPEN exchanges are taken.
+    #[must_use]
+    pub fn with_pressed_open_timeout(mut self, timeout: Duration) -> Self {
+        self.pressed_open_timeout = timeout;
+        self
+    }
+
     /// Checks every setting against its range.
     pub fn validate(&self) -> Result<(), TcpError> {
         let check = |setting, value, min, max| {
@@ -150,7 +175,13 @@ impl TcpConfig {
         check("send_buffer", self.send_buffer, 1, LARGEST_BUFFER)?;
         check("receive_buffer", self.receive_buffer, 1, LARGEST_BUFFER)?;
         check("accept_backlog", self.accept_backlog, 1, 1 << 16)?;
-        check("max_pending_opens", self.max_pending_opens, 1, 1 << 16)
+        check("max_pending_opens", self.max_pending_opens, 1, 1 << 16)?;
+        check(
+            "max_pending_opens_per_address",
+            self.max_pending_opens_per_address,
+            1,
+            1 << 16,
+        )
     }
 }
 

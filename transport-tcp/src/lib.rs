@@ -54,6 +54,7 @@ pub mod binding;
 mod config;
 mod error;
 mod link;
+mod opening;
 mod receive;
 mod stream;
 mod transport;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use acm_transport::{Capabilities, DeviceId, DeviceInfo, Link, Role, Transport, TransportError};
@@ -13,13 +13,14 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::binding;
 use crate::config::TcpConfig;
 use crate::error::TcpError;
 use crate::link::{LinkInfo, TcpLink};
+use crate::opening::{self, Openings};
 use crate::stream::{FrameReader, Next, ReadError};
 
 /// How long the listener pauses after the system refuses it a connection (out of file
@@ -355,30 +356,44 @@ async fn expect_open(reader: &mut FrameReader<OwnedReadHalf>) -> Result<DeviceId
 }
 
 /// Accepts connections until the transport is dropped, answering each one's OPEN on a task of
-/// its own.
+/// its own. The connections in their OPEN exchange are bounded (`LIMIT-2`): a new one takes
+/// the place of the oldest from its address, or of the oldest of all, when their places are
+/// full, so that connections that never finish their OPEN keep nobody out for longer than a
+/// newcomer takes to come.
 async fn listen(
     listener: TcpListener,
     device: DeviceId,
     config: TcpConfig,
     accepted: mpsc::Sender<TcpLink>,
 ) {
-    let pending = Arc::new(Semaphore::new(config.max_pending_opens));
+    let openings = Openings::default();
+    let limits = opening::Limits {
+        total: config.max_pending_opens,
+        per_address: config.max_pending_opens_per_address,
+        wait: config.open_timeout,
+        pressed_wait: config.pressed_open_timeout,
+    };
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(_) => {
                 tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
-        // Beyond the connections already waiting for their OPEN, drop it unanswered.
-        let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
-            continue;
-        };
-        let answer = answer(stream, device.clone(), config.clone(), accepted.clone());
-        tokio::spawn(async move {
-            let _ = answer.await;
-            drop(permit);
+        openings.admit(from.ip(), limits, |place, wait| {
+            let answer = answer(
+                stream,
+                device.clone(),
+                config.clone(),
+                wait,
+                accepted.clone(),
+            );
+            tokio::spawn(async move {
+                let _ = answer.await;
+                drop(place);
+            })
+            .abort_handle()
         });
     }
 }
@@ -390,6 +405,7 @@ async fn answer(
     stream: TcpStream,
     device: DeviceId,
     config: TcpConfig,
+    wait: Duration,
     accepted: mpsc::Sender<TcpLink>,
 ) -> Result<(), DialError> {
     let (mut reader, mut writer, addrs) = split(stream, &config)?;
@@ -400,7 +416,7 @@ async fn answer(
         writer.flush().await?;
         Ok::<_, DialError>((peer, place))
     };
-    let (peer, place) = tokio::time::timeout(config.open_timeout, exchange)
+    let (peer, place) = tokio::time::timeout(wait, exchange)
         .await
         .map_err(|_| DialError::TimedOut("waiting for the peer's OPEN"))??;
     let opened = Opened {

@@ -344,7 +344,8 @@ pub enum ReassemblyError {
         max: u64,
     },
     /// Beginning the transfer would take the link's unfinished transfers over
-    /// `max_reassembly_bytes`.
+    /// `max_reassembly_bytes`, or the device over its memory budget
+    /// ([`MemoryBudget`](crate::budget::MemoryBudget)).
     #[error("transfer {transfer_id} needs {declared} bytes but only {available} are free")]
     OverBudget {
         /// The channel.

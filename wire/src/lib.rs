@@ -43,6 +43,7 @@
 
 #![warn(clippy::arithmetic_side_effects)]
 
+pub mod budget;
 pub mod continuation;
 pub mod control;
 pub mod data;
@@ -75,6 +76,7 @@ pub mod bare_pb {
     include!(concat!(env!("OUT_DIR"), "/bare_pb/acm.v1.rs"));
 }
 
+pub use budget::MemoryBudget;
 pub use continuation::{
     AcceptedResponseRef, ConnectRequestRef, ControlAssembler, ControlBody,
     encode_accepted_response, encode_connect_request, encode_control, encode_control_into,

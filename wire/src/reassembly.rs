@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
+use crate::budget::{Charge, MemoryBudget};
 use crate::data::DataFragment;
 use crate::error::ReassemblyError;
 use crate::limits::Limits;
@@ -31,6 +32,9 @@ struct Partial {
     /// Whether `buf` came from the pool, whole, rather than being allocated as bytes arrived.
     #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     reused: bool,
+    /// The declared length, charged against the device's budget, if there is one: it moves to
+    /// the bytes delivered.
+    charge: Option<Charge>,
 }
 
 impl Partial {
@@ -46,6 +50,7 @@ impl Partial {
             kept: Vec::new(),
             reused: buf.is_some(),
             buf,
+            charge: None,
         }
     }
 
@@ -87,6 +92,14 @@ impl Partial {
     /// The whole transfer: copied once into one buffer if it arrived in several pieces, not at
     /// all if it is one piece.
     fn finish(mut self, pool: &BufferPool) -> Bytes {
+        let bytes = self.join(pool);
+        match self.charge.take() {
+            Some(charge) => charge.attach(bytes),
+            None => bytes,
+        }
+    }
+
+    fn join(&mut self, pool: &BufferPool) -> Bytes {
         if self.kept.is_empty() {
             return self.buf.take().map(PoolBuf::freeze).unwrap_or_default();
         }
@@ -139,6 +152,8 @@ pub struct Reassembler {
     reserved: u64,
     /// Where delivered transfers' buffers go back to, and new transfers take them from.
     pool: BufferPool,
+    /// The device's budget, which every link's transfers share, if there is one.
+    budget: Option<MemoryBudget>,
 }
 
 impl Reassembler {
@@ -157,6 +172,42 @@ impl Reassembler {
             last_begun: BTreeMap::new(),
             reserved: 0,
             pool,
+            budget: None,
+        }
+    }
+
+    /// Also admits transfers only within `budget`, which the reassemblers of a device's other
+    /// links share: a transfer's declared length is charged at its FIRST fragment and stays
+    /// charged until the bytes delivered are dropped (see [`crate::budget`]).
+    #[must_use]
+    pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// The device's budget, if the reassembler has one.
+    pub fn budget(&self) -> Option<&MemoryBudget> {
+        self.budget.as_ref()
+    }
+
+    /// Charges `declared` bytes against the device's budget, if there is one.
+    fn charge(
+        &self,
+        channel: u32,
+        transfer_id: u32,
+        declared: u64,
+    ) -> Result<Option<Charge>, ReassemblyError> {
+        let Some(budget) = &self.budget else {
+            return Ok(None);
+        };
+        match budget.try_charge(declared) {
+            Some(charge) => Ok(Some(charge)),
+            None => Err(ReassemblyError::OverBudget {
+                channel,
+                transfer_id,
+                declared,
+                available: budget.available(),
+            }),
         }
     }
 
@@ -290,7 +341,10 @@ impl Reassembler {
                 });
             }
             // A transfer in one fragment is delivered without copying.
-            return Ok(Some(fragment.chunk));
+            return Ok(Some(match self.charge(channel, transfer_id, declared)? {
+                Some(charge) => charge.attach(fragment.chunk),
+                None => fragment.chunk,
+            }));
         }
         if fragment.chunk.is_empty() {
             return Err(ReassemblyError::EmptyFragment {
@@ -318,9 +372,11 @@ impl Reassembler {
                 available,
             });
         }
+        let charge = self.charge(channel, transfer_id, declared)?;
         self.last_begun.insert(channel, transfer_id);
         self.reserved = self.reserved.saturating_add(declared);
         let mut partial = Partial::new(declared, &self.pool);
+        partial.charge = charge;
         partial.next_index = 1;
         partial.append(fragment.chunk, &self.pool);
         self.partials.insert((channel, transfer_id), partial);

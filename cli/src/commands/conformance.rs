@@ -41,6 +41,10 @@ pub struct PeerArgs {
     /// `acm conformance --no-data`.
     #[arg(long)]
     no_data: bool,
+    /// Write the peer's memory to FILE every 100 ms (`rss_kib=N peak_kib=N data_bytes=N`), for
+    /// `acm conformance --robustness --memory-from FILE`.
+    #[arg(long, value_name = "FILE")]
+    report_memory: Option<PathBuf>,
 }
 
 /// The options of `acm conformance`.
@@ -84,6 +88,14 @@ pub struct ConformanceArgs {
     /// Print only failures and the summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Run the robustness suite against the --target instead of the wire suite: attackers,
+    /// and a well-behaved device that must be served meanwhile.
+    #[arg(long, requires = "target")]
+    robustness: bool,
+    /// With --robustness: the file where the target writes statistics of its memory (as
+    /// `acm peer --report-memory FILE` does), shown for each attack.
+    #[arg(long, value_name = "FILE", requires = "robustness")]
+    memory_from: Option<PathBuf>,
 }
 
 /// Runs `acm peer`.
@@ -116,6 +128,9 @@ pub fn peer(args: &PeerArgs) -> ExitCode {
                 Device::new(transport, settings)
             };
             let _profile = profile::install_with(&device, timers);
+            if let Some(path) = &args.report_memory {
+                super::robustness::report_memory(&device, path.clone());
+            }
             let security = if insecure { "plain" } else { "secure" };
             println!("acm peer: device {id} listening on tcp://{local} ({security})");
             let _ = std::io::stdout().flush();
@@ -196,6 +211,15 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
         Some(address) => tcp_address(address).and_then(|addr| {
             let suite =
                 DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
+            if args.robustness {
+                return runtime(false)?.block_on(super::robustness::run(
+                    addr,
+                    args.insecure,
+                    &args.cases,
+                    args.memory_from.as_deref(),
+                    quiet,
+                ));
+            }
             runtime(false)?.block_on(async {
                 let timers = if args.short_timers {
                     Timers::SHORT
@@ -233,13 +257,9 @@ fn progress(result: &CaseResult, quiet: bool) {
     let _ = std::io::stdout().flush();
 }
 
-fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) -> ExitCode {
-    println!();
-    print!("{}", report.summary());
-    // Per rule: how many cases check it, how many of those send invalid input, how many break
-    // it themselves; every MUST rule of a binding the run exercises needs invalid input.
-    let table = coverage::coverage(report.results.iter().map(|r| &r.case));
-    print!("{}", coverage::render(&table));
+/// Prints the per-rule coverage table and its summary line.
+fn print_coverage(table: &[coverage::RuleCoverage], gaps: &[&str]) {
+    print!("{}", coverage::render(table));
     for (prefix, why) in coverage::NOT_EXERCISED {
         println!("{prefix}* rules are not exercised by this run: {why}");
     }
@@ -248,7 +268,6 @@ fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) 
     }
     let must = table.iter().filter(|row| row.must).count();
     let checked = table.iter().filter(|row| row.must && row.cases > 0).count();
-    let gaps = coverage::gaps(&table);
     println!(
         "SPEC rules: {} of {} checked; MUST rules: {checked} of {must} checked, {} without a case sending invalid input{}",
         table.iter().filter(|row| row.cases > 0).count(),
@@ -260,6 +279,19 @@ fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) 
             format!(" ({})", gaps.join(", "))
         }
     );
+}
+
+fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) -> ExitCode {
+    println!();
+    print!("{}", report.summary());
+    // Per rule: how many cases check it, how many of those send invalid input, how many break
+    // it themselves; every MUST rule of a binding the run exercises needs invalid input. The
+    // robustness suite's attacks are not meant to cover the rules: no table for them.
+    let table = coverage::coverage(report.results.iter().map(|r| &r.case));
+    let gaps = coverage::gaps(&table);
+    if !args.robustness {
+        print_coverage(&table, &gaps);
+    }
     // The gate applies to whole runs of the suites against the reference implementation: a
     // filtered run, or one against another implementation, does not judge the suites.
     let whole_reference_run = args.target.is_none() && args.cases.is_empty();

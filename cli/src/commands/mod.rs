@@ -6,4 +6,5 @@ pub mod devices;
 pub mod keys;
 pub mod listen;
 pub mod mock;
+pub mod robustness;
 pub mod send;

@@ -5,6 +5,7 @@
 //! transfer ids). The limits the implementation keeps to when it sends are in
 //! [`super::cases_sending`].
 
+use acm_transport::Closure;
 use acm_wire::pb::{self, ConnectErrorCode, DisconnectReason, FrameType, LinkCloseReason};
 use acm_wire::{Control, DataFragment, FLAG_MORE, FrameHeader};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -167,6 +168,29 @@ pub(super) fn cases() -> Vec<WireCase> {
             pending_past_limit
         )
         .breaking("SESS-8"),
+        wire_case!(
+            "wire/LIMIT-1/device-budget-across-links",
+            ["LIMIT-1", "DATA-7"],
+            "with one link's transfers declaring the device's whole memory budget, a 2-byte transfer on another link closes its session with LIMIT_EXCEEDED, and both links go on",
+            device_budget
+        )
+        .needing(Needs::Data)
+        .breaking("LIMIT-1"),
+        wire_case!(
+            "wire/LINK-13/pings-unread",
+            ["LINK-13", "LINK-6"],
+            "a peer that sends PINGs and reads none of the PONGs is closed with RESOURCE_EXHAUSTED, its answers bounded",
+            pings_unread
+        )
+        .breaking("LINK-13"),
+        wire_case!(
+            "wire/LIMIT-2/idle-openings-give-way",
+            ["LIMIT-2", "TCP-5"],
+            "with 80 TCP connections open that never send OPEN, a new link still opens and carries a session",
+            openings_give_way
+        )
+        .needing(Needs::RawTcp)
+        .breaking("LIMIT-2"),
     ];
     all.extend(super::cases_tables::cases());
     all
@@ -610,4 +634,106 @@ async fn held_back(t: &dyn WireTarget) -> Step<()> {
         }
     }
     peer.expect_alive().await
+}
+
+/// The profile's memory budget for the whole device (SPEC section 15).
+const DEVICE_BUDGET: u64 = profile::MEMORY_BUDGET;
+
+async fn device_budget(t: &dyn WireTarget) -> Step<()> {
+    let mut filler = Peer::up(t).await?;
+    let max = filler.hello.as_ref().map_or(100 << 20, |h| h.max_data_size);
+    let (filled, _) = filler.open_echo("device-budget").await?;
+    let mut left = DEVICE_BUDGET;
+    let mut id = 0;
+    while left > 0 {
+        id += 1;
+        let total = left.min(max);
+        filler.send_raw(first(filled, id, total)?).await?;
+        left -= total;
+    }
+    // At the budget exactly: allowed.
+    goes_on(&mut filler, filled).await?;
+    let mut other = Peer::up(t).await?;
+    let (channel, _) = other.open_echo("over-budget").await?;
+    other.send_raw(first(channel, 1, 2)?).await?;
+    limit_exceeded(&mut other, channel).await?;
+    goes_on(&mut filler, filled).await
+}
+
+/// How long a peer that reads nothing may keep sending before its link must have closed: three
+/// of the implementation's keepalive intervals (`LINK-13`), and room for the close.
+fn unread_limit(peer: &Peer) -> std::time::Duration {
+    peer.timers.keepalive * 4 + std::time::Duration::from_secs(10)
+}
+
+/// PINGs a peer offers before the suite calls the implementation's answers unbounded.
+const UNREAD_PINGS: u64 = 2_000_000;
+
+async fn pings_unread(t: &dyn WireTarget) -> Step<()> {
+    let peer = Peer::up(t).await?;
+    let link = peer.link();
+    let mut sent = 0u64;
+    let ended = tokio::time::timeout(unread_limit(&peer), async {
+        while sent < UNREAD_PINGS {
+            let ping = Control::Ping(pb::Ping { value: sent });
+            let frame = ping
+                .encode_frame(1, 0)
+                .map_err(|e| Verdict::fail("an encodable PING", e.to_string()))?;
+            if link.send(frame).await.is_err() {
+                return Ok(true);
+            }
+            sent += 1;
+        }
+        Ok::<bool, Verdict>(false)
+    })
+    .await;
+    match ended {
+        Err(_) => {
+            return fail(
+                "the link closed while the suite read nothing (LINK-13)",
+                format!("it stayed open through {sent} PINGs"),
+            );
+        }
+        Ok(Err(verdict)) => return Err(verdict),
+        Ok(Ok(false)) => {
+            return fail(
+                format!("the link closed before {UNREAD_PINGS} PINGs went unanswered (LINK-13)"),
+                "it took them all",
+            );
+        }
+        Ok(Ok(true)) => {}
+    }
+    let wanted = LinkCloseReason::ResourceExhausted as u32;
+    match link.closure() {
+        Some(Closure::Peer(reason)) if reason.code == wanted => Ok(()),
+        // Over TCP the close comes behind everything the suite left unread, and a socket closed
+        // with unread bytes is reset: the end of the connection is all a peer that reads
+        // nothing can see.
+        Some(Closure::Lost(_)) if t.tcp_addr().is_some() => Ok(()),
+        other => fail(
+            "the link closed by the implementation with RESOURCE_EXHAUSTED (LINK-13)",
+            format!("{other:?}"),
+        ),
+    }
+}
+
+/// Connections that never send OPEN, more than the reference implementation's 64 places.
+const IDLE_OPENINGS: usize = 80;
+
+async fn openings_give_way(t: &dyn WireTarget) -> Step<()> {
+    let Some(addr) = t.tcp_addr() else {
+        return Err(Verdict::Unsupported("no TCP address".into()));
+    };
+    let mut idle = Vec::with_capacity(IDLE_OPENINGS);
+    for _ in 0..IDLE_OPENINGS {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => idle.push(stream),
+            Err(e) => return fail("a TCP connection", e.to_string()),
+        }
+    }
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("after-idle").await?;
+    goes_on(&mut peer, channel).await?;
+    drop(idle);
+    Ok(())
 }

@@ -131,6 +131,11 @@ impl Peer {
         }
     }
 
+    /// The link itself, for cases that send and watch it below the frames.
+    pub fn link(&self) -> &dyn Link {
+        &*self.link
+    }
+
     /// The implementation's device id.
     pub fn iut_device(&self) -> &str {
         &self.iut_device

@@ -342,20 +342,34 @@ impl TcpTarget {
         security: Option<SecureConfig>,
         timers: Timers,
     ) -> Result<Self, TransportError> {
+        let mut target = Self::known(addr, suite_id, "", carries_data, security)?;
+        target.timers = timers;
+        let probe = target.client.dial_addr(addr).await?;
+        target.iut = probe.peer_device().to_string();
+        probe.close(acm_transport::CloseReason::normal()).await;
+        Ok(target)
+    }
+
+    /// Reaches the implementation at `addr`, whose device id is `iut`, as the suite's device
+    /// `suite_id`, as [`TcpTarget::connect`] does but without opening a link first.
+    pub fn known(
+        addr: SocketAddr,
+        suite_id: DeviceId,
+        iut: &str,
+        carries_data: bool,
+        security: Option<SecureConfig>,
+    ) -> Result<Self, TransportError> {
         // The suite must be able to send frames larger than the target accepts (FRAME-5).
         let config = TcpConfig::new().with_max_frame_size(1 << 20);
         let client = TcpTransport::client_with(suite_id, config)
             .map_err(|e| TransportError::Io(std::io::Error::other(e.to_string())))?;
-        let probe = client.dial_addr(addr).await?;
-        let iut = probe.peer_device().to_string();
-        probe.close(acm_transport::CloseReason::normal()).await;
         Ok(Self {
             client,
             security,
             addr,
-            iut,
+            iut: iut.to_string(),
             carries_data,
-            timers,
+            timers: Timers::SPEC,
         })
     }
 }

@@ -37,6 +37,7 @@ impl DeviceEngine {
             nonce,
             self.config,
         )
+        .with_memory_budget(self.budget.clone())
         .with_buffer_pool(self.pool.clone());
         let dialer = match role {
             Role::Dialer => self.local.clone(),
@@ -124,6 +125,14 @@ impl DeviceEngine {
         self.links
             .get(&link)
             .is_some_and(|s| s.engine.wants_transmit())
+    }
+
+    /// The frames waiting on `link` that answer the peer's ([`LinkEngine::queued_answers`]): a
+    /// runtime stops reading the link while too many wait (SPEC `LINK-13`).
+    pub fn queued_answers(&self, link: LinkId) -> usize {
+        self.links
+            .get(&link)
+            .map_or(0, |s| s.engine.queued_answers())
     }
 
     /// The control frames waiting on `link`: a runtime holds calls back while too many wait.

@@ -70,11 +70,11 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use acm_wire::BufferPool;
 use acm_wire::pb::{
     CollaborateEventType, ConnectErrorCode, ConnectOptions, DisconnectReason, LinkCloseReason,
     PeerInfo,
 };
+use acm_wire::{BufferPool, MemoryBudget};
 use bytes::Bytes;
 
 use crate::HashMap;
@@ -91,6 +91,10 @@ pub type SessionId = u64;
 
 /// The first session id of a device: ids are greater than 100, as the reference's are.
 pub const FIRST_SESSION_ID: SessionId = 101;
+
+/// The default memory budget of a device: 256 MiB for the data of all its links together
+/// (transfers being received, received data its apps hold, data waiting to be sent).
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
 
 /// How long a link that lost the `LINK-8` preference stays open, so that a connect that chose
 /// it just before the other link came up can finish; then it closes once it carries no session.
@@ -308,6 +312,8 @@ pub struct DeviceEngine {
     config: EngineConfig,
     /// The buffers every link's received transfers are delivered in.
     pool: BufferPool,
+    /// The memory every link's data is charged against.
+    budget: MemoryBudget,
     links: HashMap<LinkId, Slot>,
     next_link: u64,
     /// The links to each peer device, in the order they were added.
@@ -331,6 +337,7 @@ impl DeviceEngine {
             local: local_device.into(),
             config,
             pool: BufferPool::default(),
+            budget: MemoryBudget::new(DEFAULT_MEMORY_BUDGET),
             links: HashMap::default(),
             next_link: 1,
             peers: HashMap::default(),
@@ -349,6 +356,22 @@ impl DeviceEngine {
     pub fn with_buffer_pool(mut self, pool: BufferPool) -> Self {
         self.pool = pool;
         self
+    }
+
+    /// Charges the data of every link against `budget` (see [`LinkEngine::with_memory_budget`]):
+    /// the device admits incoming transfers only while they fit in it, whichever link they
+    /// come on (SPEC `DATA-7`). Call it before adding links. The default is a budget of
+    /// [`DEFAULT_MEMORY_BUDGET`] of the engine's own.
+    #[must_use]
+    pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The budget every link's data is charged against: its `used()` is the memory the
+    /// device's data holds now.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// This device's id.

@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 
 use acm_engine::EngineConfig;
+pub use acm_engine::device::DEFAULT_MEMORY_BUDGET;
 use acm_engine::device::LinkId;
 use acm_transport::{DeviceId, DeviceInfo, Link, Transport};
 use acm_wire::BufferPool;
@@ -39,6 +40,14 @@ pub struct DeviceConfig {
     ///
     /// [`Event::Data`]: crate::Event::Data
     pub stream_data_bytes: usize,
+    /// The most bytes of data the device holds for all its links together (SPEC `DATA-7`):
+    /// transfers being received (their declared lengths), received data its apps have not
+    /// dropped yet (in event streams or anywhere else) and data waiting to be sent. A transfer
+    /// that would not fit is refused, and its session closed with `LIMIT_EXCEEDED`, whichever
+    /// link it comes on; data an app sends is never refused, but leaves less room. Default
+    /// 256 MiB ([`DEFAULT_MEMORY_BUDGET`]), which fits a phone; the buffers kept for reuse
+    /// ([`DeviceConfig::receive_pool_bytes`]) come on top.
+    pub memory_budget: u64,
     /// Whether and how links are secured (SPEC section 17): secure by default, with a random
     /// identity per device and trust on first use (see [`crate::security`]).
     pub security: crate::Security,
@@ -53,6 +62,7 @@ impl Default for DeviceConfig {
             engine: EngineConfig::default(),
             receive_pool_bytes: acm_wire::pool::DEFAULT_POOL_BYTES,
             stream_data_bytes: DEFAULT_STREAM_DATA_BYTES,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             security: crate::Security::default(),
         }
     }
@@ -77,6 +87,13 @@ impl DeviceConfig {
     #[must_use]
     pub fn with_security(mut self, security: crate::Security) -> Self {
         self.security = security;
+        self
+    }
+
+    /// Sets the most bytes of data the device holds for all its links together.
+    #[must_use]
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = bytes;
         self
     }
 
@@ -164,6 +181,12 @@ impl Device {
     /// the device holds on to between transfers.
     pub fn receive_pool(&self) -> &BufferPool {
         &self.shared().receive_pool
+    }
+
+    /// The bytes of data charged now against the device's memory budget
+    /// ([`DeviceConfig::memory_budget`]).
+    pub fn memory_in_use(&self) -> u64 {
+        self.shared().memory.used()
     }
 
     /// Closes every link gracefully and waits until each has closed: what the apps sent before

@@ -30,6 +30,18 @@ const READ_BATCH: usize = 32;
 const OUTBOX: usize = 16;
 /// The turns a driver takes in one poll before it lets other tasks run.
 const TURNS: usize = 32;
+/// The bytes a driver receives in one poll before it lets other tasks run: a link that floods
+/// the device (with data a secure link must decrypt as it is received) holds up the device's
+/// other links for no longer than this takes.
+const POLL_BYTES: usize = 512 * 1024;
+/// The answers to the peer's frames (PONG, CONNECT_RESPONSE, DISCONNECT for a session error)
+/// that may wait to be sent before the driver stops reading the link: a peer that sends frames
+/// calling for answers and reads none of them is then held back by the transport's flow
+/// control, and the engine closes the link once it has taken nothing for three keepalive
+/// intervals (SPEC `LINK-13`). Well below the engine's own bound
+/// ([`acm_engine::EngineConfig::max_queued_answers`]), which a batch of [`READ_BATCH`] frames
+/// cannot reach from here.
+const MAX_QUEUED_ANSWERS: usize = 256;
 
 /// A receive or a send on the link, in progress.
 type LinkIo<T> = Pin<Box<dyn Future<Output = Result<T, TransportError>> + Send>>;
@@ -52,6 +64,7 @@ impl Driver {
             id,
             link,
             received: Vec::new(),
+            received_bytes: 0,
             lost: None,
             sending: None,
             outbox: VecDeque::new(),
@@ -62,6 +75,8 @@ impl Driver {
             room: None,
             close_reason: CloseReason::normal(),
             closing: None,
+            answers_waiting: false,
+            abandon: false,
             work: Vec::new(),
             spare: Vec::new(),
         }
@@ -89,6 +104,8 @@ pub(super) struct Driver {
     receiving: Option<LinkIo<FrameBuf>>,
     /// Frames received, for the engine at the next turn.
     received: Vec<FrameBuf>,
+    /// The bytes received in this poll (see [`POLL_BYTES`]).
+    received_bytes: usize,
     /// How the link failed, for the engine at the next turn.
     lost: Option<String>,
     /// The send under way: at most one, so that frames keep their order.
@@ -108,6 +125,12 @@ pub(super) struct Driver {
     /// What the transport's close tells the peer.
     close_reason: CloseReason,
     closing: Option<Closing>,
+    /// Whether [`MAX_QUEUED_ANSWERS`] answers wait to be sent: the driver reads nothing until
+    /// fewer do.
+    answers_waiting: bool,
+    /// Set once the engine closed the link because the peer does not read (SPEC `LINK-13`):
+    /// what waits to be sent is dropped and the link closed at once.
+    abandon: bool,
     /// App code to run this turn, and an empty list to swap in (their room is kept).
     work: Vec<Work>,
     spare: Vec<Work>,
@@ -130,6 +153,7 @@ impl Future for Driver {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        this.received_bytes = 0;
         for _ in 0..TURNS {
             if let Some(closing) = &mut this.closing {
                 ready!(closing.as_mut().poll(cx));
@@ -145,6 +169,12 @@ impl Future for Driver {
             busy |= this.run_app_code();
             busy |= this.poll_send(cx);
             busy |= this.arm(turn.deadline, cx);
+            if turn.finished && this.abandon {
+                // The peer does not read: what it would not take is dropped, with the send
+                // under way, and the transport's close bounds the time spent on the rest.
+                this.outbox.clear();
+                this.sending = None;
+            }
             if turn.finished && this.outbox.is_empty() && this.sending.is_none() {
                 let (link, reason) = (this.link.clone(), this.close_reason.clone());
                 this.closing = Some(Box::pin(async move { link.close(reason).await }));
@@ -154,6 +184,9 @@ impl Future for Driver {
                 // Every source is waiting with this task's waker: the link's receive and send,
                 // the timer, room in a stream, and the calls (the waker is in the state).
                 return Poll::Pending;
+            }
+            if this.received_bytes >= POLL_BYTES {
+                break;
             }
         }
         // Let the other tasks run; this one goes on at once.
@@ -165,17 +198,18 @@ impl Future for Driver {
 impl Driver {
     /// Receives the frames that have arrived, unless the apps' streams are full.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.held.is_empty() {
+        if !self.held.is_empty() || self.answers_waiting {
             return false;
         }
         let mut got = false;
-        while self.received.len() < READ_BATCH {
+        while self.received.len() < READ_BATCH && self.received_bytes < POLL_BYTES {
             let Some(io) = &mut self.receiving else {
                 break;
             };
             match io.as_mut().poll(cx) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(frame)) => {
+                    self.received_bytes = self.received_bytes.saturating_add(frame.len());
                     self.received.push(frame);
                     self.receiving = Some(receive(&self.link));
                     got = true;
@@ -327,6 +361,7 @@ impl Driver {
                 break;
             }
         }
+        self.answers_waiting = state.engine.queued_answers(id) >= MAX_QUEUED_ANSWERS;
         if let Some(entry) = state.links.get_mut(&id) {
             if changed {
                 wakers.append(&mut entry.waiters);
@@ -359,6 +394,11 @@ impl Driver {
                 tracing::info!(?by, reason = reason.as_str_name(), %detail, "link ended");
                 if by == Closer::Local {
                     self.close_reason = CloseReason::new(reason as u32, detail.clone());
+                    self.abandon = reason == pb::LinkCloseReason::ResourceExhausted;
+                    if self.abandon {
+                        self.outbox.clear();
+                        self.sending = None;
+                    }
                 }
                 if let Some(entry) = state.links.get_mut(&id) {
                     entry.ended = Some(detail);

@@ -21,7 +21,7 @@ pub(crate) mod device;
 mod driver;
 pub(crate) mod state;
 
-pub use device::{DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
+pub use device::{DEFAULT_MEMORY_BUDGET, DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
 
 #[cfg(test)]
 mod tests;

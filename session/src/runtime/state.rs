@@ -7,7 +7,7 @@ use std::task::Waker;
 use acm_engine::ConnectOutcome;
 use acm_engine::device::{DeviceEngine, LinkId, SessionId, TransferRef};
 use acm_transport::Transport;
-use acm_wire::BufferPool;
+use acm_wire::{BufferPool, MemoryBudget};
 use tokio::task::JoinHandle;
 
 use super::app::AppInner;
@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) config: DeviceConfig,
     /// The buffers every link's received transfers are delivered in, kept for reuse.
     pub(crate) receive_pool: BufferPool,
+    /// The memory budget every link's data is charged against.
+    pub(crate) memory: MemoryBudget,
     /// Held while dialing, so that concurrent connects to one device share one link.
     pub(crate) dialing: tokio::sync::Mutex<()>,
     /// Random bytes for tokens and nonces, drawn in batches.
@@ -34,7 +36,9 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(transport: Arc<dyn Transport>, config: DeviceConfig) -> Self {
         let receive_pool = BufferPool::new(config.receive_pool_bytes);
+        let memory = MemoryBudget::new(config.memory_budget);
         let engine = DeviceEngine::new(transport.local_device().as_str(), config.engine)
+            .with_memory_budget(memory.clone())
             .with_buffer_pool(receive_pool.clone());
         Self {
             state: Mutex::new(State {
@@ -49,6 +53,7 @@ impl Shared {
             transport,
             config,
             receive_pool,
+            memory,
             dialing: tokio::sync::Mutex::new(()),
             random: Mutex::new(RandomBatch::new()),
             accept_task: Mutex::new(None),

@@ -1,0 +1,332 @@
+//! Hostile peers: for each family of attack of the robustness suite
+//! ([`acm_conformance::robustness`]), with 1, 10, 100 and 1000 hostile connections or links,
+//! the well-behaved client's time from dialing to its first echo (p50 and p99) under attack
+//! against the same without it, and the attacked device's peak resident memory.
+//!
+//! The device under attack is this program started again as a child process
+//! ([`serve_target`]): a reference device with the conformance profile on TCP loopback, secure
+//! as by default, so that its memory is its own and not the attackers'. A fresh child serves
+//! each attack, so that its peak (`VmHWM`) is that attack's. `--hostile-target PATH` attacks
+//! `PATH peer` instead (the `acm` command of any build, such as one from before a change), so
+//! that two builds are measured by the same attackers and client.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use acm::transport::DeviceId;
+use acm::{DEFAULT_MEMORY_BUDGET, Device, DeviceConfig};
+use acm_conformance::profile;
+use acm_conformance::robustness::attack::{self, Attack, Family, Field};
+use acm_conformance::robustness::client::serve_once;
+use acm_conformance::robustness::memory::Reading;
+use acm_conformance::robustness::quantile;
+use acm_transport_tcp::TcpTransport;
+use tokio::time::Instant;
+
+use crate::report::{Figure, Row};
+
+/// The argument that makes this program the device under attack.
+pub const SERVE_TARGET: &str = "--serve-hostile-target";
+
+/// The goal for the peak resident memory: the device's budget and 32 MiB.
+const RSS_GOAL_KIB: u64 = (DEFAULT_MEMORY_BUDGET >> 10) + 32 * 1024;
+
+/// The goal for the client's p99 under attack, as a multiple of its p99 without it.
+const P99_GOAL: f64 = 10.0;
+
+/// Runs the device under attack until its parent ends it: prints its address, then serves.
+pub fn serve_target() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(_) => return std::process::ExitCode::FAILURE,
+    };
+    runtime.block_on(async {
+        let id = DeviceId::new("acm-hostile-target").expect("a valid id");
+        let Ok(transport) = TcpTransport::bind(id, ([127, 0, 0, 1], 0).into()).await else {
+            return std::process::ExitCode::FAILURE;
+        };
+        let Some(addr) = transport.local_addr() else {
+            return std::process::ExitCode::FAILURE;
+        };
+        let device = Device::new(transport, DeviceConfig::default());
+        let _profile = profile::install(&device);
+        println!("{addr}");
+        // Until the parent kills it, or closes its input.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        })
+        .await;
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+/// The device under attack, as a child process.
+struct Target {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Target {
+    /// This program as the device under attack, or `acm peer` of the `acm` command given.
+    fn start(acm: Option<&Path>) -> Option<Self> {
+        let mut command = match acm {
+            Some(acm) => {
+                let mut command = Command::new(acm);
+                command.args(["peer", "--listen", "tcp://127.0.0.1:0"]);
+                command
+            }
+            None => {
+                let mut command = Command::new(std::env::current_exe().ok()?);
+                command.arg(SERVE_TARGET);
+                command
+            }
+        };
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let addr = Self::address(child.stdout.as_mut()?);
+        match addr {
+            Some(addr) => Some(Self { child, addr }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            }
+        }
+    }
+
+    /// The address the child prints first: alone on its line (this program), or as
+    /// `tcp://ADDR` in a sentence (`acm peer`).
+    fn address(out: &mut impl std::io::Read) -> Option<std::net::SocketAddr> {
+        let mut lines = BufReader::new(out);
+        let mut line = String::new();
+        for _ in 0..16 {
+            line.clear();
+            if lines.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let text = match line.split_once("tcp://") {
+                Some((_, rest)) => rest.split_whitespace().next().unwrap_or(""),
+                None => line.trim(),
+            };
+            if let Ok(addr) = text.parse() {
+                return Some(addr);
+            }
+        }
+        None
+    }
+
+    fn memory(&self) -> Option<Reading> {
+        Reading::of_process(&PathBuf::from(format!("/proc/{}/status", self.child.id())))
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// [`serve_for`] on a thread and runtime of its own, so that the client's times are not its
+/// wait behind the attackers' tasks on this runtime.
+async fn serve_apart(
+    field: &Field,
+    samples: usize,
+    window: Duration,
+    label: &'static str,
+) -> (Vec<Duration>, usize) {
+    let field = field.clone();
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let served = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|runtime| runtime.block_on(serve_for(&field, samples, window, label)));
+        let _ = done.send(served.unwrap_or((Vec::new(), samples)));
+    });
+    result.await.unwrap_or((Vec::new(), samples))
+}
+
+/// The client's times for `samples` tries, at least, over at least `window`.
+async fn serve_for(
+    field: &Field,
+    samples: usize,
+    window: Duration,
+    label: &str,
+) -> (Vec<Duration>, usize) {
+    let Ok(client) = field.client() else {
+        return (Vec::new(), samples);
+    };
+    let began = Instant::now();
+    let (mut times, mut failures) = (Vec::new(), 0);
+    let mut n = 0;
+    while n < samples || began.elapsed() < window {
+        let service = format!("{label}-{n}");
+        match tokio::time::timeout(Duration::from_secs(20), serve_once(&client, &service)).await {
+            Ok(Ok(time)) => times.push(time),
+            _ => failures += 1,
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (times, failures)
+}
+
+/// One attack against a fresh device: its row.
+async fn measure(acm: Option<&Path>, attack: Attack, samples: usize, window: Duration) -> Row {
+    let name = format!(
+        "hostile {}: {} link{}",
+        attack.family.name(),
+        attack.links,
+        if attack.links == 1 { "" } else { "s" }
+    );
+    let failed = |why: &str| Row {
+        measure: name.clone(),
+        ours: Figure::new(0.0, "ms"),
+        baseline: None,
+        ratio: None,
+        target: "served; p99 ≤ 10× idle; peak RSS ≤ budget + 32 MiB".into(),
+        met: Some(false),
+        note: why.to_string(),
+    };
+    let Some(target) = Target::start(acm) else {
+        return failed("the device under attack did not start");
+    };
+    let security = acm::secure::SecureConfig::ephemeral().ok();
+    let Ok(field) = Field::discover(target.addr, security).await else {
+        return failed("the device under attack cannot be reached");
+    };
+    let (idle, _) = serve_apart(&field, samples, Duration::ZERO, "idle").await;
+    let running = attack::start(&field, attack).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (attacked, failures) = serve_apart(&field, samples, window, "attacked").await;
+    let observed = running.stop().await;
+    let peak_kib = target.memory().map_or(0, |m| m.peak_kib);
+    drop(target);
+    let p = |times: &[Duration], q| quantile(times, q).map_or(f64::NAN, |t| t.as_secs_f64() * 1e3);
+    let (idle_p50, idle_p99) = (p(&idle, 0.5), p(&idle, 0.99));
+    let (p50, p99) = (p(&attacked, 0.5), p(&attacked, 0.99));
+    let ratio = p99 / idle_p99;
+    let met =
+        failures == 0 && !attacked.is_empty() && ratio <= P99_GOAL && peak_kib <= RSS_GOAL_KIB;
+    Row {
+        measure: name,
+        ours: Figure::new(p99, "ms"),
+        baseline: Some(("idle p99".into(), Figure::new(idle_p99, "ms"))),
+        ratio: None,
+        target: "served; p99 ≤ 10× idle; peak RSS ≤ budget + 32 MiB".into(),
+        met: Some(met),
+        note: format!(
+            "p99 {ratio:.1}× idle; p50 {p50:.1} ms (idle {idle_p50:.1} ms); {} served, {failures} not; \
+             device peak RSS {:.0} MiB; attackers refused at once: {}",
+            attacked.len(),
+            peak_kib as f64 / 1024.0,
+            observed.refused
+        ),
+    }
+}
+
+/// What memory comes back once many links have come and gone: `links` well-behaved links, 10
+/// at a time (within the 16 openings one address may hold), each opened, with a session
+/// connected and a message echoed, then closed; the device's resident memory before, at its
+/// peak and 2 s after the last closed.
+async fn churn(acm: Option<&Path>, links: usize) -> Row {
+    let name = format!("hostile link-churn: {links} links opened and closed");
+    let target_text = "reported: memory that does not come back";
+    let reported = |note: String, value: f64| Row {
+        measure: name.clone(),
+        ours: Figure::new(value, "MiB"),
+        baseline: None,
+        ratio: None,
+        target: target_text.into(),
+        met: None,
+        note,
+    };
+    let Some(target) = Target::start(acm) else {
+        return reported("the device did not start".into(), 0.0);
+    };
+    let security = acm::secure::SecureConfig::ephemeral().ok();
+    let Ok(field) = Field::discover(target.addr, security).await else {
+        return reported("the device cannot be reached".into(), 0.0);
+    };
+    let before = target.memory().unwrap_or_default();
+    let mut failures = 0;
+    for batch in 0..links.div_ceil(10) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..10.min(links - batch * 10) {
+            let field = field.clone();
+            let id = batch * 10 + n;
+            tasks.spawn(async move {
+                let reach = acm_conformance::robustness::client::reach(
+                    field.addr,
+                    &field.iut,
+                    &format!("acm-churn-{id}"),
+                    field.security.clone(),
+                )
+                .ok()?;
+                serve_once(&reach, "churn").await.ok()
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if !matches!(done, Ok(Some(_))) {
+                failures += 1;
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = target.memory().unwrap_or_default();
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    reported(
+        format!(
+            "device RSS before {:.0} MiB, peak {:.0} MiB, after {:.0} MiB; {failures} links failed",
+            mib(before.rss_kib),
+            mib(after.peak_kib),
+            mib(after.rss_kib)
+        ),
+        mib(after.rss_kib.saturating_sub(before.rss_kib)),
+    )
+}
+
+/// Every family at 1, 10, 100 and 1000 hostile links (only 1 in a quick run, or the `sizes`
+/// given), then link churn; against `acm peer` of the `acm` command given, or this program.
+pub async fn hostile(quick: bool, acm: Option<&Path>, sizes: Option<&[usize]>) -> Vec<Row> {
+    let sizes: &[usize] = match sizes {
+        Some(sizes) => sizes,
+        None if quick => &[1],
+        None => &[1, 10, 100, 1000],
+    };
+    let samples = if quick { 3 } else { 40 };
+    let mut rows = Vec::new();
+    for family in Family::ALL {
+        for &links in sizes {
+            let mut attack = Attack::new(family, links);
+            // Not 4 million requests: 40 000 in all at most, as the suite's ten links send.
+            attack.requests = (40_000 / links).min(4000);
+            // The declared transfers admitted are filled to nearly their 100 MiB.
+            attack.fill = if quick { 1 << 20 } else { 96 << 20 };
+            // The request flood is measured while its requests expire, after the 20 s the
+            // responder waits; the others for 3 s.
+            let window = match (quick, family) {
+                (true, _) => Duration::from_millis(500),
+                (false, Family::RequestFlood) => family.measured_for(),
+                (false, _) => Duration::from_secs(3),
+            };
+            eprintln!("acm-bench: hostile {} × {links}", family.name());
+            rows.push(measure(acm, attack, samples, window).await);
+        }
+    }
+    eprintln!("acm-bench: hostile link churn");
+    rows.push(churn(acm, if quick { 100 } else { 2000 }).await);
+    rows
+}

@@ -1,0 +1,94 @@
+//! Peers that do not play by the rules of flow: the device's runtime bounds what they can make
+//! it hold (SPEC `LINK-13`), under a paused clock.
+
+use std::time::Duration;
+
+use acm::transport::{Closure, DeviceId, Link, Transport, TransportError};
+use acm::{Device, DeviceConfig, Security};
+use acm_transport_mock::MockNetwork;
+use acm_wire::pb::{self, LinkCloseReason};
+use acm_wire::{Control, SUPPORTED_VERSIONS};
+use bytes::Bytes;
+
+fn frame(control: Control) -> Bytes {
+    control.encode_frame(1, 0).expect("encodes")
+}
+
+/// A device `tablet` with no app, and a raw link to it from `attacker`, HELLO sent with a 1 s
+/// keepalive.
+async fn attacked() -> (MockNetwork, Device, Box<dyn Link>) {
+    let network = MockNetwork::new(21);
+    let tablet = network
+        .add_device(DeviceId::new("tablet").unwrap())
+        .unwrap();
+    let device = Device::new(
+        tablet,
+        DeviceConfig::default().with_security(Security::Insecure),
+    );
+    let attacker = network
+        .add_device(DeviceId::new("attacker").unwrap())
+        .unwrap();
+    let link = attacker
+        .dial(&DeviceId::new("tablet").unwrap())
+        .await
+        .unwrap();
+    let hello = Control::Hello(pb::Hello {
+        min_version: (*SUPPORTED_VERSIONS.start()).into(),
+        max_version: (*SUPPORTED_VERSIONS.end()).into(),
+        device_id: "attacker".into(),
+        max_frame_size: 65_535,
+        keepalive_interval_ms: 1_000,
+        features: 0,
+        nonce: Bytes::from_static(&[9; 16]),
+        max_data_size: 1 << 20,
+    });
+    link.send(frame(hello)).await.unwrap();
+    (network, device, link)
+}
+
+#[tokio::test(start_paused = true)]
+async fn link_13_a_peer_that_pings_and_never_reads_is_closed_with_resource_exhausted() {
+    let (_network, _device, link) = attacked().await;
+    // PINGs as fast as the link takes them, and nothing read: without a bound the PONGs would
+    // pile up in the device for as long as this goes on.
+    let mut sent = 0u64;
+    let ended = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            let ping = frame(Control::Ping(pb::Ping { value: sent }));
+            match link.send(ping).await {
+                Ok(()) => sent += 1,
+                Err(err) => return err,
+            }
+            if sent >= 2_000_000 {
+                return TransportError::Unsupported("the device kept taking PINGs");
+            }
+        }
+    })
+    .await
+    .expect("the link ends");
+    let closure = link.closure().unwrap_or(Closure::Lost(ended.to_string()));
+    match closure {
+        Closure::Peer(reason) => {
+            assert_eq!(reason.code, LinkCloseReason::ResourceExhausted as u32);
+            assert!(reason.message.starts_with("LINK-13"), "{reason:?}");
+        }
+        other => panic!("expected the device's close, got {other:?} after {sent} PINGs"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn link_13_a_peer_that_reads_its_pongs_is_never_closed() {
+    let (_network, _device, link) = attacked().await;
+    for value in 0..20_000u64 {
+        link.send(frame(Control::Ping(pb::Ping { value })))
+            .await
+            .expect("the link stays up");
+        if value % 100 == 99 {
+            // Read what came: HELLO, then PONGs.
+            while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(1), link.recv()).await
+            {
+            }
+        }
+    }
+    assert!(link.closure().is_none());
+}
