@@ -488,18 +488,25 @@ async fn transfers_past_limit(t: &dyn WireTarget) -> Step<()> {
 /// The profile's reassembly budget per link (SPEC section 15).
 const BUDGET: u64 = profile::REASSEMBLY_BUDGET;
 
+/// Begins transfers on `channel` whose declared lengths, each at most `max`, add up to `total`;
+/// returns the last transfer id.
+async fn declare(peer: &Peer, channel: u32, total: u64, max: u64) -> Step<u32> {
+    let mut left = total;
+    let mut id = 0;
+    while left > 0 {
+        id += 1;
+        let length = left.min(max);
+        peer.send_raw(first(channel, id, length)?).await?;
+        left -= length;
+    }
+    Ok(id)
+}
+
 async fn budget(t: &dyn WireTarget, past: bool) -> Step<()> {
     let mut peer = Peer::up(t).await?;
     let max = peer.hello.as_ref().map_or(100 << 20, |h| h.max_data_size);
     let (channel, _) = peer.open_echo("budget").await?;
-    let mut left = BUDGET;
-    let mut id = 0;
-    while left > 0 {
-        id += 1;
-        let total = left.min(max);
-        peer.send_raw(first(channel, id, total)?).await?;
-        left -= total;
-    }
+    let id = declare(&peer, channel, BUDGET, max).await?;
     if !past {
         return goes_on(&mut peer, channel).await;
     }
@@ -643,14 +650,7 @@ async fn device_budget(t: &dyn WireTarget) -> Step<()> {
     let mut filler = Peer::up(t).await?;
     let max = filler.hello.as_ref().map_or(100 << 20, |h| h.max_data_size);
     let (filled, _) = filler.open_echo("device-budget").await?;
-    let mut left = DEVICE_BUDGET;
-    let mut id = 0;
-    while left > 0 {
-        id += 1;
-        let total = left.min(max);
-        filler.send_raw(first(filled, id, total)?).await?;
-        left -= total;
-    }
+    declare(&filler, filled, DEVICE_BUDGET, max).await?;
     // At the budget exactly: allowed.
     goes_on(&mut filler, filled).await?;
     let mut other = Peer::up(t).await?;
