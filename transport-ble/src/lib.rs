@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod air;
 pub mod binding;
 #[cfg(feature = "bluez")]
 pub mod bluez;
@@ -50,6 +51,7 @@ mod error;
 mod host;
 mod link;
 mod pool;
+mod snoop;
 mod transport;
 
 pub use config::{BleConfig, HciEndpoint};

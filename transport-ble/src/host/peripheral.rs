@@ -47,7 +47,9 @@ pub(crate) async fn advertise<'a>(ctx: &Ctx<'a, '_>) {
         let Ok(connection) = advertiser.accept().await else {
             continue;
         };
-        let entry = ctx.connections.add(connection);
+        let Ok(entry) = ctx.adopt(connection, None) else {
+            return;
+        };
         if ctx
             .spawn
             .send(Box::pin(listen(ctx.clone(), entry)))
@@ -106,6 +108,7 @@ async fn accept<'a>(ctx: Ctx<'a, '_>, hold: Hold<'a>, mut channel: L2capChannel<
         return;
     };
     hold.entry().name(&peer);
+    ctx.report.insert(peer.clone(), &hold.entry().air());
     let (link, end) = link::pair(
         LinkInfo {
             local: ctx.config.device.clone(),
