@@ -1,7 +1,7 @@
 //! What a link's LE connection runs with on the air, and the most it can carry.
 //!
 //! [`AirParameters`] are what the controller reported for a connection: PHY, data length,
-//! connection interval, and the event length the central asked for (SPEC section 13.4 says
+//! connection interval, and the event length the central asked for (SPEC section 13.5 says
 //! what a side asks for). [`AirParameters::goodput_ceiling`] is the model README's "Goodput
 //! model" writes out: a connection event is a series of exchanges, each a data PDU one way and
 //! an empty PDU back, 150 µs apart (Core Vol 6 Part B §4.1.1, T_IFS), each PDU's air time given
@@ -31,6 +31,10 @@ pub const MAX_TIME: Duration = Duration::from_micros(2120);
 pub const KFRAME_HEADER: usize = 4;
 /// The SDU length field of an SDU's first K-frame.
 pub const SDU_LENGTH_FIELD: usize = 2;
+
+/// The smallest SDU counted when credits are sized to a link: an acm frame header and nothing
+/// more (SPEC `BLE-14`).
+pub const SMALLEST_SDU: usize = 12;
 
 /// An LE PHY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +113,24 @@ pub fn fragments_per_sdu(sdu_len: usize, mps: u16, fragment: u16) -> u64 {
             return fragments;
         }
     }
+}
+
+/// The credits a receiver grants so that a sender of the smallest SDUs can fill the connection
+/// events of a link on `phy` with `interval` while the credits returned for one event are on
+/// their way back: twice the SDUs one event carries, each in a PDU of its own, within
+/// `least..=most` (SPEC `BLE-14`).
+pub fn credits_to_fill(interval: Duration, phy: Phy, least: u16, most: u16) -> u16 {
+    let mut air = AirParameters::initial(true, interval, MAX_OCTETS, 1);
+    air.tx_phy = phy;
+    air.rx_phy = phy;
+    // The SDU, its SDU length field and its K-frame header: a few octets, which fit any PDU.
+    air.max_tx_octets =
+        u16::try_from(KFRAME_HEADER + SDU_LENGTH_FIELD + SMALLEST_SDU).unwrap_or(MAX_OCTETS);
+    air.max_tx_time = MAX_TIME;
+    let per_event = air.pdus_per_event().saturating_mul(2);
+    u16::try_from(per_event)
+        .unwrap_or(u16::MAX)
+        .clamp(least, most)
 }
 
 /// What a link's LE connection runs with, as this side's controller reported it, with the
@@ -329,6 +351,21 @@ mod tests {
         assert_eq!(micros(air.exchange_time()), 296 + 150 + 80 + 150);
         assert_eq!(air.pdus_per_event(), 11);
         assert!((air.octets_per_second() - 39_600.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn credits_cover_two_events_of_the_smallest_sdus() {
+        let interval = Duration::from_micros(7500);
+        // 18-octet PDUs: on 2M an exchange takes 116 + 150 + 44 + 150 = 460 us, 16 an event.
+        assert_eq!(credits_to_fill(interval, Phy::Le2M, 8, 64), 32);
+        // On 1M, 224 + 150 + 80 + 150 = 604 us: 12 an event.
+        assert_eq!(credits_to_fill(interval, Phy::Le1M, 8, 64), 24);
+        // Within the bounds given.
+        assert_eq!(credits_to_fill(interval, Phy::Le2M, 8, 16), 16);
+        assert_eq!(
+            credits_to_fill(Duration::from_micros(1250), Phy::LeCoded, 8, 64),
+            8
+        );
     }
 
     #[test]

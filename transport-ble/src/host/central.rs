@@ -82,7 +82,8 @@ pub(crate) async fn dial<'a>(
         Some(hold) => hold,
         None => connect(ctx, central, book, device, deadline).await?,
     };
-    let mut channel = open_channel(ctx.stack, &hold.connection, device, deadline).await?;
+    let mut channel =
+        open_channel(ctx.stack, &hold.connection, device, deadline, ctx.credits()).await?;
     if channel.peer_mtu() < MIN_PEER_MTU {
         return Err(TransportError::Refused(device.clone()));
     }
@@ -175,18 +176,20 @@ async fn connect<'a>(
 }
 
 /// Asks for the acm channel, asking again with growing pauses while the peer refuses for lack
-/// of resources (it has not started listening on the new connection yet).
+/// of resources (it has not started listening on the new connection yet); grants `credits`.
 async fn open_channel<'a>(
     stack: &'a Stack<'_, Hci, HeapPool>,
     connection: &trouble_host::prelude::Connection<'_, HeapPool>,
     device: &DeviceId,
     deadline: Instant,
+    credits: u16,
 ) -> Result<L2capChannel<'a, HeapPool>, TransportError> {
+    let config = channel::channel_config(credits);
     let mut backoff = FIRST_BACKOFF;
     loop {
         let attempt = tokio::time::timeout_at(
             deadline,
-            L2capChannel::create(stack, connection, SPSM, &channel::channel_config()),
+            L2capChannel::create(stack, connection, SPSM, &config),
         )
         .await
         .map_err(|_| TransportError::TimedOut("opening the L2CAP channel"))?;

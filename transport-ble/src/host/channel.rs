@@ -13,18 +13,19 @@ use trouble_host::prelude::{
 use super::Hci;
 use super::connections::{Entry, Hold};
 
-use crate::binding::{self, INITIAL_CREDITS, MPS, SDU_MTU, Sdu};
+use crate::binding::{self, MPS, SDU_MTU, Sdu};
 use crate::carry::{SduReceiver, SduSender, carry};
 use crate::link::HostEnd;
 use crate::pool::HeapPool;
 
-/// The channel parameters this side offers.
-pub(crate) fn channel_config() -> L2capChannelConfig {
+/// The channel parameters this side offers, granting `credits` (SPEC `BLE-2`, `BLE-13`,
+/// `BLE-14`).
+pub(crate) fn channel_config(credits: u16) -> L2capChannelConfig {
     L2capChannelConfig {
         mtu: Some(SDU_MTU),
         mps: Some(MPS),
         flow_policy: CreditFlowPolicy::Every(1),
-        initial_credits: Some(INITIAL_CREDITS),
+        initial_credits: Some(credits),
     }
 }
 

@@ -25,8 +25,8 @@ use trouble_host::prelude::{Address, Connection, HostResources, Stack};
 use self::connections::Entry;
 use self::stream::{HciReader, HciStream, HciWriter};
 use self::tend::Tending;
-use crate::air::AirReport;
-use crate::binding::SPSM;
+use crate::air::{AirReport, Phy, credits_to_fill};
+use crate::binding::{INITIAL_CREDITS, MAX_CREDITS, SPSM};
 use crate::config::{BleConfig, HciEndpoint};
 use crate::error::BleError;
 use crate::link::{BleLink, HostStatus};
@@ -66,6 +66,25 @@ pub(crate) struct Ctx<'a, 's> {
 }
 
 impl<'a> Ctx<'a, '_> {
+    /// The credits this side grants on a new channel: sized to the busy interval and the
+    /// fastest PHY the controller offers when connections are tuned, else the fixed few.
+    pub(crate) fn credits(&self) -> u16 {
+        if !self.config.tune {
+            return INITIAL_CREDITS;
+        }
+        let phy = if self.tending.abilities.get().le_2m {
+            Phy::Le2M
+        } else {
+            Phy::Le1M
+        };
+        credits_to_fill(
+            self.config.connection_interval,
+            phy,
+            INITIAL_CREDITS,
+            MAX_CREDITS,
+        )
+    }
+
     /// Records a new connection, whose events are `event_length` long if this side asked for
     /// that, and starts tending it.
     pub(crate) fn adopt(

@@ -69,7 +69,7 @@ pub(crate) async fn listen<'a, 's>(ctx: Ctx<'a, 's>, entry: Rc<Entry<'a>>) {
     };
     let listener = L2capChannel::listen(ctx.stack, &connection);
     drop(connection);
-    let config = channel::channel_config();
+    let config = channel::channel_config(ctx.credits());
     loop {
         let accepting = std::pin::pin!(listener.accept(&config));
         let idle = std::pin::pin!(entry.until_idle(ctx.config.dial_timeout));
