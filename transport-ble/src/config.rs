@@ -47,7 +47,7 @@ pub struct BleConfig {
     /// throughout.
     pub idle_interval: Option<Duration>,
     /// Whether to ask, once a connection is up, for what makes it fast: the LE 2M PHY, the
-    /// largest data length, and the connection interval above (SPEC section 13.4). Without it,
+    /// largest data length, and the connection interval above (SPEC section 13.5). Without it,
     /// connections keep what they were made with.
     pub tune: bool,
     /// A file to write the HCI traffic to, as a btsnoop log (which Wireshark reads); `None`

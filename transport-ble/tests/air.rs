@@ -1,4 +1,4 @@
-//! What a connection asks for once it is up (SPEC section 13.4) and what the virtual controllers
+//! What a connection asks for once it is up (SPEC section 13.5) and what the virtual controllers
 //! grant, read from the transport's report and from its HCI log, which Bumble's btsnoop reader
 //! decodes. Run with `--ignored` (see `.ci/ble`).
 

@@ -1,4 +1,4 @@
-//! Tending an LE connection: asking for what makes it fast (SPEC section 13.4: the 2M PHY, the
+//! Tending an LE connection: asking for what makes it fast (SPEC section 13.5: the 2M PHY, the
 //! largest data length, an interval paced to the traffic), going on with what the controller and
 //! the peer grant, and keeping [`AirParameters`] up to date for the connection's links.
 
