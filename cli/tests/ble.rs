@@ -109,12 +109,35 @@ fn a_file_sent_over_ble_arrives_verified() {
         return;
     };
     let (file, bytes) = file_of(&dir, 24 << 10);
+    let log = dir.join("phone.btsnoop");
     send_ok(
         &file,
-        &["--transport", "ble", "--hci", &hci, "--to", "tablet"],
+        &[
+            "--transport",
+            "ble",
+            "--hci",
+            &hci,
+            "--to",
+            "tablet",
+            "--hci-log",
+            log.to_str().unwrap(),
+        ],
         "tablet",
     );
     tablet.expect("sha256 verified");
     assert!(std::fs::read(save.join("payload.bin")).unwrap() == bytes);
+
+    // --hci-log wrote the sender's HCI traffic: as central it asked for the 2M PHY, and
+    // Rootcanal switched.
+    let records = common::decoded(&log);
+    let asked = common::named(&records, "HCI_LE_SET_PHY_COMMAND");
+    assert_eq!(asked.len(), 1, "{}", common::listing(&records));
+    let done = common::named(&records, "HCI_LE_PHY_UPDATE_COMPLETE_EVENT");
+    assert_eq!(done.len(), 1, "{}", common::listing(&records));
+    assert!(
+        done[0].fields.contains("tx_phy: LE_2M"),
+        "{}",
+        done[0].fields
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
