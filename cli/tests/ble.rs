@@ -130,14 +130,7 @@ fn a_file_sent_over_ble_arrives_verified() {
     // --hci-log wrote the sender's HCI traffic: as central it asked for the 2M PHY, and
     // Rootcanal switched.
     let records = common::decoded(&log);
-    let asked = common::named(&records, "HCI_LE_SET_PHY_COMMAND");
-    assert_eq!(asked.len(), 1, "{}", common::listing(&records));
-    let done = common::named(&records, "HCI_LE_PHY_UPDATE_COMPLETE_EVENT");
-    assert_eq!(done.len(), 1, "{}", common::listing(&records));
-    assert!(
-        done[0].fields.contains("tx_phy: LE_2M"),
-        "{}",
-        done[0].fields
-    );
+    common::the_one(&records, "HCI_LE_SET_PHY_COMMAND").shows("tx_phys: LE_2M");
+    common::the_one(&records, "HCI_LE_PHY_UPDATE_COMPLETE_EVENT").shows("tx_phy: LE_2M");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,9 @@ use acm_transport::{Link, Transport};
 use acm_transport_ble::air::{AirParameters, AirReport, Phy};
 use acm_transport_ble::{BleConfig, BleTransport, HciEndpoint};
 use bytes::Bytes;
-use common::{ControllerProcess, answers, decoded, id, listing, named, or_skip, rootcanal, within};
+use common::{
+    ControllerProcess, decoded, id, named, or_skip, rootcanal, the_answer, the_one, within,
+};
 
 /// A scratch file for an HCI log.
 fn log_path(name: &str) -> PathBuf {
@@ -111,40 +113,19 @@ async fn the_central_gets_the_2m_phy_on_rootcanal_and_its_hci_log_shows_the_exch
     drop((pair.phone, pair.tablet));
 
     let phone = decoded(&pair.phone_log);
-    let asked = named(&phone, "HCI_LE_SET_PHY_COMMAND");
-    assert_eq!(asked.len(), 1, "{}", listing(&phone));
-    assert_eq!(asked[0].direction, "HOST->CONTROLLER");
-    assert!(
-        asked[0].fields.contains("tx_phys: LE_2M"),
-        "{}",
-        asked[0].fields
-    );
-    let answer = answers(&phone, "HCI_LE_SET_PHY_COMMAND");
-    assert_eq!(answer.len(), 1, "{}", listing(&phone));
-    assert!(
-        answer[0].fields.contains("status: PENDING"),
-        "{}",
-        answer[0].fields
-    );
-    let done = named(&phone, "HCI_LE_PHY_UPDATE_COMPLETE_EVENT");
-    assert_eq!(done.len(), 1, "{}", listing(&phone));
-    assert_eq!(done[0].direction, "CONTROLLER->HOST");
-    assert!(
-        done[0].fields.contains("tx_phy: LE_2M"),
-        "{}",
-        done[0].fields
-    );
+    let asked = the_one(&phone, "HCI_LE_SET_PHY_COMMAND");
+    assert_eq!(asked.direction, "HOST->CONTROLLER");
+    asked.shows("tx_phys: LE_2M");
+    the_answer(&phone, "HCI_LE_SET_PHY_COMMAND").shows("status: PENDING");
+    let done = the_one(&phone, "HCI_LE_PHY_UPDATE_COMPLETE_EVENT");
+    assert_eq!(done.direction, "CONTROLLER->HOST");
+    done.shows("tx_phy: LE_2M").shows("rx_phy: LE_2M");
     // The controller does not list LE data length extension: nothing is asked.
     assert!(named(&phone, "HCI_LE_SET_DATA_LENGTH_COMMAND").is_empty());
     // The peripheral asks for no PHY but learns of the new one.
     let tablet = decoded(&pair.tablet_log);
     assert!(named(&tablet, "HCI_LE_SET_PHY_COMMAND").is_empty());
-    assert_eq!(
-        named(&tablet, "HCI_LE_PHY_UPDATE_COMPLETE_EVENT").len(),
-        1,
-        "{}",
-        listing(&tablet)
-    );
+    the_one(&tablet, "HCI_LE_PHY_UPDATE_COMPLETE_EVENT").shows("tx_phy: LE_2M");
     let _ = std::fs::remove_file(&pair.phone_log);
     let _ = std::fs::remove_file(&pair.tablet_log);
 }

@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use acm_transport::{CloseReason, Closure, Transport, TransportError};
 use acm_transport_ble::{BleConfig, BleTransport};
-use common::{answers, bumble, decoded, id, listing, named, or_skip, venv, within};
+use common::{bumble, decoded, id, named, or_skip, the_answer, the_one, venv, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a virtual controller; run by .ci/ble"]
@@ -66,25 +66,10 @@ async fn a_bumble_peer_exchanges_acm_frames_with_transport_ble() {
     // As peripheral, transport-ble asks its controller for the longest PDUs (Bumble's lists
     // data length extension), and Bumble's controller refuses the command.
     let log_records = decoded(&log);
-    let asked = named(&log_records, "HCI_LE_SET_DATA_LENGTH_COMMAND");
-    assert_eq!(asked.len(), 1, "{}", listing(&log_records));
-    assert!(
-        asked[0].fields.contains("tx_octets: 251"),
-        "{}",
-        asked[0].fields
-    );
-    assert!(
-        asked[0].fields.contains("tx_time: 2120"),
-        "{}",
-        asked[0].fields
-    );
-    let answer = answers(&log_records, "HCI_LE_SET_DATA_LENGTH_COMMAND");
-    assert_eq!(answer.len(), 1, "{}", listing(&log_records));
-    assert!(
-        answer[0].fields.contains("UNKNOWN_HCI_COMMAND"),
-        "{}",
-        answer[0].fields
-    );
+    the_one(&log_records, "HCI_LE_SET_DATA_LENGTH_COMMAND")
+        .shows("tx_octets: 251")
+        .shows("tx_time: 2120");
+    the_answer(&log_records, "HCI_LE_SET_DATA_LENGTH_COMMAND").shows("UNKNOWN_HCI_COMMAND");
     // A peripheral leaves the PHY to the central.
     assert!(named(&log_records, "HCI_LE_SET_PHY_COMMAND").is_empty());
     let _ = std::fs::remove_file(&log);

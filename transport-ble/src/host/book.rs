@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use acm_transport::{DeviceId, DeviceInfo};
-use bt_hci::param::{LeAdvReportsIter, LeExtAdvReportsIter};
+use bt_hci::param::{AddrKind, BdAddr, LeAdvReportsIter, LeExtAdvReportsIter};
 use trouble_host::Address;
 use trouble_host::prelude::EventHandler;
 
@@ -78,8 +78,9 @@ impl Book {
 }
 
 impl Book {
-    /// Records what an advertising report from `address` carried.
-    fn record(&self, address: Address, data: &[u8]) {
+    /// Records what an advertising report from the address `addr` of kind `kind` carried.
+    fn record(&self, kind: AddrKind, addr: BdAddr, data: &[u8]) {
+        let address = Address { kind, addr };
         let mut entries = self.entries.borrow_mut();
         let full = entries.len() >= MAX_ENTRIES;
         let entry = match entries.get_mut(&key(&address)) {
@@ -102,11 +103,7 @@ impl Book {
 impl EventHandler for Book {
     fn on_adv_reports(&self, reports: LeAdvReportsIter) {
         for report in reports.flatten() {
-            let address = Address {
-                kind: report.addr_kind,
-                addr: report.addr,
-            };
-            self.record(address, report.data);
+            self.record(report.addr_kind, report.addr, report.data);
         }
     }
 
@@ -114,11 +111,7 @@ impl EventHandler for Book {
     /// host enables both kinds of report).
     fn on_ext_adv_reports(&self, reports: LeExtAdvReportsIter) {
         for report in reports.flatten() {
-            let address = Address {
-                kind: report.addr_kind,
-                addr: report.addr,
-            };
-            self.record(address, report.data);
+            self.record(report.addr_kind, report.addr, report.data);
         }
     }
 }

@@ -236,6 +236,19 @@ pub struct Record {
     pub fields: String,
 }
 
+impl Record {
+    /// Fails the test unless the record's fields include `text`.
+    pub fn shows(&self, text: &str) -> &Self {
+        assert!(
+            self.fields.contains(text),
+            "{} has no {text:?}:\n{}",
+            self.name,
+            self.fields
+        );
+        self
+    }
+}
+
 /// The HCI log at `path` as Bumble's btsnoop reader decodes it; fails the test if the reader
 /// finds anything it cannot decode.
 pub fn decoded(path: &Path) -> Vec<Record> {
@@ -296,6 +309,26 @@ fn strip_colours(text: &str) -> String {
 /// The records of `log` named `name`.
 pub fn named<'r>(log: &'r [Record], name: &str) -> Vec<&'r Record> {
     log.iter().filter(|record| record.name == name).collect()
+}
+
+/// The one record of `log` named `name`; fails the test, listing the log, if there is not
+/// exactly one.
+pub fn the_one<'r>(log: &'r [Record], name: &str) -> &'r Record {
+    let found = named(log, name);
+    assert_eq!(found.len(), 1, "{name} in:\n{}", listing(log));
+    found[0]
+}
+
+/// The one answer in `log` to the command `command`; fails the test if there is not exactly one.
+pub fn the_answer<'r>(log: &'r [Record], command: &str) -> &'r Record {
+    let found = answers(log, command);
+    assert_eq!(
+        found.len(),
+        1,
+        "the answer to {command} in:\n{}",
+        listing(log)
+    );
+    found[0]
 }
 
 /// The answers (Command Status or Command Complete events) in `log` to the command `command`.
