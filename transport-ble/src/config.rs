@@ -109,6 +109,13 @@ impl BleConfig {
         self
     }
 
+    /// Sets the connection interval a central asks for while links carry data.
+    #[must_use]
+    pub fn with_connection_interval(mut self, connection_interval: Duration) -> Self {
+        self.connection_interval = connection_interval;
+        self
+    }
+
     /// Sets the interval of idle connections (`None`: connections keep one interval).
     #[must_use]
     pub fn with_idle_interval(mut self, idle_interval: Option<Duration>) -> Self {
