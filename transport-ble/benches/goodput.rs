@@ -255,29 +255,36 @@ impl Setup {
     }
 }
 
-/// Two transports, "{prefix}-phone" and "{prefix}-tablet", on fresh controllers behind one
-/// counting proxy, tuning their connections when `setup` is [`Setup::After`].
-async fn pair(
+/// Where and how a round runs: the counting proxy in front of Rootcanal, the setup, and the
+/// interval the central asks for.
+struct Rig<'c> {
     proxy: SocketAddr,
-    counter: &AclCounter,
-    prefix: &str,
+    counter: &'c AclCounter,
     setup: Setup,
     interval: Duration,
-) -> (BleTransport, BleTransport) {
-    if !counter.wait_for_no_hosts().await {
-        eprintln!("warning: the last round's controllers are still connected");
+}
+
+impl Rig<'_> {
+    /// Two transports, a phone and a tablet named after `kind` (r or a), the setup and `round`,
+    /// on fresh controllers behind the proxy, tuning their connections when the setup is
+    /// [`Setup::After`].
+    async fn pair(&self, kind: char, round: usize) -> (BleTransport, BleTransport) {
+        if !self.counter.wait_for_no_hosts().await {
+            eprintln!("warning: the last round's controllers are still connected");
+        }
+        let prefix = format!("{kind}{}{round}", self.setup.letter());
+        let start = |name: String| async move {
+            let config = BleConfig::new(common::id(&name), HciEndpoint::Tcp(self.proxy))
+                .with_tuning(self.setup == Setup::After)
+                .with_connection_interval(self.interval);
+            BleTransport::start(config)
+                .await
+                .expect("the transport starts")
+        };
+        let tablet = start(format!("{prefix}-tablet")).await;
+        let phone = start(format!("{prefix}-phone")).await;
+        (phone, tablet)
     }
-    let start = |name: String| async move {
-        let config = BleConfig::new(common::id(&name), HciEndpoint::Tcp(proxy))
-            .with_tuning(setup == Setup::After)
-            .with_connection_interval(interval);
-        BleTransport::start(config)
-            .await
-            .expect("the transport starts")
-    };
-    let tablet = start(format!("{prefix}-tablet")).await;
-    let phone = start(format!("{prefix}-phone")).await;
-    (phone, tablet)
 }
 
 /// Waits (a few seconds at most) until a tuning sender's connection has its PHY update behind
@@ -301,22 +308,8 @@ async fn settle(
 }
 
 /// The raw run: the payload as 65 535-byte SDUs over a link.
-async fn raw_round(
-    proxy: SocketAddr,
-    counter: &AclCounter,
-    round: usize,
-    setup: Setup,
-    interval: Duration,
-    data: &Bytes,
-) -> Sample {
-    let (phone, tablet) = pair(
-        proxy,
-        counter,
-        &format!("r{}{round}", setup.letter()),
-        setup,
-        interval,
-    )
-    .await;
+async fn raw_round(rig: &Rig<'_>, round: usize, data: &Bytes) -> Sample {
+    let (phone, tablet) = rig.pair('r', round).await;
     let tablet_id = tablet.local_device().clone();
     let report = phone.air_report();
     let accepting = tokio::spawn(async move {
@@ -326,9 +319,9 @@ async fn raw_round(
     let to_tablet = phone.dial(&tablet_id).await.expect("the phone dials");
     let (tablet, to_phone) = accepting.await.expect("the accept task");
     // Settle: let the channel's opening exchange (and the PHY update) finish before counting.
-    settle(&report, &tablet_id, setup).await;
+    settle(&report, &tablet_id, rig.setup).await;
 
-    counter.take();
+    rig.counter.take();
     let start = Instant::now();
     let sending = async {
         for chunk in data.chunks(RAW_SDU) {
@@ -347,7 +340,7 @@ async fn raw_round(
     };
     let ((), got) = tokio::join!(sending, receiving);
     let seconds = start.elapsed().as_secs_f64();
-    let link_bytes = counter.take();
+    let link_bytes = rig.counter.take();
     let air = report.peer(&tablet_id);
     assert!(got == data[..], "the raw SDUs arrived altered");
 
@@ -401,22 +394,8 @@ fn accept_all(app: &AbilityConnectionManager) -> tokio::sync::oneshot::Receiver<
 }
 
 /// The acm run: `send_data` of the payload on a connected session.
-async fn acm_round(
-    proxy: SocketAddr,
-    counter: &AclCounter,
-    round: usize,
-    setup: Setup,
-    interval: Duration,
-    data: &Bytes,
-) -> Sample {
-    let (phone, tablet) = pair(
-        proxy,
-        counter,
-        &format!("a{}{round}", setup.letter()),
-        setup,
-        interval,
-    )
-    .await;
+async fn acm_round(rig: &Rig<'_>, round: usize, data: &Bytes) -> Sample {
+    let (phone, tablet) = rig.pair('a', round).await;
     let tablet_device = tablet.local_device().clone();
     let tablet_id = tablet_device.as_str().to_owned();
     let report = phone.air_report();
@@ -434,9 +413,9 @@ async fn acm_round(
     let result = phone_app.connect(session).await.expect("connect works");
     assert!(result.is_connected, "the tablet refused: {result:?}");
     let mut events = accepted.await.expect("the tablet's session");
-    settle(&report, &tablet_device, setup).await;
+    settle(&report, &tablet_device, rig.setup).await;
 
-    counter.take();
+    rig.counter.take();
     let start = Instant::now();
     let sending = phone_app.send_data(session, data.clone());
     let receiving = async {
@@ -450,7 +429,7 @@ async fn acm_round(
     };
     let (sent, got) = tokio::join!(sending, receiving);
     let seconds = start.elapsed().as_secs_f64();
-    let link_bytes = counter.take();
+    let link_bytes = rig.counter.take();
     let air = report.peer(&tablet_device);
     sent.expect("send_data works");
     assert!(got == data, "the data arrived altered");
@@ -644,11 +623,17 @@ fn main() {
         let mut samples: Vec<(Vec<Sample>, Vec<Sample>)> = vec![(Vec::new(), Vec::new()); 2];
         for round in 0..options.rounds {
             for (setup, (raw, acm)) in setups.iter().zip(samples.iter_mut()) {
+                let rig = Rig {
+                    proxy,
+                    counter: &counter,
+                    setup: *setup,
+                    interval: options.interval,
+                };
                 let kind = format!("raw {}", setup.name());
-                let transfer = raw_round(proxy, &counter, round, *setup, options.interval, &data);
+                let transfer = raw_round(&rig, round, &data);
                 raw.push(run_round(&kind, round, options.size, transfer).await);
                 let kind = format!("acm {}", setup.name());
-                let transfer = acm_round(proxy, &counter, round, *setup, options.interval, &data);
+                let transfer = acm_round(&rig, round, &data);
                 acm.push(run_round(&kind, round, options.size, transfer).await);
             }
         }

@@ -91,6 +91,14 @@ impl Tending {
         }
     }
 
+    /// Logs, once per `topic`, that the controller refused `command` with `error`, and `then`
+    /// what the connection goes on with.
+    fn refused(&self, topic: Topic, command: &str, error: &dyn std::fmt::Debug, then: &str) {
+        self.once(topic, || {
+            tracing::info!("the Bluetooth controller refused {command} ({error:?}): {then}");
+        });
+    }
+
     /// Reads what the controller can do.
     pub(crate) async fn learn(&self, stack: &trouble_host::Stack<'_, super::Hci, HeapPool>) {
         let mut abilities = Abilities::default();
@@ -271,11 +279,9 @@ async fn ask_data_length(ctx: &Ctx<'_, '_>, connection: &Connection<'_, HeapPool
         )
         .await;
     if let Err(e) = asked {
-        ctx.tending.once(Topic::LengthRefused, || {
-            tracing::info!(
-                "the Bluetooth controller refused LE Set Data Length ({e:?}): PDUs stay at the length it has"
-            );
-        });
+        let then = "PDUs stay at the length it has";
+        ctx.tending
+            .refused(Topic::LengthRefused, "LE Set Data Length", &e, then);
     }
 }
 
@@ -298,11 +304,9 @@ async fn ask_2m(ctx: &Ctx<'_, '_>, entry: &Entry<'_>, connection: &Connection<'_
         )
         .await;
     if let Err(e) = asked {
-        ctx.tending.once(Topic::PhyRefused, || {
-            tracing::info!(
-                "the Bluetooth controller refused LE Set PHY ({e:?}): the connection stays on 1M"
-            );
-        });
+        let then = "the connection stays on 1M";
+        ctx.tending
+            .refused(Topic::PhyRefused, "LE Set PHY", &e, then);
         return;
     }
     let on_2m = |air: &AirParameters| air.tx_phy == Phy::Le2M && air.rx_phy == Phy::Le2M;
@@ -403,11 +407,9 @@ async fn pace(ctx: &Ctx<'_, '_>, entry: &Entry<'_>, connection: &Connection<'_, 
             )
             .await;
         if let Err(e) = asked {
-            ctx.tending.once(Topic::IntervalRefused, || {
-                tracing::info!(
-                    "the Bluetooth controller refused LE Connection Update ({e:?}): the connection keeps its interval"
-                );
-            });
+            let then = "the connection keeps its interval";
+            ctx.tending
+                .refused(Topic::IntervalRefused, "LE Connection Update", &e, then);
             return;
         }
         busy = want_busy;
