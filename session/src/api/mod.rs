@@ -5,7 +5,7 @@
 pub(crate) mod manager;
 pub(crate) mod progress;
 
-pub use crate::error::AcmError;
+pub use crate::error::{AcmError, Capability, Invalid, TokenRefusal};
 pub use crate::events::{Callback, Event, EventStream, EventType};
 pub use crate::types::{
     CollaborateEventInfo, CollaborateEventType, CollaborateHandler, CollaborateRequest,

@@ -443,6 +443,7 @@ impl Driver {
             DeviceEvent::Disconnected { session, reason } => {
                 let reason = DisconnectReason::from_wire(reason)
                     .unwrap_or(DisconnectReason::NetworkDisconnected);
+                state.ended.insert(session, reason);
                 (
                     session,
                     Event::Disconnect {
