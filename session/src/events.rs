@@ -365,7 +365,7 @@ impl Listeners {
     }
 }
 
-/// The events of one session as an async stream ([`futures_core::Stream`]), or one at a time
+/// The events of one session as an async stream (`futures_core::Stream`), or one at a time
 /// with [`EventStream::next`]. It ends when the session is destroyed. Read it: once 1024 events
 /// wait in a stream, or more received data than
 /// [`DeviceConfig::stream_data_bytes`](crate::DeviceConfig::stream_data_bytes), the link it

@@ -105,7 +105,12 @@ impl StartOptionParams {
 /// Connection options for the application (the API's `ConnectOptions`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConnectOptions {
-    /// Whether the session will send data (`send_data`).
+    /// Whether the session needs transports that carry data (`send_data`): with `Some(true)`,
+    /// `connect` fails with [`ConnectErrorCode::LocalWifiNotOpen`] when this device's transport
+    /// cannot carry data, and with [`ConnectErrorCode::PeerWifiNotOpen`] when the peer's cannot
+    /// (a transport of small messages, say). It states a need and limits nothing: `send_data`
+    /// works on any connected session whose transports carry data, whatever this says, and
+    /// fails with 801 when this device's transport does not.
     pub need_send_data: Option<bool>,
     /// How the peer application is started.
     pub start_options: Option<StartOptionParams>,

@@ -426,6 +426,41 @@ async fn need_send_data_over_a_local_transport_without_data_is_local_wifi_not_op
     assert_eq!(result.error_code, Some(ConnectErrorCode::LocalWifiNotOpen));
 }
 
+/// need_send_data states a need for a transport that carries data, checked at connect; it does
+/// not limit what the session may send.
+#[tokio::test(start_paused = true)]
+async fn need_send_data_false_or_unset_does_not_stop_send_data() {
+    for need in [Some(false), None] {
+        let world = World::new();
+        let mut accepted = world.b_accepts();
+        let options = ConnectOptions {
+            need_send_data: need,
+            ..ConnectOptions::default()
+        };
+        let a = world
+            .a
+            .app
+            .create_ability_connection_session(SERVICE, &context(), peer_of("tablet"), options)
+            .unwrap();
+        assert!(world.a.app.connect(a).await.unwrap().is_connected);
+        let b = accepted.recv().await.unwrap();
+        let mut events = world.b.app.events(b).unwrap();
+        world
+            .a
+            .app
+            .send_data(a, Bytes::from_static(b"sent all the same"))
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut events).await,
+            Event::Data {
+                session_id: b,
+                data: Bytes::from_static(b"sent all the same")
+            }
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn need_send_data_over_a_peer_transport_without_data_is_peer_wifi_not_open() {
     let world = World::with(
