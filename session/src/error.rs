@@ -210,12 +210,12 @@ mod tests {
         let cases = [
             (AcmError::PermissionDenied(Permission::Internet), 201),
             (AcmError::invalid("serviceName", Invalid::Empty), 401),
-            (AcmError::UnknownSession(7), 401),
-            (AcmError::NotConnected(101), 401),
-            (AcmError::AlreadyConnected(101), 401),
+            (AcmError::UnknownSession(7.into()), 401),
+            (AcmError::NotConnected(101.into()), 401),
+            (AcmError::AlreadyConnected(101.into()), 401),
             (
                 AcmError::SessionEnded {
-                    session_id: 101,
+                    session_id: 101.into(),
                     reason: DisconnectReason::PeerAppExit,
                 },
                 401,

@@ -8,9 +8,36 @@ use acm_wire::pb;
 use acm_wire::reference::{ApiEnum, read_start_options};
 use bytes::Bytes;
 
-/// A collaboration session id: an integer greater than 100, never reused while its manager
-/// lives.
-pub type SessionId = u64;
+/// A collaboration session's id: the reference's `sessionId`, a number greater than 100, never
+/// reused while its device lives. [`SessionId::get`] gives the number, and `From<u64>` makes
+/// one from a number an app kept (a session with another number is unknown to every call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(u64);
+
+impl SessionId {
+    /// The id as the reference's number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl From<u64> for SessionId {
+    fn from(id: u64) -> Self {
+        Self(id)
+    }
+}
+
+impl From<SessionId> for u64 {
+    fn from(id: SessionId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Collaboration information of an application on a device (the API's `PeerInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]

@@ -168,9 +168,10 @@ impl AbilityConnectionManager {
         };
         let mut peer = peer_info;
         peer.set_service_name(service_name);
-        Ok(self
+        let id = self
             .app
-            .create_session(local, peer.into_wire(), connect_options.into_wire()))
+            .create_session(local, peer.into_wire(), connect_options.into_wire());
+        Ok(SessionId::from(id))
     }
 
     /// Destroys a session: a connected one ends with PEER_APP_EXIT at the peer, and so does a
@@ -182,14 +183,14 @@ impl AbilityConnectionManager {
         session_id: SessionId,
     ) -> Result<(), AcmError> {
         self.app
-            .destroy_session(session_id)
+            .destroy_session(session_id.get())
             .map_err(|e| session_error(session_id, e))
     }
 
     /// The app on the other end of a session, or `None` for an unknown id.
     pub fn get_peer_info_by_id(&self, session_id: SessionId) -> Option<PeerInfo> {
         self.app
-            .apps_of(session_id)
+            .apps_of(session_id.get())
             .map(|(_, peer)| PeerInfo::from_wire(peer))
     }
 
@@ -201,7 +202,7 @@ impl AbilityConnectionManager {
     /// The session's `connect` event is the first thing its listeners see; the peer's first
     /// messages may reach them before this call returns, so start listening before connecting.
     pub async fn connect(&self, session_id: SessionId) -> Result<ConnectResult, AcmError> {
-        match self.app.connect(session_id).await {
+        match self.app.connect(session_id.get()).await {
             Ok(ConnectOutcome::Accepted) => Ok(ConnectResult::connected()),
             Ok(ConnectOutcome::Failed { code, reason }) => Ok(ConnectResult::failed(
                 ConnectErrorCode::from_wire(code).unwrap_or(ConnectErrorCode::SystemInternalError),
@@ -245,7 +246,7 @@ impl AbilityConnectionManager {
     fn start_accept(&self, session_id: SessionId, token: &str) -> Result<(), AcmError> {
         let parsed = parse_token(token).ok_or(AcmError::TokenRefused(TokenRefusal::Malformed))?;
         self.app
-            .accept(session_id, &parsed)
+            .accept(session_id.get(), &parsed)
             .map_err(|err| match err {
                 EngineError::UnknownSession(_) => AcmError::UnknownSession(session_id),
                 EngineError::NotIdle => AcmError::AlreadyConnected(session_id),
@@ -280,7 +281,7 @@ impl AbilityConnectionManager {
     /// (401).
     pub fn disconnect(&self, session_id: SessionId) -> Result<(), AcmError> {
         self.app
-            .disconnect(session_id)
+            .disconnect(session_id.get())
             .map_err(|e| session_error(session_id, e))
     }
 
@@ -295,7 +296,7 @@ impl AbilityConnectionManager {
             });
         }
         self.app
-            .send_message(session_id, msg)
+            .send_message(session_id.get(), msg)
             .await
             .map_err(|e| session_error(session_id, e))
     }
@@ -309,7 +310,7 @@ impl AbilityConnectionManager {
         message: &str,
     ) -> Result<(), AcmError> {
         self.app
-            .send_collaborate_event(session_id, event_type.to_wire(), message)
+            .send_collaborate_event(session_id.get(), event_type.to_wire(), message)
             .await
             .map_err(|e| session_error(session_id, e))
     }
@@ -353,14 +354,14 @@ impl AbilityConnectionManager {
 
     fn listeners(&self, session_id: SessionId) -> Result<Arc<crate::events::Listeners>, AcmError> {
         self.app
-            .listeners(session_id)
+            .listeners(session_id.get())
             .map_err(|_| AcmError::UnknownSession(session_id))
     }
 
     /// Whether the session is connected, for the calls that need it.
     pub(super) fn is_connected(&self, session_id: SessionId) -> Result<bool, AcmError> {
         self.app
-            .state_of(session_id)
+            .state_of(session_id.get())
             .map(|state| matches!(state, SessionState::Connected { .. }))
             .map_err(|_| AcmError::UnknownSession(session_id))
     }

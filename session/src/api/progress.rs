@@ -62,7 +62,7 @@ impl AbilityConnectionManager {
         let report = on_progress
             .as_mut()
             .map(|report| move |sent| report(SendProgress { sent, total }));
-        let sent = self.app.send_data(session_id, data, report).await;
+        let sent = self.app.send_data(session_id.get(), data, report).await;
         match sent {
             Ok(Ok(())) => {
                 if let Some(report) = on_progress.as_mut() {

@@ -380,7 +380,7 @@ impl Driver {
                 (
                     session,
                     Event::Connect {
-                        session_id: session,
+                        session_id: session.into(),
                     },
                 )
             }
@@ -397,14 +397,14 @@ impl Driver {
             DeviceEvent::Message { session, text } => (
                 session,
                 Event::Message {
-                    session_id: session,
+                    session_id: session.into(),
                     msg: text,
                 },
             ),
             DeviceEvent::Data { session, data } => (
                 session,
                 Event::Data {
-                    session_id: session,
+                    session_id: session.into(),
                     data,
                 },
             ),
@@ -415,7 +415,7 @@ impl Driver {
             } => (
                 session,
                 Event::DataProgress {
-                    session_id: session,
+                    session_id: session.into(),
                     received,
                     total,
                 },
@@ -435,7 +435,7 @@ impl Driver {
                 (
                     session,
                     Event::Collaborate {
-                        session_id: session,
+                        session_id: session.into(),
                         info,
                     },
                 )
@@ -447,7 +447,7 @@ impl Driver {
                 (
                     session,
                     Event::Disconnect {
-                        session_id: session,
+                        session_id: session.into(),
                         reason,
                     },
                 )

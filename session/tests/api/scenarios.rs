@@ -85,7 +85,7 @@ async fn device_close_returns_once_the_link_has_closed_after_everything_sent_bef
 async fn session_ids_are_above_100_and_never_reused() {
     let world = World::new();
     let first = world.a_session();
-    assert!(first > 100);
+    assert!(first.get() > 100);
     world
         .a
         .app
@@ -138,7 +138,7 @@ async fn create_refuses_each_bad_parameter_with_401_naming_the_field_and_what_is
     let mut long_value = ConnectOptions::default();
     long_value.parameters.insert("k".into(), "v".repeat(1024));
     let too_long = |len| Invalid::TooLong { len, max: 256 };
-    let cases: Vec<(&str, Invalid, Result<u64, AcmError>)> = vec![
+    let cases: Vec<(&str, Invalid, Result<acm::SessionId, AcmError>)> = vec![
         (
             "serviceName",
             Invalid::Empty,
@@ -241,22 +241,26 @@ async fn every_call_with_an_unknown_session_id_is_401() {
     let world = World::new();
     let app = &world.a.app;
     let (callback, _) = recorder();
+    let unknown = acm::SessionId::from(7);
     let results = [
-        app.destroy_ability_connection_session(7),
-        app.connect(7).await.map(|_| ()),
-        app.accept_connect(7, &"0".repeat(32)).await,
-        app.disconnect(7),
-        app.send_message(7, "x").await,
-        app.send_data(7, Bytes::from_static(b"x")).await,
-        app.on(EventType::Connect, 7, callback.clone()),
-        app.off(EventType::Connect, 7, None),
-        app.events(7).map(|_| ()),
-        app.send_collaborate_event(7, CollaborateEventType::SendFailure, "x")
+        app.destroy_ability_connection_session(unknown),
+        app.connect(unknown).await.map(|_| ()),
+        app.accept_connect(unknown, &"0".repeat(32)).await,
+        app.disconnect(unknown),
+        app.send_message(unknown, "x").await,
+        app.send_data(unknown, Bytes::from_static(b"x")).await,
+        app.on(EventType::Connect, unknown, callback.clone()),
+        app.off(EventType::Connect, unknown, None),
+        app.events(unknown).map(|_| ()),
+        app.send_collaborate_event(unknown, CollaborateEventType::SendFailure, "x")
             .await,
     ];
     for result in results {
         let err = result.unwrap_err();
-        assert!(matches!(err, AcmError::UnknownSession(7)), "{err:?}");
+        assert!(
+            matches!(err, AcmError::UnknownSession(id) if id == unknown),
+            "{err:?}"
+        );
         assert_eq!(err.code(), 401);
     }
 }
