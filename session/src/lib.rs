@@ -16,6 +16,9 @@
 //!   `connect`, `disconnect`, `receiveMessage`, `receiveData` and `collaborateEvent` through
 //!   [`AbilityConnectionManager::on`]/[`AbilityConnectionManager::off`] or as a stream.
 //!   Failed calls return an [`AcmError`] to match on, with the reference's error code.
+//!   The same functions in Rust's shape: a [`Session`] the app owns, whose `connect` is a
+//!   `Result` and whose drop destroys it, and requests as [`IncomingRequest`] values to accept
+//!   or reject from anywhere; the [`api`] module's table maps each reference function to both.
 //! * `acm::engine`: the sans-IO protocol engine underneath (the crate `acm-engine`), for
 //!   testing and fuzzing.
 //! * `acm::bytes`: the crate of the `Bytes` that `send_data` takes and [`Event::Data`]

@@ -79,7 +79,7 @@ impl AbilityConnectionManager {
 
     /// Removes an ability's handler.
     pub fn unregister_ability(&self, module_name: &str, ability_name: &str) {
-        self.app.unregister(module_name, ability_name);
+        self.app.unregister(module_name, ability_name, None);
     }
 
     /// Creates a session with the app `peer_info` for `service_name` and returns its id (greater
@@ -418,6 +418,13 @@ fn check_name(field: &'static str, value: &str, max: usize) -> Result<(), AcmErr
 /// awaiting it only tells the outcome, and dropping it changes nothing.
 #[derive(Debug)]
 pub struct AcceptConnect(Result<(), AcmError>);
+
+impl AcceptConnect {
+    /// The outcome, without awaiting it.
+    pub(crate) fn into_inner(self) -> Result<(), AcmError> {
+        self.0
+    }
+}
 
 impl Future for AcceptConnect {
     type Output = Result<(), AcmError>;

@@ -111,14 +111,24 @@ impl AppInner {
         drop(replaced);
     }
 
-    /// Removes the handler of the app's ability `module`/`ability`.
-    pub(crate) fn unregister(&self, module: &str, ability: &str) {
+    /// Removes the handler of the app's ability `module`/`ability`; with `only`, only if it is
+    /// that one (and not one registered since).
+    pub(crate) fn unregister(
+        &self,
+        module: &str,
+        ability: &str,
+        only: Option<&CollaborateHandler>,
+    ) {
         let removed = {
             let mut state = self.shared().lock();
             state.apps.get_mut(&self.bundle).map(|app| {
                 let (gone, kept) = std::mem::take(&mut app.handlers)
                     .into_iter()
-                    .partition(|r| r.module == module && r.ability == ability);
+                    .partition(|r| {
+                        r.module == module
+                            && r.ability == ability
+                            && only.is_none_or(|handler| Arc::ptr_eq(handler, &r.handler))
+                    });
                 app.handlers = kept;
                 gone
             })
