@@ -303,28 +303,28 @@ impl Out {
         match event {
             Event::Connect { session_id } => self.line(
                 "connect",
-                json!({ "session": session_id, "peer": peer }),
+                json!({ "session": session_id.get(), "peer": peer }),
                 || format!("connected to {peer} (session {session_id})"),
             ),
             Event::Disconnect { session_id, reason } => self.line(
                 "disconnect",
-                json!({ "session": session_id, "peer": peer, "reason": reason.name() }),
+                json!({ "session": session_id.get(), "peer": peer, "reason": reason.name() }),
                 || format!("disconnected from {peer}: {}", reason.name()),
             ),
             Event::Message { session_id, msg } => self.line(
                 "message",
-                json!({ "session": session_id, "peer": peer, "text": msg }),
+                json!({ "session": session_id.get(), "peer": peer, "text": msg }),
                 || format!("{peer}> {msg}"),
             ),
             Event::Data { session_id, data } => self.line(
                 "data",
-                json!({ "session": session_id, "peer": peer, "bytes": data.len() }),
+                json!({ "session": session_id.get(), "peer": peer, "bytes": data.len() }),
                 || format!("{peer} sent {} bytes of data", data.len()),
             ),
             Event::Collaborate { session_id, info } => self.line(
                 "collaborate",
                 json!({
-                    "session": session_id,
+                    "session": session_id.get(),
                     "peer": peer,
                     "type": format!("{:?}", info.event_type),
                     "text": info.event_msg,

@@ -148,8 +148,8 @@ async fn main() -> Result<()> {
         return Err("tablet: expected CONNECT_REQUEST".into());
     };
     println!(
-        "tablet: onCollaborate from {:?}, token {}",
-        got.source,
+        "tablet: onCollaborate from {}, token {}",
+        got.source.as_ref().map_or_else(|| "nobody".into(), app),
         hex(&got.token)
     );
     let response = Control::ConnectResponse(pb::ConnectResponse {
@@ -223,6 +223,21 @@ async fn main() -> Result<()> {
     );
     println!("\nhandshake round trip: ok");
     Ok(())
+}
+
+/// An app as `device/bundle/module/ability`, with its service when it names one.
+pub(crate) fn app(peer: &pb::PeerInfo) -> String {
+    let names = [
+        &peer.device_id,
+        &peer.bundle_name,
+        &peer.module_name,
+        &peer.ability_name,
+    ];
+    let mut text = names.map(String::as_str).join("/");
+    if !peer.service_name.is_empty() {
+        text.push_str(&format!(" for service {}", peer.service_name));
+    }
+    text
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -124,35 +124,36 @@ impl Event {
         }
     }
 
+    /// The session the event is about.
+    pub fn session_id(&self) -> SessionId {
+        match self {
+            Self::Connect { session_id }
+            | Self::Disconnect { session_id, .. }
+            | Self::Message { session_id, .. }
+            | Self::Data { session_id, .. }
+            | Self::Collaborate { session_id, .. }
+            | Self::DataProgress { session_id, .. } => *session_id,
+        }
+    }
+
     /// The event as the reference's `EventCallbackInfo` (collaboration events carry only the
     /// session id there; their content is in [`Event::Collaborate`]).
     pub fn callback_info(&self) -> EventCallbackInfo {
-        let mut info = EventCallbackInfo {
-            session_id: 0,
-            reason: None,
-            msg: None,
-            data: None,
-        };
-        match self {
-            Self::Connect { session_id }
-            | Self::Collaborate { session_id, .. }
-            | Self::DataProgress { session_id, .. } => {
-                info.session_id = *session_id;
-            }
-            Self::Disconnect { session_id, reason } => {
-                info.session_id = *session_id;
-                info.reason = Some(*reason);
-            }
-            Self::Message { session_id, msg } => {
-                info.session_id = *session_id;
-                info.msg = Some(msg.clone());
-            }
-            Self::Data { session_id, data } => {
-                info.session_id = *session_id;
-                info.data = Some(data.clone());
-            }
+        EventCallbackInfo {
+            session_id: self.session_id(),
+            reason: match self {
+                Self::Disconnect { reason, .. } => Some(*reason),
+                _ => None,
+            },
+            msg: match self {
+                Self::Message { msg, .. } => Some(msg.clone()),
+                _ => None,
+            },
+            data: match self {
+                Self::Data { data, .. } => Some(data.clone()),
+                _ => None,
+            },
         }
-        info
     }
 }
 
@@ -365,7 +366,7 @@ impl Listeners {
     }
 }
 
-/// The events of one session as an async stream ([`futures_core::Stream`]), or one at a time
+/// The events of one session as an async stream (`futures_core::Stream`), or one at a time
 /// with [`EventStream::next`]. It ends when the session is destroyed. Read it: once 1024 events
 /// wait in a stream, or more received data than
 /// [`DeviceConfig::stream_data_bytes`](crate::DeviceConfig::stream_data_bytes), the link it

@@ -8,9 +8,36 @@ use acm_wire::pb;
 use acm_wire::reference::{ApiEnum, read_start_options};
 use bytes::Bytes;
 
-/// A collaboration session id: an integer greater than 100, never reused while its manager
-/// lives.
-pub type SessionId = u64;
+/// A collaboration session's id: the reference's `sessionId`, a number greater than 100, never
+/// reused while its device lives. [`SessionId::get`] gives the number, and `From<u64>` makes
+/// one from a number an app kept (a session with another number is unknown to every call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(u64);
+
+impl SessionId {
+    /// The id as the reference's number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl From<u64> for SessionId {
+    fn from(id: u64) -> Self {
+        Self(id)
+    }
+}
+
+impl From<SessionId> for u64 {
+    fn from(id: SessionId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Collaboration information of an application on a device (the API's `PeerInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -105,7 +132,12 @@ impl StartOptionParams {
 /// Connection options for the application (the API's `ConnectOptions`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConnectOptions {
-    /// Whether the session will send data (`send_data`).
+    /// Whether the session needs transports that carry data (`send_data`): with `Some(true)`,
+    /// `connect` fails with [`ConnectErrorCode::LocalWifiNotOpen`] when this device's transport
+    /// cannot carry data, and with [`ConnectErrorCode::PeerWifiNotOpen`] when the peer's cannot
+    /// (a transport of small messages, say). It states a need and limits nothing: `send_data`
+    /// works on any connected session whose transports carry data, whatever this says, and
+    /// fails with 801 when this device's transport does not.
     pub need_send_data: Option<bool>,
     /// How the peer application is started.
     pub start_options: Option<StartOptionParams>,

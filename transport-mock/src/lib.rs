@@ -13,7 +13,7 @@
 //!
 //! Everything that needs chance comes from the network's seed, through a generator of its own
 //! for each direction of each link, so the same seed and the same operations give the same
-//! bytes. Time comes from [`tokio::time`], so latency and bandwidth can be measured exactly
+//! bytes. Time comes from `tokio::time`, so latency and bandwidth can be measured exactly
 //! under a paused clock (`#[tokio::test(start_paused = true)]`).
 //!
 //! # Example

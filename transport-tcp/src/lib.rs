@@ -1,7 +1,7 @@
 //! acm links over TCP, so that an implementation on another machine, or written in another
 //! language, can be reached and tested over IP.
 //!
-//! [`TcpTransport`] implements [`acm_transport::Transport`]. A link is one TCP connection on
+//! [`TcpTransport`] implements `acm_transport::Transport`. A link is one TCP connection on
 //! which acm frames follow each other with nothing between them, each delimited by the payload
 //! length of its 12-byte header (SPEC.md section 3.6). The binding adds two messages of its own
 //! in the same layout with the version byte 0, as the Bluetooth LE binding does: OPEN, which
@@ -9,7 +9,7 @@
 //! close. The rules (`TCP-1` to `TCP-9`) are in SPEC.md section 14, "TCP binding"; the message
 //! layouts are in [`binding`].
 //!
-//! Frames handed to [`Link::send`](acm_transport::Link::send) must therefore be acm frames at
+//! Frames handed to `Link::send` must therefore be acm frames at
 //! least in shape: a 12-byte header whose payload length gives the bytes after it. Other bytes
 //! are refused with [`TransportError::Unsupported`](acm_transport::TransportError::Unsupported),
 //! as is a frame beginning `AC 4D 00`.

@@ -155,7 +155,7 @@ pub(crate) struct LinkInfo {
 /// One end of a TCP connection carrying acm frames, from [`TcpTransport`](crate::TcpTransport)'s
 /// `dial`, `dial_addr` or `accept`.
 ///
-/// * [`Link::send`] writes the frame to the socket in the calling task, with one vectored
+/// * `Link::send` writes the frame to the socket in the calling task, with one vectored
 ///   write of its parts where the socket takes them; it waits while the socket's buffer is
 ///   full (the peer reads slowly). Sends from several tasks go one after the other, whole.
 /// * [`Link::recv`] reads the socket in the calling task, and only while a call waits: a peer

@@ -27,7 +27,7 @@ use crate::stream::{FrameReader, Next, ReadError};
 /// descriptors, say) before it accepts again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
-/// acm's [`Transport`] over TCP. See the crate docs and SPEC.md section 14.
+/// acm's `Transport` over TCP. See the crate docs and SPEC.md section 14.
 ///
 /// * Made with [`TcpTransport::bind`], it listens and [`accept`](Transport::accept) returns the
 ///   links other devices dial to it. Made with [`TcpTransport::client`], it only dials, and

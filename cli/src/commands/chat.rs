@@ -125,7 +125,7 @@ pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Ope
     let peer = peer.to_string();
     out.line(
         "connected",
-        json!({ "peer": peer, "session": session, "service": args.service }),
+        json!({ "peer": peer, "session": session.get(), "service": args.service }),
         || {
             format!(
                 "connected to {peer}, service {} (Ctrl-C or end of input to leave)",

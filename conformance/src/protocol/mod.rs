@@ -4,7 +4,7 @@
 //! A model of two devices' apps and sessions ([`model`]) generates random sequences of API calls
 //! (create, connect, accept, reject, send a message, data or an event, disconnect, destroy),
 //! link faults (stall, drop, corrupt, lose) and time, with
-//! [`proptest_state_machine`]. Each sequence is applied to an implementation through the
+//! `proptest-state-machine`. Each sequence is applied to an implementation through the
 //! [`ProtocolImplementation`] trait, and after every step the suite checks:
 //!
 //! * exactly what each session and app observed: events in order, `connect` results with their

@@ -203,6 +203,8 @@ impl ProtocolImplementation for ReferenceImplementation {
         let id = app
             .create_ability_connection_session(service, &context(), peer, ConnectOptions::default())
             .map_err(|e| e.code())?;
+        let session_id = id;
+        let id = id.get();
         for event_type in [
             EventType::Connect,
             EventType::Disconnect,
@@ -220,7 +222,8 @@ impl ProtocolImplementation for ReferenceImplementation {
                     });
                 }
             });
-            app.on(event_type, id, callback).map_err(|e| e.code())?;
+            app.on(event_type, session_id, callback)
+                .map_err(|e| e.code())?;
         }
         self.created[device.index()].push(id);
         Ok(id)
@@ -229,7 +232,7 @@ impl ProtocolImplementation for ReferenceImplementation {
     fn connect(&mut self, device: Side, session: SessionRef) {
         let app = self.app(device);
         self.spawn(device, session, Call::Connect, async move {
-            match app.connect(session).await {
+            match app.connect(session.into()).await {
                 Ok(result) => Outcome::Connect(result),
                 Err(err) => Outcome::Error(err.code()),
             }
@@ -240,7 +243,7 @@ impl ProtocolImplementation for ReferenceImplementation {
         let app = self.app(device);
         let token = self.token(device, request);
         self.spawn(device, session, Call::Accept, async move {
-            outcome(app.accept_connect(session, &token).await)
+            outcome(app.accept_connect(session.into(), &token).await)
         });
     }
 
@@ -254,14 +257,14 @@ impl ProtocolImplementation for ReferenceImplementation {
     fn send_message(&mut self, device: Side, session: SessionRef, text: String) {
         let app = self.app(device);
         self.spawn(device, session, Call::SendMessage, async move {
-            outcome(app.send_message(session, &text).await)
+            outcome(app.send_message(session.into(), &text).await)
         });
     }
 
     fn send_data(&mut self, device: Side, session: SessionRef, data: Bytes) {
         let app = self.app(device);
         self.spawn(device, session, Call::SendData, async move {
-            outcome(app.send_data(session, data).await)
+            outcome(app.send_data(session.into(), data).await)
         });
     }
 
@@ -274,17 +277,22 @@ impl ProtocolImplementation for ReferenceImplementation {
     ) {
         let app = self.app(device);
         self.spawn(device, session, Call::SendEvent, async move {
-            outcome(app.send_collaborate_event(session, event, &message).await)
+            outcome(
+                app.send_collaborate_event(session.into(), event, &message)
+                    .await,
+            )
         });
     }
 
     fn disconnect(&mut self, device: Side, session: SessionRef) -> Result<(), u32> {
-        self.app(device).disconnect(session).map_err(|e| e.code())
+        self.app(device)
+            .disconnect(session.into())
+            .map_err(|e| e.code())
     }
 
     fn destroy(&mut self, device: Side, session: SessionRef) -> Result<(), u32> {
         self.app(device)
-            .destroy_ability_connection_session(session)
+            .destroy_ability_connection_session(session.into())
             .map_err(|e| e.code())
     }
 
@@ -319,7 +327,7 @@ impl ProtocolImplementation for ReferenceImplementation {
             let app = &self.apps[side.index()];
             self.created[side.index()]
                 .iter()
-                .filter(|id| app.get_peer_info_by_id(**id).is_some())
+                .filter(|id| app.get_peer_info_by_id((**id).into()).is_some())
                 .count()
         });
         let [a, b] = &self.ids;

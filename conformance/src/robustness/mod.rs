@@ -323,7 +323,7 @@ async fn try_serve(client: &Reach, service: &str) -> Result<Duration, String> {
 }
 
 /// Plays `attack` against the implementation at `field` and measures the client around it:
-/// [`IDLE_SAMPLES`] times before it, then over [`Family::measured_for`] of the attack (three
+/// three times before it, then over [`Family::measured_for`] of the attack (three
 /// times at least), then lets the implementation settle.
 pub async fn play(field: &Field, memory: Option<&MemorySource>, robust: &RobustnessCase) -> Served {
     let client = match field.client() {

@@ -9,17 +9,20 @@ use std::task::{Context as TaskContext, Poll};
 
 use acm_engine::device::SessionState;
 use acm_engine::{ConnectOutcome, EngineError};
-use acm_transport::DeviceId;
-use acm_wire::limits::{MAX_MESSAGE_LEN, MAX_NAME_LEN, MAX_PARAMETERS, MAX_SERVICE_NAME_LEN};
+use acm_transport::{DeviceId, InvalidDeviceId};
+use acm_wire::limits::{
+    MAX_MESSAGE_LEN, MAX_NAME_LEN, MAX_PARAMETERS, MAX_SERVICE_NAME_LEN, MAX_TEXT_LEN,
+};
 use acm_wire::pb;
 
-use crate::error::AcmError;
+use crate::error::{AcmError, Invalid, TokenRefusal};
 use crate::events::{Callback, EventStream, EventType};
 use crate::runtime::Device;
 use crate::runtime::app::{AppInner, parse_token};
 use crate::types::{
     CollaborateEventType, CollaborateHandler, CollaborateRequest, CollaborateResult,
-    ConnectErrorCode, ConnectOptions, ConnectResult, Context, PeerInfo, Permission, SessionId,
+    ConnectErrorCode, ConnectOptions, ConnectResult, Context, DisconnectReason, PeerInfo,
+    Permission, SessionId,
 };
 
 impl Device {
@@ -76,15 +79,16 @@ impl AbilityConnectionManager {
 
     /// Removes an ability's handler.
     pub fn unregister_ability(&self, module_name: &str, ability_name: &str) {
-        self.app.unregister(module_name, ability_name);
+        self.app.unregister(module_name, ability_name, None);
     }
 
     /// Creates a session with the app `peer_info` for `service_name` and returns its id (greater
     /// than 100). Nothing is sent until [`AbilityConnectionManager::connect`].
     ///
-    /// Errors: 201 if `context` lacks one of the four permissions; 401 for an empty or too long
-    /// name, a context of another app, or too many parameters. (`need_send_data` over a transport
-    /// that cannot carry data is not an error here: `connect` reports LOCAL_WIFI_NOT_OPEN.)
+    /// Errors: [`AcmError::PermissionDenied`] (201) if `context` lacks one of the four
+    /// permissions; [`AcmError::InvalidField`] (401) for an empty or too long name, a context of
+    /// another app, or too many parameters. (`need_send_data` over a transport that cannot
+    /// carry data is not an error here: `connect` reports LOCAL_WIFI_NOT_OPEN.)
     pub fn create_ability_connection_session(
         &self,
         service_name: &str,
@@ -98,15 +102,26 @@ impl AbilityConnectionManager {
             }
         }
         if context.bundle_name != self.app.bundle() {
-            return Err(AcmError::parameter(format!(
-                "context: belongs to {:?}, not to this manager's {:?}",
-                context.bundle_name,
-                self.app.bundle()
-            )));
+            return Err(AcmError::invalid(
+                "context",
+                Invalid::OtherApp {
+                    given: context.bundle_name.clone(),
+                    manager: self.app.bundle().to_owned(),
+                },
+            ));
         }
         check_name("serviceName", service_name, MAX_SERVICE_NAME_LEN)?;
-        DeviceId::check(&peer_info.device_id)
-            .map_err(|e| AcmError::parameter(format!("peerInfo.deviceId: {e}")))?;
+        DeviceId::check(&peer_info.device_id).map_err(|e| {
+            let why = match e {
+                InvalidDeviceId::Empty => Invalid::Empty,
+                InvalidDeviceId::TooLong(len) => Invalid::TooLong {
+                    len,
+                    max: DeviceId::MAX_LEN,
+                },
+                _ => Invalid::ControlCharacter,
+            };
+            AcmError::invalid("peerInfo.deviceId", why)
+        })?;
         check_name("peerInfo.bundleName", &peer_info.bundle_name, MAX_NAME_LEN)?;
         check_name("peerInfo.moduleName", &peer_info.module_name, MAX_NAME_LEN)?;
         check_name(
@@ -115,24 +130,33 @@ impl AbilityConnectionManager {
             MAX_NAME_LEN,
         )?;
         if !peer_info.service_name.is_empty() && peer_info.service_name != service_name {
-            return Err(AcmError::parameter(
-                "peerInfo.serviceName: differs from serviceName",
+            return Err(AcmError::invalid(
+                "peerInfo.serviceName",
+                Invalid::DiffersFrom("serviceName"),
             ));
         }
         check_name("context.moduleName", &context.module_name, MAX_NAME_LEN)?;
         check_name("context.abilityName", &context.ability_name, MAX_NAME_LEN)?;
-        if connect_options.parameters.len() > MAX_PARAMETERS {
-            return Err(AcmError::parameter(format!(
-                "connectOptions.parameters: {} entries, at most {MAX_PARAMETERS}",
-                connect_options.parameters.len()
-            )));
+        let count = connect_options.parameters.len();
+        if count > MAX_PARAMETERS {
+            return Err(AcmError::invalid(
+                "connectOptions.parameters",
+                Invalid::TooMany {
+                    count,
+                    max: MAX_PARAMETERS,
+                },
+            ));
         }
         for (key, value) in &connect_options.parameters {
             check_name("connectOptions.parameters key", key, MAX_NAME_LEN)?;
             if value.len() > MAX_NAME_LEN {
-                return Err(AcmError::parameter(format!(
-                    "connectOptions.parameters[{key:?}]: over {MAX_NAME_LEN} bytes"
-                )));
+                return Err(AcmError::invalid(
+                    "connectOptions.parameters value",
+                    Invalid::TooLong {
+                        len: value.len(),
+                        max: MAX_NAME_LEN,
+                    },
+                ));
             }
         }
         let local = pb::PeerInfo {
@@ -144,28 +168,29 @@ impl AbilityConnectionManager {
         };
         let mut peer = peer_info;
         peer.set_service_name(service_name);
-        Ok(self
+        let id = self
             .app
-            .create_session(local, peer.into_wire(), connect_options.into_wire()))
+            .create_session(local, peer.into_wire(), connect_options.into_wire());
+        Ok(SessionId::from(id))
     }
 
     /// Destroys a session: a connected one ends with PEER_APP_EXIT at the peer, and so does a
     /// request still waiting for its answer, whose `connect` then reports
     /// SYSTEM_INTERNAL_ERROR. Its event streams end, and nothing more reaches the app about it.
-    /// Errors: 401 for an unknown id.
+    /// Errors: [`AcmError::UnknownSession`] (401).
     pub fn destroy_ability_connection_session(
         &self,
         session_id: SessionId,
     ) -> Result<(), AcmError> {
         self.app
-            .destroy_session(session_id)
-            .map_err(|e| session_error(session_id, &e))
+            .destroy_session(session_id.get())
+            .map_err(|e| session_error(session_id, e))
     }
 
     /// The app on the other end of a session, or `None` for an unknown id.
     pub fn get_peer_info_by_id(&self, session_id: SessionId) -> Option<PeerInfo> {
         self.app
-            .apps_of(session_id)
+            .apps_of(session_id.get())
             .map(|(_, peer)| PeerInfo::from_wire(peer))
     }
 
@@ -177,13 +202,13 @@ impl AbilityConnectionManager {
     /// The session's `connect` event is the first thing its listeners see; the peer's first
     /// messages may reach them before this call returns, so start listening before connecting.
     pub async fn connect(&self, session_id: SessionId) -> Result<ConnectResult, AcmError> {
-        match self.app.connect(session_id).await {
+        match self.app.connect(session_id.get()).await {
             Ok(ConnectOutcome::Accepted) => Ok(ConnectResult::connected()),
             Ok(ConnectOutcome::Failed { code, reason }) => Ok(ConnectResult::failed(
                 ConnectErrorCode::from_wire(code).unwrap_or(ConnectErrorCode::SystemInternalError),
                 reason,
             )),
-            Err(EngineError::UnknownSession(_)) => Err(unknown(session_id)),
+            Err(EngineError::UnknownSession(_)) => Err(AcmError::UnknownSession(session_id)),
             Err(EngineError::NotIdle) => Ok(ConnectResult::failed(
                 ConnectErrorCode::ConnectedSessionExists,
                 "the session is already connected or connecting",
@@ -204,9 +229,10 @@ impl AbilityConnectionManager {
     }
 
     /// Accepts the request with `token` (from [`CollaborateRequest::token`]) on `session_id`,
-    /// a session this app created for the requesting app and service. Errors: 401 for an
-    /// unknown session, an unknown, used or expired token, or a token of another app, peer or
-    /// service.
+    /// a session this app created for the requesting app and service. Errors (all 401):
+    /// [`AcmError::UnknownSession`], [`AcmError::AlreadyConnected`], and
+    /// [`AcmError::TokenRefused`] for an unknown, used or expired token, or a token of another
+    /// app, peer or service.
     ///
     /// As the reference's `acceptConnect` does, the acceptance happens when this is called,
     /// not when the returned future is first polled: the session is connected and the answer
@@ -214,66 +240,69 @@ impl AbilityConnectionManager {
     /// an ability's handler can accept the request it is handed, as the reference's example
     /// does in `onCollaborate`, without awaiting it.
     pub fn accept_connect(&self, session_id: SessionId, token: &str) -> AcceptConnect {
-        AcceptConnect(Some(self.start_accept(session_id, token)))
+        AcceptConnect(self.start_accept(session_id, token))
     }
 
     fn start_accept(&self, session_id: SessionId, token: &str) -> Result<(), AcmError> {
-        let parsed = parse_token(token).ok_or_else(bad_token)?;
+        let parsed = parse_token(token).ok_or(AcmError::TokenRefused(TokenRefusal::Malformed))?;
         self.app
-            .accept(session_id, &parsed)
+            .accept(session_id.get(), &parsed)
             .map_err(|err| match err {
-                EngineError::UnknownSession(_) => unknown(session_id),
-                EngineError::NotIdle => {
-                    AcmError::parameter("sessionId: the session is already connected")
-                }
+                EngineError::UnknownSession(_) => AcmError::UnknownSession(session_id),
+                EngineError::NotIdle => AcmError::AlreadyConnected(session_id),
                 EngineError::UnknownToken | EngineError::OtherApp | EngineError::OtherPeer(_) => {
                     token_error(&err)
                 }
-                _ => AcmError::parameter(
-                    "token: the request is no longer pending (the requester gave up or the link ended)",
-                ),
+                _ => AcmError::TokenRefused(TokenRefusal::Withdrawn),
             })
     }
 
     /// Rejects the request with `token`; the requester gets PEER_APP_REJECTED with `reason`.
-    /// Errors: 401 for an unknown, used or expired token, a token of another app, or a reason
-    /// over 1024 bytes.
+    /// Errors (all 401): [`AcmError::TokenRefused`] for an unknown, used or expired token or a
+    /// token of another app; [`AcmError::InvalidField`] for a reason over 1024 bytes.
     pub fn reject(&self, token: &str, reason: &str) -> Result<(), AcmError> {
-        if reason.len() > acm_wire::limits::MAX_TEXT_LEN {
-            return Err(AcmError::parameter("reason: over 1024 bytes"));
+        if reason.len() > MAX_TEXT_LEN {
+            return Err(AcmError::invalid(
+                "reason",
+                Invalid::TooLong {
+                    len: reason.len(),
+                    max: MAX_TEXT_LEN,
+                },
+            ));
         }
-        let parsed = parse_token(token).ok_or_else(bad_token)?;
+        let parsed = parse_token(token).ok_or(AcmError::TokenRefused(TokenRefusal::Malformed))?;
         self.app
             .reject(&parsed, reason)
             .map_err(|e| token_error(&e))
     }
 
     /// Ends a connected session; the peer sees PEER_APP_CLOSE_COLLABORATION. The session can be
-    /// connected again. Errors: 401 for an unknown id or a session that is not connected.
+    /// connected again. Errors: [`AcmError::UnknownSession`] or [`AcmError::NotConnected`]
+    /// (401).
     pub fn disconnect(&self, session_id: SessionId) -> Result<(), AcmError> {
         self.app
-            .disconnect(session_id)
-            .map_err(|e| session_error(session_id, &e))
+            .disconnect(session_id.get())
+            .map_err(|e| session_error(session_id, e))
     }
 
     /// Sends a text message of at most 1024 bytes; resolves once it is queued on the link
-    /// (waiting while too much is queued). Errors: 401 for an unknown or unconnected session or
-    /// a longer message.
+    /// (waiting while too much is queued). Errors (all 401): [`AcmError::MessageTooLong`],
+    /// [`AcmError::UnknownSession`], [`AcmError::NotConnected`].
     pub async fn send_message(&self, session_id: SessionId, msg: &str) -> Result<(), AcmError> {
         if msg.len() > MAX_MESSAGE_LEN {
-            return Err(AcmError::parameter(format!(
-                "msg: {} bytes, at most {MAX_MESSAGE_LEN}",
-                msg.len()
-            )));
+            return Err(AcmError::MessageTooLong {
+                len: msg.len(),
+                max: MAX_MESSAGE_LEN,
+            });
         }
         self.app
-            .send_message(session_id, msg)
+            .send_message(session_id.get(), msg)
             .await
-            .map_err(|e| session_error(session_id, &e))
+            .map_err(|e| session_error(session_id, e))
     }
 
-    /// Sends a collaboration event to the peer app's `collaborateEvent` listeners. Errors: 401
-    /// for an unknown or unconnected session.
+    /// Sends a collaboration event to the peer app's `collaborateEvent` listeners. Errors:
+    /// [`AcmError::UnknownSession`] or [`AcmError::NotConnected`] (401).
     pub async fn send_collaborate_event(
         &self,
         session_id: SessionId,
@@ -281,12 +310,12 @@ impl AbilityConnectionManager {
         message: &str,
     ) -> Result<(), AcmError> {
         self.app
-            .send_collaborate_event(session_id, event_type.to_wire(), message)
+            .send_collaborate_event(session_id.get(), event_type.to_wire(), message)
             .await
-            .map_err(|e| session_error(session_id, &e))
+            .map_err(|e| session_error(session_id, e))
     }
 
-    /// Registers `callback` for `event_type` on a session. Errors: 401 for an unknown id.
+    /// Registers `callback` for `event_type` on a session. Errors: [`AcmError::UnknownSession`] (401).
     pub fn on(
         &self,
         event_type: EventType,
@@ -298,7 +327,7 @@ impl AbilityConnectionManager {
     }
 
     /// Removes `callback` (or, with `None`, every callback) of `event_type` from a session.
-    /// Errors: 401 for an unknown id.
+    /// Errors: [`AcmError::UnknownSession`] (401).
     pub fn off(
         &self,
         event_type: EventType,
@@ -310,14 +339,14 @@ impl AbilityConnectionManager {
     }
 
     /// The session's events as an async stream, from now on, without
-    /// [`crate::Event::DataProgress`]. Errors: 401 for an unknown id.
+    /// [`crate::Event::DataProgress`]. Errors: [`AcmError::UnknownSession`] (401).
     pub fn events(&self, session_id: SessionId) -> Result<EventStream, AcmError> {
         let bytes = self.app.device().shared().config.stream_data_bytes;
         Ok(self.listeners(session_id)?.stream(false, bytes))
     }
 
     /// Like [`AbilityConnectionManager::events`], with the progress of incoming transfers
-    /// ([`crate::Event::DataProgress`]) too. Errors: 401 for an unknown id.
+    /// ([`crate::Event::DataProgress`]) too. Errors: [`AcmError::UnknownSession`] (401).
     pub fn events_with_progress(&self, session_id: SessionId) -> Result<EventStream, AcmError> {
         let bytes = self.app.device().shared().config.stream_data_bytes;
         Ok(self.listeners(session_id)?.stream(true, bytes))
@@ -325,85 +354,82 @@ impl AbilityConnectionManager {
 
     fn listeners(&self, session_id: SessionId) -> Result<Arc<crate::events::Listeners>, AcmError> {
         self.app
-            .listeners(session_id)
-            .map_err(|_| unknown(session_id))
+            .listeners(session_id.get())
+            .map_err(|_| AcmError::UnknownSession(session_id))
     }
 
     /// Whether the session is connected, for the calls that need it.
     pub(super) fn is_connected(&self, session_id: SessionId) -> Result<bool, AcmError> {
         self.app
-            .state_of(session_id)
+            .state_of(session_id.get())
             .map(|state| matches!(state, SessionState::Connected { .. }))
-            .map_err(|_| unknown(session_id))
+            .map_err(|_| AcmError::UnknownSession(session_id))
     }
 }
 
-fn unknown(session_id: SessionId) -> AcmError {
-    AcmError::parameter(format!("sessionId: no session {session_id}"))
-}
-
-fn bad_token() -> AcmError {
-    AcmError::parameter("token: expected 32 hexadecimal digits")
-}
-
 /// How a call on a session failed, in the API's words.
-pub(super) fn session_error(session_id: SessionId, err: &EngineError) -> AcmError {
+pub(super) fn session_error(session_id: SessionId, err: EngineError) -> AcmError {
     match err {
-        EngineError::UnknownSession(_) => unknown(session_id),
+        EngineError::UnknownSession(_) => AcmError::UnknownSession(session_id),
         EngineError::NotConnected | EngineError::NotIdle | EngineError::WrongState { .. } => {
-            AcmError::parameter("sessionId: the session is not connected")
+            AcmError::NotConnected(session_id)
         }
-        EngineError::LinkClosed | EngineError::LinkNotUp => {
-            AcmError::parameter("sessionId: the session's link has ended")
-        }
-        other => AcmError::parameter(format!("sessionId: {other}")),
+        // The session ends with its link (SPEC `DISC-2`).
+        EngineError::LinkClosed | EngineError::LinkNotUp => AcmError::SessionEnded {
+            session_id,
+            reason: DisconnectReason::NetworkDisconnected,
+        },
+        EngineError::MessageTooLong(len) => AcmError::MessageTooLong {
+            len,
+            max: MAX_MESSAGE_LEN,
+        },
+        EngineError::DataTooLarge { len, max } => AcmError::DataTooLarge { len, max },
+        other => AcmError::Protocol(other),
     }
 }
 
 /// How an answer to a request failed, in the API's words.
 fn token_error(err: &EngineError) -> AcmError {
-    AcmError::parameter(match err {
-        EngineError::OtherApp => "token: the request is for another application".to_string(),
-        EngineError::OtherPeer(what) => {
-            format!("token: the request comes from another {what} than the session's peer")
-        }
-        _ => "token: no pending request has this token (unknown, already used, or expired)"
-            .to_string(),
+    AcmError::TokenRefused(match err {
+        EngineError::OtherApp => TokenRefusal::OtherApp,
+        EngineError::OtherPeer(what) => TokenRefusal::OtherPeer(what),
+        _ => TokenRefusal::Unknown,
     })
 }
 
-fn check_name(field: &str, value: &str, max: usize) -> Result<(), AcmError> {
-    if value.is_empty() {
-        return Err(AcmError::parameter(format!("{field}: empty")));
-    }
-    if value.len() > max {
-        return Err(AcmError::parameter(format!(
-            "{field}: {} bytes, at most {max}",
-            value.len()
-        )));
-    }
-    if acm_wire::control::has_control_character(value) {
-        return Err(AcmError::parameter(format!(
-            "{field}: contains a control character"
-        )));
-    }
-    Ok(())
+fn check_name(field: &'static str, value: &str, max: usize) -> Result<(), AcmError> {
+    let why = if value.is_empty() {
+        Invalid::Empty
+    } else if value.len() > max {
+        Invalid::TooLong {
+            len: value.len(),
+            max,
+        }
+    } else if acm_wire::control::has_control_character(value) {
+        Invalid::ControlCharacter
+    } else {
+        return Ok(());
+    };
+    Err(AcmError::invalid(field, why))
 }
 
 /// How an [`AbilityConnectionManager::accept_connect`] went: a future of
 /// `Result<(), AcmError>`, ready at once. The acceptance has happened when this exists;
 /// awaiting it only tells the outcome, and dropping it changes nothing.
 #[derive(Debug)]
-pub struct AcceptConnect(Option<Result<(), AcmError>>);
+pub struct AcceptConnect(Result<(), AcmError>);
+
+impl AcceptConnect {
+    /// The outcome, without awaiting it.
+    pub(crate) fn into_inner(self) -> Result<(), AcmError> {
+        self.0
+    }
+}
 
 impl Future for AcceptConnect {
     type Output = Result<(), AcmError>;
 
-    fn poll(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        Poll::Ready(self.0.take().unwrap_or_else(|| {
-            Err(AcmError::parameter(
-                "accept_connect: its outcome was already told",
-            ))
-        }))
+    fn poll(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        Poll::Ready(self.0.clone())
     }
 }

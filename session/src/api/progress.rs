@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::manager::{AbilityConnectionManager, session_error};
-use crate::error::AcmError;
+use crate::error::{AcmError, Capability};
 use crate::types::SessionId;
 
 /// How far an outgoing transfer has got: bytes handed to the link out of the whole.
@@ -18,8 +18,10 @@ pub struct SendProgress {
 impl AbilityConnectionManager {
     /// Sends bytes of any size up to the peer's limit (100 MiB by default); resolves once every
     /// fragment has been handed to the link, so a slow link slows the caller instead of filling
-    /// memory. Errors: 401 for an unknown or unconnected session, data over the limit, or a
-    /// session that ended before all was sent; 801 when the transport cannot carry data.
+    /// memory. Errors: [`AcmError::UnknownSession`], [`AcmError::NotConnected`],
+    /// [`AcmError::DataTooLarge`] over the peer's limit, or [`AcmError::SessionEnded`] with the
+    /// session's disconnect reason when it ended before all was sent (all 401);
+    /// [`AcmError::CapabilityNotSupported`] (801) when the transport cannot carry data.
     pub async fn send_data(&self, session_id: SessionId, data: Bytes) -> Result<(), AcmError> {
         self.send(session_id, data, None::<fn(SendProgress)>).await
     }
@@ -51,34 +53,25 @@ impl AbilityConnectionManager {
             .capabilities()
             .carries_data;
         if !carries_data {
-            return Err(AcmError::CapabilityNotSupported(
-                "sendData: this device's transport cannot carry data".into(),
-            ));
+            return Err(AcmError::CapabilityNotSupported(Capability::SendData));
         }
         if !self.is_connected(session_id)? {
-            return Err(AcmError::parameter(
-                "sessionId: the session is not connected",
-            ));
+            return Err(AcmError::NotConnected(session_id));
         }
         let total = data.len() as u64;
         let report = on_progress
             .as_mut()
             .map(|report| move |sent| report(SendProgress { sent, total }));
-        let sent = self.app.send_data(session_id, data, report).await;
+        let sent = self.app.send_data(session_id.get(), data, report).await;
         match sent {
-            Ok(true) => {
+            Ok(Ok(())) => {
                 if let Some(report) = on_progress.as_mut() {
                     report(SendProgress { sent: total, total });
                 }
                 Ok(())
             }
-            Ok(false) => Err(AcmError::parameter(
-                "sessionId: the session ended before all the data was sent",
-            )),
-            Err(err @ acm_engine::EngineError::DataTooLarge { .. }) => {
-                Err(AcmError::parameter(format!("data: {err}")))
-            }
-            Err(err) => Err(session_error(session_id, &err)),
+            Ok(Err(reason)) => Err(AcmError::SessionEnded { session_id, reason }),
+            Err(err) => Err(session_error(session_id, err)),
         }
     }
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::device::Device;
 use super::state::{ConnectWait, Registered, Shared, State, TransferWait, now};
 use crate::events::Listeners;
-use crate::types::CollaborateHandler;
+use crate::types::{CollaborateHandler, DisconnectReason};
 
 /// The control frames a link may hold before calls that queue more wait for the link to take
 /// them (the backpressure of `send_message`).
@@ -111,14 +111,24 @@ impl AppInner {
         drop(replaced);
     }
 
-    /// Removes the handler of the app's ability `module`/`ability`.
-    pub(crate) fn unregister(&self, module: &str, ability: &str) {
+    /// Removes the handler of the app's ability `module`/`ability`; with `only`, only if it is
+    /// that one (and not one registered since).
+    pub(crate) fn unregister(
+        &self,
+        module: &str,
+        ability: &str,
+        only: Option<&CollaborateHandler>,
+    ) {
         let removed = {
             let mut state = self.shared().lock();
             state.apps.get_mut(&self.bundle).map(|app| {
                 let (gone, kept) = std::mem::take(&mut app.handlers)
                     .into_iter()
-                    .partition(|r| r.module == module && r.ability == ability);
+                    .partition(|r| {
+                        r.module == module
+                            && r.ability == ability
+                            && only.is_none_or(|handler| Arc::ptr_eq(handler, &r.handler))
+                    });
                 app.handlers = kept;
                 gone
             })
@@ -284,6 +294,9 @@ impl AppInner {
             }
             let reason = pb::DisconnectReason::PeerAppCloseCollaboration;
             let link = state.engine.disconnect(id, reason, now())?;
+            state
+                .ended
+                .insert(id, DisconnectReason::PeerAppCloseCollaboration);
             state.driver(link)
         };
         super::state::wake_all(driver);
@@ -341,14 +354,15 @@ impl AppInner {
     }
 
     /// Sends `data` on connected session `id` and waits until every fragment has been handed
-    /// out for the link: `Ok(true)`, or `Ok(false)` when the session or link ended first.
-    /// `on_sent` hears the bytes handed out so far as they grow, short of the whole.
+    /// out for the link: `Ok(Ok(()))`, or `Ok(Err(reason))` when the session or link ended
+    /// first, with the reason the session ended. `on_sent` hears the bytes handed out so far
+    /// as they grow, short of the whole.
     pub(crate) async fn send_data(
         &self,
         id: SessionId,
         data: Bytes,
         mut on_sent: Option<impl FnMut(u64)>,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Result<(), DisconnectReason>, EngineError> {
         let shared = self.shared().clone();
         let total = data.len() as u64;
         let (transfer, driver) = {
@@ -397,7 +411,13 @@ impl AppInner {
         })
         .await;
         drop(wait);
-        Ok(done)
+        if done {
+            return Ok(Ok(()));
+        }
+        // A session destroyed here told its peer PEER_APP_EXIT.
+        let state = shared.lock();
+        let reason = state.ended.get(&id).copied();
+        Ok(Err(reason.unwrap_or(DisconnectReason::PeerAppExit)))
     }
 
     /// Where session `id` stands, if it is this app's.
@@ -418,6 +438,7 @@ fn destroy(state: &mut State, id: SessionId) -> Option<std::task::Waker> {
     if let Some(listeners) = state.sessions.remove(&id) {
         listeners.clear();
     }
+    state.ended.remove(&id);
     let link = state.engine.destroy_session(id, now()).ok().flatten()?;
     state.driver(link)
 }

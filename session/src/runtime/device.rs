@@ -167,13 +167,14 @@ impl Device {
     }
 
     /// The devices that can be reached now (OpenHarmony's `getAvailableDeviceListSync`).
-    /// Fails with 801 when the transport cannot discover.
+    /// Fails with 801: [`AcmError::CapabilityNotSupported`] when the transport cannot
+    /// discover, [`AcmError::Transport`] when its discovery failed.
     pub async fn available_devices(&self) -> Result<Vec<DeviceInfo>, AcmError> {
         self.shared()
             .transport
             .discover()
             .await
-            .map_err(|e| AcmError::CapabilityNotSupported(format!("device discovery: {e}")))
+            .map_err(AcmError::from)
     }
 
     /// The buffers received transfers leave behind, kept for the next ones to fill (see

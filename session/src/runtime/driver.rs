@@ -420,7 +420,7 @@ impl Driver {
                 (
                     session,
                     Event::Connect {
-                        session_id: session,
+                        session_id: session.into(),
                     },
                 )
             }
@@ -437,14 +437,14 @@ impl Driver {
             DeviceEvent::Message { session, text } => (
                 session,
                 Event::Message {
-                    session_id: session,
+                    session_id: session.into(),
                     msg: text,
                 },
             ),
             DeviceEvent::Data { session, data } => (
                 session,
                 Event::Data {
-                    session_id: session,
+                    session_id: session.into(),
                     data,
                 },
             ),
@@ -455,7 +455,7 @@ impl Driver {
             } => (
                 session,
                 Event::DataProgress {
-                    session_id: session,
+                    session_id: session.into(),
                     received,
                     total,
                 },
@@ -475,7 +475,7 @@ impl Driver {
                 (
                     session,
                     Event::Collaborate {
-                        session_id: session,
+                        session_id: session.into(),
                         info,
                     },
                 )
@@ -483,10 +483,11 @@ impl Driver {
             DeviceEvent::Disconnected { session, reason } => {
                 let reason = DisconnectReason::from_wire(reason)
                     .unwrap_or(DisconnectReason::NetworkDisconnected);
+                state.ended.insert(session, reason);
                 (
                     session,
                     Event::Disconnect {
-                        session_id: session,
+                        session_id: session.into(),
                         reason,
                     },
                 )

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::app::AppInner;
 use super::device::DeviceConfig;
 use crate::events::Listeners;
-use crate::types::CollaborateHandler;
+use crate::types::{CollaborateHandler, DisconnectReason};
 use crate::{HashMap, lock};
 
 /// What a device's tasks share; the state behind its lock.
@@ -45,6 +45,7 @@ impl Shared {
                 engine,
                 links: HashMap::default(),
                 sessions: HashMap::default(),
+                ended: HashMap::default(),
                 connects: HashMap::default(),
                 transfers: HashMap::default(),
                 apps: HashMap::default(),
@@ -80,6 +81,10 @@ pub(crate) struct State {
     pub(crate) links: HashMap<LinkId, LinkEntry>,
     /// The listeners of each session.
     pub(crate) sessions: HashMap<SessionId, Arc<Listeners>>,
+    /// Why each session that ended since it was created last ended: the reason of its last
+    /// `disconnect` event, or what this side told the peer. Kept until the session is
+    /// destroyed, for the `send_data` calls its end cut short.
+    pub(crate) ended: HashMap<SessionId, DisconnectReason>,
     /// Connects waiting for their answer, by session.
     pub(crate) connects: HashMap<SessionId, ConnectWait>,
     /// `send_data` calls waiting for their transfer to leave.

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use acm::transport::{Closure, DeviceId};
 use acm::{
-    AcmError, CollaborateEventInfo, CollaborateEventType, CollaborateResult, ConnectErrorCode,
-    ConnectOptions, Context, DeviceConfig, DisconnectReason, Event, EventType, PeerInfo,
-    Permission,
+    AcmError, Capability, CollaborateEventInfo, CollaborateEventType, CollaborateResult,
+    ConnectErrorCode, ConnectOptions, Context, DeviceConfig, DisconnectReason, Event, EventType,
+    Invalid, PeerInfo, Permission, TokenRefusal,
 };
 use acm_transport_mock::{DeviceOptions, Fault};
 use bytes::Bytes;
@@ -85,7 +85,7 @@ async fn device_close_returns_once_the_link_has_closed_after_everything_sent_bef
 async fn session_ids_are_above_100_and_never_reused() {
     let world = World::new();
     let first = world.a_session();
-    assert!(first > 100);
+    assert!(first.get() > 100);
     world
         .a
         .app
@@ -113,14 +113,16 @@ async fn create_requires_each_of_the_four_permissions() {
                 ConnectOptions::default(),
             )
             .unwrap_err();
-        assert_eq!(err, AcmError::PermissionDenied(permission));
+        assert!(
+            matches!(err, AcmError::PermissionDenied(p) if p == permission),
+            "{err:?}"
+        );
         assert_eq!(err.code(), 201);
-        assert!(err.to_string().contains(permission.name()));
     }
 }
 
 #[tokio::test(start_paused = true)]
-async fn create_refuses_each_bad_parameter_with_401() {
+async fn create_refuses_each_bad_parameter_with_401_naming_the_field_and_what_is_wrong() {
     let world = World::new();
     let create = |service: &str, context: &Context, peer: PeerInfo, options: ConnectOptions| {
         world
@@ -129,18 +131,37 @@ async fn create_refuses_each_bad_parameter_with_401() {
             .create_ability_connection_session(service, context, peer, options)
     };
     let ok = ConnectOptions::default;
-    let mut cases: Vec<(&str, Result<u64, AcmError>)> = vec![
+    let mut many = ConnectOptions::default();
+    for i in 0..65 {
+        many.parameters.insert(format!("k{i}"), "v".into());
+    }
+    let mut long_value = ConnectOptions::default();
+    long_value.parameters.insert("k".into(), "v".repeat(1024));
+    let too_long = |len| Invalid::TooLong { len, max: 256 };
+    let cases: Vec<(&str, Invalid, Result<acm::SessionId, AcmError>)> = vec![
         (
             "serviceName",
+            Invalid::Empty,
             create("", &context(), peer_of("tablet"), ok()),
         ),
         (
             "serviceName",
+            too_long(257),
             create(&"s".repeat(257), &context(), peer_of("tablet"), ok()),
         ),
-        ("deviceId", create(SERVICE, &context(), peer_of(""), ok())),
         (
-            "bundleName",
+            "peerInfo.deviceId",
+            Invalid::Empty,
+            create(SERVICE, &context(), peer_of(""), ok()),
+        ),
+        (
+            "peerInfo.deviceId",
+            Invalid::TooLong { len: 65, max: 64 },
+            create(SERVICE, &context(), peer_of(&"d".repeat(65)), ok()),
+        ),
+        (
+            "peerInfo.bundleName",
+            Invalid::Empty,
             create(
                 SERVICE,
                 &context(),
@@ -149,16 +170,18 @@ async fn create_refuses_each_bad_parameter_with_401() {
             ),
         ),
         (
-            "moduleName",
+            "peerInfo.moduleName",
+            Invalid::ControlCharacter,
             create(
                 SERVICE,
                 &context(),
-                PeerInfo::new("tablet", BUNDLE, "", "Ability"),
+                PeerInfo::new("tablet", BUNDLE, "en\ntry", "Ability"),
                 ok(),
             ),
         ),
         (
-            "abilityName",
+            "peerInfo.abilityName",
+            Invalid::Empty,
             create(
                 SERVICE,
                 &context(),
@@ -168,6 +191,10 @@ async fn create_refuses_each_bad_parameter_with_401() {
         ),
         (
             "context",
+            Invalid::OtherApp {
+                given: "com.other".into(),
+                manager: BUNDLE.into(),
+            },
             create(
                 SERVICE,
                 &Context::new("com.other", "entry", "A"),
@@ -176,7 +203,8 @@ async fn create_refuses_each_bad_parameter_with_401() {
             ),
         ),
         (
-            "serviceName",
+            "peerInfo.serviceName",
+            Invalid::DiffersFrom("serviceName"),
             create(
                 SERVICE,
                 &context(),
@@ -184,19 +212,27 @@ async fn create_refuses_each_bad_parameter_with_401() {
                 ok(),
             ),
         ),
+        (
+            "connectOptions.parameters",
+            Invalid::TooMany { count: 65, max: 64 },
+            create(SERVICE, &context(), peer_of("tablet"), many),
+        ),
+        (
+            "connectOptions.parameters value",
+            Invalid::TooLong {
+                len: 1024,
+                max: 1023,
+            },
+            create(SERVICE, &context(), peer_of("tablet"), long_value),
+        ),
     ];
-    let mut many = ConnectOptions::default();
-    for i in 0..65 {
-        many.parameters.insert(format!("k{i}"), "v".into());
-    }
-    cases.push((
-        "parameters",
-        create(SERVICE, &context(), peer_of("tablet"), many),
-    ));
-    for (field, result) in cases {
-        let err = result.unwrap_err();
-        assert_eq!(err.code(), 401, "{field}: {err}");
-        assert!(err.to_string().contains(field), "{field}: {err}");
+    for (field, reason, result) in cases {
+        match result {
+            Err(AcmError::InvalidField { which, why }) => {
+                assert_eq!((which, &why), (field, &reason));
+            }
+            other => panic!("{field}: {other:?}"),
+        }
     }
 }
 
@@ -205,23 +241,27 @@ async fn every_call_with_an_unknown_session_id_is_401() {
     let world = World::new();
     let app = &world.a.app;
     let (callback, _) = recorder();
+    let unknown = acm::SessionId::from(7);
     let results = [
-        app.destroy_ability_connection_session(7),
-        app.connect(7).await.map(|_| ()),
-        app.accept_connect(7, &"0".repeat(32)).await,
-        app.disconnect(7),
-        app.send_message(7, "x").await,
-        app.send_data(7, Bytes::from_static(b"x")).await,
-        app.on(EventType::Connect, 7, callback.clone()),
-        app.off(EventType::Connect, 7, None),
-        app.events(7).map(|_| ()),
-        app.send_collaborate_event(7, CollaborateEventType::SendFailure, "x")
+        app.destroy_ability_connection_session(unknown),
+        app.connect(unknown).await.map(|_| ()),
+        app.accept_connect(unknown, &"0".repeat(32)).await,
+        app.disconnect(unknown),
+        app.send_message(unknown, "x").await,
+        app.send_data(unknown, Bytes::from_static(b"x")).await,
+        app.on(EventType::Connect, unknown, callback.clone()),
+        app.off(EventType::Connect, unknown, None),
+        app.events(unknown).map(|_| ()),
+        app.send_collaborate_event(unknown, CollaborateEventType::SendFailure, "x")
             .await,
     ];
     for result in results {
         let err = result.unwrap_err();
+        assert!(
+            matches!(err, AcmError::UnknownSession(id) if id == unknown),
+            "{err:?}"
+        );
         assert_eq!(err.code(), 401);
-        assert!(err.to_string().contains("sessionId"), "{err}");
     }
 }
 
@@ -229,21 +269,19 @@ async fn every_call_with_an_unknown_session_id_is_401() {
 async fn calls_that_need_a_connected_session_are_401_before_connect() {
     let world = World::new();
     let a = world.a_session();
-    assert_eq!(
-        world.a.app.send_message(a, "x").await.unwrap_err().code(),
-        401
-    );
-    assert_eq!(
-        world
-            .a
-            .app
-            .send_data(a, Bytes::from_static(b"x"))
-            .await
-            .unwrap_err()
-            .code(),
-        401
-    );
-    assert_eq!(world.a.app.disconnect(a).unwrap_err().code(), 401);
+    let results = [
+        world.a.app.send_message(a, "x").await,
+        world.a.app.send_data(a, Bytes::from_static(b"x")).await,
+        world.a.app.disconnect(a),
+    ];
+    for result in results {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, AcmError::NotConnected(id) if id == a),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), 401);
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -256,6 +294,16 @@ async fn send_message_over_1024_bytes_is_401_and_1024_bytes_arrive() {
         .send_message(a, &"x".repeat(1025))
         .await
         .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AcmError::MessageTooLong {
+                len: 1025,
+                max: 1024
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.code(), 401);
     let mut events = world.b.app.events(b).unwrap();
     let longest = "é".repeat(512);
@@ -382,6 +430,41 @@ async fn need_send_data_over_a_local_transport_without_data_is_local_wifi_not_op
     assert_eq!(result.error_code, Some(ConnectErrorCode::LocalWifiNotOpen));
 }
 
+/// need_send_data states a need for a transport that carries data, checked at connect; it does
+/// not limit what the session may send.
+#[tokio::test(start_paused = true)]
+async fn need_send_data_false_or_unset_does_not_stop_send_data() {
+    for need in [Some(false), None] {
+        let world = World::new();
+        let mut accepted = world.b_accepts();
+        let options = ConnectOptions {
+            need_send_data: need,
+            ..ConnectOptions::default()
+        };
+        let a = world
+            .a
+            .app
+            .create_ability_connection_session(SERVICE, &context(), peer_of("tablet"), options)
+            .unwrap();
+        assert!(world.a.app.connect(a).await.unwrap().is_connected);
+        let b = accepted.recv().await.unwrap();
+        let mut events = world.b.app.events(b).unwrap();
+        world
+            .a
+            .app
+            .send_data(a, Bytes::from_static(b"sent all the same"))
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut events).await,
+            Event::Data {
+                session_id: b,
+                data: Bytes::from_static(b"sent all the same")
+            }
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn need_send_data_over_a_peer_transport_without_data_is_peer_wifi_not_open() {
     let world = World::with(
@@ -417,6 +500,10 @@ async fn send_data_over_a_transport_without_data_is_801() {
         .send_data(a, Bytes::from_static(b"x"))
         .await
         .unwrap_err();
+    assert!(
+        matches!(err, AcmError::CapabilityNotSupported(Capability::SendData)),
+        "{err:?}"
+    );
     assert_eq!(err.code(), 801);
     // Messages still work.
     world.a.app.send_message(a, "text is fine").await.unwrap();
@@ -643,9 +730,15 @@ async fn another_apps_token_is_refused_and_the_request_still_waits_for_its_own_a
         .accept_connect(theirs, &request.token)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("another application"), "{err}");
+    assert!(
+        matches!(err, AcmError::TokenRefused(TokenRefusal::OtherApp)),
+        "{err:?}"
+    );
     let err = other.reject(&request.token, "not mine").unwrap_err();
-    assert!(err.to_string().contains("another application"), "{err}");
+    assert!(
+        matches!(err, AcmError::TokenRefused(TokenRefusal::OtherApp)),
+        "{err:?}"
+    );
     // The request is still there for the app it was for.
     let ours = session_for(&world.b.app, &request);
     world
@@ -684,7 +777,13 @@ async fn a_token_used_twice_forged_or_for_another_session_is_refused() {
         )
         .unwrap();
     let err = world.b.app.accept_connect(other, &token).await.unwrap_err();
-    assert!(err.to_string().contains("service"), "{err}");
+    assert!(
+        matches!(
+            err,
+            AcmError::TokenRefused(TokenRefusal::OtherPeer("service"))
+        ),
+        "{err:?}"
+    );
     // Nor can one whose peer is another app: the error names the part that differs.
     for (peer, part) in [
         (
@@ -711,8 +810,8 @@ async fn a_token_used_twice_forged_or_for_another_session_is_refused() {
             .unwrap();
         let err = world.b.app.accept_connect(wrong, &token).await.unwrap_err();
         assert!(
-            err.to_string().contains(&format!("another {part} than")),
-            "{err}"
+            matches!(err, AcmError::TokenRefused(TokenRefusal::OtherPeer(p)) if p == part),
+            "{err:?}"
         );
         world
             .b
@@ -732,26 +831,14 @@ async fn a_token_used_twice_forged_or_for_another_session_is_refused() {
         )
         .unwrap();
     let forged = "0123456789abcdef0123456789abcdef";
-    assert_eq!(
-        world
-            .b
-            .app
-            .accept_connect(right, forged)
-            .await
-            .unwrap_err()
-            .code(),
-        401
-    );
-    assert_eq!(
-        world
-            .b
-            .app
-            .accept_connect(right, "xyz")
-            .await
-            .unwrap_err()
-            .code(),
-        401
-    );
+    assert!(matches!(
+        world.b.app.accept_connect(right, forged).await,
+        Err(AcmError::TokenRefused(TokenRefusal::Unknown))
+    ));
+    assert!(matches!(
+        world.b.app.accept_connect(right, "xyz").await,
+        Err(AcmError::TokenRefused(TokenRefusal::Malformed))
+    ));
     // The right session with the right token, once.
     world.b.app.accept_connect(right, &token).await.unwrap();
     assert!(connecting.await.unwrap().unwrap().is_connected);
@@ -766,8 +853,15 @@ async fn a_token_used_twice_forged_or_for_another_session_is_refused() {
         )
         .unwrap();
     let replay = world.b.app.accept_connect(again, &token).await.unwrap_err();
+    assert!(
+        matches!(replay, AcmError::TokenRefused(TokenRefusal::Unknown)),
+        "{replay:?}"
+    );
     assert_eq!(replay.code(), 401);
-    assert_eq!(world.b.app.reject(&token, "late").unwrap_err().code(), 401);
+    assert!(matches!(
+        world.b.app.reject(&token, "late"),
+        Err(AcmError::TokenRefused(TokenRefusal::Unknown))
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -869,10 +963,113 @@ async fn available_devices_lists_the_other_devices_or_is_801_without_discovery()
     let seen = world.a.device.available_devices().await.unwrap();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].id.as_str(), "tablet");
-    assert_eq!(
-        world.b.device.available_devices().await.unwrap_err().code(),
-        801
+    let err = world.b.device.available_devices().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AcmError::CapabilityNotSupported(Capability::Transport(_))
+        ),
+        "{err:?}"
     );
+    assert_eq!(err.code(), 801);
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_data_over_the_peers_maximum_is_data_too_large_with_both_sizes() {
+    let mut small = DeviceConfig::default();
+    small.engine.limits.max_data_size = 1000;
+    let network = acm_transport_mock::MockNetwork::new(11);
+    let a = side(
+        &network,
+        "phone",
+        DeviceOptions::new(),
+        DeviceConfig::default(),
+    );
+    let b = side(&network, "tablet", DeviceOptions::new(), small);
+    let world = World { network, a, b };
+    let (a, _) = world.connected().await;
+    let err = world
+        .a
+        .app
+        .send_data(a, Bytes::from(vec![0; 1001]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AcmError::DataTooLarge {
+                len: 1001,
+                max: 1000
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), 401);
+    world
+        .a
+        .app
+        .send_data(a, Bytes::from(vec![0; 1000]))
+        .await
+        .unwrap();
+}
+
+/// Slows the phone's side of its link to the tablet to 1 MiB/s and sends 8 MiB on session `a`
+/// of the phone: the transfer is in flight for seconds. The link, and the send.
+fn slow_transfer(
+    world: &World,
+    a: acm::SessionId,
+) -> (
+    acm_transport_mock::LinkHandle,
+    tokio::task::JoinHandle<Result<(), AcmError>>,
+) {
+    let phone = DeviceId::new("phone").unwrap();
+    let tablet = DeviceId::new("tablet").unwrap();
+    let link = world.network.links(&phone, &tablet)[0].clone();
+    link.inject(&phone, Fault::Bandwidth(std::num::NonZeroU64::new(1 << 20)))
+        .unwrap();
+    let sender = world.a.app.clone();
+    let sending =
+        tokio::spawn(async move { sender.send_data(a, Bytes::from(vec![1; 8 << 20])).await });
+    (link, sending)
+}
+
+/// A send_data cut short by the end of its session says why the session ended: the peer's
+/// reason, or what this side told the peer when it ended the session itself.
+#[tokio::test(start_paused = true)]
+async fn send_data_cut_short_by_the_session_ending_says_why_it_ended() {
+    for (who, call, reason) in [
+        (
+            "peer",
+            "disconnect",
+            DisconnectReason::PeerAppCloseCollaboration,
+        ),
+        ("peer", "destroy", DisconnectReason::PeerAppExit),
+        (
+            "sender",
+            "disconnect",
+            DisconnectReason::PeerAppCloseCollaboration,
+        ),
+        ("sender", "destroy", DisconnectReason::PeerAppExit),
+    ] {
+        let world = World::new();
+        let (a, b) = world.connected().await;
+        let (_, sending) = slow_transfer(&world, a);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (app, id) = match who {
+            "peer" => (&world.b.app, b),
+            _ => (&world.a.app, a),
+        };
+        match call {
+            "disconnect" => app.disconnect(id).unwrap(),
+            _ => app.destroy_ability_connection_session(id).unwrap(),
+        }
+        let err = sending.await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, AcmError::SessionEnded { session_id, reason: r } if session_id == a && r == reason),
+            "{who} {call}: {err:?}"
+        );
+        assert_eq!(err.code(), 401);
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -958,19 +1155,21 @@ async fn a_link_dropped_mid_transfer_delivers_nothing_partial() {
     let (a, b) = world.connected().await;
     let mut b_events = world.b.app.events(b).unwrap();
     let mut a_events = world.a.app.events(a).unwrap();
-    let phone = DeviceId::new("phone").unwrap();
-    let tablet = DeviceId::new("tablet").unwrap();
-    let link = world.network.links(&phone, &tablet)[0].clone();
-    // Slow the link so that the transfer is in flight when the link goes.
-    link.inject(&phone, Fault::Bandwidth(std::num::NonZeroU64::new(1 << 20)))
-        .unwrap();
-    let sender = world.a.app.clone();
-    let sending =
-        tokio::spawn(async move { sender.send_data(a, Bytes::from(vec![1; 8 << 20])).await });
+    let (link, sending) = slow_transfer(&world, a);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(link.stats(&tablet).is_ok());
+    assert!(link.stats(&DeviceId::new("tablet").unwrap()).is_ok());
     link.lose("walked out of range");
     let err = sending.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AcmError::SessionEnded {
+                session_id,
+                reason: DisconnectReason::NetworkDisconnected
+            } if session_id == a
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.code(), 401);
     assert_eq!(
         next(&mut b_events).await,
