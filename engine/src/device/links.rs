@@ -16,7 +16,7 @@ use super::{
 
 impl DeviceEngine {
     /// Takes a link the transport opened at `now` to device `peer`, dialed by this side
-    /// ([`Role::Dialer`]) or by the peer, whose frames are at most `link_max_frame` bytes;
+    /// (`Role::Dialer`) or by the peer, whose frames are at most `link_max_frame` bytes;
     /// `nonce` comes from a CSPRNG. Its HELLO is queued at once (SPEC `LINK-1`).
     pub fn add_link(
         &mut self,
