@@ -421,12 +421,14 @@ async fn token_of_refusal(t: &dyn WireTarget, param: u32) -> Step<()> {
     Ok(())
 }
 
-/// Characters in a name, and whether they are control characters (section 1).
-const CHARACTERS: &[(&str, char, bool)] = &[
-    ("u007f-delete", '\u{7f}', true),
-    ("u0085-next-line", '\u{85}', true),
-    ("u2028-line-separator", '\u{2028}', false),
-    ("u00a0-no-break-space", '\u{a0}', false),
+/// Characters in a name, whether they are control characters (section 1), and whether the name
+/// is the character alone (no printable ASCII around it) rather than inside `org.acm?suite`.
+const CHARACTERS: &[(&str, char, bool, bool)] = &[
+    ("u007f-delete", '\u{7f}', true, false),
+    ("u0085-next-line", '\u{85}', true, false),
+    ("u2028-line-separator", '\u{2028}', false, false),
+    ("u00a0-no-break-space", '\u{a0}', false, false),
+    ("u0007-bell-alone", '\u{7}', true, true),
 ];
 
 fn character_cases() -> Vec<WireCase> {
@@ -436,7 +438,7 @@ fn character_cases() -> Vec<WireCase> {
         run: |target, param| Box::pin(character(target, param)),
     }
     .cases(
-        CHARACTERS.iter().map(|(name, _, control)| {
+        CHARACTERS.iter().map(|(name, _, control, _)| {
             let verdict = if *control {
                 "is a control character: the request is rejected"
             } else {
@@ -450,20 +452,24 @@ fn character_cases() -> Vec<WireCase> {
         |i| {
             CHARACTERS
                 .get(i)
-                .is_some_and(|(_, _, control)| *control)
+                .is_some_and(|(_, _, control, _)| *control)
                 .then_some("SESS-2")
         },
     )
 }
 
 async fn character(t: &dyn WireTarget, param: u32) -> Step<()> {
-    let Some((_, c, control)) = CHARACTERS.get(param as usize) else {
+    let Some((_, c, control, alone)) = CHARACTERS.get(param as usize) else {
         return fail("a known character", param.to_string());
     };
     let mut peer = Peer::up(t).await?;
     let (_, response) = ask_edited(&mut peer, profile::ECHO, "characters", |r| {
         if let Some(source) = r.source.as_mut() {
-            source.bundle_name = format!("org.acm{c}suite");
+            source.bundle_name = if *alone {
+                c.to_string()
+            } else {
+                format!("org.acm{c}suite")
+            };
         }
     })
     .await?;
