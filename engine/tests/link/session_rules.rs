@@ -579,3 +579,35 @@ fn sess_3_a_request_awaiting_its_answer_still_blocks_its_key_after_a_crossing_on
         "channel {own} still awaits its answer"
     );
 }
+
+#[test]
+fn sess_1_tokens_are_remembered_up_to_the_bound_and_then_forgotten() {
+    let mut config = EngineConfig::default();
+    config.remembered_tokens = 2;
+    let (now, mut engine) = lone_engine(config);
+    // Three of the peer's requests, each refused by the app: their tokens end.
+    for (seed, channel) in [(10, 1), (11, 3), (12, 5)] {
+        engine.handle_message(now, request_frame(request(seed), channel));
+        engine
+            .reject(channel, ConnectErrorCode::PeerAppRejected, "no")
+            .unwrap();
+        let _ = events(&mut engine);
+        let _ = drain_frames(&mut engine, now);
+    }
+    // The newest two are still refused as replays; the oldest is forgotten, so that what the
+    // engine keeps stays bounded, and a request with it is an app's again.
+    engine.handle_message(now, request_frame(request(12), 7));
+    assert!(
+        events(&mut engine).is_empty(),
+        "a remembered token is refused"
+    );
+    let _ = drain_frames(&mut engine, now);
+    engine.handle_message(now, request_frame(request(10), 9));
+    let incoming = events(&mut engine);
+    assert!(
+        incoming
+            .iter()
+            .any(|e| matches!(e, EngineEvent::IncomingRequest(r) if r.channel == 9)),
+        "{incoming:?}"
+    );
+}
