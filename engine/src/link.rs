@@ -787,13 +787,13 @@ impl LinkEngine {
     }
 
     /// Closes the link with `RESOURCE_EXHAUSTED` because the peer does not read what it is
-    /// sent (SPEC `LINK-13`): what waits to be sent is dropped, and the LINK_CLOSE queued alone
-    /// may never reach the peer.
+    /// sent (SPEC `LINK-13`): what waits to be sent is dropped (but a HELLO not sent yet, which
+    /// comes first, `LINK-1`), and the LINK_CLOSE queued after may never reach the peer.
     pub(crate) fn fail_link_abandoning(&mut self, detail: String) {
         if self.is_closed() {
             return;
         }
-        self.outbound.clear_control();
+        self.outbound.clear_control_after_hello();
         self.fail_link(LinkCloseReason::ResourceExhausted, detail);
     }
 

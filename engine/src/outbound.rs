@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use acm_transport::FrameBuf;
 use acm_wire::Fragmenter;
 use acm_wire::budget::Charge;
+use acm_wire::pb::FrameType;
 use bytes::Bytes;
 
 #[derive(Debug)]
@@ -173,6 +174,21 @@ impl Outbound {
         self.control.clear();
         self.answers = 0;
         self.control_bytes = 0;
+    }
+
+    /// Drops the control frames waiting, as [`Outbound::clear_control`] does, but the link's
+    /// HELLO if it has not been sent: a LINK_CLOSE queued next must not be the link's first
+    /// frame (SPEC `LINK-1`).
+    pub(crate) fn clear_control_after_hello(&mut self) {
+        let hello = self
+            .control
+            .pop_front()
+            .filter(|queued| queued.frame.get(3) == Some(&(FrameType::Hello as u8)));
+        self.clear_control();
+        if let Some(hello) = hello {
+            self.control_bytes = hello.frame.len();
+            self.control.push_back(hello);
+        }
     }
 
     /// Drops the transfers, returning them: they were cut short. Control frames already queued
