@@ -78,9 +78,6 @@ pub struct LinkEngine {
     pub(crate) outbound: Outbound,
     pub(crate) events: VecDeque<EngineEvent>,
     pub(crate) last_sent: Instant,
-    /// When a frame was last taken, or nothing was seen waiting: what has waited since is what
-    /// the peer has not taken (SPEC `LINK-13`).
-    pub(crate) taken_or_idle: Instant,
     pub(crate) last_received: Instant,
     pub(crate) ping_queued: bool,
     pub(crate) pings: u64,
@@ -121,7 +118,6 @@ impl LinkEngine {
             outbound: Outbound::default(),
             events: VecDeque::new(),
             last_sent: now,
-            taken_or_idle: now,
             last_received: now,
             ping_queued: false,
             pings: 0,
@@ -254,10 +250,7 @@ impl LinkEngine {
     /// parts: a DATA frame comes as its headers and a slice of the app's data, for a link that
     /// can send them without joining them ([`acm_transport::Link::send_buf`]).
     pub fn poll_transmit_buf(&mut self, now: Instant) -> Option<FrameBuf> {
-        let Some((frame, sent)) = self.outbound.next() else {
-            self.taken_or_idle = now;
-            return None;
-        };
+        let (frame, sent) = self.outbound.next()?;
         if let Some(sent) = sent {
             self.events.push_back(EngineEvent::DataSent {
                 channel: sent.channel,
@@ -273,7 +266,6 @@ impl LinkEngine {
             }
         }
         self.last_sent = now;
-        self.taken_or_idle = now;
         self.ping_queued = false;
         Some(frame)
     }
@@ -287,7 +279,7 @@ impl LinkEngine {
                 let silence = peer.keepalive.saturating_mul(3);
                 let mut next = self.last_received.checked_add(silence);
                 if self.wants_transmit() {
-                    next = earliest(next, self.taken_or_idle.checked_add(silence));
+                    next = earliest(next, self.last_sent.checked_add(silence));
                 }
                 if !self.ping_queued {
                     next = earliest(next, self.last_sent.checked_add(peer.keepalive));
@@ -299,9 +291,6 @@ impl LinkEngine {
 
     /// Acts on every deadline that has passed by `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.wants_transmit() {
-            self.taken_or_idle = now;
-        }
         match &self.phase {
             Phase::Closed => {}
             Phase::AwaitingHello { deadline } => {
@@ -315,7 +304,7 @@ impl LinkEngine {
             Phase::Open(peer) => {
                 let keepalive = peer.keepalive;
                 let silence = keepalive.saturating_mul(3);
-                if self.wants_transmit() && passed(now, self.taken_or_idle, silence) {
+                if self.wants_transmit() && passed(now, self.last_sent, silence) {
                     self.fail_link_abandoning(format!(
                         "LINK-13: the peer took no frame for {silence:?}"
                     ));
@@ -336,6 +325,14 @@ impl LinkEngine {
                 }
                 while let Some(channel) = self.channels.expired(now) {
                     self.expire(channel);
+                }
+                // A frame queued just now, on a link whose transport has taken nothing for the
+                // silence (the clock moved on by more than that at once), falls under LINK-13
+                // too: no deadline is left in the past.
+                if self.wants_transmit() && passed(now, self.last_sent, silence) {
+                    self.fail_link_abandoning(format!(
+                        "LINK-13: the peer took no frame for {silence:?}"
+                    ));
                 }
             }
         }
