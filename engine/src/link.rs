@@ -304,10 +304,7 @@ impl LinkEngine {
             Phase::Open(peer) => {
                 let keepalive = peer.keepalive;
                 let silence = keepalive.saturating_mul(3);
-                if self.wants_transmit() && passed(now, self.last_sent, silence) {
-                    self.fail_link_abandoning(format!(
-                        "LINK-13: the peer took no frame for {silence:?}"
-                    ));
+                if self.close_if_unread(now, silence) {
                     return;
                 }
                 if passed(now, self.last_received, silence) {
@@ -329,13 +326,19 @@ impl LinkEngine {
                 // A frame queued just now, on a link whose transport has taken nothing for the
                 // silence (the clock moved on by more than that at once), falls under LINK-13
                 // too: no deadline is left in the past.
-                if self.wants_transmit() && passed(now, self.last_sent, silence) {
-                    self.fail_link_abandoning(format!(
-                        "LINK-13: the peer took no frame for {silence:?}"
-                    ));
-                }
+                self.close_if_unread(now, silence);
             }
         }
+    }
+
+    /// Closes the link if frames wait and the transport has taken none for `silence` (SPEC
+    /// `LINK-13`); tells whether it did.
+    fn close_if_unread(&mut self, now: Instant, silence: Duration) -> bool {
+        if self.wants_transmit() && passed(now, self.last_sent, silence) {
+            self.fail_link_abandoning(format!("LINK-13: the peer took no frame for {silence:?}"));
+            return true;
+        }
+        false
     }
 
     /// The transport lost the link: every session ends with NETWORK_DISCONNECTED.
