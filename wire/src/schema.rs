@@ -140,8 +140,10 @@ fn walk(
             return Err(WalkError("too many fields".into()));
         }
         let key = varint(&mut body)?;
-        let number =
-            u32::try_from(key >> 3).map_err(|_| WalkError("field number too large".into()))?;
+        let number = u32::try_from(key >> 3)
+            .ok()
+            .filter(|n| (1..=536_870_911).contains(n))
+            .ok_or_else(|| WalkError(format!("field number {} is not valid", key >> 3)))?;
         let wire_type = key & 7;
         let field = message.fields.iter().find(|f| f.number == number);
         let name = match field {

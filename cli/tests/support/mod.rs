@@ -63,6 +63,18 @@ impl Running {
         }
     }
 
+    /// Presses Ctrl-C, waits for the exit, and returns every line printed (those already
+    /// seen by [`Running::expect`] included).
+    pub fn interrupt_and_collect(&mut self) -> Vec<String> {
+        self.interrupt();
+        self.wait();
+        let mut lines = std::mem::take(&mut self.seen);
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            lines.push(line);
+        }
+        lines
+    }
+
     pub fn type_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{line}").expect("typed");
@@ -180,4 +192,58 @@ pub fn file_of(dir: &Path, len: usize) -> (PathBuf, Vec<u8>) {
     let path = dir.join("payload.bin");
     std::fs::write(&path, &bytes).unwrap();
     (path, bytes)
+}
+
+/// The first `tcp://...` in `line`.
+pub fn address(line: &str) -> String {
+    let start = line.find("tcp://").expect("an address");
+    line[start..]
+        .split(|c: char| c == '"' || c == ',' || c.is_whitespace())
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `acm peer` over plain TCP with the short timers; returns it and where it listens.
+pub fn start_peer() -> (Running, String) {
+    let mut peer = Running::start(&[
+        "peer",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--insecure",
+        "--short-timers",
+    ]);
+    let line = peer.expect("tcp://");
+    (peer, address(&line))
+}
+
+/// `acm proxy` in front of `peer_address`, with `flags`; returns it and where it listens.
+pub fn start_proxy(peer_address: &str, flags: &[&str]) -> (Running, String) {
+    let mut args = vec![
+        "proxy",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--to",
+        peer_address,
+    ];
+    args.extend_from_slice(flags);
+    let mut proxy = Running::start(&args);
+    let listening = address(&proxy.expect("listening"));
+    (proxy, listening)
+}
+
+/// Runs the wire suite's cases that contain `cases` against `target` (plain, short timers);
+/// whether they all passed.
+pub fn suite(target: &str, cases: &str) -> bool {
+    let output = acm(&[
+        "conformance",
+        "--target",
+        target,
+        "--insecure",
+        "--short-timers",
+        "--quiet",
+        "--cases",
+        cases,
+    ]);
+    output.status.success()
 }

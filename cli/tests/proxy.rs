@@ -1,0 +1,88 @@
+//! `acm proxy` between the wire suite and the reference peer over TCP on loopback: every byte
+//! forwarded (the suite's cases pass through it), every frame decoded, the rules the suite's
+//! malformed input breaks named, and a capture written.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use support::{scratch, start_peer, start_proxy, suite};
+
+#[test]
+fn the_wire_suite_passes_through_the_proxy_which_decodes_every_frame_and_names_broken_rules() {
+    let dir = scratch("proxy");
+    let (_peer, peer_address) = start_peer();
+    let pcap = dir.join("link.pcapng");
+    let (mut proxy, listening) =
+        start_proxy(&peer_address, &["--json", "--pcap", pcap.to_str().unwrap()]);
+    // A handshake, messages and a rejection (SESS-3), fragmented transfers (DATA-5), and the
+    // malformed input of the header, binding and body cases.
+    for cases in [
+        "wire/SESS-3",
+        "wire/DATA-5",
+        "wire/FRAME-",
+        "wire/TCP-4",
+        "wire/CTRL-1",
+    ] {
+        assert!(suite(&listening, cases), "{cases} passes through the proxy");
+    }
+    let lines = proxy.interrupt_and_collect();
+    let objects: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("one JSON object a line"))
+        .collect();
+    let frames: Vec<&Value> = objects.iter().filter(|o| o["event"] == "frame").collect();
+    let has_field = |name: &str, field: &str| {
+        frames.iter().any(|f| {
+            f["name"] == name
+                && f["fields"]
+                    .as_array()
+                    .is_some_and(|fields| fields.iter().any(|kv| kv[0] == field))
+        })
+    };
+    assert!(has_field("OPEN", "device_id"));
+    assert!(has_field("HELLO", "max_frame_size"));
+    assert!(has_field("CONNECT_REQUEST", "target.service_name"));
+    assert!(has_field("CONNECT_RESPONSE", "accepted"));
+    assert!(has_field("CONNECT_RESPONSE", "rejected.code"));
+    assert!(has_field("MESSAGE", "text"));
+    assert!(
+        frames.iter().any(|f| f["name"] == "DATA"
+            && f["flag_names"] == serde_json::json!(["LAST"])
+            && f["fields"][1][1] != "0"),
+        "a fragment after the first"
+    );
+    // The reference breaks no rule; the suite's malformed input is named rule by rule.
+    let mut broken = BTreeSet::new();
+    for frame in &frames {
+        for problem in frame["problems"].as_array().unwrap() {
+            let rule = problem["rule"].as_str().unwrap().to_string();
+            assert_eq!(frame["dir"], "c>s", "the reference breaks {rule}: {frame}");
+            broken.insert(rule);
+        }
+    }
+    for rule in [
+        "FRAME-2", "FRAME-3", "FRAME-4", "FRAME-5", "FRAME-6", "FRAME-7", "FRAME-8", "FRAME-9",
+        "FRAME-10", "TCP-4", "CTRL-1",
+    ] {
+        assert!(broken.contains(rule), "{rule} named; named {broken:?}");
+    }
+    let capture = std::fs::read(&pcap).unwrap();
+    assert_eq!(capture[..4], [0x0A, 0x0D, 0x0D, 0x0A], "a pcapng file");
+    assert!(capture.len() > 10_000);
+}
+
+#[test]
+fn a_strict_proxy_does_not_forward_a_malformed_frame_and_prints_text_lines() {
+    let (_peer, peer_address) = start_peer();
+    let (mut proxy, listening) = start_proxy(&peer_address, &["--strict"]);
+    // The suite's bad magic never reaches the peer: the proxy ends the connection instead.
+    suite(&listening, "wire/FRAME-2");
+    let lines = proxy.interrupt_and_collect();
+    let text = lines.join("\n");
+    assert!(text.contains(" c>s OPEN len="), "{text}");
+    assert!(text.contains(" s>c HELLO ch=0 flags=0x00 len="), "{text}");
+    assert!(text.contains("!FRAME-2: magic"), "{text}");
+    assert!(text.contains("not forwarded (--strict)"), "{text}");
+}
