@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use support::{scratch, start_peer, start_proxy, suite};
+use support::{Running, acm, address, scratch, start_peer, start_proxy, suite};
 
 #[test]
 fn the_wire_suite_passes_through_the_proxy_which_decodes_every_frame_and_names_broken_rules() {
@@ -85,4 +85,62 @@ fn a_strict_proxy_does_not_forward_a_malformed_frame_and_prints_text_lines() {
     assert!(text.contains(" s>c HELLO ch=0 flags=0x00 len="), "{text}");
     assert!(text.contains("!FRAME-2: magic"), "{text}");
     assert!(text.contains("not forwarded (--strict)"), "{text}");
+}
+
+#[test]
+fn with_the_key_log_the_proxy_shows_the_frames_inside_secure_records() {
+    let dir = scratch("proxy-keylog");
+    let keylog = dir.join("keys.log");
+    // The reference peer, secure (by default), writes its links' keys.
+    let mut peer = Running::start_with_env(
+        &["peer", "--listen", "tcp://127.0.0.1:0", "--short-timers"],
+        &[("ACM_KEYLOGFILE", keylog.as_os_str())],
+    );
+    let peer_address = address(&peer.expect("tcp://"));
+    let (mut proxy, listening) = start_proxy(
+        &peer_address,
+        &["--json", "--keylog", keylog.to_str().unwrap()],
+    );
+    let output = acm(&[
+        "conformance",
+        "--target",
+        &listening,
+        "--short-timers",
+        "--quiet",
+        "--cases",
+        "wire/SESS-3",
+    ]);
+    assert!(output.status.success(), "the secure suite passes through");
+    let frames: Vec<Value> = proxy
+        .interrupt_and_collect()
+        .iter()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|o| o["event"] == "frame")
+        .collect();
+    let shown = |name: &str, field: &str| {
+        frames.iter().any(|f| {
+            f["name"] == name
+                && f["fields"][0][0] == "record"
+                && f["fields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|kv| kv[0] == field)
+        })
+    };
+    assert!(frames.iter().any(|f| f["name"] == "HANDSHAKE"));
+    assert!(shown("HELLO", "max_frame_size"), "HELLO opened");
+    assert!(shown("CONNECT_REQUEST", "target.service_name"));
+    assert!(shown("CONNECT_RESPONSE", "rejected.code"));
+    for frame in frames.iter().filter(|f| f["dir"] == "s>c") {
+        assert_eq!(frame["problems"], serde_json::json!([]), "{frame}");
+    }
+    let text = std::fs::read_to_string(&keylog).unwrap();
+    assert!(text.lines().all(|l| l.starts_with("ACM_SECURE_V1 ")));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keylog).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key log is the owner's only");
+    }
 }

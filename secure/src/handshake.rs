@@ -345,8 +345,8 @@ mod tests {
         assert_ne!(d.peer_key, a.peer_key);
     }
 
-    #[test]
-    fn the_logged_keys_open_each_directions_records_across_a_rekey() {
+    /// A handshake run through: the logged keys, and both sides' results.
+    fn finished() -> (crate::keylog::LinkKeys, Established, Established) {
         let (mut dialer, mut acceptor) = pair();
         let m1 = dialer.write_message().unwrap();
         acceptor.read_message(&m1).unwrap();
@@ -357,8 +357,12 @@ mod tests {
         let keys = dialer.link_keys();
         assert_eq!(keys, acceptor.link_keys());
         assert_eq!(keys.dialer_ephemeral[..], m1[envelope::HEADER_LEN..][..32]);
-        let dialer = dialer.finish().unwrap();
-        let acceptor = acceptor.finish().unwrap();
+        (keys, dialer.finish().unwrap(), acceptor.finish().unwrap())
+    }
+
+    #[test]
+    fn the_logged_keys_open_each_directions_records_across_a_rekey() {
+        let (keys, dialer, acceptor) = finished();
         let mut opener = crate::keylog::RecordOpener::new(&keys.dialer_key).unwrap();
         let mut counter = crate::record::Counter::default();
         for n in 0..crate::record::REKEY_INTERVAL + 2 {
@@ -368,19 +372,33 @@ mod tests {
             assert_eq!(opened.as_deref(), Some(&frame[..]), "record {n}");
         }
         let mut opener = crate::keylog::RecordOpener::new(&keys.acceptor_key).unwrap();
-        let record = acceptor
-            .records
-            .seal(&mut crate::record::Counter::default(), b"")
-            .unwrap();
+        let mut counter = crate::record::Counter::default();
+        let record = acceptor.records.seal(&mut counter, b"").unwrap();
         assert_eq!(opener.open(&record[envelope::HEADER_LEN..]), Some(vec![]));
         // A changed byte does not open; the next record still does.
-        let mut bad = acceptor
-            .records
-            .seal(&mut crate::record::Counter::default(), b"x")
-            .unwrap()
-            .to_vec();
+        let mut bad = acceptor.records.seal(&mut counter, b"x").unwrap().to_vec();
         bad[envelope::HEADER_LEN] ^= 1;
         assert_eq!(opener.open(&bad[envelope::HEADER_LEN..]), None);
+        let record = acceptor.records.seal(&mut counter, b"y").unwrap();
+        assert_eq!(
+            opener.open(&record[envelope::HEADER_LEN..]),
+            Some(b"y".to_vec())
+        );
+    }
+
+    #[test]
+    fn an_opener_that_starts_late_skips_to_its_record_rekeys_included() {
+        let (keys, dialer, _) = finished();
+        let mut late = crate::keylog::RecordOpener::new(&keys.dialer_key).unwrap();
+        let mut counter = crate::record::Counter::default();
+        let mut last = Bytes::new();
+        let n = crate::record::REKEY_INTERVAL + 2;
+        for i in 0..=n {
+            last = dialer.records.seal(&mut counter, &i.to_be_bytes()).unwrap();
+        }
+        let opened = late.open_at(n, &last[envelope::HEADER_LEN..]);
+        assert_eq!(opened.as_deref(), Some(&n.to_be_bytes()[..]));
+        assert_eq!(late.open_at(0, &last[envelope::HEADER_LEN..]), None);
     }
 
     #[test]

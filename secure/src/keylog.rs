@@ -141,6 +141,27 @@ impl RecordOpener {
         })
     }
 
+    /// The frame in `body`, record `number` of its direction: the records before it that were
+    /// not opened are skipped (their rekeys made). `None` for a number already passed, or when
+    /// the record does not open.
+    pub fn open_at(&mut self, number: u64, body: &[u8]) -> Option<Vec<u8>> {
+        if number < self.next {
+            return None;
+        }
+        while self.next < number {
+            let boundary = (self.next / self.rekey_interval)
+                .checked_add(1)?
+                .checked_mul(self.rekey_interval)?;
+            if boundary <= number {
+                self.cipher.rekey();
+                self.next = boundary;
+            } else {
+                self.next = number;
+            }
+        }
+        self.open(body)
+    }
+
     /// The frame in `body` (a RECORD envelope's body), the next record of its direction; `None`
     /// when it does not open (the counting goes on: the next call is for the next record).
     pub fn open(&mut self, body: &[u8]) -> Option<Vec<u8>> {

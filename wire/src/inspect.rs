@@ -160,6 +160,10 @@ impl Record {
 /// direction; beyond that, new ones are shown without their order checked.
 const MAX_TRACKED: usize = 4096;
 
+/// How many times an inspector asks for the keys of one direction of a secure link (at its
+/// first records) before it shows the rest of the records unopened.
+const MAX_KEY_ASKS: u32 = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Nothing yet.
@@ -187,7 +191,6 @@ struct Pending {
     pieces: u32,
 }
 
-#[derive(Debug)]
 struct Side {
     buf: Vec<u8>,
     offset: u64,
@@ -198,6 +201,8 @@ struct Side {
     pending: Option<Pending>,
     last_transfer: BTreeMap<u32, u32>,
     transfers: BTreeMap<(u32, u32), Transfer>,
+    opener: Option<Box<dyn RecordOpen>>,
+    opener_asked: u32,
 }
 
 impl Side {
@@ -212,16 +217,47 @@ impl Side {
             pending: None,
             last_transfer: BTreeMap::new(),
             transfers: BTreeMap::new(),
+            opener: None,
+            opener_asked: 0,
         }
     }
 }
 
+/// Opens the records of one direction of a secure link (SPEC section 17.7).
+pub trait RecordOpen: Send {
+    /// The frame record `number` of the direction carries, from its envelope's `body`; `None`
+    /// when it does not open.
+    fn open(&mut self, number: u64, body: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// Where an inspector finds the keys of secure links: a key log (SPEC section 17.12).
+pub trait RecordKeys: Send + Sync {
+    /// An opener for the records `direction` sends on the link whose handshake message 1
+    /// carried the dialer's ephemeral key `dialer_ephemeral`; `None` when the keys are unknown
+    /// (the inspector asks again at the direction's next record).
+    fn opener(
+        &self,
+        dialer_ephemeral: &[u8; 32],
+        direction: Direction,
+    ) -> Option<Box<dyn RecordOpen>>;
+}
+
 /// Reads both directions of one link; see the module's documentation.
-#[derive(Debug)]
 pub struct Inspector {
     sides: [Side; 2],
     handshakes: u32,
     secure: bool,
+    dialer_ephemeral: Option<[u8; 32]>,
+    keys: Option<std::sync::Arc<dyn RecordKeys>>,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector")
+            .field("handshakes", &self.handshakes)
+            .field("secure", &self.secure)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Inspector {
@@ -237,6 +273,17 @@ impl Inspector {
             sides: [Side::new(), Side::new()],
             handshakes: 0,
             secure: false,
+            dialer_ephemeral: None,
+            keys: None,
+        }
+    }
+
+    /// An inspector that opens the records of secure links with `keys`, and shows the frames
+    /// inside them as it shows plain ones (with their record's number as field `record`).
+    pub fn with_keys(keys: std::sync::Arc<dyn RecordKeys>) -> Self {
+        Self {
+            keys: Some(keys),
+            ..Self::new()
         }
     }
 
@@ -359,7 +406,7 @@ impl Inspector {
         }
         let no_hello_yet = self.sides[direction.index()].hello.is_none();
         if matches!(header.frame_type, 0x7E | 0x7F) && (self.secure || no_hello_yet) {
-            self.envelope(record, header);
+            self.envelope(record, header, payload);
             return;
         }
         if self.secure {
@@ -430,7 +477,7 @@ impl Inspector {
         }
     }
 
-    fn envelope(&mut self, record: &mut Record, header: FrameHeader) {
+    fn envelope(&mut self, record: &mut Record, header: FrameHeader, payload: &[u8]) {
         if header.version != 1 || header.flags != 0 || header.channel != 0 {
             record.note(
                 if header.frame_type == 0x7E {
@@ -444,6 +491,11 @@ impl Inspector {
         if header.frame_type == 0x7E {
             self.secure = true;
             self.handshakes = self.handshakes.saturating_add(1);
+            if self.handshakes == 1
+                && let Some(key) = payload.first_chunk::<32>()
+            {
+                self.dialer_ephemeral = Some(*key);
+            }
             record.name = "HANDSHAKE".into();
             record
                 .fields
@@ -465,16 +517,70 @@ impl Inspector {
                 Some(_) => {}
             }
         } else {
-            let side = &mut self.sides[record.direction.index()];
+            let direction = record.direction;
+            let side = &mut self.sides[direction.index()];
+            let number = side.records;
             record.name = "RECORD".into();
-            record
-                .fields
-                .push(("number".into(), side.records.to_string()));
+            record.fields.push(("number".into(), number.to_string()));
             side.records = side.records.saturating_add(1);
             if !self.secure {
                 record.note("SEC-9", "a record before any handshake");
             }
+            self.open_record(record, number, payload);
         }
+    }
+
+    /// Opens a record with the key log's keys, when there are some for the link, and shows the
+    /// frame inside as any frame.
+    fn open_record(&mut self, record: &mut Record, number: u64, body: &[u8]) {
+        let direction = record.direction;
+        let (Some(keys), Some(id)) = (&self.keys, self.dialer_ephemeral) else {
+            return;
+        };
+        let side = &mut self.sides[direction.index()];
+        if side.opener.is_none() && side.opener_asked < MAX_KEY_ASKS {
+            side.opener_asked = side.opener_asked.saturating_add(1);
+            side.opener = keys.opener(&id, direction);
+        }
+        let Some(opener) = side.opener.as_mut() else {
+            return;
+        };
+        let Some(frame) = opener.open(number, body) else {
+            record.note("SEC-9", "the record does not open with the key log's key");
+            return;
+        };
+        if number == 0 {
+            record.fields.push(("opened".into(), "confirmation".into()));
+            if !frame.is_empty() {
+                record.note("SEC-8", "the confirmation (record 0) is not empty");
+            }
+            return;
+        }
+        let header = match FrameHeader::parse(&frame) {
+            Ok(header) if header.frame_len() == frame.len() => header,
+            _ => {
+                record.note("SEC-9", "the record does not hold exactly one frame");
+                return;
+            }
+        };
+        let mut inner = Record {
+            direction,
+            offset: record.offset,
+            bytes: Vec::new(),
+            header: Some(header),
+            name: String::new(),
+            fields: vec![("record".into(), number.to_string())],
+            problems: std::mem::take(&mut record.problems),
+        };
+        self.frame(
+            &mut inner,
+            header,
+            frame.get(HEADER_LEN..).unwrap_or_default(),
+        );
+        record.name = inner.name;
+        record.header = inner.header;
+        record.fields = inner.fields;
+        record.problems = inner.problems;
     }
 
     fn frame(&mut self, record: &mut Record, header: FrameHeader, payload: &[u8]) {

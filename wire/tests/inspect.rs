@@ -445,3 +445,73 @@ fn hostile_streams_never_panic() {
         let _ = inspector.finish(Direction::Dialer);
     }
 }
+
+/// "Keys" that open a record by dropping its 16 last bytes, for the dialer ephemeral key
+/// `[7; 32]` only.
+struct Clear;
+
+struct ClearOpener;
+
+impl acm_wire::inspect::RecordOpen for ClearOpener {
+    fn open(&mut self, _number: u64, body: &[u8]) -> Option<Vec<u8>> {
+        let len = body.len().checked_sub(16)?;
+        (body[len..] == [0xEE; 16]).then(|| body[..len].to_vec())
+    }
+}
+
+impl acm_wire::inspect::RecordKeys for Clear {
+    fn opener(
+        &self,
+        dialer_ephemeral: &[u8; 32],
+        _direction: Direction,
+    ) -> Option<Box<dyn acm_wire::inspect::RecordOpen>> {
+        (dialer_ephemeral == &[7; 32]).then(|| Box::new(ClearOpener) as _)
+    }
+}
+
+#[test]
+fn with_keys_records_are_opened_and_their_frames_shown() {
+    let mut inspector = Inspector::with_keys(std::sync::Arc::new(Clear));
+    inspector.push(Direction::Dialer, &open("phone"));
+    inspector.push(Direction::Acceptor, &open("tablet"));
+    let mut m1 = vec![7; 32];
+    m1.extend_from_slice(&[0; 32]);
+    let record = |frame: &[u8], tag: u8| {
+        let mut body = frame.to_vec();
+        body.extend_from_slice(&[tag; 16]);
+        frame_bytes(0x7F, &body)
+    };
+    let hello = &vector("phone → tablet: HELLO")[0].1;
+    let records = push_all(
+        &mut inspector,
+        &[
+            (Direction::Dialer, frame_bytes(0x7E, &m1)),
+            (Direction::Acceptor, frame_bytes(0x7E, &[0; 96])),
+            (Direction::Dialer, frame_bytes(0x7E, &[0; 96])),
+            (Direction::Dialer, record(&[], 0xEE)),
+            (Direction::Dialer, record(hello, 0xEE)),
+            (Direction::Dialer, record(hello, 0x00)),
+        ],
+    );
+    assert_eq!(
+        records[3].line(),
+        "c>s RECORD len=16 number=0 opened=confirmation"
+    );
+    assert!(
+        records[4]
+            .line()
+            .starts_with("c>s HELLO ch=0 flags=0x00 len=41 record=1 min_version=1"),
+        "{}",
+        records[4].line()
+    );
+    assert_eq!(
+        records[4].bytes.len(),
+        12 + 53 + 16,
+        "the bytes are the record's"
+    );
+    assert_eq!(rules(&records[5]), ["SEC-9"], "{}", records[5].line());
+}
+
+fn frame_bytes(kind: u8, body: &[u8]) -> Vec<u8> {
+    frame(1, kind, 0, 0, body)
+}

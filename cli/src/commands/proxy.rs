@@ -2,12 +2,14 @@
 //! comes, and prints each frame decoded (`acm_wire::inspect`), one per line.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Read as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
-use acm::wire::inspect::{Direction, Inspector, Record};
+use acm::secure::keylog::{LinkKeys, RecordOpener};
+use acm::wire::inspect::{Direction, Inspector, Record, RecordKeys, RecordOpen};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -38,6 +40,49 @@ pub struct ProxyArgs {
     /// ends its connection.
     #[arg(long)]
     strict: bool,
+    /// Open the records of secure links with the keys in FILE, a key log (SPEC section 17.12)
+    /// that implementations write when ACM_KEYLOGFILE names it, and show the frames inside.
+    /// The file is read again when a link's keys are not in it yet.
+    #[arg(long, value_name = "FILE")]
+    keylog: Option<PathBuf>,
+}
+
+/// The largest key log read (a line is 209 bytes: about 300 000 links).
+const MAX_KEYLOG: u64 = 64 << 20;
+
+/// A key log file, read when an inspector asks for a link's keys.
+struct KeyLogFile(PathBuf);
+
+impl RecordKeys for KeyLogFile {
+    fn opener(
+        &self,
+        dialer_ephemeral: &[u8; 32],
+        direction: Direction,
+    ) -> Option<Box<dyn RecordOpen>> {
+        let mut text = String::new();
+        File::open(&self.0)
+            .ok()?
+            .take(MAX_KEYLOG)
+            .read_to_string(&mut text)
+            .ok()?;
+        let keys = LinkKeys::parse_all(&text)
+            .into_iter()
+            .find(|keys| &keys.dialer_ephemeral == dialer_ephemeral)?;
+        let key = match direction {
+            Direction::Dialer => keys.dialer_key,
+            Direction::Acceptor => keys.acceptor_key,
+        };
+        Some(Box::new(Opener(RecordOpener::new(&key)?)))
+    }
+}
+
+/// One direction's records, opened with a key log's key.
+struct Opener(RecordOpener);
+
+impl RecordOpen for Opener {
+    fn open(&mut self, number: u64, body: &[u8]) -> Option<Vec<u8>> {
+        self.0.open_at(number, body)
+    }
 }
 
 /// What every connection writes to: the capture and the clock lines are stamped with.
@@ -46,6 +91,7 @@ struct Shared {
     start: Instant,
     strict: bool,
     pcap: Option<Mutex<PcapWriter<BufWriter<File>>>>,
+    keys: Option<Arc<dyn RecordKeys>>,
 }
 
 /// One connection being carried.
@@ -80,6 +126,10 @@ pub async fn run(args: &ProxyArgs) -> Result<(), CliError> {
         start: Instant::now(),
         strict: args.strict,
         pcap,
+        keys: args
+            .keylog
+            .clone()
+            .map(|path| Arc::new(KeyLogFile(path)) as Arc<dyn RecordKeys>),
     });
     shared.out.line(
         "listening",
@@ -199,7 +249,10 @@ async fn carry(
     });
     let connection = Arc::new(Connection {
         number,
-        inspector: Mutex::new(Inspector::new()),
+        inspector: Mutex::new(match &shared.keys {
+            Some(keys) => Inspector::with_keys(Arc::clone(keys)),
+            None => Inspector::new(),
+        }),
         flow,
     });
     let (client_read, client_write) = client.into_split();

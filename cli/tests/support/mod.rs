@@ -22,8 +22,14 @@ pub struct Running {
 
 impl Running {
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// As [`Running::start`], with these environment variables set.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_acm"))
             .args(args)
+            .envs(env.iter().copied())
             .env("XDG_CONFIG_HOME", fresh_config())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
