@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use support::{Running, acm, address, scratch, start_peer, start_proxy, suite};
+use support::{scratch, secure_suite, start_logging_peer, start_peer, start_proxy, suite};
 
 #[test]
 fn the_wire_suite_passes_through_the_proxy_which_decodes_every_frame_and_names_broken_rules() {
@@ -92,25 +92,15 @@ fn with_the_key_log_the_proxy_shows_the_frames_inside_secure_records() {
     let dir = scratch("proxy-keylog");
     let keylog = dir.join("keys.log");
     // The reference peer, secure (by default), writes its links' keys.
-    let mut peer = Running::start_with_env(
-        &["peer", "--listen", "tcp://127.0.0.1:0", "--short-timers"],
-        &[("ACM_KEYLOGFILE", keylog.as_os_str())],
-    );
-    let peer_address = address(&peer.expect("tcp://"));
+    let (_peer, peer_address) = start_logging_peer(&keylog);
     let (mut proxy, listening) = start_proxy(
         &peer_address,
         &["--json", "--keylog", keylog.to_str().unwrap()],
     );
-    let output = acm(&[
-        "conformance",
-        "--target",
-        &listening,
-        "--short-timers",
-        "--quiet",
-        "--cases",
-        "wire/SESS-3",
-    ]);
-    assert!(output.status.success(), "the secure suite passes through");
+    assert!(
+        secure_suite(&listening, "wire/SESS-3"),
+        "the secure suite passes through"
+    );
     let frames: Vec<Value> = proxy
         .interrupt_and_collect()
         .iter()

@@ -12,7 +12,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{scratch, start_peer, start_proxy, suite};
+use support::{scratch, secure_suite, start_logging_peer, start_peer, start_proxy, suite};
 
 /// What one side shows of one packet: the units, then per unit its fields line, and the rules.
 #[derive(Debug, Default, PartialEq)]
@@ -30,14 +30,23 @@ fn number(text: &str) -> u64 {
     }
 }
 
+/// Whether tshark is here; without it (and without `ACM_REQUIRE_TSHARK`) the tests pass,
+/// saying why.
+fn have_tshark() -> bool {
+    if Command::new("tshark").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("ACM_REQUIRE_TSHARK").is_none(),
+        "tshark is required (ACM_REQUIRE_TSHARK) but not installed"
+    );
+    eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+    false
+}
+
 #[test]
 fn tshark_with_the_dissector_shows_what_the_proxy_printed() {
-    if Command::new("tshark").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("ACM_REQUIRE_TSHARK").is_none(),
-            "tshark is required (ACM_REQUIRE_TSHARK) but not installed"
-        );
-        eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+    if !have_tshark() {
         return;
     }
     let dir = scratch("wireshark");
@@ -56,8 +65,51 @@ fn tshark_with_the_dissector_shows_what_the_proxy_printed() {
     ] {
         suite(&listening, cases);
     }
-    let printed: Vec<Value> = proxy
-        .interrupt_and_collect()
+    let (units, rules) = compare(&proxy.interrupt_and_collect(), &pcap, &[]);
+    assert!(rules >= 10, "tshark named {rules} rules");
+    assert!(units > 100, "{units} units");
+}
+
+#[test]
+fn with_the_key_log_tshark_opens_secure_records_as_the_proxy_does() {
+    if !have_tshark() {
+        return;
+    }
+    let dir = scratch("wireshark-keylog");
+    let pcap = dir.join("secure.pcapng");
+    let keylog = dir.join("keys.log");
+    // The reference peer, secure (by default), writes its links' keys.
+    let (_peer, peer_address) = start_logging_peer(&keylog);
+    let (mut proxy, listening) = start_proxy(
+        &peer_address,
+        &[
+            "--json",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--keylog",
+            keylog.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        secure_suite(&listening, "wire/SESS-3"),
+        "the secure suite passes through"
+    );
+    let lines = proxy.interrupt_and_collect();
+    let option = format!("acm.keylog:{}", keylog.display());
+    let (units, _) = compare(&lines, &pcap, &["-o", &option]);
+    assert!(units > 20, "{units} units");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"name\":\"CONNECT_REQUEST\"")),
+        "records were opened"
+    );
+}
+
+/// Compares what the proxy printed (`lines`, JSON) with what tshark shows of `pcap` with the
+/// dissector (and `options`); returns the number of units and of rules tshark named.
+fn compare(lines: &[String], pcap: &std::path::Path, options: &[&str]) -> (usize, usize) {
+    let printed: Vec<Value> = lines
         .iter()
         .map(|line| serde_json::from_str(line).unwrap())
         .filter(|o: &Value| o["event"] == "frame" && o["name"] != "TRUNCATED")
@@ -97,6 +149,9 @@ fn tshark_with_the_dissector_shows_what_the_proxy_printed() {
     let output = Command::new("tshark")
         .args(["-r", pcap.to_str().unwrap()])
         .args(["-X", &format!("lua_script:{script}")])
+        // acm has no port: the heuristic goes first, also on ports other protocols registered.
+        .args(["-o", "tcp.try_heuristic_first:TRUE"])
+        .args(options)
         .args(["-Y", "acm", "-T", "fields", "-E", "occurrence=a"])
         .args(["-E", "aggregator=\u{1e}", "-E", "separator=/t"])
         .args(["-e", "acm.unit", "-e", "acm.fields", "-e", "acm.rule"])
@@ -174,6 +229,5 @@ fn tshark_with_the_dissector_shows_what_the_proxy_printed() {
             rules_named += 1;
         }
     }
-    assert!(rules_named >= 10, "tshark named {rules_named} rules");
-    assert!(proxy_units.len() > 100, "{} units", proxy_units.len());
+    (proxy_units.len(), rules_named)
 }

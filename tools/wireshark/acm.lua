@@ -6,10 +6,13 @@
 -- load it for one run with `tshark -X lua_script:acm.lua`.
 --
 -- acm is found on any TCP port by its magic AC 4D (a heuristic dissector; the connection is then
--- acm to its end). Each frame shows its header, its type, flags by name, the control message's
+-- acm to its end). On a port another protocol registered, set the TCP preference "Try
+-- heuristic sub-dissectors first" (tshark: -o tcp.try_heuristic_first:TRUE). Each frame shows its header, its type, flags by name, the control message's
 -- fields by name (the table below is generated from proto/acm/v1/acm.proto), data fragments with
 -- their transfer, index, total and offset in the transfer, the binding's OPEN and CLOSE, and
--- the secure layer's HANDSHAKE and RECORD envelopes (records stay encrypted). The field
+-- the secure layer's HANDSHAKE and RECORD envelopes. With the preference "Key log file" (tshark:
+-- -o acm.keylog:FILE) naming a key log (SPEC section 17.12), records are opened and the frames
+-- inside shown as plain ones. The field
 -- `acm.fields` holds the decoded fields as one line, written as `acm proxy` writes them, and
 -- every SPEC rule a frame breaks is an expert item and an `acm.rule` field.
 --
@@ -426,6 +429,150 @@ local function walk(tvb, pos, limit, message, prefix, tree, out, depth)
   return nil
 end
 
+-- Key logs (SPEC section 17.12): with the preference "Key log file" set, the records of secure
+-- links whose keys the file lists are opened, and the frames inside shown as plain ones. The
+-- ChaCha20 below decrypts; the Poly1305 tag is not checked (a record whose decryption is not
+-- one whole frame is shown as not opened).
+acm.prefs.keylog = Pref.string("Key log file", "",
+  "A key log (SPEC section 17.12), as implementations write it when ACM_KEYLOGFILE names it")
+
+local band, bxor, bor, lrotate = bit32.band, bit32.bxor, bit32.bor, bit32.lrotate
+
+local function le32(bytes, i)
+  return bytes[i] + bytes[i + 1] * 256 + bytes[i + 2] * 65536 + bytes[i + 3] * 16777216
+end
+
+-- One 64-byte ChaCha20 block (RFC 8439) of a 32-byte key (a table of byte values), a block
+-- counter and a nonce of three 32-bit words, as a table of 64 byte values.
+local function chacha_block(key, counter, n0, n1, n2)
+  local s = { 0x61707865, 0x3320646e, 0x79622d32, 0x6b206574 }
+  for i = 0, 7 do
+    s[5 + i] = le32(key, 1 + 4 * i)
+  end
+  s[13], s[14], s[15], s[16] = counter, n0, n1, n2
+  local x = {}
+  for i = 1, 16 do
+    x[i] = s[i]
+  end
+  local function qr(a, b, c, d)
+    x[a] = band(x[a] + x[b], 0xFFFFFFFF); x[d] = lrotate(bxor(x[d], x[a]), 16)
+    x[c] = band(x[c] + x[d], 0xFFFFFFFF); x[b] = lrotate(bxor(x[b], x[c]), 12)
+    x[a] = band(x[a] + x[b], 0xFFFFFFFF); x[d] = lrotate(bxor(x[d], x[a]), 8)
+    x[c] = band(x[c] + x[d], 0xFFFFFFFF); x[b] = lrotate(bxor(x[b], x[c]), 7)
+  end
+  for _ = 1, 10 do
+    qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15); qr(4, 8, 12, 16)
+    qr(1, 6, 11, 16); qr(2, 7, 12, 13); qr(3, 8, 9, 14); qr(4, 5, 10, 15)
+  end
+  local out = {}
+  for i = 1, 16 do
+    local w = band(x[i] + s[i], 0xFFFFFFFF)
+    for k = 0, 3 do
+      out[#out + 1] = band(bit32.rshift(w, 8 * k), 0xFF)
+    end
+  end
+  return out
+end
+
+-- Noise's ChaChaPoly nonce n: 32 zero bits, then n as 64 bits little-endian.
+local function nonce_words(n)
+  local low = n % 4294967296
+  return 0, low, (n - low) / 4294967296
+end
+
+-- `data` (a string) encrypted or decrypted with `key` under Noise nonce `n`, tag left out.
+local function chacha_xor(key, n, data)
+  local n0, n1, n2 = nonce_words(n)
+  local out = {}
+  local counter = 1
+  for at = 1, #data, 64 do
+    local block = chacha_block(key, counter, n0, n1, n2)
+    for i = 0, math.min(63, #data - at) do
+      out[#out + 1] = string.char(bxor(data:byte(at + i), block[i + 1]))
+    end
+    counter = counter + 1
+  end
+  return table.concat(out)
+end
+
+-- Noise's Rekey(): the first 32 bytes of the encryption of 32 zero bytes under nonce 2^64 - 1.
+local function rekey(key)
+  local block = chacha_block(key, 1, 0, 0xFFFFFFFF, 0xFFFFFFFF)
+  local out = {}
+  for i = 1, 32 do
+    out[i] = block[i]
+  end
+  return out
+end
+
+local function key_bytes(hex_text)
+  local out = {}
+  for i = 1, 64, 2 do
+    out[#out + 1] = tonumber(hex_text:sub(i, i + 1), 16)
+  end
+  return out
+end
+
+-- The keys of the link whose dialer ephemeral key is `ephemeral` (hex): dialer's, acceptor's.
+local function logged_keys(ephemeral)
+  local path = acm.prefs.keylog
+  if path == nil or path == "" then
+    return nil
+  end
+  local file = io.open(path, "r")
+  if file == nil then
+    return nil
+  end
+  for line in file:lines() do
+    local e, k1, k2 = line:match("^ACM_SECURE_V1 (%x+) (%x+) (%x+)%s*$")
+    if e == ephemeral and #k1 == 64 and #k2 == 64 then
+      file:close()
+      return key_bytes(k1), key_bytes(k2)
+    end
+  end
+  file:close()
+  return nil
+end
+
+-- Record `number` of a direction (its body without the tag), opened with the direction's key,
+-- which is moved on through the rekeys of SEC-10; nil without keys.
+local function open_record(conv, side, number, body)
+  if side.key == nil then
+    if conv.ephemeral == nil or (side.key_asked or 0) >= 8 then
+      return nil
+    end
+    side.key_asked = (side.key_asked or 0) + 1
+    local dialer_key, acceptor_key = logged_keys(conv.ephemeral)
+    if dialer_key == nil then
+      return nil
+    end
+    side.key = side.is_dialer and dialer_key or acceptor_key
+    side.key_next = 0
+  end
+  if number < side.key_next then
+    return nil
+  end
+  while side.key_next < number do
+    local boundary = (math.floor(side.key_next / 65536) + 1) * 65536
+    if boundary <= number then
+      side.key = rekey(side.key)
+      side.key_next = boundary
+    else
+      side.key_next = number
+    end
+  end
+  local frame = chacha_xor(side.key, number, body)
+  side.key_next = number + 1
+  if side.key_next % 65536 == 0 then
+    side.key = rekey(side.key)
+  end
+  return frame
+end
+
+local function raw_to_hex(raw)
+  return (raw:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
 -- What the first pass learnt of each connection, per direction, and each unit's results.
 local conversations = {}
 local results = {}
@@ -464,7 +611,7 @@ end
 -- Reads one unit of `len` bytes at `offset`: fills `tree`, returns the unit's name, its fields
 -- and its rules. The connection's state moves on only on the first pass (`first_pass`); later
 -- passes only rebuild the tree.
-local function read_unit(tvb, offset, len, pinfo, tree, first_pass)
+local function read_unit(tvb, offset, len, pinfo, tree, first_pass, inner)
   local conv, side, other = conversation_state(pinfo)
   local fields = {}
   local rules = {}
@@ -551,6 +698,10 @@ local function read_unit(tvb, offset, len, pinfo, tree, first_pass)
       name = "HANDSHAKE"
       conv.secure = true
       conv.handshakes = conv.handshakes + 1
+      if first_pass and conv.handshakes == 1 and length >= 32 then
+        conv.ephemeral = raw_to_hex(tvb(payload, 32):raw())
+        side.is_dialer = true
+      end
       tree:add(f.handshake, tvb(offset + 3, 1), conv.handshakes)
       fields[#fields + 1] = { "message", tostring(conv.handshakes) }
       local expected = ({ 64, 96, 96 })[conv.handshakes]
@@ -562,16 +713,23 @@ local function read_unit(tvb, offset, len, pinfo, tree, first_pass)
       end
     else
       name = "RECORD"
-      tree:add(f.record, tvb(offset + 3, 1), UInt64(side.records))
-      fields[#fields + 1] = { "number", tostring(side.records) }
+      local number = side.records
+      tree:add(f.record, tvb(offset + 3, 1), UInt64(number))
+      fields[#fields + 1] = { "number", tostring(number) }
       side.records = side.records + 1
       if not conv.secure then
         rule("SEC-9", "a record before any handshake")
       end
+      if first_pass and length >= 16 then
+        local frame = open_record(conv, side, number, tvb(payload, length - 16):raw())
+        if frame ~= nil then
+          return name, fields, rules, { number = number, frame = frame }
+        end
+      end
     end
     return name, fields, rules
   end
-  if conv.secure then
+  if conv.secure and not inner then
     rule("SEC-9", "a plain frame on a secure link")
   end
   -- Header checks in the order of SPEC section 3.5.
@@ -771,6 +929,37 @@ local function read_unit(tvb, offset, len, pinfo, tree, first_pass)
   return name, fields, rules
 end
 
+-- The frame inside an opened record, shown under `subtree`: its name, its fields (after the
+-- record's number) and its rules (after the record's own), as `acm proxy` shows them.
+local function show_opened(opened, pinfo, subtree, name, fields, rules, first_pass)
+  local frame = opened.frame
+  if opened.number == 0 then
+    fields[#fields + 1] = { "opened", "confirmation" }
+    if #frame ~= 0 then
+      rules[#rules + 1] = { "SEC-8", "the confirmation (record 0) is not empty" }
+    end
+    return name, fields, rules
+  end
+  local whole = #frame >= 12 and frame:byte(1) == 0xAC and frame:byte(2) == 0x4D and
+    12 + frame:byte(6) * 65536 + frame:byte(7) * 256 + frame:byte(8) == #frame
+  if not whole then
+    rules[#rules + 1] = { "SEC-9", "the record does not hold exactly one frame" }
+    return name, fields, rules
+  end
+  local inner_tvb = ByteArray.new(raw_to_hex(frame)):tvb("Decrypted record")
+  local inner_tree = subtree:add(acm, inner_tvb(), "Frame in record " .. opened.number)
+  local iname, ifields, irules = read_unit(inner_tvb, 0, #frame, pinfo, inner_tree, first_pass,
+    true)
+  local all_fields = { { "record", tostring(opened.number) } }
+  for _, pair in ipairs(ifields) do
+    all_fields[#all_fields + 1] = pair
+  end
+  for _, r in ipairs(irules) do
+    rules[#rules + 1] = r
+  end
+  return iname, all_fields, rules
+end
+
 local function show(tvb, pinfo, tree, offset, len, name_override)
   local key = pinfo.number .. ":" .. offset
   local subtree = tree:add(acm, tvb(offset, len))
@@ -781,10 +970,17 @@ local function show(tvb, pinfo, tree, offset, len, name_override)
   elseif cached then
     -- Later passes rebuild the tree from the bytes; names, fields and rules are the first's.
     pcall(read_unit, tvb, offset, len, pinfo, subtree, false)
+    if cached[4] then
+      pcall(show_opened, cached[4], pinfo, subtree, "", {}, {}, false)
+    end
     name, fields, rules = cached[1], cached[2], cached[3]
   else
-    name, fields, rules = read_unit(tvb, offset, len, pinfo, subtree, true)
-    results[key] = { name, fields, rules }
+    local opened
+    name, fields, rules, opened = read_unit(tvb, offset, len, pinfo, subtree, true)
+    if opened then
+      name, fields, rules = show_opened(opened, pinfo, subtree, name, fields, rules, true)
+    end
+    results[key] = { name, fields, rules, opened }
   end
   local parts = {}
   for _, pair in ipairs(fields) do

@@ -287,6 +287,17 @@ impl Inspector {
         }
     }
 
+    /// The link's id in key logs (the dialer's ephemeral key) when this inspector has keys to
+    /// ask, the link is secure, and it has not asked yet for `direction`'s: a caller that reads
+    /// the key log while the peers write it can wait for the link's line before it pushes the
+    /// direction's first records.
+    pub fn awaiting_keys(&self, direction: Direction) -> Option<[u8; 32]> {
+        let side = &self.sides[direction.index()];
+        (self.keys.is_some() && side.opener.is_none() && side.opener_asked == 0)
+            .then_some(self.dialer_ephemeral)
+            .flatten()
+    }
+
     /// Takes the next bytes `direction` sent and returns the units they complete, in order.
     pub fn push(&mut self, direction: Direction, bytes: &[u8]) -> Vec<Record> {
         let mut out = Vec::new();

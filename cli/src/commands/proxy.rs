@@ -76,6 +76,23 @@ impl RecordKeys for KeyLogFile {
     }
 }
 
+impl KeyLogFile {
+    /// Whether the key log has the keys of the link `dialer_ephemeral` names.
+    fn has(&self, dialer_ephemeral: &[u8; 32]) -> bool {
+        let mut text = String::new();
+        let read = File::open(&self.0).and_then(|f| f.take(MAX_KEYLOG).read_to_string(&mut text));
+        read.is_ok()
+            && LinkKeys::parse_all(&text)
+                .iter()
+                .any(|keys| &keys.dialer_ephemeral == dialer_ephemeral)
+    }
+}
+
+/// How long a direction's first records wait for their link's line in the key log: the peers
+/// write it when their handshake ends, which can be just after the proxy has forwarded the
+/// first record.
+const KEYLOG_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// One direction's records, opened with a key log's key.
 struct Opener(RecordOpener);
 
@@ -92,6 +109,7 @@ struct Shared {
     strict: bool,
     pcap: Option<Mutex<PcapWriter<BufWriter<File>>>>,
     keys: Option<Arc<dyn RecordKeys>>,
+    keylog: Option<Arc<KeyLogFile>>,
 }
 
 /// One connection being carried.
@@ -121,15 +139,14 @@ pub async fn run(args: &ProxyArgs) -> Result<(), CliError> {
     let local = listener
         .local_addr()
         .map_err(|e| CliError::cannot_run(e.to_string()))?;
+    let keylog = args.keylog.clone().map(|path| Arc::new(KeyLogFile(path)));
     let shared = Arc::new(Shared {
         out: Out { json: args.json },
         start: Instant::now(),
         strict: args.strict,
         pcap,
-        keys: args
-            .keylog
-            .clone()
-            .map(|path| Arc::new(KeyLogFile(path)) as Arc<dyn RecordKeys>),
+        keys: keylog.clone().map(|k| k as Arc<dyn RecordKeys>),
+        keylog,
     });
     shared.out.line(
         "listening",
@@ -307,6 +324,7 @@ async fn pump(
             // The other side is gone: keep reading, so that what this side says is still shown.
             forwarding = false;
         }
+        wait_for_keys(shared, connection, direction, bytes).await;
         let records = connection
             .inspector
             .lock()
@@ -355,4 +373,33 @@ async fn pump(
         format!("{} ended", direction.arrow()),
     );
     let _ = to.shutdown().await;
+}
+
+/// Before a direction's first record is read, gives the peers up to [`KEYLOG_WAIT`] to write
+/// the link's keys to the key log (they do when their handshake ends).
+async fn wait_for_keys(
+    shared: &Shared,
+    connection: &Connection,
+    direction: Direction,
+    bytes: &[u8],
+) {
+    let Some(keylog) = &shared.keylog else {
+        return;
+    };
+    let record_header = [0xAC, 0x4D, 0x01, 0x7F];
+    if !bytes.windows(4).any(|w| w == record_header) {
+        return;
+    }
+    let awaited = connection
+        .inspector
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .awaiting_keys(direction);
+    let Some(id) = awaited else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + KEYLOG_WAIT;
+    while !keylog.has(&id) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -253,3 +253,29 @@ pub fn suite(target: &str, cases: &str) -> bool {
     ]);
     output.status.success()
 }
+
+/// `acm peer` over secure TCP with the short timers, writing its links' keys to `keylog`
+/// (`ACM_KEYLOGFILE`); returns it and where it listens.
+pub fn start_logging_peer(keylog: &Path) -> (Running, String) {
+    let mut peer = Running::start_with_env(
+        &["peer", "--listen", "tcp://127.0.0.1:0", "--short-timers"],
+        &[("ACM_KEYLOGFILE", keylog.as_os_str())],
+    );
+    let line = peer.expect("tcp://");
+    (peer, address(&line))
+}
+
+/// Runs the wire suite's cases that contain `cases` against `target` over secure links (short
+/// timers); whether they all passed.
+pub fn secure_suite(target: &str, cases: &str) -> bool {
+    let output = acm(&[
+        "conformance",
+        "--target",
+        target,
+        "--short-timers",
+        "--quiet",
+        "--cases",
+        cases,
+    ]);
+    output.status.success()
+}
