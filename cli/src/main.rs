@@ -9,6 +9,7 @@
 //! start). Errors are one sentence on stderr, starting `acm: `; errors of the API start with the
 //! reference's error code (201, 401, 801), failed connects name their connect error code.
 
+mod capture;
 mod commands;
 mod common;
 mod pcap;

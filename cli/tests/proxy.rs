@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use support::{scratch, secure_suite, start_logging_peer, start_peer, start_proxy, suite};
+use support::{acm, scratch, secure_suite, start_logging_peer, start_peer, start_proxy, suite};
 
 #[test]
 fn the_wire_suite_passes_through_the_proxy_which_decodes_every_frame_and_names_broken_rules() {
@@ -132,5 +132,56 @@ fn with_the_key_log_the_proxy_shows_the_frames_inside_secure_records() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&keylog).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the key log is the owner's only");
+    }
+}
+
+#[test]
+fn conformance_with_pcap_keeps_a_capture_of_each_failing_case_only() {
+    let dir = scratch("conformance-pcap");
+    let captures = dir.join("captures");
+    let (_peer, peer_address) = start_peer();
+    // The peer carries data, the suite is told it does not: the case that expects a refusal of
+    // DATA fails, the one that expects its delivery passes.
+    let output = acm(&[
+        "conformance",
+        "--target",
+        &peer_address,
+        "--insecure",
+        "--short-timers",
+        "--no-data",
+        "--cases",
+        "wire/DATA-8",
+        "--pcap",
+        captures.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("FAIL "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(!failed.is_empty(), "{stdout}");
+    let mut files: Vec<String> = std::fs::read_dir(&captures)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = failed
+        .iter()
+        .map(|id| format!("{}.pcapng", id.replace('/', "_")))
+        .collect();
+    expected.sort();
+    assert_eq!(files, expected, "{stdout}");
+    assert!(stdout.contains("capture: "), "{stdout}");
+    for file in files {
+        let bytes = std::fs::read(captures.join(file)).unwrap();
+        assert_eq!(bytes[..4], [0x0A, 0x0D, 0x0D, 0x0A]);
+        // Its frames: the OPEN of the suite at least, in the clear.
+        assert!(
+            bytes
+                .windows(b"acm-conformance-suite".len())
+                .any(|w| w == b"acm-conformance-suite")
+        );
     }
 }
