@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use acm::{
-    CollaborateRequest, CollaborateResult, ConnectErrorCode, ConnectOptions, DeviceConfig, Event,
-};
+use acm::{CollaborateRequest, CollaborateResult, ConnectErrorCode, DeviceConfig, Event};
 use acm_transport_mock::{DeviceOptions, MockNetwork};
 use tokio::task::JoinSet;
 
@@ -61,14 +59,7 @@ async fn a_new_client_is_served_while_ten_links_of_4000_requests_wait_and_expire
             let app = attacker.app.clone();
             let (expired, refused) = (expired.clone(), refused.clone());
             flood.spawn(async move {
-                let session = app
-                    .create_ability_connection_session(
-                        &format!("s{r}"),
-                        &context(),
-                        peer_of("tablet"),
-                        ConnectOptions::default(),
-                    )
-                    .unwrap();
+                let session = session_towards(&app, "tablet", &format!("s{r}"));
                 let result = app.connect(session).await.unwrap();
                 assert!(!result.is_connected);
                 let counter = match result.error_code {
@@ -85,15 +76,7 @@ async fn a_new_client_is_served_while_ten_links_of_4000_requests_wait_and_expire
     assert_eq!(expired.load(Ordering::Relaxed), 0);
 
     let phone = side(&network, "phone", DeviceOptions::new(), config);
-    let session = phone
-        .app
-        .create_ability_connection_session(
-            SERVICE,
-            &context(),
-            peer_of("tablet"),
-            ConnectOptions::default(),
-        )
-        .unwrap();
+    let session = session_towards(&phone.app, "tablet", SERVICE);
     let result = phone.app.connect(session).await.unwrap();
     assert!(result.is_connected, "{result:?}");
     let served = accepted.recv().await.expect("the tablet accepted");
