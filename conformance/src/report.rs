@@ -175,6 +175,19 @@ impl Report {
                 let _ = writeln!(out, "     reproduce: {reproduce}");
             }
         }
+        // Why cases were unsupported, each reason once, in the order they ran.
+        let mut reasons: Vec<(&str, usize)> = Vec::new();
+        for result in &self.results {
+            if let Verdict::Unsupported(why) = &result.verdict {
+                match reasons.iter_mut().find(|(reason, _)| reason == why) {
+                    Some((_, count)) => *count += 1,
+                    None => reasons.push((why, 1)),
+                }
+            }
+        }
+        for (why, count) in reasons {
+            let _ = writeln!(out, "unsupported ({count}): {why}");
+        }
         let (pass, fail, unsupported, info) = self.counts();
         let covered = self.rules_covered().len();
         let _ = writeln!(
@@ -476,6 +489,35 @@ mod tests {
         assert!(summary.contains("MSG-1: `Message.text` MUST"), "{summary}");
         assert!(summary.contains("reproduce: seed 7"));
         assert!(summary.contains("2 cases, 1 passed, 1 failed"));
+    }
+
+    #[test]
+    fn summary_says_why_cases_were_unsupported_once_per_reason() {
+        let mut report = report();
+        for (id, why) in [
+            ("wire/SEC-1/a", "the target lacks the secure layer"),
+            (
+                "wire/DATA-8/b",
+                "the target lacks a transport that carries data",
+            ),
+            ("wire/SEC-1/c", "the target lacks the secure layer"),
+        ] {
+            report.results.push(CaseResult {
+                case: Case::new(id, &["SEC-1"], "unsupported"),
+                verdict: Verdict::Unsupported(why.into()),
+                elapsed: Duration::ZERO,
+                reproduce: None,
+                logs: String::new(),
+            });
+        }
+        let summary = report.summary();
+        assert!(
+            summary.contains(
+                "unsupported (2): the target lacks the secure layer\n\
+                 unsupported (1): the target lacks a transport that carries data\n"
+            ),
+            "{summary}"
+        );
     }
 
     #[test]
