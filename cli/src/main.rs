@@ -70,9 +70,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::init_logs(cli.verbose);
+    // `acm conformance` keeps the logs of each case apart, to show those of failing cases.
+    if !matches!(cli.command, Command::Conformance(_)) {
+        common::init_logs(cli.verbose);
+    }
     let result = match &cli.command {
-        Command::Conformance(args) => return conformance::conformance(args),
+        Command::Conformance(args) => return conformance::conformance(args, cli.verbose),
         Command::Peer(args) => return conformance::peer(args),
         Command::Devices(args) => block_on(devices::run(args)),
         Command::Listen(args) => block_on(listen::run(args)),
