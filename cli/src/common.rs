@@ -328,17 +328,9 @@ impl Out {
     }
 }
 
-/// Starts tracing logs on stderr: `RUST_LOG` when set, else `acm=debug` with `-v`, `warn`
-/// otherwise.
+/// Starts tracing logs on stderr (unless a command keeps them: `acm conformance`): `RUST_LOG`
+/// when set, else `acm=debug` with `-v`, `warn` otherwise.
 pub fn init_logs(verbose: u8) {
-    init_logs_to(verbose, std::io::stderr);
-}
-
-/// [`init_logs`], written to `writer` instead of stderr.
-pub fn init_logs_to<W>(verbose: u8, writer: W)
-where
-    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
-{
     let default = match verbose {
         0 => "warn",
         1 => "info,acm=debug",
@@ -348,7 +340,7 @@ where
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(crate::commands::case_logs::LogOutput)
         .with_ansi(false)
         .try_init();
 }

@@ -70,10 +70,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `acm conformance` keeps the logs of each case apart, to show those of failing cases.
-    if !matches!(cli.command, Command::Conformance(_)) {
-        common::init_logs(cli.verbose);
-    }
+    common::init_logs(cli.verbose);
     let result = match &cli.command {
         Command::Conformance(args) => return conformance::conformance(args, cli.verbose),
         Command::Peer(args) => return conformance::peer(args),

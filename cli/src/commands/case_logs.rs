@@ -1,29 +1,47 @@
 //! The logs of `acm conformance`, kept apart case by case. Many cases send invalid input on
 //! purpose, and the implementation under test rightly logs a warning for each: printed as they
-//! come, those lines would bury the verdicts. Everything logged (at the level `-v` or
-//! `RUST_LOG` asks) goes to a buffer instead; after each case, what the buffer holds is that
-//! case's, shown under its verdict when it failed or with `-v`, and forgotten otherwise.
+//! come, those lines would bury the verdicts. Once the command calls [`CaseLogs::keep`],
+//! everything logged (at the level `-v` or `RUST_LOG` asks) goes to a buffer instead of
+//! stderr; after each case, what the buffer holds is that case's, shown under its verdict when
+//! it failed or with `-v`, and forgotten otherwise.
 //!
 //! The cases run one after the other, so what was logged since the previous case ended belongs
 //! to the case that ends next, whichever thread or task logged it.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::writer::EitherWriter;
 
-/// The buffer the logs go to, shared by the subscriber and the command.
+/// The buffer that [`LogOutput`] writes to, once a command keeps its logs.
+static KEPT: OnceLock<CaseLogs> = OnceLock::new();
+
+/// Where the command's logs go: stderr, or the buffer of [`CaseLogs::keep`].
+#[derive(Debug, Clone, Copy)]
+pub struct LogOutput;
+
+impl<'a> MakeWriter<'a> for LogOutput {
+    type Writer = EitherWriter<Appender<'a>, std::io::Stderr>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match KEPT.get() {
+            Some(logs) => EitherWriter::A(logs.make_writer()),
+            None => EitherWriter::B(std::io::stderr()),
+        }
+    }
+}
+
+/// A buffer of logs, shared by the writer and the command.
 #[derive(Debug, Clone, Default)]
 pub struct CaseLogs {
     buffer: Arc<Mutex<Vec<u8>>>,
 }
 
 impl CaseLogs {
-    /// Starts the logs of `-v`/`RUST_LOG` into a new buffer, and returns it.
-    pub fn start(verbose: u8) -> Self {
-        let logs = Self::default();
-        crate::common::init_logs_to(verbose, logs.clone());
-        logs
+    /// From now on, the logs go to the buffer this returns instead of stderr.
+    pub fn keep() -> Self {
+        KEPT.get_or_init(Self::default).clone()
     }
 
     /// What was logged since the last call, as text.

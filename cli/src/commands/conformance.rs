@@ -163,9 +163,9 @@ pub fn peer(args: &PeerArgs) -> ExitCode {
     }
 }
 
-/// Runs `acm conformance`, logging at the level `verbose` (`-v`) or `RUST_LOG` asks.
+/// Runs `acm conformance`; `verbose` is `-v`'s count.
 pub fn conformance(args: &ConformanceArgs, verbose: u8) -> ExitCode {
-    let logs = CaseLogs::start(verbose);
+    let logs = CaseLogs::keep();
     if let Some(sentence) = matches_nothing(args) {
         eprintln!("acm: {sentence}");
         return ExitCode::from(2);
