@@ -136,6 +136,7 @@ pub async fn run_case(case: &WireCase, target: &dyn WireTarget) -> CaseResult {
         verdict,
         elapsed: started.elapsed(),
         reproduce: None,
+        logs: String::new(),
     }
 }
 
