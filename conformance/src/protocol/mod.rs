@@ -162,7 +162,7 @@ pub const SCENARIOS: Case = Scenarios::CASE;
 
 /// How many random scenarios `acm conformance --target` runs by default: a few minutes against
 /// `acm peer` on loopback.
-pub const DEFAULT_SCENARIOS: u32 = 64;
+pub const DEFAULT_SCENARIOS: u32 = 256;
 
 /// Makes a [`WireImplementation`] on `target` for each sequence.
 ///

@@ -567,6 +567,10 @@ fn parse_report(text: &str, sent: &HashMap<(Kind, usize, String), Bytes>) -> Opt
             let rest: Vec<&str> = words.next().unwrap_or_default().split(' ').collect();
             let named = |kind: Kind, len: &str, h: &str| -> Option<Bytes> {
                 let len: usize = len.parse().ok()?;
+                let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+                if h.len() != 16 || !h.chars().all(hex) {
+                    return None;
+                }
                 Some(
                     sent.get(&(kind, len, h.to_string()))
                         .cloned()
