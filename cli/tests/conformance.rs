@@ -122,8 +122,8 @@ fn cases_that_match_nothing_are_exit_code_2_with_a_sentence() {
         "{stderr}"
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "", "no report");
-    // Against a target, only the wire suite runs: a transport case is none of its cases, and
-    // the sentence comes before any attempt to reach the target.
+    // Against a target, only the wire suite and the random scenarios run: a transport case is
+    // none of their cases, and the sentence comes before any attempt to reach the target.
     let output = acm(&[
         "conformance",
         "--target",
@@ -133,7 +133,10 @@ fn cases_that_match_nothing_are_exit_code_2_with_a_sentence() {
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("cases of the wire suite;"), "{stderr}");
+    assert!(
+        stderr.contains("cases of the wire suite and the random scenarios;"),
+        "{stderr}"
+    );
 }
 
 #[test]

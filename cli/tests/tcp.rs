@@ -151,3 +151,60 @@ fn known_failures_keep_the_exit_code_at_0_and_unexpected_passes_make_it_1() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn random_scenarios_pass_against_the_reference_peer_and_a_script_replays() {
+    let (_peer, address) = start_peer(&["--insecure"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_acm"))
+        .args([
+            "conformance",
+            "--target",
+            &address,
+            "--insecure",
+            "--cases",
+            "scenarios/",
+            "--scenarios",
+            "32",
+        ])
+        .output()
+        .expect("acm conformance runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("scenarios/SESS-3/random-scenarios") && stdout.contains("1 passed"),
+        "{stdout}"
+    );
+    let dir = std::env::temp_dir().join(format!("acm-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("steps.txt");
+    std::fs::write(
+        &script,
+        "case scenarios/SESS-3/random-scenarios\n\
+         create A 1 notes\n\
+         connect 1 chan 2\n\
+         accept chan 2 into new 3   # B's scenario app accepts\n\
+         data 3 payload 4 len 70000\n\
+         message 1 payload 5 len 40\n\
+         lose\n\
+         connect 3 chan 6\n\
+         accept chan 6 into 1\n\
+         disconnect 3\n",
+    )
+    .unwrap();
+    for target in [&["--target", &address, "--insecure"][..], &[]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_acm"))
+            .args(
+                [
+                    &["conformance", "--replay", script.to_str().unwrap()][..],
+                    target,
+                ]
+                .concat(),
+            )
+            .output()
+            .expect("acm conformance runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{target:?}: {stdout}");
+        assert!(stdout.contains("every step passed"), "{stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod coverage;
+pub mod driver;
 pub mod expectations;
 pub mod mutant;
 pub mod profile;

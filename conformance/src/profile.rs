@@ -186,6 +186,7 @@ pub fn install_with(device: &Device, timers: Timers) -> Profile {
         reason: rejection_reason(&request),
     });
     manager.register_ability(MODULE, SILENT, |_| CollaborateResult::Accept);
+    crate::driver::install(&manager);
     Profile { manager }
 }
 

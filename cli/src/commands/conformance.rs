@@ -5,16 +5,20 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use acm::secure::SecureConfig;
 use acm::transport::DeviceId;
 use acm::{Device, Security};
 use acm_conformance::profile::{self, Timers};
-use acm_conformance::protocol::{self, ProtocolSuiteConfig, run_protocol_suite};
+use acm_conformance::protocol::{
+    self, ProtocolSuiteConfig, reference_factory, run_protocol_suite, run_wire_scenarios, script,
+    wire_factory,
+};
 use acm_conformance::transport_suite::factories::MockFactory;
 use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
 use acm_conformance::wire::{
-    CarriesNoData, ReferenceRun, TcpTarget, run_reference_with, run_wire_suite, runtime,
+    CarriesNoData, ReferenceRun, TcpTarget, WireTarget, run_reference_with, run_wire_suite, runtime,
 };
 use acm_conformance::{CaseResult, Expectations, Report, Verdict, coverage, robustness, wire};
 use acm_transport_tcp::{TcpConfig, TcpTransport};
@@ -88,6 +92,19 @@ pub struct ConformanceArgs {
     /// only).
     #[arg(long, default_value_t = 64)]
     protocol_cases: u32,
+    /// With --target: random scenarios to run after the wire cases (SPEC section 15.1: the
+    /// suite plays one device over real links and drives the target's scenario app); 0 runs
+    /// none. A failure shrinks to a minimal sequence of steps, printed with its seed.
+    #[arg(long, default_value_t = protocol::DEFAULT_SCENARIOS, requires = "target")]
+    scenarios: u32,
+    /// The most steps of one random scenario.
+    #[arg(long, default_value_t = 40)]
+    scenario_steps: usize,
+    /// Replay the steps of FILE (as a failing scenario prints them: `case ID`, then one step a
+    /// line) against the --target, or against the reference implementation without one, and
+    /// say whether they pass.
+    #[arg(long, value_name = "FILE", conflicts_with = "robustness")]
+    replay: Option<PathBuf>,
     /// Print only failures and the summary. The logs of the implementation are shown under
     /// the verdict of a failing case; with -v, under every case.
     #[arg(long, short)]
@@ -186,6 +203,9 @@ pub fn conformance(args: &ConformanceArgs, verbose: u8) -> ExitCode {
             }
         },
     };
+    if let Some(path) = &args.replay {
+        return replay(args, path);
+    }
     let mut progress = Progress {
         quiet: args.quiet,
         verbose: verbose > 0,
@@ -249,39 +269,60 @@ pub fn conformance(args: &ConformanceArgs, verbose: u8) -> ExitCode {
                     &mut progress,
                 ));
             }
-            runtime(false)?.block_on(async {
-                let timers = if args.short_timers {
-                    Timers::SHORT
-                } else {
-                    Timers::SPEC
-                };
-                let security = if args.insecure {
-                    None
-                } else {
-                    Some(SecureConfig::ephemeral().map_err(|e| e.to_string())?)
-                };
-                let (addr, recorder) = match &args.pcap {
-                    Some(dir) => {
-                        std::fs::create_dir_all(dir)
-                            .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-                        let (local, recorder) = Recorder::start(addr)
-                            .await
-                            .map_err(|e| format!("cannot start the recorder: {e}"))?;
-                        (local, Some((recorder, dir)))
-                    }
-                    None => (addr, None),
-                };
-                let target = TcpTarget::connect_with(addr, suite, !args.no_data, security, timers)
+            runtime(false)?
+                .block_on(async {
+                    let timers = if args.short_timers {
+                        Timers::SHORT
+                    } else {
+                        Timers::SPEC
+                    };
+                    let security = if args.insecure {
+                        None
+                    } else {
+                        Some(SecureConfig::ephemeral().map_err(|e| e.to_string())?)
+                    };
+                    let (addr, recorder) = match &args.pcap {
+                        Some(dir) => {
+                            std::fs::create_dir_all(dir)
+                                .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+                            let (local, recorder) = Recorder::start(addr)
+                                .await
+                                .map_err(|e| format!("cannot start the recorder: {e}"))?;
+                            (local, Some((recorder, dir)))
+                        }
+                        None => (addr, None),
+                    };
+                    let target = TcpTarget::connect_with(
+                        addr,
+                        suite.clone(),
+                        !args.no_data,
+                        security.clone(),
+                        timers,
+                    )
                     .await
                     .map_err(|e| format!("cannot reach {address}: {e}"))?;
-                Ok(run_wire_suite(&target, &args.cases, |r| {
-                    progress.case(r);
-                    if let Some((recorder, dir)) = &recorder {
-                        keep_capture(recorder, dir, r);
-                    }
+                    let report = run_wire_suite(&target, &args.cases, |r| {
+                        progress.case(r);
+                        if let Some((recorder, dir)) = &recorder {
+                            keep_capture(recorder, dir, r);
+                        }
+                    })
+                    .await;
+                    // The scenarios reach the target as the suite did, with the same identity.
+                    let scenarios =
+                        TcpTarget::known(addr, suite, &target.device_id(), !args.no_data, security)
+                            .map_err(|e| format!("cannot reach {address}: {e}"))?;
+                    Ok::<_, String>((report, scenarios))
                 })
-                .await)
-            })
+                .map(|(mut report, target)| {
+                    if args.scenarios > 0 && protocol::SCENARIOS.id.contains(&args.cases) {
+                        // Each scenario runs its own runtimes: outside the one above.
+                        let result = run_wire_scenarios(&scenario_config(args), Arc::new(target));
+                        progress.case(&result);
+                        report.results.push(result);
+                    }
+                    report
+                })
         }),
     };
     // What was logged after the last case (or before an error) is shown with -v or an error.
@@ -303,14 +344,79 @@ pub fn conformance(args: &ConformanceArgs, verbose: u8) -> ExitCode {
     finish(&report, &expectations, args)
 }
 
+/// How the random scenarios run.
+fn scenario_config(args: &ConformanceArgs) -> ProtocolSuiteConfig {
+    ProtocolSuiteConfig {
+        cases: args.scenarios,
+        max_steps: args.scenario_steps,
+        max_shrink_iters: 256,
+        ..ProtocolSuiteConfig::default()
+    }
+}
+
+/// `acm conformance --replay FILE`: the steps of FILE against the --target's scenario app, or
+/// against the reference implementation over the mock transport.
+fn replay(args: &ConformanceArgs, path: &std::path::Path) -> ExitCode {
+    let result = (|| {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let (case, steps) =
+            script::parse_script(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let factory = match &args.target {
+            None => reference_factory(),
+            Some(address) => {
+                let addr = tcp_address(address)?;
+                let suite =
+                    DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
+                let security = if args.insecure {
+                    None
+                } else {
+                    Some(SecureConfig::ephemeral().map_err(|e| e.to_string())?)
+                };
+                let timers = if args.short_timers {
+                    Timers::SHORT
+                } else {
+                    Timers::SPEC
+                };
+                let target = runtime(false)?.block_on(async {
+                    TcpTarget::connect_with(addr, suite.clone(), !args.no_data, None, timers)
+                        .await
+                        .map_err(|e| format!("cannot reach {address}: {e}"))
+                        .map(|probe| probe.device_id())
+                })?;
+                let target = TcpTarget::known(addr, suite, &target, !args.no_data, security)
+                    .map_err(|e| format!("cannot reach {address}: {e}"))?;
+                wire_factory(Arc::new(target))
+            }
+        };
+        println!("replaying {} steps of {case}", steps.len());
+        Ok::<_, String>(protocol::replay(&case, &steps, factory))
+    })();
+    match result {
+        Ok(Ok(())) => {
+            println!("every step passed");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(failure)) => {
+            println!("failed: {failure}");
+            ExitCode::from(1)
+        }
+        Err(err) => {
+            eprintln!("acm: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// The sentence that refuses a `--cases` that matches none of the cases this run has.
 fn matches_nothing(args: &ConformanceArgs) -> Option<String> {
     let (ids, suites): (Vec<&str>, &str) = if args.robustness {
         let ids = robustness::cases().iter().map(|c| c.case.id).collect();
         (ids, "the robustness suite")
     } else if args.target.is_some() {
-        let ids = wire::cases().iter().map(|c| c.case.id).collect();
-        (ids, "the wire suite")
+        let mut ids: Vec<&str> = wire::cases().iter().map(|c| c.case.id).collect();
+        ids.push(protocol::SCENARIOS.id);
+        (ids, "the wire suite and the random scenarios")
     } else {
         let mut ids: Vec<&str> = wire::cases().iter().map(|c| c.case.id).collect();
         ids.extend(transport_cases().iter().map(|c| c.case.id));

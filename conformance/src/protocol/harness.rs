@@ -317,7 +317,7 @@ impl World {
                 format!("{:?}", resources.sessions),
             ));
         }
-        let links = usize::from(model.link.is_some());
+        let links = usize::from(model.link.is_some()).max(self.imp.links_at_rest());
         if (model.exact && resources.links != links) || resources.links > 2 {
             return Err(Failure::new(
                 "links between the devices (LINK-8)",
@@ -407,6 +407,8 @@ impl<P: Property> Harness<P> {
         let call = sut.runtime.block_on(async {
             let call = world.perform(model, &transition);
             world.imp.advance(duration).await;
+            let expected = model.expected.values().map(Vec::len).sum();
+            world.imp.settle(expected).await;
             call
         });
         let observations = world.imp.drain();
@@ -480,7 +482,7 @@ impl<P: Property> StateMachineTest for Harness<P> {
         let world = &sut.world;
         let resources = sut.runtime.block_on(async { world.imp.resources() });
         let at_rest = (resources.links, world.checker.outstanding, resources.tasks);
-        let expected = (0, 0, world.base_tasks);
+        let expected = (world.imp.links_at_rest(), 0, world.base_tasks);
         if at_rest != expected {
             fail(
                 world.step,

@@ -248,6 +248,20 @@ pub trait ProtocolImplementation {
 
     /// What the implementation holds now.
     fn resources(&self) -> Resources;
+
+    /// Waits until `expected` observations are there to drain, for an implementation on a real
+    /// clock whose steps take real time (over the wire). One on the suite's clock has them
+    /// once [`ProtocolImplementation::advance`] returns: the default waits for nothing.
+    fn settle(&mut self, expected: usize) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+        let _ = expected;
+        Box::pin(async {})
+    }
+
+    /// Links between the devices that stay open whatever the sessions do: over the wire, the
+    /// one that carries the suite's driver session. The suite expects at least this many.
+    fn links_at_rest(&self) -> usize {
+        0
+    }
 }
 
 /// Makes a fresh implementation (two new devices on a new network), inside the runtime the suite

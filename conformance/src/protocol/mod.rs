@@ -36,8 +36,10 @@ mod payload;
 pub mod profile;
 pub mod reference;
 mod regressions;
+pub mod script;
 mod step;
 pub mod transition;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,10 +56,11 @@ pub use implementation::{
     SessionEvent, SessionRef, Side,
 };
 pub use reference::ReferenceImplementation;
+pub use wire::WireImplementation;
 
 use generate::ModelMachine;
 use harness::{FactoryGuard, Harness};
-use profile::{Delivery, Endings, Everything, Faults, Handshakes, Property, Stalls};
+use profile::{Delivery, Endings, Everything, Faults, Handshakes, Property, Scenarios, Stalls};
 use regressions::RegressionFile;
 use transition::Transition;
 
@@ -154,6 +157,50 @@ pub fn run_protocol_suite_with(
     report
 }
 
+/// The case of the random scenarios over the wire ([`run_wire_scenarios`]).
+pub const SCENARIOS: Case = Scenarios::CASE;
+
+/// How many random scenarios `acm conformance --target` runs by default: a few minutes against
+/// `acm peer` on loopback.
+pub const DEFAULT_SCENARIOS: u32 = 256;
+
+/// Makes a [`WireImplementation`] on `target` for each sequence.
+///
+/// # Panics
+///
+/// The factory panics (failing the sequence it was to run) when the target cannot be driven.
+pub fn wire_factory(target: Arc<dyn crate::wire::WireTarget>) -> Factory {
+    Arc::new(move || match WireImplementation::start(target.clone()) {
+        Ok(wire) => Box::new(wire),
+        Err(err) => panic!("cannot drive the target's scenario app: {err}"),
+    })
+}
+
+/// Runs `config.cases` random scenarios against `target` over real links, the suite playing
+/// one device and driving the target's scenario app through the profile (SPEC section 15.1),
+/// each step checked against the model. Call it outside any async runtime: each scenario runs
+/// its own. A target whose transport cannot carry data cannot be driven: unsupported.
+pub fn run_wire_scenarios(
+    config: &ProtocolSuiteConfig,
+    target: Arc<dyn crate::wire::WireTarget>,
+) -> CaseResult {
+    if !target.carries_data() {
+        return CaseResult {
+            case: Scenarios::CASE,
+            verdict: Verdict::Unsupported(
+                "the scenario driver takes payloads as data transfers (SPEC section 15.1), and the \
+                 target's transport carries none"
+                    .into(),
+            ),
+            elapsed: std::time::Duration::ZERO,
+            reproduce: None,
+            logs: String::new(),
+        };
+    }
+    let _guard = FactoryGuard::set(wire_factory(target));
+    run_property::<Scenarios>(config)
+}
+
 /// Replays `transitions` (a reproduced sequence) of the case `case_id` against the
 /// implementation `factory` makes: `Ok` if every step passes, else what failed.
 pub fn replay(case_id: &str, transitions: &[Transition], factory: Factory) -> Result<(), String> {
@@ -165,6 +212,7 @@ pub fn replay(case_id: &str, transitions: &[Transition], factory: Factory) -> Re
         id if id == Stalls::CASE.id => replay_property::<Stalls>(transitions),
         id if id == Faults::CASE.id => replay_property::<Faults>(transitions),
         id if id == Everything::CASE.id => replay_property::<Everything>(transitions),
+        id if id == Scenarios::CASE.id => replay_property::<Scenarios>(transitions),
         other => Err(format!("no case {other:?} in the protocol suite")),
     }
 }
@@ -226,10 +274,12 @@ fn run_property<P: Property>(config: &ProtocolSuiteConfig) -> CaseResult {
                 |seed| format!("`{seed}`"),
             );
             let reproduce = format!(
-                "seed {seed} ({} cases of at most {} steps); minimal sequence of {} steps: {transitions:?}",
+                "seed {seed} ({} cases of at most {} steps); minimal sequence of {} steps, to \
+                 replay with `acm conformance --replay FILE`:\n{}",
                 config.cases,
                 config.max_steps,
-                transitions.len()
+                transitions.len(),
+                script::script(P::CASE.id, &transitions)
             );
             (failure_verdict(&reason), Some(reproduce))
         }

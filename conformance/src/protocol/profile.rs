@@ -244,3 +244,37 @@ impl Property for Everything {
     };
     const FILE: &'static str = "everything.txt";
 }
+
+/// Random scenarios over the wire: everything a real link can do, against an implementation
+/// under test driven through the profile's scenario driver (SPEC section 15.1).
+pub struct Scenarios;
+
+impl Property for Scenarios {
+    const CASE: Case = Case {
+        id: "scenarios/SESS-3/random-scenarios",
+        rules: &[
+            "SESS-3", "SESS-4", "SESS-7", "MSG-1", "MSG-2", "DATA-5", "EVT-1", "DISC-1", "DISC-2",
+            "LINK-7", "PROF-1", "PROF-2", "PROF-3",
+        ],
+        title: "random sequences of both devices' calls over real links (sessions, crossing \
+                connects, messages, data, events, disconnects, destroys, lost links) keep both \
+                apps exactly where the model says",
+        breaks: None,
+    };
+    const PROFILE: Profile = Profile {
+        create: 4,
+        connect: 5,
+        accept: 5,
+        reject: 1,
+        message: 3,
+        data: 3,
+        event: 1,
+        disconnect: 2,
+        destroy: 2,
+        lose: 1,
+        ghost_percent: 10,
+        max_data: 300_000,
+        ..NOTHING
+    };
+    const FILE: &'static str = "random-scenarios.txt";
+}

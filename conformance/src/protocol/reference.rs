@@ -167,14 +167,16 @@ fn register(app: &AbilityConnectionManager, side: Side, shared: &SharedRef) {
     });
 }
 
-fn outcome(result: Result<(), AcmError>) -> Outcome {
+/// How a call that returns nothing ended.
+pub(super) fn outcome(result: Result<(), AcmError>) -> Outcome {
     match result {
         Ok(()) => Outcome::Ok,
         Err(err) => Outcome::Error(err.code()),
     }
 }
 
-fn event_of(event: &Event) -> Option<SessionEvent> {
+/// What a session reports to the suite, of an event.
+pub(super) fn event_of(event: &Event) -> Option<SessionEvent> {
     Some(match event {
         Event::Connect { .. } => SessionEvent::Connect,
         Event::Disconnect { reason, .. } => SessionEvent::Disconnect(*reason),
@@ -185,6 +187,36 @@ fn event_of(event: &Event) -> Option<SessionEvent> {
         }
         _ => return None,
     })
+}
+
+/// Registers callbacks that hand every event of `session` on `device` to `record`.
+pub(super) fn listen(
+    app: &AbilityConnectionManager,
+    device: Side,
+    session: acm::SessionId,
+    record: impl Fn(Observation) + Clone + Send + Sync + 'static,
+) -> Result<(), AcmError> {
+    let id = session.get();
+    for event_type in [
+        EventType::Connect,
+        EventType::Disconnect,
+        EventType::ReceiveMessage,
+        EventType::ReceiveData,
+        EventType::CollaborateEvent,
+    ] {
+        let record = record.clone();
+        let callback: acm::Callback = Arc::new(move |event: &Event| {
+            if let Some(event) = event_of(event) {
+                record(Observation::Event {
+                    device,
+                    session: id,
+                    event,
+                });
+            }
+        });
+        app.on(event_type, session, callback)?;
+    }
+    Ok(())
 }
 
 impl ProtocolImplementation for ReferenceImplementation {
@@ -203,30 +235,13 @@ impl ProtocolImplementation for ReferenceImplementation {
         let id = app
             .create_ability_connection_session(service, &context(), peer, ConnectOptions::default())
             .map_err(|e| e.code())?;
-        let session_id = id;
-        let id = id.get();
-        for event_type in [
-            EventType::Connect,
-            EventType::Disconnect,
-            EventType::ReceiveMessage,
-            EventType::ReceiveData,
-            EventType::CollaborateEvent,
-        ] {
-            let shared = self.shared.clone();
-            let callback: acm::Callback = Arc::new(move |event: &Event| {
-                if let Some(event) = event_of(event) {
-                    lock(&shared).observations.push(Observation::Event {
-                        device,
-                        session: id,
-                        event,
-                    });
-                }
-            });
-            app.on(event_type, session_id, callback)
-                .map_err(|e| e.code())?;
-        }
-        self.created[device.index()].push(id);
-        Ok(id)
+        let shared = self.shared.clone();
+        listen(&app, device, id, move |o| {
+            lock(&shared).observations.push(o)
+        })
+        .map_err(|e| e.code())?;
+        self.created[device.index()].push(id.get());
+        Ok(id.get())
     }
 
     fn connect(&mut self, device: Side, session: SessionRef) {

@@ -17,6 +17,7 @@ use crate::report::{Case, CaseResult, Report, Verdict};
 
 pub mod build;
 mod cases_data;
+mod cases_driver;
 mod cases_fields;
 mod cases_frame;
 mod cases_limits;
@@ -109,6 +110,7 @@ pub fn cases() -> Vec<WireCase> {
     all.extend(cases_segments::cases());
     all.extend(matrix::cases());
     all.extend(cases_secure::cases());
+    all.extend(cases_driver::cases());
     all
 }
 
