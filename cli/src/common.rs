@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use acm::transport::DeviceId;
-use acm::{Context, Device, Event, PeerInfo};
+use acm::{Context, Device, DeviceConfig, Event, PeerInfo};
 use acm_transport_ble::binding::MAX_ADVERTISED_ID_LEN;
 use acm_transport_ble::{BleConfig, BleTransport, HciEndpoint};
 use acm_transport_tcp::TcpTransport;
@@ -90,9 +90,38 @@ pub struct NetArgs {
     /// asked for and was granted (SPEC section 13.5).
     #[arg(long, value_name = "FILE")]
     pub hci_log: Option<PathBuf>,
+    /// The largest data transfer this device accepts, in bytes, announced to its peers (default
+    /// 100 MiB); `acm send` sends larger files in chunks of at most the receiver's.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_data_size: Option<u64>,
     /// The secure layer's options.
     #[command(flatten)]
     pub security: crate::security::SecurityArgs,
+}
+
+/// How much received data a command's event stream holds unread before its link stops
+/// reading: a few chunks of a file, so that writing one overlaps receiving the next while
+/// memory stays bounded.
+const STREAM_DATA_BYTES: usize = 16 << 20;
+
+impl NetArgs {
+    /// The device's configuration: the secure layer's, with the data limits of these options.
+    pub fn device_config(&self) -> Result<DeviceConfig, CliError> {
+        let mut config = crate::security::device_config(&self.security)?
+            .with_stream_data_bytes(STREAM_DATA_BYTES);
+        if let Some(max) = self.max_data_size {
+            let limits = &mut config.engine.limits;
+            limits.max_data_size = max;
+            limits.max_reassembly_bytes = limits.max_reassembly_bytes.max(max);
+        }
+        Ok(config)
+    }
+
+    /// The largest transfer this device accepts.
+    pub fn accepted_data_size(&self) -> u64 {
+        self.max_data_size
+            .unwrap_or_else(|| DeviceConfig::default().engine.limits.max_data_size)
+    }
 }
 
 /// `tcp://HOST:PORT` as a socket address.
@@ -170,8 +199,7 @@ pub async fn tcp_device(
         transport.add_peer(peer, addr);
     }
     let local = transport.local_addr();
-    let config = crate::security::device_config(&net.security)?;
-    Ok((Device::new(transport, config), local))
+    Ok((Device::new(transport, net.device_config()?), local))
 }
 
 /// `--hci`: `tcp://HOST:PORT`, `serial:PATH` or a plain path.
@@ -225,8 +253,7 @@ pub async fn ble_device(
             "cannot use the Bluetooth controller at {hci_text}: {e}"
         ))
     })?;
-    let config = crate::security::device_config(&net.security)?;
-    Ok(Device::new(transport, config))
+    Ok(Device::new(transport, net.device_config()?))
 }
 
 /// `BUNDLE/MODULE/ABILITY`.

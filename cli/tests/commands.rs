@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Running, acm, file_of, scratch, send_ok};
+use support::{Running, acm, all_files, cutting_relay, file_of, scratch, send_ok, visible_files};
 
 /// How long a command may take to leave after Ctrl-C.
 const LEAVING: Duration = Duration::from_secs(10);
@@ -180,12 +180,27 @@ fn a_sent_file_arrives_with_the_same_bytes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The address part of a `--to` target.
+fn address_of(to: &str) -> &str {
+    to.split_once('@').map_or(to, |(_, address)| address)
+}
+
+/// `acm send FILE --to TO --service chat --yes` with `extra`, run to its end.
+fn send(file: &std::path::Path, to: &str, extra: &[&str]) -> std::process::Output {
+    let file = file.to_str().expect("a UTF-8 path");
+    acm(&[
+        &["send", file, "--to", to, "--service", "chat", "--yes"][..],
+        extra,
+    ]
+    .concat())
+}
+
 #[test]
-fn a_link_killed_mid_transfer_leaves_no_file() {
+fn a_link_killed_mid_transfer_saves_no_file_and_sending_again_completes_it() {
     let dir = scratch("cut");
     let save = dir.join("save");
     let (mut listener, to) = listen(&["--save-dir", save.to_str().unwrap(), "--json"]);
-    let (file, _) = file_of(&dir, 32 << 20);
+    let (file, bytes) = file_of(&dir, 32 << 20);
     let mut sender = Running::start(&[
         "send",
         file.to_str().unwrap(),
@@ -200,10 +215,137 @@ fn a_link_killed_mid_transfer_leaves_no_file() {
     // The sender's process dies with the transfer under way: its link goes with it.
     let _ = sender.child.kill();
     listener.expect("\"event\":\"file-lost\"");
+    assert!(visible_files(&save).is_empty(), "nothing saved");
+    // Whatever the receiver kept, sending again ends with the whole file, and only it.
+    let output = send(&file, &to, &[]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    listener.expect("\"event\":\"file-saved\"");
+    assert!(std::fs::read(save.join("payload.bin")).unwrap() == bytes);
+    assert_eq!(all_files(&save), ["payload.bin"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_transfer_cut_by_a_lost_link_resumes_from_what_the_receiver_holds() {
+    let dir = scratch("resume");
+    let save = dir.join("save");
+    let (mut listener, to) = listen(&["--save-dir", save.to_str().unwrap(), "--json"]);
+    let (file, bytes) = file_of(&dir, 16 << 20);
+    // The link is cut after 10 MiB towards the receiver: at least two 4 MiB chunks arrived.
+    let relay = cutting_relay(address_of(&to), 10 << 20);
+    let output = send(&file, &format!("acm-listener@{relay}"), &[]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("resumes from there"),
+        "the sender says what sending again does: {stderr}"
+    );
+    let lost = listener.expect("\"event\":\"file-lost\"");
+    assert!(!lost.contains("\"kept\":0"), "{lost}");
+    assert!(visible_files(&save).is_empty(), "nothing saved yet");
+
+    let output = send(&file, &to, &["--json"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(stdout.contains("\"event\":\"resuming\""), "{stdout}");
+    listener.expect("\"event\":\"file-resumed\"");
+    listener.expect("\"event\":\"file-saved\"");
+    assert!(std::fs::read(save.join("payload.bin")).unwrap() == bytes);
+    assert_eq!(all_files(&save), ["payload.bin"], "no partial file left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_changed_file_is_not_resumed_but_sent_whole() {
+    let dir = scratch("changed");
+    let save = dir.join("save");
+    let (mut listener, to) = listen(&["--save-dir", save.to_str().unwrap(), "--json"]);
+    let (file, _) = file_of(&dir, 12 << 20);
+    let relay = cutting_relay(address_of(&to), 6 << 20);
+    let output = send(&file, &format!("acm-listener@{relay}"), &[]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    listener.expect("\"event\":\"file-lost\"");
+    // Another file of the same name and length: what the receiver holds is not its start.
+    let other: Vec<u8> = (0..12u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &other).unwrap();
+    let output = send(&file, &to, &["--json"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(!stdout.contains("\"event\":\"resuming\""), "{stdout}");
+    listener.expect("\"event\":\"file-restarted\"");
+    listener.expect("\"event\":\"file-saved\"");
+    assert!(std::fs::read(save.join("payload.bin")).unwrap() == other);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_file_larger_than_the_receivers_data_limit_goes_in_chunks_and_arrives_whole() {
+    let dir = scratch("chunks");
+    let save = dir.join("save");
+    // The receiver takes transfers of at most 1 MiB; the file is more than three times that.
+    let (mut listener, to) = listen(&[
+        "--save-dir",
+        save.to_str().unwrap(),
+        "--max-data-size",
+        "1048576",
+    ]);
+    let (file, bytes) = file_of(&dir, (3 << 20) + 12_345);
+    send_ok(&file, &["--to", &to], "acm-listener");
+    listener.expect("sha256 verified");
+    assert!(std::fs::read(save.join("payload.bin")).unwrap() == bytes);
+    assert_eq!(all_files(&save), ["payload.bin"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_second_file_of_the_same_name_is_kept_beside_the_first_unless_overwrite() {
+    let dir = scratch("twice");
+    let save = dir.join("save");
+    let (mut listener, to) = listen(&["--save-dir", save.to_str().unwrap()]);
+    let (file, first) = file_of(&dir, 1000);
+    send_ok(&file, &["--to", &to], "acm-listener");
+    std::fs::write(&file, b"the second one").unwrap();
+    let output = send(&file, &to, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        stdout.contains("saved payload.bin as payload (1).bin"),
+        "{stdout}"
+    );
+    listener.expect("payload (1).bin");
+    assert_eq!(visible_files(&save), ["payload (1).bin", "payload.bin"]);
+    assert!(std::fs::read(save.join("payload.bin")).unwrap() == first);
+    drop(listener);
+
+    let (_listener, to) = listen(&["--save-dir", save.to_str().unwrap(), "--overwrite"]);
+    std::fs::write(&file, b"the third one").unwrap();
+    assert_eq!(send(&file, &to, &[]).status.code(), Some(0));
     assert_eq!(
-        std::fs::read_dir(&save).unwrap().count(),
-        0,
-        "nothing saved"
+        std::fs::read(save.join("payload.bin")).unwrap(),
+        b"the third one"
+    );
+    assert_eq!(visible_files(&save), ["payload (1).bin", "payload.bin"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_listener_without_save_dir_refuses_a_file_at_once_and_says_why() {
+    let dir = scratch("nosave");
+    let (_listener, to) = listen(&[]);
+    let (file, _) = file_of(&dir, 1000);
+    let output = send(&file, &to, &[]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "acm: acm-listener did not save payload.bin: this listener saves no files"
+        ),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains("Ctrl-C"),
+        "acm send leaves by itself: {stdout}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -127,10 +127,13 @@ pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Ope
         "connected",
         json!({ "peer": peer, "session": session.get(), "service": args.service }),
         || {
-            format!(
-                "connected to {peer}, service {} (Ctrl-C or end of input to leave)",
-                args.service
-            )
+            // `acm send` leaves by itself once the file is sent.
+            let leave = if need_send_data {
+                ""
+            } else {
+                " (Ctrl-C or end of input to leave)"
+            };
+            format!("connected to {peer}, service {}{leave}", args.service)
         },
     );
     Ok(Open {

@@ -13,7 +13,7 @@ use crate::common::{
     close_device, tcp_device,
 };
 use crate::security::Pairing;
-use crate::transfer::{FileHeader, Meter, result_message, save, size};
+use crate::transfer::{Claims, FileMessage, Inbound, Meter, size};
 
 /// The options of `acm listen`.
 #[derive(Debug, clap::Args)]
@@ -29,9 +29,15 @@ pub struct ListenArgs {
     /// Reject every request with this reason (the requester sees PEER_APP_REJECTED).
     #[arg(long)]
     reject: Option<String>,
-    /// Save the files sent with `acm send` in this directory.
+    /// Save the files sent with `acm send` in this directory. A file is written to a hidden
+    /// partial file there as it arrives, and renamed to its name once its length and SHA-256
+    /// match; a transfer cut short leaves its partial file, from which sending it again resumes.
     #[arg(long)]
     save_dir: Option<PathBuf>,
+    /// Replace a file of the same name in --save-dir, instead of saving beside it as
+    /// `NAME (1).EXT`.
+    #[arg(long)]
+    overwrite: bool,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -127,6 +133,9 @@ fn register(args: &ListenArgs, app: &AbilityConnectionManager, out: Out, connect
     let service = args.service.clone();
     let reject = args.reject.clone();
     let save_dir = args.save_dir.clone();
+    let overwrite = args.overwrite;
+    let claims = Claims::default();
+    let max_chunk = args.net.accepted_data_size();
     let connected = connected.clone();
     app.register_ability(
         &args.app.module,
@@ -159,6 +168,9 @@ fn register(args: &ListenArgs, app: &AbilityConnectionManager, out: Out, connect
                 app: manager.clone(),
                 out,
                 save_dir: save_dir.clone(),
+                overwrite,
+                claims: claims.clone(),
+                max_chunk,
                 connected: connected.clone(),
             };
             let context = context.clone();
@@ -179,8 +191,14 @@ struct Serving {
     app: AbilityConnectionManager,
     out: Out,
     save_dir: Option<PathBuf>,
+    overwrite: bool,
+    claims: Claims,
+    max_chunk: u64,
     connected: Connected,
 }
+
+/// A file being received, and its meter.
+type Receiving = Option<(Inbound, Meter)>;
 
 impl Serving {
     async fn serve(
@@ -200,48 +218,67 @@ impl Serving {
         if let Ok(mut connected) = self.connected.lock() {
             connected.push(session);
         }
-        let mut file: Option<(FileHeader, Meter)> = None;
+        let mut file: Receiving = None;
         while let Some(event) = events.next().await {
             match &event {
-                Event::Message { msg, .. } if self.save_dir.is_some() => {
-                    if let Some(header) = FileHeader::from_message(msg) {
-                        self.out.line(
-                            "file",
-                            json!({ "peer": peer, "name": header.name, "length": header.length, "sha256": header.sha256 }),
-                            || format!("{peer} sends {} ({})", header.name, size(header.length)),
-                        );
-                        let meter = Meter::new(self.out, "receiving", &header.name, header.length);
-                        file = Some((header, meter));
-                        continue;
-                    }
-                    self.out.event(&peer, &event);
-                }
+                Event::Message { msg, .. } => match FileMessage::parse(msg) {
+                    Some(message) => match self.on_message(&peer, message, &mut file).await {
+                        Ok(Some(reply)) => {
+                            let _ = self.app.send_message(session, &reply).await;
+                        }
+                        Ok(None) => {}
+                        Err(why) => self.refuse(&peer, session, &mut file, why).await,
+                    },
+                    None => self.out.event(&peer, &event),
+                },
                 Event::DataProgress { received, .. } => {
-                    if let Some((_, meter)) = &mut file {
-                        meter.update(*received);
+                    if let Some((inbound, meter)) = &mut file {
+                        meter.update(inbound.have() + received);
                     }
                 }
                 Event::Data { data, .. } if file.is_some() => {
-                    if let (Some((header, _)), Some(dir)) = (file.take(), &self.save_dir) {
-                        let result = save(dir, &header, data);
-                        self.report_saved(&peer, &header, &result);
-                        let _ = self
-                            .app
-                            .send_message(session, &result_message(&result))
-                            .await;
+                    let Some((mut inbound, meter)) = file.take() else {
+                        continue;
+                    };
+                    let data = data.clone();
+                    let written = tokio::task::spawn_blocking(move || {
+                        let written = inbound.write(&data);
+                        (inbound, written)
+                    })
+                    .await;
+                    match written {
+                        Ok((inbound, Ok(()))) => {
+                            file = Some((inbound, meter));
+                            if file.as_ref().is_some_and(|(i, _)| i.v1_complete()) {
+                                let reply = self.finish(&peer, &mut file, None).await;
+                                let _ = self.app.send_message(session, &reply).await;
+                            }
+                        }
+                        Ok((inbound, Err(why))) => {
+                            file = Some((inbound, meter));
+                            self.refuse(&peer, session, &mut file, why).await;
+                        }
+                        Err(_) => {
+                            let why = "the write of a chunk failed".to_string();
+                            self.refuse(&peer, session, &mut None, why).await;
+                        }
                     }
                 }
                 Event::Disconnect { .. } => {
-                    if let Some((header, meter)) = file.take() {
+                    if let Some((inbound, mut meter)) = file.take() {
                         meter.abandon();
+                        let (name, have) = (inbound.header().name.clone(), inbound.have());
+                        let resumable = inbound.header().version != 1 && self.save_dir.is_some();
+                        inbound.abandon();
                         self.out.line(
                             "file-lost",
-                            json!({ "peer": peer, "name": header.name }),
+                            json!({ "peer": peer, "name": name, "kept": if resumable { have } else { 0 } }),
                             || {
-                                format!(
-                                    "the transfer of {} from {peer} was cut short: nothing saved",
-                                    header.name
-                                )
+                                if resumable {
+                                    format!("the transfer of {name} from {peer} was cut short: {} kept, to resume when it is sent again", size(have))
+                                } else {
+                                    format!("the transfer of {name} from {peer} was cut short: nothing saved")
+                                }
                             },
                         );
                     }
@@ -251,6 +288,9 @@ impl Serving {
                 _ => self.out.event(&peer, &event),
             }
         }
+        if let Some((inbound, _)) = file.take() {
+            inbound.abandon();
+        }
         if let Ok(mut connected) = self.connected.lock() {
             connected.retain(|s| *s != session);
         }
@@ -258,18 +298,140 @@ impl Serving {
         Ok(())
     }
 
-    fn report_saved(&self, peer: &str, header: &FileHeader, result: &Result<PathBuf, String>) {
-        match result {
-            Ok(path) => self.out.line(
-                "file-saved",
-                json!({ "peer": peer, "name": header.name, "path": path.display().to_string(), "length": header.length, "sha256": header.sha256 }),
-                || format!("saved {} ({}, sha256 verified)", path.display(), size(header.length)),
-            ),
+    /// Acts on a message of the file convention: returns the reply to send, or fails with why
+    /// the file is refused.
+    async fn on_message(
+        &self,
+        peer: &str,
+        message: FileMessage,
+        file: &mut Receiving,
+    ) -> Result<Option<String>, String> {
+        match message {
+            FileMessage::Header(header) => {
+                if let Some((inbound, _)) = file.take() {
+                    inbound.abandon();
+                }
+                let Some(dir) = self.save_dir.clone() else {
+                    return Err("this listener saves no files (it runs without --save-dir)".into());
+                };
+                self.out.line(
+                    "file",
+                    json!({ "peer": peer, "name": header.name, "length": header.length, "version": header.version }),
+                    || format!("{peer} sends {} ({})", header.name, size(header.length)),
+                );
+                let claims = self.claims.clone();
+                let opened =
+                    tokio::task::spawn_blocking(move || Inbound::open(header, Some(&dir), &claims))
+                        .await
+                        .map_err(|_| "the partial file could not be read".to_string())??;
+                let meter = Meter::new(
+                    self.out,
+                    "receiving",
+                    &opened.header().name,
+                    opened.header().length,
+                );
+                let reply = (opened.header().version != 1)
+                    .then(|| opened.ready(self.max_chunk).to_message());
+                *file = Some((opened, meter));
+                Ok(reply)
+            }
+            FileMessage::Data { offset } => {
+                let (inbound, meter) = file.as_mut().ok_or("acm-file-data before acm-file")?;
+                let (held, name) = (inbound.have(), inbound.header().name.clone());
+                inbound.start(offset)?;
+                if offset > 0 {
+                    *meter = Meter::new(self.out, "receiving", &name, inbound.header().length)
+                        .resuming_at(offset);
+                    self.out.line(
+                        "file-resumed",
+                        json!({ "peer": peer, "name": name, "offset": offset }),
+                        || {
+                            format!(
+                                "resuming {name} at {} (sha256 of what is held matched)",
+                                size(offset)
+                            )
+                        },
+                    );
+                } else if held > 0 {
+                    self.out.line(
+                        "file-restarted",
+                        json!({ "peer": peer, "name": name, "dropped": held }),
+                        || {
+                            format!(
+                                "{peer} starts {name} over: the {} held differ from its file",
+                                size(held)
+                            )
+                        },
+                    );
+                }
+                Ok(None)
+            }
+            FileMessage::End { sha256 } => {
+                let Some((inbound, _)) = file.as_mut() else {
+                    return Err("acm-file-end before acm-file".into());
+                };
+                if inbound.header().version == 1 {
+                    return Err("acm-file-end in a version 1 transfer".into());
+                }
+                Ok(Some(self.finish(peer, file, Some(sha256)).await))
+            }
+            // The sender's side of the convention: not for a receiver.
+            FileMessage::Ready { .. } | FileMessage::Result(_) => Ok(None),
+        }
+    }
+
+    /// Ends the file being received: checks it and puts it in place. Returns the answer.
+    async fn finish(&self, peer: &str, file: &mut Receiving, sha256: Option<String>) -> String {
+        let Some((inbound, mut meter)) = file.take() else {
+            return FileMessage::Result(Err("no file was announced".into())).to_message();
+        };
+        let (name, length) = (inbound.header().name.clone(), inbound.header().length);
+        let overwrite = self.overwrite;
+        let result =
+            tokio::task::spawn_blocking(move || inbound.finish(sha256.as_deref(), overwrite))
+                .await
+                .unwrap_or_else(|_| Err(format!("{name} could not be saved")));
+        meter.abandon();
+        match &result {
+            Ok(saved) => {
+                let path = self
+                    .save_dir
+                    .as_deref()
+                    .map(|dir| dir.join(saved).display().to_string())
+                    .unwrap_or_default();
+                self.out.line(
+                    "file-saved",
+                    json!({ "peer": peer, "name": name, "path": path, "length": length }),
+                    || format!("saved {path} ({}, sha256 verified)", size(length)),
+                );
+            }
             Err(why) => self.out.line(
                 "file-refused",
-                json!({ "peer": peer, "name": header.name, "why": why }),
-                || format!("did not save {}: {why}", header.name),
+                json!({ "peer": peer, "name": name, "why": why }),
+                || format!("did not save {name}: {why}"),
             ),
         }
+        FileMessage::Result(result).to_message()
+    }
+
+    /// Refuses the file being received (or announced), keeping nothing of it, and tells the
+    /// sender why.
+    async fn refuse(&self, peer: &str, session: SessionId, file: &mut Receiving, why: String) {
+        let name = match file.take() {
+            Some((inbound, mut meter)) => {
+                meter.abandon();
+                let name = inbound.header().name.clone();
+                inbound.discard();
+                name
+            }
+            None => String::new(),
+        };
+        self.out.line(
+            "file-refused",
+            json!({ "peer": peer, "name": name, "why": why }),
+            || format!("refused a file from {peer}: {why}"),
+        );
+        let answer = FileMessage::Result(Err(why)).to_message();
+        let _ = self.app.send_message(session, &answer).await;
     }
 }
