@@ -5,7 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Running, acm, all_files, cutting_relay, file_of, scratch, send_ok, visible_files};
+use support::{
+    Running, acm, all_files, cutting_relay, file_of, scratch, send_ok, stalling_relay,
+    visible_files,
+};
 
 /// How long a command may take to leave after Ctrl-C.
 const LEAVING: Duration = Duration::from_secs(10);
@@ -252,6 +255,31 @@ fn a_transfer_cut_by_a_lost_link_resumes_from_what_the_receiver_holds() {
     listener.expect("\"event\":\"file-saved\"");
     assert!(std::fs::read(save.join("payload.bin")).unwrap() == bytes);
     assert_eq!(all_files(&save), ["payload.bin"], "no partial file left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_c_during_send_says_what_the_receiver_holds_and_exits_1() {
+    let dir = scratch("interrupt");
+    let save = dir.join("save");
+    let (_listener, to) = listen(&["--save-dir", save.to_str().unwrap()]);
+    let (file, _) = file_of(&dir, 16 << 20);
+    // The relay holds the transfer after 6 MiB: Ctrl-C comes while it is under way.
+    let relay = stalling_relay(address_of(&to), 6 << 20);
+    let target = format!("acm-listener@{relay}");
+    let mut sender = Running::start(&[
+        "send",
+        file.to_str().unwrap(),
+        "--to",
+        &target,
+        "--service",
+        "chat",
+        "--yes",
+        "--json",
+    ]);
+    sender.expect("\"event\":\"progress\"");
+    sender.interrupt();
+    assert_eq!(sender.wait(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

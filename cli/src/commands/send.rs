@@ -229,7 +229,7 @@ async fn transfer(
                         }
                         Err(err) => {
                             meter.abandon();
-                            return Err(Failure::Lost(err.to_string()));
+                            return Err(Failure::Lost(lost(&open.peer, &err)));
                         }
                     }
                 }
@@ -262,7 +262,18 @@ async fn message(open: &Open, message: &FileMessage) -> Result<(), Failure> {
     open.app
         .send_message(open.session, &message.to_message())
         .await
-        .map_err(|err| Failure::Lost(err.to_string()))
+        .map_err(|err| Failure::Lost(lost(&open.peer, &err)))
+}
+
+/// Why a session broke, for people: the peer left (and why), or the API's error.
+fn lost(peer: &str, err: &AcmError) -> String {
+    match err {
+        AcmError::SessionEnded { reason, .. } => format!("{peer} left: {}", reason.name()),
+        AcmError::UnknownSession(_) | AcmError::NotConnected(_) => {
+            format!("the session with {peer} ended")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Waits for the receiver's message that `wanted` picks, printing the peer's other messages;

@@ -186,6 +186,16 @@ pub fn file_of(dir: &Path, len: usize) -> (PathBuf, Vec<u8>) {
 /// `target` and then cuts the connection both ways: a link lost midway, at a known point.
 /// Returns the address to dial.
 pub fn cutting_relay(target: &str, limit: u64) -> String {
+    relay(target, limit, false)
+}
+
+/// A TCP relay to `target` for one connection, which passes at most `limit` bytes towards
+/// `target` and then passes nothing more, the connection left open: a transfer held midway.
+pub fn stalling_relay(target: &str, limit: u64) -> String {
+    relay(target, limit, true)
+}
+
+fn relay(target: &str, limit: u64, stall: bool) -> String {
     use std::io::Read as _;
     use std::net::{Shutdown, TcpListener, TcpStream};
     let target: std::net::SocketAddr = target
@@ -223,6 +233,12 @@ pub fn cutting_relay(target: &str, limit: u64) -> String {
                     }
                     left -= n as u64;
                 }
+            }
+        }
+        if stall {
+            // Held open, unread, until the test's process ends.
+            loop {
+                std::thread::park();
             }
         }
         let _ = dialer.shutdown(Shutdown::Both);
