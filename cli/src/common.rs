@@ -85,11 +85,6 @@ pub struct NetArgs {
     /// a serial (UART) one.
     #[arg(long, value_name = "tcp://HOST:PORT|serial:PATH")]
     pub hci: Option<String>,
-    /// With --transport ble: write every HCI packet between this host and its controller to
-    /// FILE, as a btsnoop log (Wireshark and `btmon -r` read it), to see what the connection
-    /// asked for and was granted (SPEC section 13.5).
-    #[arg(long, value_name = "FILE")]
-    pub hci_log: Option<PathBuf>,
     /// The largest data transfer this device accepts, in bytes, announced to its peers (default
     /// 100 MiB); `acm send` sends larger files in chunks of at most the receiver's.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
@@ -176,10 +171,8 @@ pub async fn tcp_device(
     default_id: &str,
     extra_peer: Option<(DeviceId, SocketAddr)>,
 ) -> Result<(Device, Option<SocketAddr>), CliError> {
-    if net.hci.is_some() || net.hci_log.is_some() {
-        return Err(CliError::cannot_run(
-            "--hci and --hci-log go with --transport ble",
-        ));
+    if net.hci.is_some() {
+        return Err(CliError::cannot_run("--hci goes with --transport ble"));
     }
     let id = device_id(net.device_id.as_deref().unwrap_or(default_id))?;
     let transport = match &net.listen {
@@ -244,15 +237,13 @@ pub async fn ble_device(
             id.as_str().len()
         )));
     }
-    let mut config = BleConfig::new(id, hci).with_accept(accepts);
-    if let Some(log) = &net.hci_log {
-        config = config.with_hci_log(log);
-    }
-    let transport = BleTransport::start(config).await.map_err(|e| {
-        CliError::cannot_run(format!(
-            "cannot use the Bluetooth controller at {hci_text}: {e}"
-        ))
-    })?;
+    let transport = BleTransport::start(BleConfig::new(id, hci).with_accept(accepts))
+        .await
+        .map_err(|e| {
+            CliError::cannot_run(format!(
+                "cannot use the Bluetooth controller at {hci_text}: {e}"
+            ))
+        })?;
     Ok(Device::new(transport, net.device_config()?))
 }
 

@@ -9,8 +9,10 @@
 //! start). Errors are one sentence on stderr, starting `acm: `; errors of the API start with the
 //! reference's error code (201, 401, 801), failed connects name their connect error code.
 
+mod capture;
 mod commands;
 mod common;
+mod pcap;
 mod security;
 mod transfer;
 
@@ -18,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{chat, conformance, devices, keys, listen, send};
+use commands::{chat, conformance, devices, keys, listen, proxy, send};
 use common::CliError;
 
 /// The acm protocol stack's command line.
@@ -61,6 +63,9 @@ enum Command {
     /// Sends a file with a progress meter; the receiver (acm listen --save-dir) verifies its
     /// length and SHA-256 and saves it atomically.
     Send(send::SendArgs),
+    /// Sits between two implementations over TCP: forwards every byte unchanged and prints each
+    /// frame decoded, one per line, with the SPEC rules it breaks; --pcap FILE keeps a capture.
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => block_on(listen::run(args)),
         Command::Chat(args) => block_on(chat::run(args)),
         Command::Send(args) => block_on(send::run(args)),
+        Command::Proxy(args) => block_on(proxy::run(args)),
         Command::Id(args) => keys::id(args),
         Command::Trust(args) => keys::trust(args),
     };

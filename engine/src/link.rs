@@ -304,10 +304,7 @@ impl LinkEngine {
             Phase::Open(peer) => {
                 let keepalive = peer.keepalive;
                 let silence = keepalive.saturating_mul(3);
-                if self.wants_transmit() && passed(now, self.last_sent, silence) {
-                    self.fail_link_abandoning(format!(
-                        "LINK-13: the peer took no frame for {silence:?}"
-                    ));
+                if self.close_if_unread(now, silence) {
                     return;
                 }
                 if passed(now, self.last_received, silence) {
@@ -326,8 +323,22 @@ impl LinkEngine {
                 while let Some(channel) = self.channels.expired(now) {
                     self.expire(channel);
                 }
+                // A frame queued just now, on a link whose transport has taken nothing for the
+                // silence (the clock moved on by more than that at once), falls under LINK-13
+                // too: no deadline is left in the past.
+                self.close_if_unread(now, silence);
             }
         }
+    }
+
+    /// Closes the link if frames wait and the transport has taken none for `silence` (SPEC
+    /// `LINK-13`); tells whether it did.
+    fn close_if_unread(&mut self, now: Instant, silence: Duration) -> bool {
+        if self.wants_transmit() && passed(now, self.last_sent, silence) {
+            self.fail_link_abandoning(format!("LINK-13: the peer took no frame for {silence:?}"));
+            return true;
+        }
+        false
     }
 
     /// The transport lost the link: every session ends with NETWORK_DISCONNECTED.
@@ -787,13 +798,13 @@ impl LinkEngine {
     }
 
     /// Closes the link with `RESOURCE_EXHAUSTED` because the peer does not read what it is
-    /// sent (SPEC `LINK-13`): what waits to be sent is dropped, and the LINK_CLOSE queued alone
-    /// may never reach the peer.
+    /// sent (SPEC `LINK-13`): what waits to be sent is dropped (but a HELLO not sent yet, which
+    /// comes first, `LINK-1`), and the LINK_CLOSE queued after may never reach the peer.
     pub(crate) fn fail_link_abandoning(&mut self, detail: String) {
         if self.is_closed() {
             return;
         }
-        self.outbound.clear_control();
+        self.outbound.clear_control_after_hello();
         self.fail_link(LinkCloseReason::ResourceExhausted, detail);
     }
 

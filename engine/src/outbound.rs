@@ -4,8 +4,10 @@
 use std::collections::VecDeque;
 
 use acm_transport::FrameBuf;
+use acm_wire::FLAG_MORE;
 use acm_wire::Fragmenter;
 use acm_wire::budget::Charge;
+use acm_wire::pb::FrameType;
 use bytes::Bytes;
 
 #[derive(Debug)]
@@ -51,6 +53,9 @@ pub(crate) struct Outbound {
     answers: usize,
     /// The bytes of `control`, added up.
     control_bytes: usize,
+    /// Whether the last control frame taken out was a piece of a split body with more to come
+    /// (FLAG_MORE): its other pieces go before any other frame (SPEC `FRAME-10`).
+    mid_body: bool,
     transfers: VecDeque<Transfer>,
 }
 
@@ -132,6 +137,7 @@ impl Outbound {
     /// DATA frame comes as its headers and its chunk, which shares the app's data.
     pub(crate) fn next(&mut self) -> Option<(FrameBuf, Option<Sent>)> {
         if let Some(Queued { frame, answer }) = self.control.pop_front() {
+            self.mid_body = more_follows(&frame);
             self.answers = self.answers.saturating_sub(usize::from(answer));
             self.control_bytes = self.control_bytes.saturating_sub(frame.len());
             return Some((frame.into(), None));
@@ -175,6 +181,32 @@ impl Outbound {
         self.control_bytes = 0;
     }
 
+    /// Drops the control frames waiting, as [`Outbound::clear_control`] does, but those that
+    /// must come before a LINK_CLOSE queued next: the link's HELLO if it has not been sent (SPEC
+    /// `LINK-1`), and the rest of a split body whose first pieces have (`FRAME-10`).
+    pub(crate) fn clear_control_after_hello(&mut self) {
+        let mut kept = VecDeque::new();
+        let hello_first = self
+            .control
+            .front()
+            .is_some_and(|queued| queued.frame.get(3) == Some(&(FrameType::Hello as u8)));
+        if hello_first {
+            kept.extend(self.control.pop_front());
+        } else if self.mid_body {
+            while let Some(piece) = self.control.pop_front() {
+                let more = more_follows(&piece.frame);
+                kept.push_back(piece);
+                if !more {
+                    break;
+                }
+            }
+        }
+        self.clear_control();
+        self.answers = kept.iter().filter(|queued| queued.answer).count();
+        self.control_bytes = kept.iter().map(|queued| queued.frame.len()).sum();
+        self.control = kept;
+    }
+
     /// Drops the transfers, returning them: they were cut short. Control frames already queued
     /// (a HELLO not yet sent, answers, closes) still go out, before a LINK_CLOSE queued after.
     pub(crate) fn clear_transfers(&mut self) -> Vec<TransferDone> {
@@ -186,4 +218,9 @@ impl Outbound {
             })
             .collect()
     }
+}
+
+/// Whether `frame` is a piece of a split body with more pieces to come (FLAG_MORE).
+fn more_follows(frame: &[u8]) -> bool {
+    frame.get(4).is_some_and(|flags| flags & FLAG_MORE != 0)
 }

@@ -80,6 +80,8 @@ pub struct Handshake {
     commitment: [u8; 32],
     /// The handshake hash after message 2.
     h2: Option<[u8; 32]>,
+    /// The dialer's ephemeral public key, which names the link in key logs.
+    dialer_ephemeral: [u8; 32],
 }
 
 impl std::fmt::Debug for Handshake {
@@ -151,6 +153,7 @@ impl Handshake {
             nonce,
             commitment,
             h2: None,
+            dialer_ephemeral: [0; 32],
         })
     }
 
@@ -198,6 +201,9 @@ impl Handshake {
             return Err(failed("the Noise message has an unexpected length"));
         }
         message.truncate(envelope::HEADER_LEN + len);
+        if self.step == 0 {
+            self.note_dialer_ephemeral(&message[envelope::HEADER_LEN..]);
+        }
         self.advance();
         Ok(message.into())
     }
@@ -238,7 +244,10 @@ impl Handshake {
             return Err(failed("a handshake payload of the wrong length"));
         };
         match self.step {
-            0 => self.commitment.copy_from_slice(carried),
+            0 => {
+                self.commitment.copy_from_slice(carried);
+                self.note_dialer_ephemeral(body);
+            }
             2 => {
                 self.nonce.copy_from_slice(carried);
                 let opened: [u8; 32] = Sha256::digest(self.nonce).into();
@@ -252,6 +261,23 @@ impl Handshake {
         Ok(())
     }
 
+    /// The link's record keys as a key log line holds them (SPEC section 17.12).
+    fn link_keys(&mut self) -> crate::keylog::LinkKeys {
+        let (dialer_key, acceptor_key) = self.noise.dangerously_get_raw_split();
+        crate::keylog::LinkKeys {
+            dialer_ephemeral: self.dialer_ephemeral,
+            dialer_key,
+            acceptor_key,
+        }
+    }
+
+    /// Keeps the dialer's ephemeral key from message 1's body (its first 32 bytes).
+    fn note_dialer_ephemeral(&mut self, body: &[u8]) {
+        if let Some(key) = body.first_chunk::<32>() {
+            self.dialer_ephemeral = *key;
+        }
+    }
+
     fn advance(&mut self) {
         self.step += 1;
         if self.step == 2 {
@@ -260,7 +286,7 @@ impl Handshake {
     }
 
     /// The finished handshake's results.
-    pub fn finish(self) -> Result<Established, SecureError> {
+    pub fn finish(mut self) -> Result<Established, SecureError> {
         let (Some(h2), true) = (self.h2, self.is_finished()) else {
             return Err(failed("the handshake is not finished"));
         };
@@ -271,6 +297,9 @@ impl Handshake {
             .ok_or_else(|| failed("the peer's static key is missing"))?;
         let handshake_hash = self.hash();
         let code = pairing_code(&h2, &self.nonce);
+        if std::env::var_os(crate::keylog::KEYLOG_ENV).is_some() {
+            self.link_keys().log();
+        }
         let transport = self.noise.into_stateless_transport_mode()?;
         Ok(Established {
             peer_key,
@@ -314,6 +343,62 @@ mod tests {
         assert_eq!(d.code, a.code);
         assert_eq!(d.handshake_hash, a.handshake_hash);
         assert_ne!(d.peer_key, a.peer_key);
+    }
+
+    /// A handshake run through: the logged keys, and both sides' results.
+    fn finished() -> (crate::keylog::LinkKeys, Established, Established) {
+        let (mut dialer, mut acceptor) = pair();
+        let m1 = dialer.write_message().unwrap();
+        acceptor.read_message(&m1).unwrap();
+        let m2 = acceptor.write_message().unwrap();
+        dialer.read_message(&m2).unwrap();
+        let m3 = dialer.write_message().unwrap();
+        acceptor.read_message(&m3).unwrap();
+        let keys = dialer.link_keys();
+        assert_eq!(keys, acceptor.link_keys());
+        assert_eq!(keys.dialer_ephemeral[..], m1[envelope::HEADER_LEN..][..32]);
+        (keys, dialer.finish().unwrap(), acceptor.finish().unwrap())
+    }
+
+    #[test]
+    fn the_logged_keys_open_each_directions_records_across_a_rekey() {
+        let (keys, dialer, acceptor) = finished();
+        let mut opener = crate::keylog::RecordOpener::new(&keys.dialer_key).unwrap();
+        let mut counter = crate::record::Counter::default();
+        for n in 0..crate::record::REKEY_INTERVAL + 2 {
+            let frame = n.to_be_bytes();
+            let record = dialer.records.seal(&mut counter, &frame).unwrap();
+            let opened = opener.open(&record[envelope::HEADER_LEN..]);
+            assert_eq!(opened.as_deref(), Some(&frame[..]), "record {n}");
+        }
+        let mut opener = crate::keylog::RecordOpener::new(&keys.acceptor_key).unwrap();
+        let mut counter = crate::record::Counter::default();
+        let record = acceptor.records.seal(&mut counter, b"").unwrap();
+        assert_eq!(opener.open(&record[envelope::HEADER_LEN..]), Some(vec![]));
+        // A changed byte does not open; the next record still does.
+        let mut bad = acceptor.records.seal(&mut counter, b"x").unwrap().to_vec();
+        bad[envelope::HEADER_LEN] ^= 1;
+        assert_eq!(opener.open(&bad[envelope::HEADER_LEN..]), None);
+        let record = acceptor.records.seal(&mut counter, b"y").unwrap();
+        assert_eq!(
+            opener.open(&record[envelope::HEADER_LEN..]),
+            Some(b"y".to_vec())
+        );
+    }
+
+    #[test]
+    fn an_opener_that_starts_late_skips_to_its_record_rekeys_included() {
+        let (keys, dialer, _) = finished();
+        let mut late = crate::keylog::RecordOpener::new(&keys.dialer_key).unwrap();
+        let mut counter = crate::record::Counter::default();
+        let mut last = Bytes::new();
+        let n = crate::record::REKEY_INTERVAL + 2;
+        for i in 0..=n {
+            last = dialer.records.seal(&mut counter, &i.to_be_bytes()).unwrap();
+        }
+        let opened = late.open_at(n, &last[envelope::HEADER_LEN..]);
+        assert_eq!(opened.as_deref(), Some(&n.to_be_bytes()[..]));
+        assert_eq!(late.open_at(0, &last[envelope::HEADER_LEN..]), None);
     }
 
     #[test]

@@ -62,6 +62,7 @@ mod establish;
 mod files;
 pub mod handshake;
 mod identity;
+pub mod keylog;
 mod link;
 mod pairing;
 pub mod record;

@@ -51,11 +51,13 @@ pub mod decoder;
 pub mod error;
 pub mod frame;
 pub mod header;
+pub mod inspect;
 pub mod limits;
 mod peer_info;
 pub mod pool;
 pub mod reassembly;
 pub mod reference;
+pub mod schema;
 pub mod segment;
 pub mod version;
 

@@ -18,6 +18,7 @@ use acm_conformance::wire::{
 use acm_conformance::{CaseResult, Expectations, Report, Verdict, coverage};
 use acm_transport_tcp::{TcpConfig, TcpTransport};
 
+use crate::capture::{Recorder, file_name};
 use crate::common::tcp_address;
 
 /// The options of `acm peer`.
@@ -96,6 +97,15 @@ pub struct ConformanceArgs {
     /// `acm peer --report-memory FILE` does), shown for each attack.
     #[arg(long, value_name = "FILE", requires = "robustness")]
     memory_from: Option<PathBuf>,
+    /// With --target: reach the target through a recorder and keep a capture of every failing
+    /// case, DIR/CASE.pcapng (one packet per frame; tools/wireshark/ reads it).
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "target",
+        conflicts_with = "robustness"
+    )]
+    pcap: Option<PathBuf>,
 }
 
 /// Runs `acm peer`.
@@ -231,10 +241,27 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
                 } else {
                     Some(SecureConfig::ephemeral().map_err(|e| e.to_string())?)
                 };
+                let (addr, recorder) = match &args.pcap {
+                    Some(dir) => {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+                        let (local, recorder) = Recorder::start(addr)
+                            .await
+                            .map_err(|e| format!("cannot start the recorder: {e}"))?;
+                        (local, Some((recorder, dir)))
+                    }
+                    None => (addr, None),
+                };
                 let target = TcpTarget::connect_with(addr, suite, !args.no_data, security, timers)
                     .await
                     .map_err(|e| format!("cannot reach {address}: {e}"))?;
-                Ok(run_wire_suite(&target, &args.cases, |r| progress(r, quiet)).await)
+                Ok(run_wire_suite(&target, &args.cases, |r| {
+                    progress(r, quiet);
+                    if let Some((recorder, dir)) = &recorder {
+                        keep_capture(recorder, dir, r);
+                    }
+                })
+                .await)
             })
         }),
     };
@@ -246,6 +273,20 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
         }
     };
     finish(&report, &expectations, args)
+}
+
+/// Writes the capture of `result`'s case when it failed, and forgets it either way.
+fn keep_capture(recorder: &Recorder, dir: &std::path::Path, result: &CaseResult) {
+    let failed = matches!(result.verdict, Verdict::Fail { .. });
+    let path = failed.then(|| dir.join(file_name(result.case.id)));
+    match recorder.case_ended(path.as_deref()) {
+        Ok(()) => {
+            if let Some(path) = path {
+                println!("              capture: {}", path.display());
+            }
+        }
+        Err(err) => eprintln!("acm: cannot write the capture of {}: {err}", result.case.id),
+    }
 }
 
 fn progress(result: &CaseResult, quiet: bool) {

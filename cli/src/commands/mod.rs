@@ -6,5 +6,6 @@ pub mod devices;
 pub mod keys;
 pub mod listen;
 pub mod mock;
+pub mod proxy;
 pub mod robustness;
 pub mod send;

@@ -22,8 +22,14 @@ pub struct Running {
 
 impl Running {
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// As [`Running::start`], with these environment variables set.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_acm"))
             .args(args)
+            .envs(env.iter().copied())
             .env("XDG_CONFIG_HOME", fresh_config())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -61,6 +67,18 @@ impl Running {
                 Err(_) => panic!("no line with {needle:?}; saw {:#?}", self.seen),
             }
         }
+    }
+
+    /// Presses Ctrl-C, waits for the exit, and returns every line printed (those already
+    /// seen by [`Running::expect`] included).
+    pub fn interrupt_and_collect(&mut self) -> Vec<String> {
+        self.interrupt();
+        self.wait();
+        let mut lines = std::mem::take(&mut self.seen);
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            lines.push(line);
+        }
+        lines
     }
 
     pub fn type_line(&mut self, line: &str) {
@@ -268,4 +286,84 @@ pub fn all_files(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The first `tcp://...` in `line`.
+pub fn address(line: &str) -> String {
+    let start = line.find("tcp://").expect("an address");
+    line[start..]
+        .split(|c: char| c == '"' || c == ',' || c.is_whitespace())
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `acm peer` over plain TCP with the short timers; returns it and where it listens.
+pub fn start_peer() -> (Running, String) {
+    let mut peer = Running::start(&[
+        "peer",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--insecure",
+        "--short-timers",
+    ]);
+    let line = peer.expect("tcp://");
+    (peer, address(&line))
+}
+
+/// `acm proxy` in front of `peer_address`, with `flags`; returns it and where it listens.
+pub fn start_proxy(peer_address: &str, flags: &[&str]) -> (Running, String) {
+    let mut args = vec![
+        "proxy",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--to",
+        peer_address,
+    ];
+    args.extend_from_slice(flags);
+    let mut proxy = Running::start(&args);
+    let listening = address(&proxy.expect("listening"));
+    (proxy, listening)
+}
+
+/// Runs the wire suite's cases that contain `cases` against `target` (plain, short timers);
+/// whether they all passed.
+pub fn suite(target: &str, cases: &str) -> bool {
+    let output = acm(&[
+        "conformance",
+        "--target",
+        target,
+        "--insecure",
+        "--short-timers",
+        "--quiet",
+        "--cases",
+        cases,
+    ]);
+    output.status.success()
+}
+
+/// `acm peer` over secure TCP with the short timers, writing its links' keys to `keylog`
+/// (`ACM_KEYLOGFILE`); returns it and where it listens.
+pub fn start_logging_peer(keylog: &Path) -> (Running, String) {
+    let mut peer = Running::start_with_env(
+        &["peer", "--listen", "tcp://127.0.0.1:0", "--short-timers"],
+        &[("ACM_KEYLOGFILE", keylog.as_os_str())],
+    );
+    let line = peer.expect("tcp://");
+    (peer, address(&line))
+}
+
+/// Runs the wire suite's cases that contain `cases` against `target` over secure links (short
+/// timers); whether they all passed.
+pub fn secure_suite(target: &str, cases: &str) -> bool {
+    let output = acm(&[
+        "conformance",
+        "--target",
+        target,
+        "--short-timers",
+        "--quiet",
+        "--cases",
+        cases,
+    ]);
+    output.status.success()
 }

@@ -660,48 +660,64 @@ async fn device_budget(t: &dyn WireTarget) -> Step<()> {
     goes_on(&mut filler, filled).await
 }
 
-/// How long a peer that reads nothing may keep sending before its link must have closed: three
-/// of the implementation's keepalive intervals (`LINK-13`), and room for the close.
+/// How long the implementation may keep a link up once the suite's sends have stopped going
+/// through (the implementation stopped reading): three of its keepalive intervals (`LINK-13`),
+/// and room for the close.
 fn unread_limit(peer: &Peer) -> std::time::Duration {
     peer.timers.keepalive * 4 + std::time::Duration::from_secs(10)
 }
 
+/// How long the suite goes on sending while its sends still go through: the sockets' buffers
+/// fill first (over TCP they can take tens of MiB each way).
+const FILL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// PINGs a peer offers before the suite calls the implementation's answers unbounded.
-const UNREAD_PINGS: u64 = 2_000_000;
+const UNREAD_PINGS: u64 = 50_000_000;
 
 async fn pings_unread(t: &dyn WireTarget) -> Step<()> {
     let peer = Peer::up(t).await?;
     let link = peer.link();
+    let limit = unread_limit(&peer);
+    let started = tokio::time::Instant::now();
     let mut sent = 0u64;
-    let ended = tokio::time::timeout(unread_limit(&peer), async {
-        while sent < UNREAD_PINGS {
-            let ping = Control::Ping(pb::Ping { value: sent });
-            let frame = ping
-                .encode_frame(1, 0)
-                .map_err(|e| Verdict::fail("an encodable PING", e.to_string()))?;
-            if link.send(frame).await.is_err() {
-                return Ok(true);
-            }
-            sent += 1;
-        }
-        Ok::<bool, Verdict>(false)
-    })
-    .await;
-    match ended {
-        Err(_) => {
-            return fail(
-                "the link closed while the suite read nothing (LINK-13)",
-                format!("it stayed open through {sent} PINGs"),
-            );
-        }
-        Ok(Err(verdict)) => return Err(verdict),
-        Ok(Ok(false)) => {
+    // PINGs as fast as the link takes them, nothing read. A send that waits is never given up
+    // (that would end a secure link): the suite watches how long it has waited.
+    loop {
+        if sent == UNREAD_PINGS {
             return fail(
                 format!("the link closed before {UNREAD_PINGS} PINGs went unanswered (LINK-13)"),
                 "it took them all",
             );
         }
-        Ok(Ok(true)) => {}
+        if started.elapsed() > FILL_LIMIT {
+            return fail(
+                format!("the implementation to stop reading within {FILL_LIMIT:?} (LINK-13)"),
+                format!("it took {sent} PINGs and kept reading"),
+            );
+        }
+        let frame = Control::Ping(pb::Ping { value: sent })
+            .encode_frame(1, 0)
+            .map_err(|e| Verdict::fail("an encodable PING", e.to_string()))?;
+        let send = link.send(frame);
+        tokio::pin!(send);
+        let waiting = tokio::time::Instant::now();
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut send => break outcome,
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                    if waiting.elapsed() > limit {
+                        return fail(
+                            "the link closed while the suite read nothing (LINK-13)",
+                            format!("it stayed open {limit:?} after the suite's sends stopped going through, {sent} PINGs in"),
+                        );
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => sent += 1,
+            Err(_) => break,
+        }
     }
     let wanted = LinkCloseReason::ResourceExhausted as u32;
     match link.closure() {
