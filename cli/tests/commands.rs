@@ -50,6 +50,27 @@ fn chat_and_listen_see_each_others_messages_and_the_disconnect_reason() {
     listener.expect("PEER_APP_CLOSE_COLLABORATION");
 }
 
+#[test]
+fn an_over_long_line_is_not_sent_and_the_chat_goes_on_with_nothing_lost() {
+    let (mut listener, to) = listen(&[]);
+    let mut chat = Running::start(&["chat", "--to", &to, "--service", "chat", "--yes"]);
+    chat.expect("connected to acm-listener");
+    chat.type_line("typed just before");
+    chat.type_line(&"x".repeat(1025));
+    chat.type_line("typed just after");
+    chat.expect("line not sent: 1025 bytes, at most 1024");
+    listener.expect("> typed just before");
+    listener.expect("> typed just after");
+    // The listener's typed lines have the same bound.
+    listener.type_line(&"é".repeat(600));
+    listener.expect("line not sent: 1200 bytes, at most 1024");
+    listener.type_line("still here");
+    chat.expect("acm-listener> still here");
+    assert_eq!(chat.wait(), Some(0));
+    let left = listener.expect("disconnected from");
+    assert!(left.contains("PEER_APP_CLOSE_COLLABORATION"), "{left}");
+}
+
 /// The code a `pairing with ... code NNN NNN` line shows.
 fn code_of(line: &str) -> String {
     let at = line.find("code ").expect("a code") + 5;

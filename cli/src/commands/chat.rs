@@ -1,7 +1,9 @@
 //! `acm chat`: opens a session to an app on another device; typed lines go out as messages and
 //! the peer's messages are printed. Ctrl-C or the end of input disconnects.
 
-use acm::{AbilityConnectionManager, ConnectOptions, Device, Event, EventStream, SessionId};
+use acm::{
+    AbilityConnectionManager, AcmError, ConnectOptions, Device, Event, EventStream, SessionId,
+};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -154,15 +156,20 @@ pub async fn run(args: &ChatArgs) -> Result<(), CliError> {
     };
     let mut open = open(&args.peer, out, false).await?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut failure = None;
     let ended = loop {
         tokio::select! {
             () = interrupt.wait() => break None,
             line = lines.next_line() => match line {
-                Ok(Some(line)) => {
-                    if let Err(err) = open.app.send_message(open.session, &line).await {
-                        return Err(err.into());
+                Ok(Some(line)) => match open.app.send_message(open.session, &line).await {
+                    Ok(()) => {}
+                    Err(err @ AcmError::MessageTooLong { .. }) => not_sent(out, &err),
+                    Err(err) => {
+                        // What was sent before leaves before the process does.
+                        failure = Some(CliError::from(err));
+                        break None;
                     }
-                }
+                },
                 _ => break None,
             },
             event = open.events.next() => match event {
@@ -177,12 +184,25 @@ pub async fn run(args: &ChatArgs) -> Result<(), CliError> {
         }
     };
     if ended.is_none() {
-        out.line("left", json!({ "peer": open.peer }), || {
-            "disconnecting".into()
-        });
+        if failure.is_none() {
+            out.line("left", json!({ "peer": open.peer }), || {
+                "disconnecting".into()
+            });
+        }
         open.close().await;
     } else {
         open.device.shutdown();
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
+}
+
+/// Says that a typed line was too long to go as one message, and the session goes on: the
+/// line is not sent, nothing else is lost.
+pub fn not_sent(out: Out, err: &AcmError) {
+    let AcmError::MessageTooLong { len, max } = err else {
+        return;
+    };
+    out.line("not-sent", json!({ "bytes": len, "max": max }), || {
+        format!("line not sent: {len} bytes, at most {max}")
+    });
 }

@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use acm::{AbilityConnectionManager, CollaborateRequest, CollaborateResult, Event, SessionId};
+use acm::{
+    AbilityConnectionManager, AcmError, CollaborateRequest, CollaborateResult, Event, SessionId,
+};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
+use crate::commands::chat::not_sent;
 use crate::common::{
     AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device,
     close_device, tcp_device,
@@ -110,8 +113,13 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
                 Ok(Some(line)) => {
                     let sessions = connected.lock().map(|s| s.clone()).unwrap_or_default();
                     for session in sessions {
-                        if let Err(err) = app.send_message(session, &line).await {
-                            out.line("error", json!({ "message": err.to_string() }), || format!("acm: {err}"));
+                        match app.send_message(session, &line).await {
+                            Ok(()) => {}
+                            Err(err @ AcmError::MessageTooLong { .. }) => {
+                                not_sent(out, &err);
+                                break;
+                            }
+                            Err(err) => out.line("error", json!({ "message": err.to_string() }), || format!("acm: {err}")),
                         }
                     }
                 }
