@@ -12,11 +12,11 @@ use acm_transport_ble::{BleConfig, BleTransport, HciEndpoint};
 use acm_transport_tcp::TcpTransport;
 use serde_json::{Value, json};
 
-/// Exit code: the command ran but the outcome is a failure (a case failed, a request was
-/// rejected, a transfer was lost or did not verify).
+/// Exit code: the command ran but the outcome is a failure (a case failed, a connect failed or
+/// was rejected, a transfer was lost or did not verify).
 pub const EXIT_FAILED: u8 = 1;
-/// Exit code: the command could not run (bad arguments, unreadable files, an unreachable
-/// device, a transport that cannot start).
+/// Exit code: the command could not run (bad arguments, unreadable files, a transport that
+/// cannot start, an unreachable conformance target).
 pub const EXIT_CANNOT_RUN: u8 = 2;
 
 /// A command that did not succeed: one sentence, and the exit code.

@@ -2,11 +2,12 @@
 //! reference peer, and lets a person try the stack: list devices, listen as an app, chat, and
 //! send files with progress.
 //!
-//! Exit codes, for every command: 0 when it did what was asked (for `conformance`: every result
-//! as expected); 1 when it ran and the outcome is a failure (a case had an unexpected result, a
-//! request was rejected, a transfer was cut short or did not verify); 2 when it could not run
-//! (bad arguments, unreadable files, an unreachable device or target, a transport that cannot
-//! start). Errors are one sentence on stderr, starting `acm: `; errors of the API start with the
+//! Exit codes, for every command, as `acm --help` and README list them: 0 when it did what was
+//! asked (for `conformance`: every result as expected); 1 when it ran and the outcome is a
+//! failure (a case had an unexpected result, a connect failed or was rejected, a device could
+//! not be reached, a transfer was cut short or did not verify); 2 when it could not run (bad
+//! arguments, unreadable files, a transport that cannot start, an unreachable conformance
+//! target). Errors are one sentence on stderr, starting `acm: `; errors of the API start with the
 //! reference's error code (201, 401, 801), failed connects name their connect error code.
 
 mod capture;
@@ -23,13 +24,21 @@ use clap::{Parser, Subcommand};
 use commands::{chat, conformance, devices, keys, listen, proxy, send};
 use common::CliError;
 
+/// What `acm --help` ends with: the exit codes, as README's table has them, and the logs.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the command ran and failed: an unexpected conformance result, a connect that failed or was rejected (a device that cannot be reached included), a transfer cut short or not verified
+  2  the command could not run: bad arguments, unreadable files, a transport that cannot start, an unreachable conformance target
+Logs: -v, -vv, or RUST_LOG (for example RUST_LOG=acm=debug), on stderr.";
+
 /// The acm protocol stack's command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "acm",
     version,
     about,
-    after_help = "Exit codes: 0 success; 1 the command ran and failed (an unexpected conformance result, a rejected request, a transfer cut short or not verified); 2 the command could not run (bad arguments, unreadable files, an unreachable device).\nLogs: -v, -vv, or RUST_LOG (for example RUST_LOG=acm=debug), on stderr."
+    after_help = AFTER_HELP
 )]
 struct Cli {
     /// More logs on stderr (-v, -vv); RUST_LOG overrides.

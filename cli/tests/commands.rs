@@ -476,3 +476,47 @@ fn ble_needs_a_controller_a_short_listening_id_and_a_plain_device_id() {
         "--listen and --peer go with --transport tcp",
     );
 }
+
+/// The rows of README's exit code table: (code, meaning).
+fn readme_exit_codes() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let table = readme
+        .split("| exit code | meaning |")
+        .nth(1)
+        .expect("README has an exit code table");
+    table
+        .lines()
+        .skip(2)
+        .map_while(|line| {
+            let cells: Vec<&str> = line.strip_prefix('|')?.split('|').map(str::trim).collect();
+            Some((cells.first()?.to_string(), cells.get(1)?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn help_lists_the_exit_codes_of_readme_and_an_unreachable_device_is_1() {
+    let rows = readme_exit_codes();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let help = acm(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (code, meaning) in &rows {
+        assert!(
+            help.contains(&format!("\n  {code}  {meaning}\n")),
+            "exit code {code} of README ({meaning}) is not in acm --help: {help}"
+        );
+    }
+    // A port nobody listens on: the command ran, and the connect failed.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = free.local_addr().unwrap();
+    drop(free);
+    let to = format!("tablet@tcp://{address}");
+    let output = acm(&["chat", "--to", &to, "--service", "chat", "--insecure"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(rows[1].1.contains("a device that cannot be reached"));
+    // Bad arguments.
+    let output = acm(&["chat", "--service"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}
