@@ -112,6 +112,13 @@ impl NetArgs {
         Ok(config)
     }
 
+    /// Whether `--peer` gives an address for device `id`.
+    pub fn names_peer(&self, id: &DeviceId) -> bool {
+        self.peers
+            .iter()
+            .any(|peer| peer_address(peer).is_ok_and(|(peer, _)| peer == *id))
+    }
+
     /// The largest transfer this device accepts.
     pub fn accepted_data_size(&self) -> u64 {
         self.max_data_size
@@ -180,7 +187,7 @@ pub async fn tcp_device(
             let addr = tcp_address(listen).map_err(CliError::cannot_run)?;
             TcpTransport::bind(id.clone(), addr)
                 .await
-                .map_err(|e| CliError::cannot_run(format!("cannot listen on {listen}: {e}")))?
+                .map_err(|e| CliError::cannot_run(cannot_listen(listen, e)))?
         }
         None => TcpTransport::client(id.clone()),
     };
@@ -193,6 +200,47 @@ pub async fn tcp_device(
     }
     let local = transport.local_addr();
     Ok((Device::new(transport, net.device_config()?), local))
+}
+
+/// Why a TCP transport could not listen on `listen`, said once.
+pub fn cannot_listen(listen: &str, err: acm_transport_tcp::TcpError) -> String {
+    match err {
+        acm_transport_tcp::TcpError::Bind { source, .. } => {
+            format!("cannot listen on {listen}: {source}")
+        }
+        other => format!("cannot listen on {listen}: {other}"),
+    }
+}
+
+/// How long [`probe`] waits for a device to answer.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Which device answers at `address` over TCP: the id its OPEN gives, or why none does (nothing
+/// listens there, another service does). The connection is closed at once.
+pub async fn probe(address: SocketAddr) -> Result<DeviceId, String> {
+    let prober = TcpTransport::client(device_id("acm-probe").map_err(|e| e.message)?);
+    let dialed = tokio::time::timeout(PROBE_TIMEOUT, prober.dial_addr(address)).await;
+    let link = match dialed {
+        Ok(Ok(link)) => link,
+        Ok(Err(acm::transport::TransportError::Io(err)))
+            if err.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            return Err(format!(
+                "the service at tcp://{address} does not speak acm ({err})"
+            ));
+        }
+        Ok(Err(acm::transport::TransportError::Io(err))) if err.raw_os_error().is_some() => {
+            return Err(format!(
+                "nothing listens at tcp://{address} ({})",
+                err.kind()
+            ));
+        }
+        Ok(Err(err)) => return Err(format!("tcp://{address}: {err}")),
+        Err(_) => return Err(format!("nothing answered at tcp://{address} in time")),
+    };
+    let id = link.peer_device().clone();
+    link.close(acm::transport::CloseReason::normal()).await;
+    Ok(id)
 }
 
 /// `--hci`: `tcp://HOST:PORT`, `serial:PATH` or a plain path.

@@ -520,3 +520,104 @@ fn help_lists_the_exit_codes_of_readme_and_an_unreachable_device_is_1() {
     let output = acm(&["chat", "--service"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
+
+/// A TCP address where nothing listens (a port free a moment ago).
+fn free_address() -> String {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = free.local_addr().unwrap();
+    format!("tcp://{address}")
+}
+
+/// `acm chat --to TO` run to its end: its exit code and stderr.
+fn chat_to(to: &str) -> (Option<i32>, String) {
+    let output = acm(&["chat", "--to", to, "--service", "chat", "--insecure"]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn a_failed_connect_says_whether_nothing_listens_another_device_or_another_service_answers() {
+    let nobody = free_address();
+    let (code, stderr) = chat_to(&format!("tablet@{nobody}"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("nothing listens at {nobody} (connection refused)")),
+        "{stderr}"
+    );
+
+    let (_listener, to) = listen(&["--insecure"]);
+    let address = address_of(&to).to_string();
+    let (code, stderr) = chat_to(&format!("tablet@{address}"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "device acm-listener answers at {address}, not tablet"
+        )),
+        "{stderr}"
+    );
+
+    // A service that greets every connection with a line of text, as SSH does.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_address = format!("tcp://{}", other.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in other.incoming().map_while(Result::ok) {
+            use std::io::Write as _;
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n");
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut stream, &mut std::io::sink());
+            });
+        }
+    });
+    let (code, stderr) = chat_to(&format!("tablet@{other_address}"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the service at {other_address} does not speak acm"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn to_without_an_address_or_without_an_id_hints_at_id_at_address() {
+    cannot_run(
+        "chat --to tablet --service chat --insecure",
+        "--to tablet gives no address: over TCP write --to tablet@tcp://HOST:PORT (or add --peer tablet=tcp://HOST:PORT)",
+    );
+    let (_listener, to) = listen(&["--insecure"]);
+    let address = address_of(&to).to_string();
+    cannot_run(
+        &format!("send Cargo.toml --to {address} --service chat --insecure"),
+        &format!(
+            "--to {address} gives no device id: device acm-listener answers there, so write --to acm-listener@{address}"
+        ),
+    );
+    let nobody = free_address();
+    cannot_run(
+        &format!("chat --to {nobody} --service chat --insecure"),
+        &format!(
+            "--to {nobody} gives no device id: write --to ID@{nobody}, though nothing listens"
+        ),
+    );
+}
+
+#[test]
+fn a_port_in_use_is_said_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("tcp://{}", taken.local_addr().unwrap());
+    let output = acm(&[
+        "listen",
+        "--listen",
+        &address,
+        "--service",
+        "chat",
+        "--insecure",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("acm: cannot listen on {address}: ")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("cannot listen").count(), 1, "{stderr}");
+}

@@ -10,7 +10,7 @@ use tokio::io::AsyncBufReadExt as _;
 use crate::commands::mock::{DEMO_PEER, Demo, demo_network};
 use crate::common::{
     AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device, ble_target,
-    close_device, target, tcp_device,
+    close_device, probe, target, tcp_address, tcp_device,
 };
 use crate::security::Pairing;
 
@@ -79,7 +79,16 @@ pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Ope
     let own_id = format!("acm-{}", std::process::id());
     let (device, demo, peer) = match args.net.transport {
         TransportKind::Tcp => {
-            let (peer, address) = target(to()?)?;
+            let text = to()?;
+            if text.starts_with("tcp://") {
+                return Err(no_device_id(text).await);
+            }
+            let (peer, address) = target(text)?;
+            if address.is_none() && !args.net.names_peer(&peer) {
+                return Err(CliError::cannot_run(format!(
+                    "--to {text} gives no address: over TCP write --to {text}@tcp://HOST:PORT (or add --peer {text}=tcp://HOST:PORT)"
+                )));
+            }
             let extra = address.map(|a| (peer.clone(), a));
             (tcp_device(&args.net, &own_id, extra).await?.0, None, peer)
         }
@@ -145,6 +154,21 @@ pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Ope
         events,
         peer,
         demo,
+    })
+}
+
+/// `--to tcp://HOST:PORT` has no device id: says how to write it, with the id of the device
+/// that answers there when one does.
+async fn no_device_id(text: &str) -> CliError {
+    let found = match tcp_address(text) {
+        Ok(address) => probe(address).await,
+        Err(why) => return CliError::cannot_run(why),
+    };
+    CliError::cannot_run(match found {
+        Ok(id) => format!(
+            "--to {text} gives no device id: device {id} answers there, so write --to {id}@{text}"
+        ),
+        Err(why) => format!("--to {text} gives no device id: write --to ID@{text}, though {why}"),
     })
 }
 
