@@ -261,7 +261,7 @@ fn a_transfer_cut_by_a_lost_link_resumes_from_what_the_receiver_holds() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("resumes from there"),
+        stderr.contains("again resumes from what acm-listener kept"),
         "the sender says what sending again does: {stderr}"
     );
     let lost = listener.expect("\"event\":\"file-lost\"");
@@ -301,6 +301,51 @@ fn ctrl_c_during_send_says_what_the_receiver_holds_and_exits_1() {
     sender.expect("\"event\":\"progress\"");
     sender.interrupt();
     assert_eq!(sender.wait(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The length of the partial file in `dir` (0 when there is none).
+fn partial_length(dir: &std::path::Path) -> u64 {
+    all_files(dir)
+        .iter()
+        .filter(|name| name.starts_with(".acm-partial-"))
+        .filter_map(|name| std::fs::metadata(dir.join(name)).ok())
+        .map(|metadata| metadata.len())
+        .sum()
+}
+
+#[test]
+fn a_listener_stopped_mid_transfer_says_what_it_keeps() {
+    let dir = scratch("listener-stops");
+    let save = dir.join("save");
+    let (mut listener, to) = listen(&["--save-dir", save.to_str().unwrap(), "--json"]);
+    let (file, _) = file_of(&dir, 16 << 20);
+    // The relay holds the transfer after 6 MiB: Ctrl-C comes while it is under way.
+    let relay = stalling_relay(address_of(&to), 6 << 20);
+    let target = format!("acm-listener@{relay}");
+    let _sender = Running::start(&[
+        "send",
+        file.to_str().unwrap(),
+        "--to",
+        &target,
+        "--service",
+        "chat",
+        "--yes",
+    ]);
+    listener.expect("\"event\":\"progress\"");
+    // Once the first chunk of 4 MiB is written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while partial_length(&save) < 4 << 20 {
+        assert!(std::time::Instant::now() < deadline, "no chunk written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let lines = listener.interrupt_and_collect();
+    let lost = lines
+        .iter()
+        .find(|line| line.contains("\"event\":\"file-lost\""))
+        .unwrap_or_else(|| panic!("the listener says what it keeps: {lines:#?}"));
+    assert!(!lost.contains("\"kept\":0,"), "{lost}");
+    assert!(visible_files(&save).is_empty(), "nothing saved");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -12,8 +12,8 @@ use tokio::io::AsyncBufReadExt as _;
 
 use crate::commands::chat::not_sent;
 use crate::common::{
-    AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device,
-    close_device, tcp_device,
+    AppName, CLOSE_LIMIT, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind,
+    ble_device, close_device, tcp_device,
 };
 use crate::security::Pairing;
 use crate::transfer::{Claims, FileMessage, Inbound, Meter, size};
@@ -48,6 +48,39 @@ pub struct ListenArgs {
 
 /// The sessions connected now, to send typed lines to.
 type Connected = Arc<Mutex<Vec<SessionId>>>;
+
+/// The tasks serving sessions, and the word to stop that they all watch: when the command
+/// ends, each says how its session ended (a file cut short) before the process goes.
+#[derive(Clone)]
+struct Serves {
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Serves {
+    fn new() -> Self {
+        Self {
+            tasks: Arc::default(),
+            stop: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Tells every task to stop, and waits for them (at most [`CLOSE_LIMIT`]).
+    async fn stop(&self) {
+        self.stop.send_replace(true);
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut tasks| tasks.drain(..).collect())
+            .unwrap_or_default();
+        let _ = tokio::time::timeout(CLOSE_LIMIT, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+    }
+}
 
 /// Runs `acm listen`.
 pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
@@ -91,7 +124,8 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
     };
     let app = device.manager(&args.app.context());
     let connected: Connected = Arc::default();
-    register(args, &app, out, &connected);
+    let serves = Serves::new();
+    register(args, &app, out, &connected, &serves);
     let id = device.id().to_string();
     fields["device"] = json!(id);
     fields["service"] = json!(args.service);
@@ -127,6 +161,8 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
             },
         }
     }
+    // Each session's task reports a file cut short, and ends its progress line.
+    serves.stop().await;
     let sessions = connected.lock().map(|s| s.clone()).unwrap_or_default();
     for session in sessions {
         let _ = app.disconnect(session);
@@ -135,7 +171,14 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn register(args: &ListenArgs, app: &AbilityConnectionManager, out: Out, connected: &Connected) {
+fn register(
+    args: &ListenArgs,
+    app: &AbilityConnectionManager,
+    out: Out,
+    connected: &Connected,
+    serves: &Serves,
+) {
+    let serves = serves.clone();
     let manager = app.clone();
     let context = args.app.context();
     let service = args.service.clone();
@@ -180,15 +223,20 @@ fn register(args: &ListenArgs, app: &AbilityConnectionManager, out: Out, connect
                 claims: claims.clone(),
                 max_chunk,
                 connected: connected.clone(),
+                stop: serves.stop.subscribe(),
             };
             let context = context.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let Err(err) = serving.serve(request, &context).await {
                     out.line("error", json!({ "message": err.to_string() }), || {
                         format!("acm: {err}")
                     });
                 }
             });
+            if let Ok(mut tasks) = serves.tasks.lock() {
+                tasks.retain(|task| !task.is_finished());
+                tasks.push(task);
+            }
             CollaborateResult::Accept
         },
     );
@@ -203,6 +251,8 @@ struct Serving {
     claims: Claims,
     max_chunk: u64,
     connected: Connected,
+    /// Becomes true when the command ends.
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A file being received, and its meter.
@@ -210,7 +260,7 @@ type Receiving = Option<(Inbound, Meter)>;
 
 impl Serving {
     async fn serve(
-        self,
+        mut self,
         request: CollaborateRequest,
         context: &acm::Context,
     ) -> Result<(), acm::AcmError> {
@@ -227,7 +277,14 @@ impl Serving {
             connected.push(session);
         }
         let mut file: Receiving = None;
-        while let Some(event) = events.next().await {
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                _ = self.stop.wait_for(|stop| *stop) => None,
+            };
+            let Some(event) = event else {
+                break;
+            };
             match &event {
                 Event::Message { msg, .. } => match FileMessage::parse(msg) {
                     Some(message) => match self.on_message(&peer, message, &mut file).await {
@@ -273,37 +330,44 @@ impl Serving {
                     }
                 }
                 Event::Disconnect { .. } => {
-                    if let Some((inbound, mut meter)) = file.take() {
-                        meter.abandon();
-                        let (name, have) = (inbound.header().name.clone(), inbound.have());
-                        let resumable = inbound.header().version != 1 && self.save_dir.is_some();
-                        inbound.abandon();
-                        self.out.line(
-                            "file-lost",
-                            json!({ "peer": peer, "name": name, "kept": if resumable { have } else { 0 } }),
-                            || {
-                                if resumable {
-                                    format!("the transfer of {name} from {peer} was cut short: {} kept, to resume when it is sent again", size(have))
-                                } else {
-                                    format!("the transfer of {name} from {peer} was cut short: nothing saved")
-                                }
-                            },
-                        );
-                    }
+                    self.cut_short(&peer, &mut file);
                     self.out.event(&peer, &event);
                     break;
                 }
                 _ => self.out.event(&peer, &event),
             }
         }
-        if let Some((inbound, _)) = file.take() {
-            inbound.abandon();
-        }
+        // The command ends, or the session's events did without a disconnect.
+        self.cut_short(&peer, &mut file);
         if let Ok(mut connected) = self.connected.lock() {
             connected.retain(|s| *s != session);
         }
         let _ = self.app.destroy_ability_connection_session(session);
         Ok(())
+    }
+
+    /// A transfer under way that ends with its session: its progress line ends, and what is
+    /// kept for a resume is said.
+    fn cut_short(&self, peer: &str, file: &mut Receiving) {
+        let Some((inbound, mut meter)) = file.take() else {
+            return;
+        };
+        meter.abandon();
+        let (name, have) = (inbound.header().name.clone(), inbound.have());
+        let resumable = inbound.header().version != 1 && self.save_dir.is_some();
+        inbound.abandon();
+        let kept = if resumable { have } else { 0 };
+        self.out.line(
+            "file-lost",
+            json!({ "peer": peer, "name": name, "kept": kept }),
+            || {
+                if resumable {
+                    format!("the transfer of {name} from {peer} was cut short: {} kept, to resume when it is sent again", size(have))
+                } else {
+                    format!("the transfer of {name} from {peer} was cut short: nothing saved")
+                }
+            },
+        );
     }
 
     /// Acts on a message of the file convention: returns the reply to send, or fails with why

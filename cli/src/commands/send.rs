@@ -83,7 +83,7 @@ pub async fn run(args: &SendArgs) -> Result<(), CliError> {
     let length = header.length;
     let held = || {
         format!(
-            "{peer} holds {} of {}; `acm send` of the same file resumes from there",
+            "{} of {} sent; `acm send` of the same file again resumes from what {peer} kept",
             size(sent.get()),
             size(length)
         )
