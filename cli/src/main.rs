@@ -78,7 +78,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = wants_json();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err, json),
+    };
     common::init_logs(cli.verbose);
     let result = match &cli.command {
         Command::Conformance(args) => return conformance::conformance(args),
@@ -93,11 +97,63 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("acm: {}", err.message);
-            ExitCode::from(err.code)
-        }
+        Err(err) => fail(&err, json),
     }
+}
+
+/// Whether the command's output is JSON lines (`--json`; not `acm conformance --json FILE`,
+/// which writes a report), so that its error is one more JSON object.
+fn wants_json() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.iter().find(|arg| !arg.starts_with('-'));
+    args.iter().any(|arg| arg == "--json") && command.is_some_and(|c| c != "conformance")
+}
+
+/// Reports a failed command: one sentence on stderr, starting `acm: `, and with `--json` the
+/// same as a JSON object on stdout, `{"event":"error","message":...,"exit_code":...}`.
+fn fail(err: &CliError, json: bool) -> ExitCode {
+    eprintln!("acm: {}", err.message);
+    if json {
+        let object = serde_json::json!({
+            "event": "error",
+            "message": err.message,
+            "exit_code": err.code,
+        });
+        println!("{object}");
+    }
+    ExitCode::from(err.code)
+}
+
+/// Bad arguments, said as every other error is (clap's own `error:` becomes `acm: `, in one
+/// sentence with clap's tip, if any); help and version are printed as asked.
+fn usage_error(err: &clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        let _ = err.print();
+        return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(common::EXIT_CANNOT_RUN));
+    }
+    // clap's text: the error (its first line, and the arguments it lists under it), a blank
+    // line, then the usage and where to learn more.
+    let text = err.render().to_string();
+    let error: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let error = error.join(" ");
+    let mut message = error.strip_prefix("error: ").unwrap_or(&error).to_string();
+    if message.is_empty() {
+        message = "bad arguments".into();
+    }
+    match text.lines().find_map(|line| line.strip_prefix("Usage: ")) {
+        Some(usage) => message.push_str(&format!("; usage: {usage} (--help says more)")),
+        None => message.push_str(" (--help says more)"),
+    }
+    fail(&CliError::cannot_run(message), json)
 }
 
 fn block_on(

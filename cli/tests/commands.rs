@@ -264,6 +264,10 @@ fn a_transfer_cut_by_a_lost_link_resumes_from_what_the_receiver_holds() {
         stderr.contains("again resumes from what acm-listener kept"),
         "the sender says what sending again does: {stderr}"
     );
+    assert!(
+        stderr.contains("(acm-listener left: NETWORK_DISCONNECTED)") && !stderr.contains("401"),
+        "the peer that left, not the API's error: {stderr}"
+    );
     let lost = listener.expect("\"event\":\"file-lost\"");
     assert!(!lost.contains("\"kept\":0"), "{lost}");
     assert!(visible_files(&save).is_empty(), "nothing saved yet");
@@ -665,4 +669,105 @@ fn a_port_in_use_is_said_once() {
         "{stderr}"
     );
     assert_eq!(stderr.matches("cannot listen").count(), 1, "{stderr}");
+}
+
+#[test]
+fn devices_checks_that_each_peer_answers_and_with_which_id() {
+    let (_listener, to) = listen(&[]);
+    let address = address_of(&to).to_string();
+    let nobody = free_address();
+    let output = acm(&[
+        "devices",
+        "--peer",
+        &format!("acm-listener={address}"),
+        "--peer",
+        &format!("tablet={address}"),
+        "--peer",
+        &format!("phone={nobody}"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("acm-listener\tacm-listener\t{address}"),
+            format!(
+                "phone\tphone\t{nobody}\tnot answering: nothing listens at {nobody} (connection refused)"
+            ),
+            format!("tablet\ttablet\t{address}\tnot answering: device acm-listener answers there"),
+        ],
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn devices_watch_sees_a_peer_stop_answering() {
+    let (listener, to) = listen(&["--insecure"]);
+    let address = address_of(&to).to_string();
+    let mut devices = Running::start(&[
+        "devices",
+        "--watch",
+        "--interval",
+        "1",
+        "--json",
+        "--peer",
+        &format!("acm-listener={address}"),
+    ]);
+    let first = devices.expect("\"event\":\"device\"");
+    assert!(first.contains("\"answers\":true"), "{first}");
+    drop(listener);
+    let then = devices.expect("\"event\":\"device\"");
+    assert!(then.contains("\"answers\":false"), "{then}");
+    assert!(then.contains("nothing listens"), "{then}");
+}
+
+#[test]
+fn a_dialer_with_v_logs_nothing_about_accepting_links() {
+    let output = acm(&[
+        "chat",
+        "-v",
+        "--to",
+        &format!("tablet@{}", free_address()),
+        "--service",
+        "chat",
+        "--insecure",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("accepting links"), "{stderr}");
+}
+
+#[test]
+fn bad_arguments_start_with_acm_and_with_json_errors_are_json_objects() {
+    let output = acm(&["devices", "--bogus"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("acm: unexpected argument '--bogus' found; usage: acm devices"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    for args in [
+        &["devices", "--json", "--bogus"][..],
+        &["devices", "--json", "--peer", "no-address"][..],
+        &["chat", "--json", "--service", "chat", "--to", "tablet"][..],
+    ] {
+        let output = acm(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let error: serde_json::Value =
+            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        assert_eq!(error["event"], "error", "{stdout}");
+        assert_eq!(error["exit_code"], 2, "{stdout}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.trim_end(),
+            format!("acm: {}", error["message"].as_str().unwrap()),
+            "stderr says the same"
+        );
+    }
 }
