@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -192,7 +192,7 @@ pub fn is_plain_name(name: &str) -> bool {
         && name.len() <= 255
         && name != "."
         && name != ".."
-        && !name.starts_with(".acm-partial-")
+        && !name.starts_with(PARTIAL_PREFIX)
         && !name.contains(['/', '\\'])
         && !name.chars().any(char::is_control)
 }
@@ -238,6 +238,11 @@ pub struct Claim {
 }
 
 impl Claims {
+    /// Whether a transfer writes `path` now.
+    fn is_claimed(&self, path: &Path) -> bool {
+        self.0.lock().map_or(true, |held| held.contains(path))
+    }
+
     fn claim(&self, path: &Path) -> Option<Claim> {
         let mut held = self.0.lock().ok()?;
         held.insert(path.to_path_buf()).then(|| Claim {
@@ -255,6 +260,40 @@ impl Drop for Claim {
     }
 }
 
+/// How long a partial file that nothing wrote to is kept for a resume: older ones are deleted
+/// when `acm listen --save-dir` starts and whenever a file is announced.
+pub const PARTIAL_KEPT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Deletes the partial files in `dir` last written more than `kept` before `now`, except those
+/// being written; returns how many went. A file that cannot be read or deleted stays.
+pub fn sweep_partials(dir: &Path, claims: &Claims, kept: Duration, now: SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| n.starts_with(PARTIAL_PREFIX)) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|metadata| metadata.modified().ok())
+            .and_then(|modified| now.duration_since(modified).ok())
+            .is_some_and(|age| age > kept);
+        let path = entry.path();
+        if stale && !claims.is_claimed(&path) && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// How the names of partial files start.
+const PARTIAL_PREFIX: &str = ".acm-partial-";
+
 /// Where a receiver keeps what it holds of the file `name` of `length` bytes between
 /// transfers: a hidden name in the save directory, the same for every transfer of a file of
 /// that name and length. It does not depend on the sending device, whose id may change from
@@ -262,7 +301,7 @@ impl Drop for Claim {
 /// sender's check of what is held, by its SHA-256, is what makes resuming safe.
 pub fn partial_name(name: &str, length: u64) -> String {
     let key = Sha256::digest(format!("{name}\0{length}"));
-    format!(".acm-partial-{}", &hex(&key)[..32])
+    format!("{PARTIAL_PREFIX}{}", &hex(&key)[..32])
 }
 
 /// The receiving end of one file: what it holds so far, written to a partial file (or, with no
@@ -772,6 +811,34 @@ mod tests {
         assert_eq!(second.finish(Some(&sum), false), Ok("a (1).txt".into()));
         assert_eq!(names(&dir), ["a (1).txt", "a.txt"]);
         assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"abcdef");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stale_partial_files_go_and_recent_or_claimed_ones_stay() {
+        let dir = dir("sweep");
+        let claims = Claims::default();
+        let day = Duration::from_secs(24 * 60 * 60);
+        let now = SystemTime::now();
+        let made = |name: &str, age: Duration| {
+            let file = File::create(dir.join(name)).unwrap();
+            file.set_modified(now - age).unwrap();
+        };
+        made(&partial_name("old.bin", 1), 8 * day);
+        made(&partial_name("recent.bin", 1), day);
+        made(&partial_name("busy.bin", 1), 8 * day);
+        made("old-but-mine.txt", 30 * day);
+        let _busy = claims
+            .claim(&dir.join(partial_name("busy.bin", 1)))
+            .unwrap();
+        assert_eq!(sweep_partials(&dir, &claims, PARTIAL_KEPT, now), 1);
+        let mut left = vec![
+            partial_name("recent.bin", 1),
+            partial_name("busy.bin", 1),
+            "old-but-mine.txt".to_string(),
+        ];
+        left.sort();
+        assert_eq!(names(&dir), left);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

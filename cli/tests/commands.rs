@@ -354,6 +354,34 @@ fn a_listener_stopped_mid_transfer_says_what_it_keeps() {
 }
 
 #[test]
+fn partial_files_unused_for_a_week_are_deleted_when_listen_starts() {
+    let dir = scratch("stale");
+    let save = dir.join("save");
+    let week_and_a_day = Duration::from_secs(8 * 24 * 60 * 60);
+    let made = |name: &str, age: Duration| {
+        let file = std::fs::File::create(save.join(name)).unwrap();
+        file.set_modified(std::time::SystemTime::now() - age)
+            .unwrap();
+    };
+    made(
+        ".acm-partial-00000000000000000000000000000000",
+        week_and_a_day,
+    );
+    made(
+        ".acm-partial-11111111111111111111111111111111",
+        Duration::from_secs(60),
+    );
+    made("kept.txt", week_and_a_day);
+    // Deleted before it says where it listens.
+    let (_listener, _) = listen(&["--save-dir", save.to_str().unwrap()]);
+    assert_eq!(
+        all_files(&save),
+        [".acm-partial-11111111111111111111111111111111", "kept.txt"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_changed_file_is_not_resumed_but_sent_whole() {
     let dir = scratch("changed");
     let save = dir.join("save");

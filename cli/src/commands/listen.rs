@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use acm::{
     AbilityConnectionManager, AcmError, CollaborateRequest, CollaborateResult, Event, SessionId,
@@ -16,7 +17,7 @@ use crate::common::{
     ble_device, close_device, tcp_device,
 };
 use crate::security::Pairing;
-use crate::transfer::{Claims, FileMessage, Inbound, Meter, size};
+use crate::transfer::{Claims, FileMessage, Inbound, Meter, PARTIAL_KEPT, size, sweep_partials};
 
 /// The options of `acm listen`.
 #[derive(Debug, clap::Args)]
@@ -35,6 +36,7 @@ pub struct ListenArgs {
     /// Save the files sent with `acm send` in this directory. A file is written to a hidden
     /// partial file there as it arrives, and renamed to its name once its length and SHA-256
     /// match; a transfer cut short leaves its partial file, from which sending it again resumes.
+    /// Partial files that nothing wrote to for 7 days are deleted.
     #[arg(long)]
     save_dir: Option<PathBuf>,
     /// Replace a file of the same name in --save-dir, instead of saving beside it as
@@ -107,6 +109,18 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
             dir.display()
         )));
     }
+    let claims = Claims::default();
+    if let Some(dir) = &args.save_dir {
+        let removed = sweep_partials(dir, &claims, PARTIAL_KEPT, SystemTime::now());
+        if removed > 0 {
+            let days = PARTIAL_KEPT.as_secs() / (24 * 60 * 60);
+            out.line(
+                "partials-removed",
+                json!({ "count": removed, "days": days }),
+                || format!("deleted {removed} partial file(s) in {} that nothing wrote to for {days} days", dir.display()),
+            );
+        }
+    }
     let (device, mut fields, place) = if args.net.transport == TransportKind::Ble {
         let device = ble_device(&args.net, "acm-listener", true).await?;
         let hci = args.net.hci.clone().unwrap_or_default();
@@ -125,7 +139,7 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
     let app = device.manager(&args.app.context());
     let connected: Connected = Arc::default();
     let serves = Serves::new();
-    register(args, &app, out, &connected, &serves);
+    register(args, &app, out, &connected, &serves, claims);
     let id = device.id().to_string();
     fields["device"] = json!(id);
     fields["service"] = json!(args.service);
@@ -177,6 +191,7 @@ fn register(
     out: Out,
     connected: &Connected,
     serves: &Serves,
+    claims: Claims,
 ) {
     let serves = serves.clone();
     let manager = app.clone();
@@ -185,7 +200,6 @@ fn register(
     let reject = args.reject.clone();
     let save_dir = args.save_dir.clone();
     let overwrite = args.overwrite;
-    let claims = Claims::default();
     let max_chunk = args.net.accepted_data_size();
     let connected = connected.clone();
     app.register_ability(
@@ -392,10 +406,12 @@ impl Serving {
                     || format!("{peer} sends {} ({})", header.name, size(header.length)),
                 );
                 let claims = self.claims.clone();
-                let opened =
-                    tokio::task::spawn_blocking(move || Inbound::open(header, Some(&dir), &claims))
-                        .await
-                        .map_err(|_| "the partial file could not be read".to_string())??;
+                let opened = tokio::task::spawn_blocking(move || {
+                    sweep_partials(&dir, &claims, PARTIAL_KEPT, SystemTime::now());
+                    Inbound::open(header, Some(&dir), &claims)
+                })
+                .await
+                .map_err(|_| "the partial file could not be read".to_string())??;
                 let meter = Meter::new(
                     self.out,
                     "receiving",
