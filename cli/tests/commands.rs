@@ -799,3 +799,54 @@ fn bad_arguments_start_with_acm_and_with_json_errors_are_json_objects() {
         );
     }
 }
+
+#[test]
+fn processes_sharing_a_key_folder_get_one_key_and_pair_with_each_other() {
+    let dir = scratch("shared-keys");
+    let keys = dir.join("keys");
+    let keys = keys.to_str().unwrap();
+    // Started together, before the folder exists: one key for all.
+    let starting: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_acm"))
+                .args(["id", "--identity", keys])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut fingerprints: Vec<String> = starting
+        .into_iter()
+        .map(|id| {
+            let output = id.wait_with_output().unwrap();
+            assert!(output.status.success(), "{output:?}");
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    fingerprints.dedup();
+    assert_eq!(fingerprints.len(), 1, "{fingerprints:?}");
+    // Two devices of one key folder pair with each other at the same moment: both write the
+    // trust store, and neither change is lost.
+    let (mut listener, to) = listen(&["--identity", keys, "--yes"]);
+    let mut chat = Running::start(&[
+        "chat",
+        "--to",
+        &to,
+        "--service",
+        "chat",
+        "--identity",
+        keys,
+        "--yes",
+    ]);
+    chat.expect("connected to acm-listener");
+    chat.type_line("one folder, two devices");
+    listener.expect("> one folder, two devices");
+    let trust = std::fs::read_to_string(dir.join("keys").join("trust")).unwrap();
+    assert_eq!(trust.lines().count(), 2, "{trust}");
+    assert_eq!(chat.wait(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
