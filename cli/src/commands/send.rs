@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 use crate::commands::chat::{Open, PeerArgs, open};
 use crate::common::{CliError, Interrupt, Out};
 use crate::transfer::{
-    DEFAULT_CHUNK, FileHeader, FileMessage, Meter, hash_prefix, hex, is_plain_name, size,
+    CACHE_PIECE, DEFAULT_CHUNK, FileHeader, FileMessage, Meter, hash_prefix, hex, is_plain_name,
+    size,
 };
 
 /// How long to wait for the receiver's answer to the file's announcement.
@@ -367,16 +368,19 @@ fn read(
     while left > 0 {
         let want = usize::try_from(left.min(chunk)).unwrap_or(usize::MAX);
         let mut buffer = vec![0u8; want];
-        if let Err(err) = file.read_exact(&mut buffer) {
-            let why = if err.kind() == std::io::ErrorKind::UnexpectedEof {
-                "it became shorter while being sent".to_string()
-            } else {
-                err.to_string()
-            };
-            let _ = tx.blocking_send(Piece::Failed(why));
-            return;
+        // Piece by piece, each hashed while it is still in the processor's cache.
+        for piece in buffer.chunks_mut(CACHE_PIECE) {
+            if let Err(err) = file.read_exact(piece) {
+                let why = if err.kind() == std::io::ErrorKind::UnexpectedEof {
+                    "it became shorter while being sent".to_string()
+                } else {
+                    err.to_string()
+                };
+                let _ = tx.blocking_send(Piece::Failed(why));
+                return;
+            }
+            hasher.update(&*piece);
         }
-        hasher.update(&buffer);
         left -= want as u64;
         if tx.blocking_send(Piece::Chunk(Bytes::from(buffer))).is_err() {
             return;
