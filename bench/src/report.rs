@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use serde_json::{Value, json};
+
 use crate::harness::Spread;
 
 /// A figure with its unit, as shown in the table.
@@ -163,87 +165,98 @@ pub fn table(machine: &Machine, rows: &[Row]) -> String {
 
 /// The table as a JSON document.
 pub fn json(machine: &Machine, rows: &[Row]) -> String {
-    let mut out = String::from("{\n");
-    let load = |load: Option<[f64; 3]>| {
-        load.map_or_else(
-            || "null".into(),
-            |[a, b, c]| format!("[{}, {}, {}]", number(a), number(b), number(c)),
-        )
-    };
-    let _ = writeln!(
-        out,
-        "  \"machine\": {{\"cores\": {}, \"load_before\": {}, \"load_after\": {}, \"quick\": {}}},",
-        machine.cores,
-        load(machine.load_before),
-        load(machine.load_after),
-        machine.quick
-    );
-    out.push_str("  \"rows\": [\n");
-    for (i, row) in rows.iter().enumerate() {
-        let baseline = row.baseline.as_ref().map_or_else(
-            || "null".into(),
-            |(name, f)| {
-                format!(
-                    "{{\"name\": {}, \"value\": {}, \"unit\": {}}}",
-                    string(name),
-                    number(f.value),
-                    string(f.unit)
-                )
-            },
-        );
-        let ratio = row.ratio.map_or_else(
-            || "null".into(),
-            |r| {
-                format!(
-                    "{{\"median\": {}, \"p10\": {}, \"p90\": {}}}",
-                    number(r.median),
-                    number(r.low),
-                    number(r.high)
-                )
-            },
-        );
-        let met = row.met.map_or_else(|| "null".into(), |m| m.to_string());
-        let _ = write!(
-            out,
-            "    {{\"measure\": {}, \"ours\": {{\"value\": {}, \"unit\": {}}}, \"baseline\": {}, \
-             \"ratio\": {}, \"target\": {}, \"met\": {}, \"note\": {}}}",
-            string(&row.measure),
-            number(row.ours.value),
-            string(row.ours.unit),
-            baseline,
-            ratio,
-            string(&row.target),
-            met,
-            string(&row.note)
-        );
-        out.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
-    }
-    out.push_str("  ]\n}\n");
-    out
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "measure": row.measure,
+                "ours": {"value": row.ours.value, "unit": row.ours.unit},
+                "baseline": row.baseline.as_ref().map(|(name, f)| {
+                    json!({"name": name, "value": f.value, "unit": f.unit})
+                }),
+                "ratio": row.ratio.map(|r| json!({"median": r.median, "p10": r.low, "p90": r.high})),
+                "target": row.target,
+                "met": row.met,
+                "note": row.note,
+            })
+        })
+        .collect();
+    let document = json!({
+        "machine": {
+            "cores": machine.cores,
+            "load_before": machine.load_before,
+            "load_after": machine.load_after,
+            "quick": machine.quick,
+        },
+        "rows": rows,
+    });
+    // Numbers that are not finite (a ratio over nothing) are written as null.
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
-fn number(value: f64) -> String {
-    if value.is_finite() {
-        format!("{value}")
-    } else {
-        "null".into()
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+    #[test]
+    fn json_keeps_every_field_escapes_text_and_writes_no_number_that_is_not_finite() {
+        let machine = Machine {
+            cores: 2,
+            load_before: Some([0.5, 1.0, 1.5]),
+            load_after: None,
+            quick: true,
+        };
+        let rows = [
+            Row {
+                measure: "send \"1 GiB\"\n\u{1}".into(),
+                ours: Figure::new(1.25, "GB/s"),
+                baseline: Some(("nc".into(), Figure::new(f64::NAN, "GB/s"))),
+                ratio: Some(Spread {
+                    median: 1.5,
+                    low: 1.25,
+                    high: f64::INFINITY,
+                }),
+                target: "≤ 1.5×".into(),
+                met: Some(true),
+                note: "\\ back".into(),
+            },
+            Row {
+                measure: "rss".into(),
+                ours: Figure::new(64.0, "MiB"),
+                baseline: None,
+                ratio: None,
+                target: String::new(),
+                met: None,
+                note: String::new(),
+            },
+        ];
+        let text = json(&machine, &rows);
+        let value: Value = serde_json::from_str(&text).expect("the document is JSON");
+        assert_eq!(
+            value["machine"],
+            json!({"cores": 2, "load_before": [0.5, 1.0, 1.5], "load_after": null, "quick": true})
+        );
+        let first = &value["rows"][0];
+        assert_eq!(first["measure"], "send \"1 GiB\"\n\u{1}");
+        assert_eq!(first["ours"], json!({"value": 1.25, "unit": "GB/s"}));
+        assert_eq!(
+            first["baseline"],
+            json!({"name": "nc", "value": null, "unit": "GB/s"})
+        );
+        assert_eq!(
+            first["ratio"],
+            json!({"median": 1.5, "p10": 1.25, "p90": null})
+        );
+        assert_eq!(
+            (&first["target"], &first["met"], &first["note"]),
+            (&json!("≤ 1.5×"), &json!(true), &json!("\\ back"))
+        );
+        let second = &value["rows"][1];
+        assert_eq!(
+            (&second["baseline"], &second["ratio"], &second["met"]),
+            (&Value::Null, &Value::Null, &Value::Null)
+        );
     }
-    out.push('"');
-    out
 }

@@ -403,8 +403,8 @@ impl Out {
     }
 }
 
-/// Starts tracing logs on stderr: `RUST_LOG` when set, else `acm=debug` with `-v`, `warn`
-/// otherwise.
+/// Starts tracing logs on stderr (unless a command keeps them: `acm conformance`): `RUST_LOG`
+/// when set, else `acm=debug` with `-v`, `warn` otherwise.
 pub fn init_logs(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -415,7 +415,7 @@ pub fn init_logs(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::commands::case_logs::LogOutput)
         .with_ansi(false)
         .try_init();
 }

@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     };
     common::init_logs(cli.verbose);
     let result = match &cli.command {
-        Command::Conformance(args) => return conformance::conformance(args),
+        Command::Conformance(args) => return conformance::conformance(args, cli.verbose),
         Command::Peer(args) => return conformance::peer(args),
         Command::Devices(args) => block_on(devices::run(args)),
         Command::Listen(args) => block_on(listen::run(args)),

@@ -120,6 +120,7 @@ mod tests {
             verdict,
             elapsed: Duration::ZERO,
             reproduce: None,
+            logs: String::new(),
         }
     }
 

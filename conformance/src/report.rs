@@ -1,8 +1,13 @@
 //! Cases, verdicts and reports: a terminal summary, JSON and JUnit XML.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use serde_json::{Map, Value, json};
 
 /// A conformance case: a stable id, the SPEC.md rules it checks, and what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +96,10 @@ pub struct CaseResult {
     pub elapsed: Duration,
     /// What reproduces a failure (a seed and a shrunk sequence, for property-based suites).
     pub reproduce: Option<String>,
+    /// What the implementation logged while the case ran, when the runner keeps it (the
+    /// suites leave it empty; `acm conformance` fills it for failing cases, or every case with
+    /// `-v`).
+    pub logs: String,
 }
 
 /// The outcome of a run of one or more suites against one implementation.
@@ -166,6 +175,19 @@ impl Report {
                 let _ = writeln!(out, "     reproduce: {reproduce}");
             }
         }
+        // Why cases were unsupported, each reason once, in the order they ran.
+        let mut reasons: Vec<(&str, usize)> = Vec::new();
+        for result in &self.results {
+            if let Verdict::Unsupported(why) = &result.verdict {
+                match reasons.iter_mut().find(|(reason, _)| reason == why) {
+                    Some((_, count)) => *count += 1,
+                    None => reasons.push((why, 1)),
+                }
+            }
+        }
+        for (why, count) in reasons {
+            let _ = writeln!(out, "unsupported ({count}): {why}");
+        }
         let (pass, fail, unsupported, info) = self.counts();
         let covered = self.rules_covered().len();
         let _ = writeln!(
@@ -177,136 +199,231 @@ impl Report {
         out
     }
 
-    /// The report as JSON.
+    /// The report as JSON, as `conformance/report.schema.json` describes it.
     pub fn to_json(&self) -> String {
         let (pass, fail, unsupported, info) = self.counts();
-        let mut out = String::new();
-        let _ = write!(
-            out,
-            "{{\"target\":{},\"cases\":{},\"passed\":{pass},\"failed\":{fail},\"unsupported\":{unsupported},\"informational\":{info},\"rules_covered\":[{}],\"rule_texts\":{{{}}},\"results\":[",
-            json_string(&self.target),
-            self.results.len(),
-            self.rules_covered()
-                .iter()
-                .map(|r| json_string(r))
-                .collect::<Vec<_>>()
-                .join(","),
-            self.rules_covered()
-                .iter()
-                .filter_map(|r| {
-                    crate::rules::text(r)
-                        .map(|text| format!("{}:{}", json_string(r), json_string(text)))
+        let covered = self.rules_covered();
+        let rule_texts: Map<String, Value> = covered
+            .iter()
+            .filter_map(|rule| crate::rules::text(rule).map(|text| (rule.to_string(), text.into())))
+            .collect();
+        let results: Vec<Value> = self.results.iter().map(result_json).collect();
+        let coverage: Vec<Value> = crate::coverage::coverage(self.results.iter().map(|r| &r.case))
+            .iter()
+            .map(|row| {
+                json!({
+                    "rule": row.rule,
+                    "must": row.must,
+                    "cases": row.cases,
+                    "invalid_input": row.invalid,
+                    "breaking": row.broken,
                 })
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        for (i, result) in self.results.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{{\"id\":{},\"rules\":[{}],\"title\":{},\"verdict\":{},\"elapsed_ms\":{}",
-                json_string(result.case.id),
-                result
-                    .case
-                    .rules
-                    .iter()
-                    .map(|r| json_string(r))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                json_string(result.case.title),
-                json_string(result.verdict.name()),
-                result.elapsed.as_millis()
-            );
-            if let Some(rule) = result.case.breaks {
-                let _ = write!(out, ",\"breaks\":{}", json_string(rule));
-            }
-            match &result.verdict {
-                Verdict::Fail { expected, actual } => {
-                    let _ = write!(
-                        out,
-                        ",\"expected\":{},\"actual\":{}",
-                        json_string(expected),
-                        json_string(actual)
-                    );
-                }
-                Verdict::Unsupported(note) | Verdict::Informational(note) => {
-                    let _ = write!(out, ",\"note\":{}", json_string(note));
-                }
-                Verdict::Pass => {}
-            }
-            if let Some(reproduce) = &result.reproduce {
-                let _ = write!(out, ",\"reproduce\":{}", json_string(reproduce));
-            }
-            out.push('}');
-        }
-        out.push_str("],\"rule_coverage\":[");
-        let table = crate::coverage::coverage(self.results.iter().map(|r| &r.case));
-        for (i, row) in table.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{{\"rule\":{},\"must\":{},\"cases\":{},\"invalid_input\":{},\"breaking\":{}}}",
-                json_string(row.rule),
-                row.must,
-                row.cases,
-                row.invalid,
-                row.broken
-            );
-        }
-        out.push_str("]}");
-        out
+            })
+            .collect();
+        json!({
+            "target": self.target,
+            "cases": self.results.len(),
+            "passed": pass,
+            "failed": fail,
+            "unsupported": unsupported,
+            "informational": info,
+            "rules_covered": covered,
+            "rule_texts": rule_texts,
+            "results": results,
+            "rule_coverage": coverage,
+        })
+        .to_string()
     }
 
-    /// The report as JUnit XML, one test case per conformance case.
+    /// The report as JUnit XML, as CI systems read it: a `testsuites` element for the run, a
+    /// `testsuite` for each suite (the first part of the case ids), a `testcase` for each case;
+    /// a failure is a `failure`, an unsupported case `skipped`, an informational case's note
+    /// its `system-out`, and what was logged while a case ran its `system-err`. Characters XML
+    /// cannot hold (control characters) are written as `\u{..}`.
     pub fn to_junit(&self) -> String {
-        let (_, fail, unsupported, _) = self.counts();
-        let total: f64 = self.results.iter().map(|r| r.elapsed.as_secs_f64()).sum();
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            out,
-            "<testsuite name=\"{}\" tests=\"{}\" failures=\"{fail}\" skipped=\"{unsupported}\" time=\"{total:.3}\">",
-            xml(&self.target),
-            self.results.len()
-        );
-        for result in &self.results {
-            let _ = write!(
-                out,
-                "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
-                xml(result.case.id.split('/').next().unwrap_or("acm")),
-                xml(result.case.id),
-                result.elapsed.as_secs_f64()
-            );
-            match &result.verdict {
-                Verdict::Pass => {}
-                Verdict::Fail { expected, actual } => {
-                    let _ = write!(
-                        out,
-                        "<failure message=\"{}\">expected: {}\nactual: {}</failure>",
-                        xml(&format!(
-                            "{} ({})",
-                            result.case.title,
-                            result.case.rules.join(", ")
-                        )),
-                        xml(expected),
-                        xml(actual)
-                    );
-                }
-                Verdict::Unsupported(note) => {
-                    let _ = write!(out, "<skipped message=\"{}\"/>", xml(note));
-                }
-                Verdict::Informational(note) => {
-                    let _ = write!(out, "<system-out>{}</system-out>", xml(note));
-                }
-            }
-            out.push_str("</testcase>\n");
-        }
-        out.push_str("</testsuite>\n");
-        out
+        let mut out = Vec::new();
+        // Writing to memory cannot fail.
+        let _ = self.write_junit(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
+
+    /// [`Report::to_junit`], written to `out`.
+    pub fn write_junit(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        let mut writer = Writer::new_with_indent(out, b' ', 2);
+        writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        let mut suites: Vec<(&str, Vec<&CaseResult>)> = Vec::new();
+        for result in &self.results {
+            let suite = suite_of(result);
+            match suites.iter_mut().find(|(name, _)| *name == suite) {
+                Some((_, results)) => results.push(result),
+                None => suites.push((suite, vec![result])),
+            }
+        }
+        let all: Vec<&CaseResult> = self.results.iter().collect();
+        writer
+            .create_element("testsuites")
+            .with_attributes(
+                suite_attributes(&xml_text(&self.target), &all)
+                    .iter()
+                    .map(pair),
+            )
+            .write_inner_content(|writer| {
+                for (name, results) in &suites {
+                    writer
+                        .create_element("testsuite")
+                        .with_attributes(
+                            suite_attributes(&xml_text(name), results).iter().map(pair),
+                        )
+                        .write_inner_content(|writer| {
+                            results
+                                .iter()
+                                .try_for_each(|result| write_testcase(writer, result))
+                        })?;
+                }
+                Ok(())
+            })?;
+        writer.get_mut().write_all(b"\n")
+    }
+}
+
+/// A result as an element of the JSON report's `results`.
+fn result_json(result: &CaseResult) -> Value {
+    let mut fields = Map::new();
+    fields.insert("id".into(), result.case.id.into());
+    fields.insert("rules".into(), result.case.rules.into());
+    fields.insert("title".into(), result.case.title.into());
+    fields.insert("verdict".into(), result.verdict.name().into());
+    fields.insert(
+        "elapsed_ms".into(),
+        u64::try_from(result.elapsed.as_millis())
+            .unwrap_or(u64::MAX)
+            .into(),
+    );
+    if let Some(rule) = result.case.breaks {
+        fields.insert("breaks".into(), rule.into());
+    }
+    match &result.verdict {
+        Verdict::Fail { expected, actual } => {
+            fields.insert("expected".into(), expected.as_str().into());
+            fields.insert("actual".into(), actual.as_str().into());
+        }
+        Verdict::Unsupported(note) | Verdict::Informational(note) => {
+            fields.insert("note".into(), note.as_str().into());
+        }
+        Verdict::Pass => {}
+    }
+    if let Some(reproduce) = &result.reproduce {
+        fields.insert("reproduce".into(), reproduce.as_str().into());
+    }
+    if !result.logs.is_empty() {
+        fields.insert("logs".into(), result.logs.as_str().into());
+    }
+    Value::Object(fields)
+}
+
+/// The suite a result belongs to: the first part of its case's id.
+fn suite_of(result: &CaseResult) -> &'static str {
+    result.case.id.split('/').next().unwrap_or("acm")
+}
+
+/// The attributes of a `testsuites` or `testsuite` element named `name` over `results`.
+fn suite_attributes(name: &str, results: &[&CaseResult]) -> [(&'static str, String); 6] {
+    let count = |name: &str| {
+        results
+            .iter()
+            .filter(|r| r.verdict.name() == name)
+            .count()
+            .to_string()
+    };
+    let time: f64 = results.iter().map(|r| r.elapsed.as_secs_f64()).sum();
+    [
+        ("name", name.to_string()),
+        ("tests", results.len().to_string()),
+        ("failures", count("fail")),
+        ("errors", "0".to_string()),
+        ("skipped", count("unsupported")),
+        ("time", format!("{time:.3}")),
+    ]
+}
+
+fn pair<'a>((key, value): &'a (&'static str, String)) -> (&'a str, &'a str) {
+    (key, value.as_str())
+}
+
+fn write_testcase<W: std::io::Write>(
+    writer: &mut Writer<W>,
+    result: &CaseResult,
+) -> std::io::Result<()> {
+    let element = writer
+        .create_element("testcase")
+        .with_attribute(("classname", xml_text(suite_of(result)).as_ref()))
+        .with_attribute(("name", xml_text(result.case.id).as_ref()))
+        .with_attribute((
+            "time",
+            format!("{:.3}", result.elapsed.as_secs_f64()).as_str(),
+        ));
+    let has_content = result.verdict != Verdict::Pass || !result.logs.is_empty();
+    if !has_content {
+        element.write_empty()?;
+        return Ok(());
+    }
+    element.write_inner_content(|writer| {
+        match &result.verdict {
+            Verdict::Pass => {}
+            Verdict::Fail { expected, actual } => {
+                let message = format!("{} ({})", result.case.title, result.case.rules.join(", "));
+                let mut body = format!("expected: {expected}\nactual: {actual}");
+                if let Some(reproduce) = &result.reproduce {
+                    body.push_str("\nreproduce: ");
+                    body.push_str(reproduce);
+                }
+                writer
+                    .create_element("failure")
+                    .with_attribute(("message", xml_text(&message).as_ref()))
+                    .with_attribute(("type", "fail"))
+                    .write_text_content(BytesText::new(&xml_text(&body)))?;
+            }
+            Verdict::Unsupported(note) => {
+                writer
+                    .create_element("skipped")
+                    .with_attribute(("message", xml_text(note).as_ref()))
+                    .write_empty()?;
+            }
+            Verdict::Informational(note) => {
+                writer
+                    .create_element("system-out")
+                    .write_text_content(BytesText::new(&xml_text(note)))?;
+            }
+        }
+        if !result.logs.is_empty() {
+            writer
+                .create_element("system-err")
+                .write_text_content(BytesText::new(&xml_text(&result.logs)))?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `text` with the characters XML 1.0 cannot hold, escaped or not (control characters other
+/// than tab, line feed and carriage return; U+FFFE and U+FFFF), written as `\u{..}`; the
+/// writer escapes the markup.
+fn xml_text(text: &str) -> Cow<'_, str> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{fffe}' && c != '\u{ffff}')
+    };
+    if text.chars().all(allowed) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if allowed(c) {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn shorten(text: &str, max: usize) -> String {
@@ -318,45 +435,6 @@ fn shorten(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
-}
-
-/// `text` as a JSON string literal.
-pub(crate) fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if u32::from(c) < 0x20 && c != '\n' && c != '\t' => {
-                let _ = write!(out, "&#{};", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -376,6 +454,7 @@ mod tests {
             verdict: Verdict::Pass,
             elapsed: Duration::from_millis(3),
             reproduce: None,
+            logs: String::new(),
         });
         report.results.push(CaseResult {
             case: Case::new(
@@ -387,6 +466,7 @@ mod tests {
             verdict: Verdict::fail("LIMIT_EXCEEDED", "delivered\nanyway"),
             elapsed: Duration::from_millis(5),
             reproduce: Some("seed 7".into()),
+            logs: String::new(),
         });
         report
     }
@@ -412,24 +492,52 @@ mod tests {
     }
 
     #[test]
-    fn json_escapes_and_carries_every_field() {
-        let json = report().to_json();
-        assert!(json.contains("\"id\":\"wire/MSG-1/long \\\"text\\\"\""));
-        assert!(json.contains("\"actual\":\"delivered\\nanyway\""));
-        assert!(json.contains("\"failed\":1"));
-        assert!(json.contains("\"reproduce\":\"seed 7\""));
-        assert!(json.contains("\"breaks\":\"MSG-1\""), "{json}");
-        assert!(
-            json.contains(
-                "{\"rule\":\"MSG-1\",\"must\":true,\"cases\":1,\"invalid_input\":1,\"breaking\":1}"
+    fn summary_says_why_cases_were_unsupported_once_per_reason() {
+        let mut report = report();
+        for (id, why) in [
+            ("wire/SEC-1/a", "the target lacks the secure layer"),
+            (
+                "wire/DATA-8/b",
+                "the target lacks a transport that carries data",
             ),
-            "{json}"
-        );
+            ("wire/SEC-1/c", "the target lacks the secure layer"),
+        ] {
+            report.results.push(CaseResult {
+                case: Case::new(id, &["SEC-1"], "unsupported"),
+                verdict: Verdict::Unsupported(why.into()),
+                elapsed: Duration::ZERO,
+                reproduce: None,
+                logs: String::new(),
+            });
+        }
+        let summary = report.summary();
         assert!(
-            json.contains("\"rule_texts\":{\"CTRL-4\":\"Free texts"),
-            "{json}"
+            summary.contains(
+                "unsupported (2): the target lacks the secure layer\n\
+                 unsupported (1): the target lacks a transport that carries data\n"
+            ),
+            "{summary}"
         );
-        assert!(json.starts_with('{') && json.ends_with('}'));
+    }
+
+    #[test]
+    fn json_escapes_and_carries_every_field() {
+        let json: serde_json::Value = serde_json::from_str(&report().to_json()).unwrap();
+        let failed = &json["results"][1];
+        assert_eq!(failed["id"], "wire/MSG-1/long \"text\"");
+        assert_eq!(failed["actual"], "delivered\nanyway");
+        assert_eq!(failed["reproduce"], "seed 7");
+        assert_eq!(failed["breaks"], "MSG-1");
+        assert_eq!(json["failed"], 1);
+        let msg_1 =
+            json!({"rule": "MSG-1", "must": true, "cases": 1, "invalid_input": 1, "breaking": 1});
+        assert!(json["rule_coverage"].as_array().unwrap().contains(&msg_1));
+        assert!(
+            json["rule_texts"]["CTRL-4"]
+                .as_str()
+                .unwrap()
+                .starts_with("Free texts")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use acm::transport::{Closure, DeviceId, Link, Transport, TransportError};
 use acm::{Device, DeviceConfig, Security};
-use acm_transport_mock::MockNetwork;
+use acm_transport_mock::{DeviceOptions, MockNetwork};
 use acm_wire::pb::{self, LinkCloseReason};
 use acm_wire::{Control, SUPPORTED_VERSIONS};
 use bytes::Bytes;
@@ -17,6 +17,11 @@ fn frame(control: Control) -> Bytes {
 /// A device `tablet` with no app, and a raw link to it from `attacker`, HELLO sent with a 1 s
 /// keepalive.
 async fn attacked() -> (MockNetwork, Device, Box<dyn Link>) {
+    attacked_with(DeviceOptions::new()).await
+}
+
+/// As [`attacked`], with the attacker's end of the network as `options` say.
+async fn attacked_with(options: DeviceOptions) -> (MockNetwork, Device, Box<dyn Link>) {
     let network = MockNetwork::new(21);
     let tablet = network
         .add_device(DeviceId::new("tablet").unwrap())
@@ -26,7 +31,7 @@ async fn attacked() -> (MockNetwork, Device, Box<dyn Link>) {
         DeviceConfig::default().with_security(Security::Insecure),
     );
     let attacker = network
-        .add_device(DeviceId::new("attacker").unwrap())
+        .add_device_with(DeviceId::new("attacker").unwrap(), options)
         .unwrap();
     let link = attacker
         .dial(&DeviceId::new("tablet").unwrap())
@@ -91,4 +96,35 @@ async fn link_13_a_peer_that_reads_its_pongs_is_never_closed() {
         }
     }
     assert!(link.closure().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_close_behind_frames_the_peer_never_takes_ends_all_the_same() {
+    // Room for about one frame towards the attacker, which reads nothing: the device's HELLO
+    // and PONGs wait in its runtime, taken from the engine but not sent, when it closes.
+    let (network, device, link) = attacked_with(DeviceOptions::new().receive_buffer(64)).await;
+    for value in 0..10u64 {
+        link.send(frame(Control::Ping(pb::Ping { value })))
+            .await
+            .expect("the device reads");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let handle = network
+        .links(
+            &DeviceId::new("attacker").unwrap(),
+            &DeviceId::new("tablet").unwrap(),
+        )
+        .pop()
+        .expect("the attacker's link");
+    assert!(handle.is_open());
+    // What waits is given up after a bound (LINK-7 with LINK-13), or the close would wait for
+    // the attacker for ever.
+    tokio::time::timeout(Duration::from_secs(600), device.close())
+        .await
+        .expect("the device's close ends");
+    let closure = handle.closure(&DeviceId::new("tablet").unwrap()).unwrap();
+    assert!(
+        matches!(&closure, Some(Closure::Local(reason)) if reason.code == LinkCloseReason::Normal as u32),
+        "{closure:?}"
+    );
 }

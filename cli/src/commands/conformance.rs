@@ -1,6 +1,7 @@
 //! `acm conformance`: run the conformance suites against the reference implementation or any
 //! other; `acm peer`: run the reference implementation for others to test against.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,15 +10,16 @@ use acm::secure::SecureConfig;
 use acm::transport::DeviceId;
 use acm::{Device, Security};
 use acm_conformance::profile::{self, Timers};
-use acm_conformance::protocol::{ProtocolSuiteConfig, run_protocol_suite};
+use acm_conformance::protocol::{self, ProtocolSuiteConfig, run_protocol_suite};
 use acm_conformance::transport_suite::factories::MockFactory;
 use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
 use acm_conformance::wire::{
     CarriesNoData, ReferenceRun, TcpTarget, run_reference_with, run_wire_suite, runtime,
 };
-use acm_conformance::{CaseResult, Expectations, Report, Verdict, coverage};
+use acm_conformance::{CaseResult, Expectations, Report, Verdict, coverage, robustness, wire};
 use acm_transport_tcp::{TcpConfig, TcpTransport};
 
+use super::case_logs::CaseLogs;
 use crate::capture::{Recorder, file_name};
 use crate::common::tcp_address;
 
@@ -70,7 +72,7 @@ pub struct ConformanceArgs {
     /// The suite's own device id on the target's network.
     #[arg(long, default_value = "acm-conformance-suite")]
     suite_id: String,
-    /// Only the cases whose id contains this text.
+    /// Only the cases whose id contains this text (text that matches no case is an error).
     #[arg(long, default_value = "")]
     cases: String,
     /// A file of known failures, one `CASE-ID reason` per line.
@@ -86,7 +88,8 @@ pub struct ConformanceArgs {
     /// only).
     #[arg(long, default_value_t = 64)]
     protocol_cases: u32,
-    /// Print only failures and the summary.
+    /// Print only failures and the summary. The logs of the implementation are shown under
+    /// the verdict of a failing case; with -v, under every case.
     #[arg(long, short)]
     quiet: bool,
     /// Run the robustness suite against the --target instead of the wire suite: attackers,
@@ -160,8 +163,13 @@ pub fn peer(args: &PeerArgs) -> ExitCode {
     }
 }
 
-/// Runs `acm conformance`.
-pub fn conformance(args: &ConformanceArgs) -> ExitCode {
+/// Runs `acm conformance`; `verbose` is `-v`'s count.
+pub fn conformance(args: &ConformanceArgs, verbose: u8) -> ExitCode {
+    let logs = CaseLogs::keep();
+    if let Some(sentence) = matches_nothing(args) {
+        eprintln!("acm: {sentence}");
+        return ExitCode::from(2);
+    }
     let expectations = match &args.expectations {
         None => Expectations::default(),
         Some(path) => match std::fs::read_to_string(path)
@@ -178,7 +186,12 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
             }
         },
     };
-    let quiet = args.quiet;
+    let mut progress = Progress {
+        quiet: args.quiet,
+        verbose: verbose > 0,
+        logs,
+        kept: HashMap::new(),
+    };
     let report = match &args.target {
         // Each wire case runs on a reference target that has what it needs: mock transports on
         // a paused clock (timeouts of minutes take no time), TCP on loopback.
@@ -188,7 +201,7 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
                 fail_fast: false,
                 insecure: args.insecure,
             },
-            |r| progress(r, quiet),
+            |r| progress.case(r),
         )
         .and_then(|mut report| {
             // The transport suite measures real waits (backpressure): a running clock.
@@ -199,22 +212,28 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
                         continue;
                     }
                     if let Some(result) = run_transport_case(&MockFactory, case.case.id).await {
-                        progress(&result, quiet);
+                        progress.case(&result);
                         results.push(result);
                     }
                 }
                 results
             });
             report.results.extend(transport);
-            // The protocol suite runs its own paused clock, one runtime per sequence.
-            let protocol = run_protocol_suite(&ProtocolSuiteConfig {
-                cases: args.protocol_cases,
-                filter: (!args.cases.is_empty()).then(|| args.cases.clone()),
-                ..ProtocolSuiteConfig::default()
-            });
-            for result in protocol.results {
-                progress(&result, quiet);
-                report.results.push(result);
+            // The protocol suite runs its own paused clock, one runtime per sequence; one
+            // case at a time, so that each has its own logs.
+            for case in protocol::cases() {
+                if !case.id.contains(&args.cases) {
+                    continue;
+                }
+                let protocol = run_protocol_suite(&ProtocolSuiteConfig {
+                    cases: args.protocol_cases,
+                    filter: Some(case.id.to_string()),
+                    ..ProtocolSuiteConfig::default()
+                });
+                for result in protocol.results {
+                    progress.case(&result);
+                    report.results.push(result);
+                }
             }
             Ok(report)
         }),
@@ -227,7 +246,7 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
                     args.insecure,
                     &args.cases,
                     args.memory_from.as_deref(),
-                    quiet,
+                    &mut progress,
                 ));
             }
             runtime(false)?.block_on(async {
@@ -256,7 +275,7 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
                     .await
                     .map_err(|e| format!("cannot reach {address}: {e}"))?;
                 Ok(run_wire_suite(&target, &args.cases, |r| {
-                    progress(r, quiet);
+                    progress.case(r);
                     if let Some((recorder, dir)) = &recorder {
                         keep_capture(recorder, dir, r);
                     }
@@ -265,14 +284,48 @@ pub fn conformance(args: &ConformanceArgs) -> ExitCode {
             })
         }),
     };
-    let report = match report {
+    // What was logged after the last case (or before an error) is shown with -v or an error.
+    let rest = progress.logs.take();
+    let mut report = match report {
         Ok(report) => report,
         Err(err) => {
+            eprint!("{}", indented(&rest));
             eprintln!("acm: {err}");
             return ExitCode::from(2);
         }
     };
+    if progress.verbose {
+        eprint!("{}", indented(&rest));
+    }
+    for result in &mut report.results {
+        result.logs = progress.kept.remove(result.case.id).unwrap_or_default();
+    }
     finish(&report, &expectations, args)
+}
+
+/// The sentence that refuses a `--cases` that matches none of the cases this run has.
+fn matches_nothing(args: &ConformanceArgs) -> Option<String> {
+    let (ids, suites): (Vec<&str>, &str) = if args.robustness {
+        let ids = robustness::cases().iter().map(|c| c.case.id).collect();
+        (ids, "the robustness suite")
+    } else if args.target.is_some() {
+        let ids = wire::cases().iter().map(|c| c.case.id).collect();
+        (ids, "the wire suite")
+    } else {
+        let mut ids: Vec<&str> = wire::cases().iter().map(|c| c.case.id).collect();
+        ids.extend(transport_cases().iter().map(|c| c.case.id));
+        ids.extend(protocol::cases().iter().map(|c| c.id));
+        (ids, "the wire, transport and protocol suites")
+    };
+    if ids.iter().any(|id| id.contains(&args.cases)) {
+        return None;
+    }
+    Some(format!(
+        "--cases {:?} matches none of the {} cases of {suites}; ids look like {}, and --cases keeps those that contain its text",
+        args.cases,
+        ids.len(),
+        ids.first().copied().unwrap_or("wire/FRAME-2/bad-magic")
+    ))
 }
 
 /// Writes the capture of `result`'s case when it failed, and forgets it either way.
@@ -289,13 +342,52 @@ fn keep_capture(recorder: &Recorder, dir: &std::path::Path, result: &CaseResult)
     }
 }
 
-fn progress(result: &CaseResult, quiet: bool) {
-    let failed = matches!(result.verdict, Verdict::Fail { .. });
-    if quiet && !failed {
-        return;
+/// Prints each case's verdict as it ends (with `--quiet`, only failures), with the reason of
+/// an unsupported case and the note of an informational one; under it, on stderr, what was
+/// logged while it ran, when it failed or with `-v`. Keeps the logs it shows, for the reports.
+pub struct Progress {
+    quiet: bool,
+    verbose: bool,
+    logs: CaseLogs,
+    kept: HashMap<&'static str, String>,
+}
+
+impl Progress {
+    /// `result`'s case has ended.
+    pub fn case(&mut self, result: &CaseResult) {
+        let logs = self.logs.take();
+        let (line, shown) = self.shown(result, logs);
+        if let Some(line) = line {
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+        }
+        if let Some(logs) = shown {
+            eprint!("{}", indented(&logs));
+            self.kept.insert(result.case.id, logs);
+        }
     }
-    println!("{:<13} {}", result.verdict.name(), result.case.id);
-    let _ = std::io::stdout().flush();
+
+    /// What to print for `result`: its verdict line, and the logs of its case to show.
+    fn shown(&self, result: &CaseResult, logs: String) -> (Option<String>, Option<String>) {
+        let failed = matches!(result.verdict, Verdict::Fail { .. });
+        if self.quiet && !failed {
+            return (None, None);
+        }
+        let why = match &result.verdict {
+            Verdict::Unsupported(note) | Verdict::Informational(note) => format!(" ({note})"),
+            Verdict::Pass | Verdict::Fail { .. } => String::new(),
+        };
+        let line = format!("{:<13} {}{why}", result.verdict.name(), result.case.id);
+        let show = (failed || self.verbose) && !logs.is_empty();
+        (Some(line), show.then_some(logs))
+    }
+}
+
+/// `logs` with each line indented under the verdicts' case ids.
+fn indented(logs: &str) -> String {
+    logs.lines()
+        .map(|line| format!("              {line}\n"))
+        .collect()
 }
 
 /// Prints the per-rule coverage table and its summary line.
@@ -370,5 +462,90 @@ fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) 
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::time::Duration;
+
+    use acm_conformance::Case;
+    use tracing_subscriber::fmt::MakeWriter as _;
+
+    use super::*;
+
+    fn progress(quiet: bool, verbose: bool) -> Progress {
+        Progress {
+            quiet,
+            verbose,
+            logs: CaseLogs::default(),
+            kept: HashMap::new(),
+        }
+    }
+
+    fn result(verdict: Verdict) -> CaseResult {
+        CaseResult {
+            case: Case::new("wire/LINK-3/short-nonce", &["LINK-3"], "a short nonce"),
+            verdict,
+            elapsed: Duration::ZERO,
+            reproduce: None,
+            logs: String::new(),
+        }
+    }
+
+    const WARN: &str = "WARN acm_engine::link: closing link\n";
+
+    #[test]
+    fn a_case_s_logs_are_shown_when_it_fails_or_with_verbose_only() {
+        let failed = result(Verdict::fail("a close", "nothing"));
+        let passed = result(Verdict::Pass);
+        for quiet in [false, true] {
+            let (line, logs) = progress(quiet, false).shown(&failed, WARN.into());
+            assert_eq!(
+                line.as_deref(),
+                Some("fail          wire/LINK-3/short-nonce")
+            );
+            assert_eq!(logs.as_deref(), Some(WARN));
+        }
+        assert_eq!(
+            progress(false, false).shown(&passed, WARN.into()),
+            (Some("pass          wire/LINK-3/short-nonce".into()), None)
+        );
+        assert_eq!(
+            progress(true, false).shown(&passed, WARN.into()),
+            (None, None)
+        );
+        let (_, logs) = progress(false, true).shown(&passed, WARN.into());
+        assert_eq!(logs.as_deref(), Some(WARN));
+        let (_, logs) = progress(false, true).shown(&failed, String::new());
+        assert_eq!(logs, None, "nothing logged, nothing shown");
+    }
+
+    #[test]
+    fn an_unsupported_case_says_why() {
+        let unsupported = result(Verdict::Unsupported(
+            "the target lacks the secure layer".into(),
+        ));
+        let (line, _) = progress(false, false).shown(&unsupported, String::new());
+        assert_eq!(
+            line.as_deref(),
+            Some("unsupported   wire/LINK-3/short-nonce (the target lacks the secure layer)")
+        );
+    }
+
+    #[test]
+    fn what_was_logged_goes_with_the_case_that_ends_next() {
+        let mut progress = progress(true, false);
+        let _ = progress.logs.make_writer().write_all(WARN.as_bytes());
+        progress.case(&result(Verdict::fail("a close", "nothing")));
+        assert_eq!(
+            progress
+                .kept
+                .get("wire/LINK-3/short-nonce")
+                .map(String::as_str),
+            Some(WARN)
+        );
+        assert_eq!(progress.logs.take(), "", "taken");
     }
 }

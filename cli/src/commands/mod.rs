@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod case_logs;
 pub mod chat;
 pub mod conformance;
 pub mod devices;

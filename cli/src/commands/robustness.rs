@@ -1,17 +1,18 @@
 //! `acm conformance --target ... --robustness`: the robustness suite against an implementation
 //! over TCP; and what `acm peer --report-memory` writes for it.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use acm::Device;
 use acm::secure::SecureConfig;
+use acm_conformance::Report;
 use acm_conformance::robustness::attack::Field;
 use acm_conformance::robustness::memory::{MemorySource, Reading};
 use acm_conformance::robustness::{RobustnessConfig, Served, run_robustness_suite};
-use acm_conformance::{Report, Verdict};
+
+use super::conformance::Progress;
 
 /// How often `acm peer --report-memory` rewrites its statistics.
 const REPORT_EVERY: Duration = Duration::from_millis(100);
@@ -23,7 +24,7 @@ pub async fn run(
     insecure: bool,
     filter: &str,
     memory_from: Option<&Path>,
-    quiet: bool,
+    progress: &mut Progress,
 ) -> Result<Report, String> {
     let security = if insecure {
         None
@@ -38,11 +39,7 @@ pub async fn run(
     };
     let mut lines = Vec::new();
     let (report, _) = run_robustness_suite(&config, |result, served: &Served| {
-        let failed = matches!(result.verdict, Verdict::Fail { .. });
-        if !quiet || failed {
-            println!("{:<13} {}", result.verdict.name(), result.case.id);
-            let _ = std::io::stdout().flush();
-        }
+        progress.case(result);
         lines.push(served.line());
     })
     .await;

@@ -243,6 +243,7 @@ fn run_property<P: Property>(config: &ProtocolSuiteConfig) -> CaseResult {
         verdict,
         elapsed: started.elapsed(),
         reproduce,
+        logs: String::new(),
     }
 }
 

@@ -396,6 +396,7 @@ pub async fn run_robustness_suite(
             verdict: served.verdict(),
             elapsed: started.elapsed(),
             reproduce: None,
+            logs: String::new(),
         };
         progress(&result, &served);
         report.results.push(result);

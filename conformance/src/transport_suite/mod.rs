@@ -286,6 +286,7 @@ async fn run_case<F: TransportFactory + ?Sized>(factory: &F, case: &TransportCas
         verdict,
         elapsed: started.elapsed(),
         reproduce: None,
+        logs: String::new(),
     }
 }
 

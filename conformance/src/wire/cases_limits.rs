@@ -5,7 +5,6 @@
 //! transfer ids). The limits the implementation keeps to when it sends are in
 //! [`super::cases_sending`].
 
-use acm_transport::Closure;
 use acm_wire::pb::{self, ConnectErrorCode, DisconnectReason, FrameType, LinkCloseReason};
 use acm_wire::{Control, DataFragment, FLAG_MORE, FrameHeader};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -176,13 +175,6 @@ pub(super) fn cases() -> Vec<WireCase> {
         )
         .needing(Needs::Data)
         .breaking("LIMIT-1"),
-        wire_case!(
-            "wire/LINK-13/pings-unread",
-            ["LINK-13", "LINK-6"],
-            "a peer that sends PINGs and reads none of the PONGs is closed with RESOURCE_EXHAUSTED, its answers bounded",
-            pings_unread
-        )
-        .breaking("LINK-13"),
         wire_case!(
             "wire/LIMIT-2/idle-openings-give-way",
             ["LIMIT-2", "TCP-5"],
@@ -658,79 +650,6 @@ async fn device_budget(t: &dyn WireTarget) -> Step<()> {
     other.send_raw(first(channel, 1, 2)?).await?;
     limit_exceeded(&mut other, channel).await?;
     goes_on(&mut filler, filled).await
-}
-
-/// How long the implementation may keep a link up once the suite's sends have stopped going
-/// through (the implementation stopped reading): three of its keepalive intervals (`LINK-13`),
-/// and room for the close.
-fn unread_limit(peer: &Peer) -> std::time::Duration {
-    peer.timers.keepalive * 4 + std::time::Duration::from_secs(10)
-}
-
-/// How long the suite goes on sending while its sends still go through: the sockets' buffers
-/// fill first (over TCP they can take tens of MiB each way).
-const FILL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// PINGs a peer offers before the suite calls the implementation's answers unbounded.
-const UNREAD_PINGS: u64 = 50_000_000;
-
-async fn pings_unread(t: &dyn WireTarget) -> Step<()> {
-    let peer = Peer::up(t).await?;
-    let link = peer.link();
-    let limit = unread_limit(&peer);
-    let started = tokio::time::Instant::now();
-    let mut sent = 0u64;
-    // PINGs as fast as the link takes them, nothing read. A send that waits is never given up
-    // (that would end a secure link): the suite watches how long it has waited.
-    loop {
-        if sent == UNREAD_PINGS {
-            return fail(
-                format!("the link closed before {UNREAD_PINGS} PINGs went unanswered (LINK-13)"),
-                "it took them all",
-            );
-        }
-        if started.elapsed() > FILL_LIMIT {
-            return fail(
-                format!("the implementation to stop reading within {FILL_LIMIT:?} (LINK-13)"),
-                format!("it took {sent} PINGs and kept reading"),
-            );
-        }
-        let frame = Control::Ping(pb::Ping { value: sent })
-            .encode_frame(1, 0)
-            .map_err(|e| Verdict::fail("an encodable PING", e.to_string()))?;
-        let send = link.send(frame);
-        tokio::pin!(send);
-        let waiting = tokio::time::Instant::now();
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut send => break outcome,
-                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
-                    if waiting.elapsed() > limit {
-                        return fail(
-                            "the link closed while the suite read nothing (LINK-13)",
-                            format!("it stayed open {limit:?} after the suite's sends stopped going through, {sent} PINGs in"),
-                        );
-                    }
-                }
-            }
-        };
-        match outcome {
-            Ok(()) => sent += 1,
-            Err(_) => break,
-        }
-    }
-    let wanted = LinkCloseReason::ResourceExhausted as u32;
-    match link.closure() {
-        Some(Closure::Peer(reason)) if reason.code == wanted => Ok(()),
-        // Over TCP the close comes behind everything the suite left unread, and a socket closed
-        // with unread bytes is reset: the end of the connection is all a peer that reads
-        // nothing can see.
-        Some(Closure::Lost(_)) if t.tcp_addr().is_some() => Ok(()),
-        other => fail(
-            "the link closed by the implementation with RESOURCE_EXHAUSTED (LINK-13)",
-            format!("{other:?}"),
-        ),
-    }
 }
 
 /// Connections that never send OPEN, more than the reference implementation's 64 places.

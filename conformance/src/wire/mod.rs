@@ -29,6 +29,7 @@ mod cases_session;
 mod cases_tables;
 mod cases_tcp;
 mod cases_timers;
+mod cases_unread;
 mod matrix;
 pub mod peer;
 mod raw;
@@ -101,6 +102,7 @@ pub fn cases() -> Vec<WireCase> {
     all.extend(cases_fields::cases());
     all.extend(cases_memory::cases());
     all.extend(cases_limits::cases());
+    all.extend(cases_unread::cases());
     all.extend(cases_sending::cases());
     all.extend(cases_timers::cases());
     all.extend(cases_tcp::cases());
@@ -134,6 +136,7 @@ pub async fn run_case(case: &WireCase, target: &dyn WireTarget) -> CaseResult {
         verdict,
         elapsed: started.elapsed(),
         reproduce: None,
+        logs: String::new(),
     }
 }
 

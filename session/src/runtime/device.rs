@@ -193,9 +193,11 @@ impl Device {
     /// Closes every link gracefully and waits until each has closed: what the apps sent before
     /// (a DISCONNECT from `disconnect`, messages, data) goes out first, then LINK_CLOSE, then
     /// the transport's own close. Then the device is as after [`Device::shutdown`]. A program
-    /// about to exit awaits this so that nothing it sent is lost with the process; how long it
-    /// takes is bounded by the transports' close (BLE waits up to its `close_timeout` for the
-    /// peer), so put a timeout around it to bound it further.
+    /// about to exit awaits this so that nothing it sent is lost with the process. A peer that
+    /// takes nothing of it for one keepalive interval has what waits for it given up (SPEC
+    /// `LINK-13`); beyond that, how long it takes is bounded by the transports' close (BLE
+    /// waits up to its `close_timeout` for the peer), so put a timeout around it to bound it
+    /// further.
     pub async fn close(&self) {
         self.shutdown();
         let shared = self.shared().clone();

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use acm_engine::device::{DeviceEvent, LinkId, RoutedRequest};
 use acm_engine::{Closer, ConnectOutcome};
@@ -75,6 +75,7 @@ impl Driver {
             room: None,
             close_reason: CloseReason::normal(),
             closing: None,
+            flush_by: None,
             answers_waiting: false,
             abandon: false,
             work: Vec::new(),
@@ -125,6 +126,9 @@ pub(super) struct Driver {
     /// What the transport's close tells the peer.
     close_reason: CloseReason,
     closing: Option<Closing>,
+    /// Once the link has ended with frames still waiting to be sent: when they are given up
+    /// unless the link takes one before (see [`Driver::flush_or_give_up`]).
+    flush_by: Option<Instant>,
     /// Whether [`MAX_QUEUED_ANSWERS`] answers wait to be sent: the driver reads nothing until
     /// fewer do.
     answers_waiting: bool,
@@ -146,6 +150,10 @@ struct Turn {
     deadline: Option<Instant>,
     /// Whether the link has ended and every frame has been taken out.
     finished: bool,
+    /// Whether the link has ended, whether or not frames wait to be taken out.
+    closed: bool,
+    /// The keepalive interval this device announces.
+    keepalive: Duration,
 }
 
 impl Future for Driver {
@@ -162,13 +170,20 @@ impl Future for Driver {
             }
             let mut busy = this.poll_room(cx);
             busy |= this.poll_receive(cx);
-            busy |= this.poll_send(cx);
+            let mut sent = this.poll_send(cx);
             let turn = this.turn(cx);
             busy |= turn.busy;
             wake_all(turn.wakers);
             busy |= this.run_app_code();
-            busy |= this.poll_send(cx);
-            busy |= this.arm(turn.deadline, cx);
+            sent |= this.poll_send(cx);
+            busy |= sent;
+            let mut deadline = turn.deadline;
+            if turn.closed && !this.abandon {
+                deadline = this.flush_or_give_up(sent, turn.keepalive).or(deadline);
+                // Given up: the engine's last frames are taken out, and dropped, next turn.
+                busy |= this.abandon;
+            }
+            busy |= this.arm(deadline, cx);
             if turn.finished && this.abandon {
                 // The peer does not read: what it would not take is dropped, with the send
                 // under way, and the transport's close bounds the time spent on the rest.
@@ -196,6 +211,39 @@ impl Future for Driver {
 }
 
 impl Driver {
+    /// Bounds the wait for a link that has ended with frames still waiting to be sent (a
+    /// DISCONNECT, the LINK_CLOSE, what the apps sent before): as long as the link takes one
+    /// frame a keepalive interval they go out, but a peer that takes none for that long has
+    /// them given up, as `LINK-13` gives up on a link that is still up, so that the close
+    /// (`LINK-7`) never waits for such a peer without end. `sent` says whether the link took a
+    /// frame this turn. Returns when to look again.
+    fn flush_or_give_up(&mut self, sent: bool, keepalive: Duration) -> Option<Instant> {
+        if self.outbox.is_empty() && self.sending.is_none() {
+            self.flush_by = None;
+            return None;
+        }
+        let now = now();
+        match self.flush_by {
+            Some(by) if !sent && now >= by => {
+                tracing::debug!(
+                    waiting = self.outbox.len() + usize::from(self.sending.is_some()),
+                    "the peer took nothing for a keepalive interval after the link ended: what waited is given up"
+                );
+                self.abandon = true;
+                self.flush_by = None;
+                self.outbox.clear();
+                self.sending = None;
+                None
+            }
+            Some(by) if !sent => Some(by),
+            _ => {
+                let by = now + keepalive;
+                self.flush_by = Some(by);
+                Some(by)
+            }
+        }
+    }
+
     /// Receives the frames that have arrived, unless the apps' streams are full.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> bool {
         if !self.held.is_empty() || self.answers_waiting {
@@ -374,6 +422,8 @@ impl Driver {
             wakers,
             deadline: state.engine.poll_timeout(id),
             finished: state.engine.is_finished(id),
+            closed: state.engine.is_closed(id),
+            keepalive: Duration::from_millis(state.engine.config().keepalive_ms().into()),
         }
     }
 

@@ -115,6 +115,17 @@ pub fn accept_all(app: &AbilityConnectionManager) -> mpsc::UnboundedReceiver<Ses
     rx
 }
 
+/// A session of `app` towards the app of device `peer`, for `service`, not connected yet.
+pub fn session_towards(app: &AbilityConnectionManager, peer: &str, service: &str) -> SessionId {
+    app.create_ability_connection_session(
+        service,
+        &context(),
+        peer_of(peer),
+        ConnectOptions::default(),
+    )
+    .unwrap()
+}
+
 /// A session of `app` for the requester and service of `request`.
 pub fn session_for(app: &AbilityConnectionManager, request: &CollaborateRequest) -> SessionId {
     app.create_ability_connection_session(

@@ -1,0 +1,124 @@
+//! A peer that reads nothing (`LINK-13`): the implementation bounds the answers it queues for
+//! such a peer and closes the link once the peer has taken nothing for three keepalive
+//! intervals.
+
+use std::time::Duration;
+
+use acm_transport::{Closure, FrameBuf};
+use acm_wire::Control;
+use acm_wire::pb::{self, LinkCloseReason};
+use tokio::time::Instant;
+
+use super::peer::{Peer, Step};
+use super::target::WireTarget;
+use super::{WireCase, wire_case};
+use crate::report::Verdict;
+
+pub(super) fn cases() -> Vec<WireCase> {
+    vec![
+        wire_case!(
+            "wire/LINK-13/pings-unread",
+            ["LINK-13", "LINK-6"],
+            "a peer that sends PINGs and reads none of the PONGs is closed with RESOURCE_EXHAUSTED, its answers bounded",
+            pings_unread
+        )
+        .breaking("LINK-13"),
+    ]
+}
+
+fn fail<T>(expected: impl Into<String>, actual: impl Into<String>) -> Step<T> {
+    Err(Verdict::fail(expected, actual))
+}
+
+/// How long the implementation may keep a link up once the suite's sends have stopped going
+/// through (the implementation stopped reading): three of its keepalive intervals (`LINK-13`),
+/// and room for the close.
+fn unread_limit(peer: &Peer) -> Duration {
+    peer.timers.keepalive * 4 + Duration::from_secs(10)
+}
+
+/// How long the suite goes on sending while its sends still go through: the sockets' buffers
+/// fill first (over TCP they can take tens of MiB each way).
+const FILL_LIMIT: Duration = Duration::from_secs(60);
+
+/// PINGs a peer offers before the suite calls the implementation's answers unbounded.
+const UNREAD_PINGS: u64 = 50_000_000;
+
+/// PINGs the suite hands the link in one send: over TCP both sides' socket buffers must fill
+/// (megabytes of 20-byte frames) before anything is held back, which one PING a send makes
+/// take a minute on a slow machine.
+const PINGS_PER_SEND: u64 = 256;
+
+/// `PINGS_PER_SEND` PING frames on the link's control channel, numbered from `first`.
+fn pings(first: u64) -> Step<Vec<FrameBuf>> {
+    (first..first + PINGS_PER_SEND)
+        .map(|value| {
+            Control::Ping(pb::Ping { value })
+                .encode_frame(1, 0)
+                .map(FrameBuf::from)
+                .map_err(|e| Verdict::fail("an encodable PING", e.to_string()))
+        })
+        .collect()
+}
+
+/// Whether `closure` is the end of a link the implementation closed for one of `reasons`. Over
+/// TCP the close comes behind everything the suite left unread, and a socket closed with unread
+/// bytes is reset: the end of the connection is all a peer that reads nothing can see.
+fn closed_for(t: &dyn WireTarget, closure: Option<Closure>, reasons: &[LinkCloseReason]) -> bool {
+    match closure {
+        Some(Closure::Peer(reason)) => reasons.iter().any(|r| *r as u32 == reason.code),
+        Some(Closure::Lost(_)) => t.tcp_addr().is_some(),
+        _ => false,
+    }
+}
+
+async fn pings_unread(t: &dyn WireTarget) -> Step<()> {
+    let peer = Peer::up(t).await?;
+    let link = peer.link();
+    let limit = unread_limit(&peer);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    // PINGs as fast as the link takes them, nothing read. A send that waits is never given up
+    // (that would end a secure link): the suite watches how long it has waited.
+    loop {
+        if sent >= UNREAD_PINGS {
+            return fail(
+                format!("the link closed before {UNREAD_PINGS} PINGs went unanswered (LINK-13)"),
+                "it took them all",
+            );
+        }
+        if started.elapsed() > FILL_LIMIT {
+            return fail(
+                format!("the implementation to stop reading within {FILL_LIMIT:?} (LINK-13)"),
+                format!("it took {sent} PINGs and kept reading"),
+            );
+        }
+        let send = link.send_bufs(pings(sent)?);
+        tokio::pin!(send);
+        let waiting = Instant::now();
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut send => break outcome,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    if waiting.elapsed() > limit {
+                        return fail(
+                            "the link closed while the suite read nothing (LINK-13)",
+                            format!("it stayed open {limit:?} after the suite's sends stopped going through, {sent} PINGs in"),
+                        );
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => sent += PINGS_PER_SEND,
+            Err(_) => break,
+        }
+    }
+    if closed_for(t, link.closure(), &[LinkCloseReason::ResourceExhausted]) {
+        return Ok(());
+    }
+    fail(
+        "the link closed by the implementation with RESOURCE_EXHAUSTED (LINK-13)",
+        format!("{:?}", link.closure()),
+    )
+}
