@@ -6,17 +6,17 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use acm::transport::DeviceId;
-use acm::{Context, Device, Event, PeerInfo};
+use acm::{Context, Device, DeviceConfig, Event, PeerInfo};
 use acm_transport_ble::binding::MAX_ADVERTISED_ID_LEN;
 use acm_transport_ble::{BleConfig, BleTransport, HciEndpoint};
 use acm_transport_tcp::TcpTransport;
 use serde_json::{Value, json};
 
-/// Exit code: the command ran but the outcome is a failure (a case failed, a request was
-/// rejected, a transfer was lost or did not verify).
+/// Exit code: the command ran but the outcome is a failure (a case failed, a connect failed or
+/// was rejected, a transfer was lost or did not verify).
 pub const EXIT_FAILED: u8 = 1;
-/// Exit code: the command could not run (bad arguments, unreadable files, an unreachable
-/// device, a transport that cannot start).
+/// Exit code: the command could not run (bad arguments, unreadable files, a transport that
+/// cannot start, an unreachable conformance target).
 pub const EXIT_CANNOT_RUN: u8 = 2;
 
 /// A command that did not succeed: one sentence, and the exit code.
@@ -85,9 +85,45 @@ pub struct NetArgs {
     /// a serial (UART) one.
     #[arg(long, value_name = "tcp://HOST:PORT|serial:PATH")]
     pub hci: Option<String>,
+    /// The largest data transfer this device accepts, in bytes, announced to its peers (default
+    /// 100 MiB); `acm send` sends larger files in chunks of at most the receiver's.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_data_size: Option<u64>,
     /// The secure layer's options.
     #[command(flatten)]
     pub security: crate::security::SecurityArgs,
+}
+
+/// How much received data a command's event stream holds unread before its link stops
+/// reading: a few chunks of a file, so that writing one overlaps receiving the next while
+/// memory stays bounded.
+const STREAM_DATA_BYTES: usize = 16 << 20;
+
+impl NetArgs {
+    /// The device's configuration: the secure layer's, with the data limits of these options.
+    pub fn device_config(&self) -> Result<DeviceConfig, CliError> {
+        let mut config = crate::security::device_config(&self.security)?
+            .with_stream_data_bytes(STREAM_DATA_BYTES);
+        if let Some(max) = self.max_data_size {
+            let limits = &mut config.engine.limits;
+            limits.max_data_size = max;
+            limits.max_reassembly_bytes = limits.max_reassembly_bytes.max(max);
+        }
+        Ok(config)
+    }
+
+    /// Whether `--peer` gives an address for device `id`.
+    pub fn names_peer(&self, id: &DeviceId) -> bool {
+        self.peers
+            .iter()
+            .any(|peer| peer_address(peer).is_ok_and(|(peer, _)| peer == *id))
+    }
+
+    /// The largest transfer this device accepts.
+    pub fn accepted_data_size(&self) -> u64 {
+        self.max_data_size
+            .unwrap_or_else(|| DeviceConfig::default().engine.limits.max_data_size)
+    }
 }
 
 /// `tcp://HOST:PORT` as a socket address.
@@ -151,7 +187,7 @@ pub async fn tcp_device(
             let addr = tcp_address(listen).map_err(CliError::cannot_run)?;
             TcpTransport::bind(id.clone(), addr)
                 .await
-                .map_err(|e| CliError::cannot_run(format!("cannot listen on {listen}: {e}")))?
+                .map_err(|e| CliError::cannot_run(cannot_listen(listen, e)))?
         }
         None => TcpTransport::client(id.clone()),
     };
@@ -163,8 +199,48 @@ pub async fn tcp_device(
         transport.add_peer(peer, addr);
     }
     let local = transport.local_addr();
-    let config = crate::security::device_config(&net.security)?;
-    Ok((Device::new(transport, config), local))
+    Ok((Device::new(transport, net.device_config()?), local))
+}
+
+/// Why a TCP transport could not listen on `listen`, said once.
+pub fn cannot_listen(listen: &str, err: acm_transport_tcp::TcpError) -> String {
+    match err {
+        acm_transport_tcp::TcpError::Bind { source, .. } => {
+            format!("cannot listen on {listen}: {source}")
+        }
+        other => format!("cannot listen on {listen}: {other}"),
+    }
+}
+
+/// How long [`probe`] waits for a device to answer.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Which device answers at `address` over TCP: the id its OPEN gives, or why none does (nothing
+/// listens there, another service does). The connection is closed at once.
+pub async fn probe(address: SocketAddr) -> Result<DeviceId, String> {
+    let prober = TcpTransport::client(device_id("acm-probe").map_err(|e| e.message)?);
+    let dialed = tokio::time::timeout(PROBE_TIMEOUT, prober.dial_addr(address)).await;
+    let link = match dialed {
+        Ok(Ok(link)) => link,
+        Ok(Err(acm::transport::TransportError::Io(err)))
+            if err.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            return Err(format!(
+                "the service at tcp://{address} does not speak acm ({err})"
+            ));
+        }
+        Ok(Err(acm::transport::TransportError::Io(err))) if err.raw_os_error().is_some() => {
+            return Err(format!(
+                "nothing listens at tcp://{address} ({})",
+                err.kind()
+            ));
+        }
+        Ok(Err(err)) => return Err(format!("tcp://{address}: {err}")),
+        Err(_) => return Err(format!("nothing answered at tcp://{address} in time")),
+    };
+    let id = link.peer_device().clone();
+    link.close(acm::transport::CloseReason::normal()).await;
+    Ok(id)
 }
 
 /// `--hci`: `tcp://HOST:PORT`, `serial:PATH` or a plain path.
@@ -216,8 +292,7 @@ pub async fn ble_device(
                 "cannot use the Bluetooth controller at {hci_text}: {e}"
             ))
         })?;
-    let config = crate::security::device_config(&net.security)?;
-    Ok(Device::new(transport, config))
+    Ok(Device::new(transport, net.device_config()?))
 }
 
 /// `BUNDLE/MODULE/ABILITY`.

@@ -2,11 +2,12 @@
 //! reference peer, and lets a person try the stack: list devices, listen as an app, chat, and
 //! send files with progress.
 //!
-//! Exit codes, for every command: 0 when it did what was asked (for `conformance`: every result
-//! as expected); 1 when it ran and the outcome is a failure (a case had an unexpected result, a
-//! request was rejected, a transfer was cut short or did not verify); 2 when it could not run
-//! (bad arguments, unreadable files, an unreachable device or target, a transport that cannot
-//! start). Errors are one sentence on stderr, starting `acm: `; errors of the API start with the
+//! Exit codes, for every command, as `acm --help` and README list them: 0 when it did what was
+//! asked (for `conformance`: every result as expected); 1 when it ran and the outcome is a
+//! failure (a case had an unexpected result, a connect failed or was rejected, a device could
+//! not be reached, a transfer was cut short or did not verify); 2 when it could not run (bad
+//! arguments, unreadable files, a transport that cannot start, an unreachable conformance
+//! target). Errors are one sentence on stderr, starting `acm: `; errors of the API start with the
 //! reference's error code (201, 401, 801), failed connects name their connect error code.
 
 mod capture;
@@ -23,13 +24,21 @@ use clap::{Parser, Subcommand};
 use commands::{chat, conformance, devices, keys, listen, proxy, send};
 use common::CliError;
 
+/// What `acm --help` ends with: the exit codes, as README's table has them, and the logs.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the command ran and failed: an unexpected conformance result, a connect that failed or was rejected (a device that cannot be reached included), a transfer cut short or not verified
+  2  the command could not run: bad arguments, unreadable files, a transport that cannot start, an unreachable conformance target
+Logs: -v, -vv, or RUST_LOG (for example RUST_LOG=acm=debug), on stderr.";
+
 /// The acm protocol stack's command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "acm",
     version,
     about,
-    after_help = "Exit codes: 0 success; 1 the command ran and failed (an unexpected conformance result, a rejected request, a transfer cut short or not verified); 2 the command could not run (bad arguments, unreadable files, an unreachable device).\nLogs: -v, -vv, or RUST_LOG (for example RUST_LOG=acm=debug), on stderr."
+    after_help = AFTER_HELP
 )]
 struct Cli {
     /// More logs on stderr (-v, -vv); RUST_LOG overrides.
@@ -69,7 +78,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = wants_json();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err, json),
+    };
     common::init_logs(cli.verbose);
     let result = match &cli.command {
         Command::Conformance(args) => return conformance::conformance(args, cli.verbose),
@@ -84,11 +97,63 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("acm: {}", err.message);
-            ExitCode::from(err.code)
-        }
+        Err(err) => fail(&err, json),
     }
+}
+
+/// Whether the command's output is JSON lines (`--json`; not `acm conformance --json FILE`,
+/// which writes a report), so that its error is one more JSON object.
+fn wants_json() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.iter().find(|arg| !arg.starts_with('-'));
+    args.iter().any(|arg| arg == "--json") && command.is_some_and(|c| c != "conformance")
+}
+
+/// Reports a failed command: one sentence on stderr, starting `acm: `, and with `--json` the
+/// same as a JSON object on stdout, `{"event":"error","message":...,"exit_code":...}`.
+fn fail(err: &CliError, json: bool) -> ExitCode {
+    eprintln!("acm: {}", err.message);
+    if json {
+        let object = serde_json::json!({
+            "event": "error",
+            "message": err.message,
+            "exit_code": err.code,
+        });
+        println!("{object}");
+    }
+    ExitCode::from(err.code)
+}
+
+/// Bad arguments, said as every other error is (clap's own `error:` becomes `acm: `, in one
+/// sentence with clap's tip, if any); help and version are printed as asked.
+fn usage_error(err: &clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        let _ = err.print();
+        return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(common::EXIT_CANNOT_RUN));
+    }
+    // clap's text: the error (its first line, and the arguments it lists under it), a blank
+    // line, then the usage and where to learn more.
+    let text = err.render().to_string();
+    let error: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let error = error.join(" ");
+    let mut message = error.strip_prefix("error: ").unwrap_or(&error).to_string();
+    if message.is_empty() {
+        message = "bad arguments".into();
+    }
+    match text.lines().find_map(|line| line.strip_prefix("Usage: ")) {
+        Some(usage) => message.push_str(&format!("; usage: {usage} (--help says more)")),
+        None => message.push_str(" (--help says more)"),
+    }
+    fail(&CliError::cannot_run(message), json)
 }
 
 fn block_on(

@@ -1,128 +1,569 @@
-//! The app-level convention of `acm send` and `acm listen --save-dir` (README, "Sending a
-//! file"): a session's first message announces the file as JSON, then one `send_data` carries
-//! its bytes, and the receiver answers with a message saying whether it saved them. Also the
-//! progress meter both ends print.
+//! The app-level file convention of `acm send` and `acm listen --save-dir` (README, "Sending a
+//! file"; SPEC section 18): the messages it is made of, the receiving end (a partial file
+//! written chunk by chunk, kept for a later resume, renamed into place once its length and
+//! SHA-256 match), and the progress meter both ends print.
 
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::common::Out;
 
+/// The version of the convention this side speaks; it also understands version 1.
+pub const VERSION: u64 = 2;
+
+/// The largest chunk a sender puts in one `send_data` unless the receiver asks for less.
+pub const DEFAULT_CHUNK: u64 = 4 << 20;
+
+/// The bytes handled at once when a chunk is both hashed and copied (read from the file, or
+/// written to it): few enough to stay in a processor's cache between the two.
+pub const CACHE_PIECE: usize = 256 << 10;
+
+/// The most bytes read or hashed at once when going through a file already on disk.
+const READ_BLOCK: usize = 1 << 20;
+
 /// What the first message of a file transfer announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileHeader {
+    /// The convention's version: 1 (one `send_data`, the hash announced first) or 2 (chunks,
+    /// the hash at the end, resumable).
+    pub version: u64,
     /// The file's name, without any directory.
     pub name: String,
     /// Its length in bytes.
     pub length: u64,
-    /// The SHA-256 of its bytes, in lowercase hex.
-    pub sha256: String,
+    /// Version 1 only: the SHA-256 of its bytes, in lowercase hex.
+    pub sha256: Option<String>,
 }
 
 impl FileHeader {
-    /// The header of `bytes` named `name`.
-    pub fn of(name: &str, bytes: &[u8]) -> Self {
+    /// The version 2 header of a file of `length` bytes named `name`.
+    pub fn new(name: &str, length: u64) -> Self {
         Self {
+            version: VERSION,
             name: name.to_string(),
-            length: bytes.len() as u64,
-            sha256: sha256_hex(bytes),
+            length,
+            sha256: None,
         }
     }
 
     /// The message that announces the file.
     pub fn to_message(&self) -> String {
-        json!({ "acm-file": { "name": self.name, "length": self.length, "sha256": self.sha256 } })
-            .to_string()
-    }
-
-    /// The header a message announces, if it is one with a plain file name.
-    pub fn from_message(text: &str) -> Option<Self> {
-        let value: Value = serde_json::from_str(text).ok()?;
-        let file = value.get("acm-file")?;
-        let name = file.get("name")?.as_str()?.to_string();
-        if !is_plain_name(&name) {
-            return None;
+        let mut file = json!({ "name": self.name, "length": self.length });
+        if self.version != 1 {
+            file["version"] = json!(self.version);
         }
-        Some(Self {
-            name,
-            length: file.get("length")?.as_u64()?,
-            sha256: file.get("sha256")?.as_str()?.to_ascii_lowercase(),
-        })
+        if let Some(sha256) = &self.sha256 {
+            file["sha256"] = json!(sha256);
+        }
+        json!({ "acm-file": file }).to_string()
     }
 }
 
+/// One message of the convention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileMessage {
+    /// Sender: a file follows. A header whose name is not a plain file name, or of a version
+    /// this side does not speak, is still a header, to be refused.
+    Header(FileHeader),
+    /// Receiver, version 2: it already holds the file's first `offset` bytes, whose SHA-256 is
+    /// `sha256`, and takes chunks of at most `max_chunk` bytes.
+    Ready {
+        /// Bytes held from an earlier transfer.
+        offset: u64,
+        /// Their SHA-256, lowercase hex.
+        sha256: String,
+        /// The largest chunk it takes.
+        max_chunk: u64,
+    },
+    /// Sender, version 2: the chunks that follow start at `offset` (the receiver's or 0).
+    Data {
+        /// Where the first chunk starts.
+        offset: u64,
+    },
+    /// Sender, version 2: every chunk has been sent; the whole file's SHA-256.
+    End {
+        /// Lowercase hex.
+        sha256: String,
+    },
+    /// Receiver: saved (under this name), or not and why.
+    Result(Result<String, String>),
+}
+
+/// The most bytes of a refusal's reason sent: its message, JSON escapes included, stays
+/// within the 1024 bytes of a message.
+const MAX_WHY: usize = 160;
+
+/// The SHA-256 of nothing: what a receiver holding no byte of a file announces.
+#[cfg(test)]
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+impl FileMessage {
+    /// The message as text.
+    pub fn to_message(&self) -> String {
+        match self {
+            Self::Header(header) => header.to_message(),
+            Self::Ready {
+                offset,
+                sha256,
+                max_chunk,
+            } => json!({ "acm-file-ready": { "offset": offset, "sha256": sha256, "max_chunk": max_chunk } })
+                .to_string(),
+            Self::Data { offset } => json!({ "acm-file-data": { "offset": offset } }).to_string(),
+            Self::End { sha256 } => json!({ "acm-file-end": { "sha256": sha256 } }).to_string(),
+            Self::Result(Ok(name)) => {
+                json!({ "acm-file-result": { "saved": true, "name": name } }).to_string()
+            }
+            Self::Result(Err(why)) => {
+                // Short enough that the message fits in one (`MSG-1`) whatever it quotes.
+                let mut end = why.len().min(MAX_WHY);
+                while !why.is_char_boundary(end) {
+                    end -= 1;
+                }
+                json!({ "acm-file-result": { "saved": false, "why": &why[..end] } }).to_string()
+            }
+        }
+    }
+
+    /// The convention's message `text` is, if it is one: a JSON object with one of the
+    /// convention's keys. Fields of the wrong type make it no message of the convention.
+    pub fn parse(text: &str) -> Option<Self> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        let object = value.as_object()?;
+        if let Some(file) = object.get("acm-file") {
+            let sha256 = match file.get("sha256") {
+                Some(sum) => Some(hex_sha256(sum)?),
+                None => None,
+            };
+            let version = match file.get("version") {
+                Some(version) => version.as_u64()?,
+                None => 1,
+            };
+            return Some(Self::Header(FileHeader {
+                version,
+                name: file.get("name")?.as_str()?.to_string(),
+                length: file.get("length")?.as_u64()?,
+                sha256,
+            }));
+        }
+        if let Some(ready) = object.get("acm-file-ready") {
+            return Some(Self::Ready {
+                offset: ready.get("offset")?.as_u64()?,
+                sha256: hex_sha256(ready.get("sha256")?)?,
+                max_chunk: ready.get("max_chunk")?.as_u64()?,
+            });
+        }
+        if let Some(data) = object.get("acm-file-data") {
+            return Some(Self::Data {
+                offset: data.get("offset")?.as_u64()?,
+            });
+        }
+        if let Some(end) = object.get("acm-file-end") {
+            return Some(Self::End {
+                sha256: hex_sha256(end.get("sha256")?)?,
+            });
+        }
+        let result = object.get("acm-file-result")?;
+        if result.get("saved")?.as_bool()? {
+            let name = result.get("name").and_then(Value::as_str).unwrap_or("");
+            Some(Self::Result(Ok(name.to_string())))
+        } else {
+            let why = result
+                .get("why")
+                .and_then(Value::as_str)
+                .unwrap_or("refused");
+            Some(Self::Result(Err(why.to_string())))
+        }
+    }
+}
+
+/// A SHA-256 in hex (either case), as lowercase.
+fn hex_sha256(value: &Value) -> Option<String> {
+    let text = value.as_str()?;
+    (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| text.to_ascii_lowercase())
+}
+
 /// Whether `name` names a file in a directory, with no path in it.
-fn is_plain_name(name: &str) -> bool {
+pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= 255
         && name != "."
         && name != ".."
+        && !name.starts_with(PARTIAL_PREFIX)
         && !name.contains(['/', '\\'])
         && !name.chars().any(char::is_control)
 }
 
-/// The receiver's answer: `Ok(())` when saved, `Err(why)` otherwise.
-pub fn result_message(result: &Result<PathBuf, String>) -> String {
-    match result {
-        Ok(_) => json!({ "acm-file-result": { "saved": true } }).to_string(),
-        Err(why) => json!({ "acm-file-result": { "saved": false, "why": why } }).to_string(),
-    }
-}
-
-/// The answer a message carries, if it is one.
-pub fn parse_result(text: &str) -> Option<Result<(), String>> {
-    let value: Value = serde_json::from_str(text).ok()?;
-    let result = value.get("acm-file-result")?;
-    if result.get("saved")?.as_bool()? {
-        Some(Ok(()))
-    } else {
-        let why = result
-            .get("why")
-            .and_then(Value::as_str)
-            .unwrap_or("refused");
-        Some(Err(why.to_string()))
-    }
+/// A hash in lowercase hex.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// SHA-256 in lowercase hex.
+#[cfg(test)]
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
 }
 
-/// Checks `bytes` against `header` and writes them to `dir` atomically: into a temporary file
-/// beside the target, then renamed over it. Returns the file's path, or why not.
-pub fn save(dir: &Path, header: &FileHeader, bytes: &[u8]) -> Result<PathBuf, String> {
-    if bytes.len() as u64 != header.length {
-        return Err(format!(
-            "length mismatch: {} bytes announced, {} received",
-            header.length,
-            bytes.len()
-        ));
+/// Hashes the first `length` bytes of `file` from its start, into `hasher`.
+pub fn hash_prefix(file: &mut File, length: u64, hasher: &mut Sha256) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut block = vec![0u8; READ_BLOCK];
+    let mut left = length;
+    while left > 0 {
+        let want = usize::try_from(left.min(READ_BLOCK as u64)).unwrap_or(READ_BLOCK);
+        let read = file.read(&mut block[..want])?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        hasher.update(&block[..read]);
+        left -= read as u64;
     }
-    let sum = sha256_hex(bytes);
-    if sum != header.sha256 {
-        return Err(format!(
-            "checksum mismatch: sha256 {} announced, {sum} received",
-            header.sha256
-        ));
+    Ok(())
+}
+
+/// The partial files being written now, so that two transfers of the same file (from the same
+/// device) do not write one at once.
+#[derive(Debug, Clone, Default)]
+pub struct Claims(Arc<Mutex<HashSet<PathBuf>>>);
+
+/// A partial file claimed: released when dropped.
+#[derive(Debug)]
+pub struct Claim {
+    claims: Claims,
+    path: PathBuf,
+}
+
+impl Claims {
+    /// Whether a transfer writes `path` now.
+    fn is_claimed(&self, path: &Path) -> bool {
+        self.0.lock().map_or(true, |held| held.contains(path))
     }
-    let target = dir.join(&header.name);
-    let temp = dir.join(format!(
-        ".{}.acm-partial-{}",
-        header.name,
-        std::process::id()
-    ));
-    let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, &target));
-    if let Err(err) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(format!("cannot write {}: {err}", target.display()));
+
+    fn claim(&self, path: &Path) -> Option<Claim> {
+        let mut held = self.0.lock().ok()?;
+        held.insert(path.to_path_buf()).then(|| Claim {
+            claims: self.clone(),
+            path: path.to_path_buf(),
+        })
     }
-    Ok(target)
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.claims.0.lock() {
+            held.remove(&self.path);
+        }
+    }
+}
+
+/// How long a partial file that nothing wrote to is kept for a resume: older ones are deleted
+/// when `acm listen --save-dir` starts and whenever a file is announced.
+pub const PARTIAL_KEPT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Deletes the partial files in `dir` last written more than `kept` before `now`, except those
+/// being written; returns how many went. A file that cannot be read or deleted stays.
+pub fn sweep_partials(dir: &Path, claims: &Claims, kept: Duration, now: SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| n.starts_with(PARTIAL_PREFIX)) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|metadata| metadata.modified().ok())
+            .and_then(|modified| now.duration_since(modified).ok())
+            .is_some_and(|age| age > kept);
+        let path = entry.path();
+        if stale && !claims.is_claimed(&path) && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// How the names of partial files start.
+const PARTIAL_PREFIX: &str = ".acm-partial-";
+
+/// Where a receiver keeps what it holds of the file `name` of `length` bytes between
+/// transfers: a hidden name in the save directory, the same for every transfer of a file of
+/// that name and length. It does not depend on the sending device, whose id may change from
+/// one run to the next (`acm send` takes a new one each time unless told `--device-id`): the
+/// sender's check of what is held, by its SHA-256, is what makes resuming safe.
+pub fn partial_name(name: &str, length: u64) -> String {
+    let key = Sha256::digest(format!("{name}\0{length}"));
+    format!("{PARTIAL_PREFIX}{}", &hex(&key)[..32])
+}
+
+/// The receiving end of one file: what it holds so far, written to a partial file (or, with no
+/// directory, only counted and hashed).
+#[derive(Debug)]
+pub struct Inbound {
+    header: FileHeader,
+    /// The partial file, its path and its claim; none when only verifying.
+    file: Option<(File, PathBuf, Claim)>,
+    hasher: Sha256,
+    have: u64,
+    /// Whether the chunks have started (`acm-file-data`, or at once in version 1).
+    started: bool,
+}
+
+impl Inbound {
+    /// Takes the transfer `header` announces, with a partial file in `dir`, or
+    /// only verified when `dir` is `None`. A partial file left by an earlier transfer of the
+    /// same file is read and hashed, to be offered for resuming (version 2). Fails with why the
+    /// file is refused.
+    pub fn open(header: FileHeader, dir: Option<&Path>, claims: &Claims) -> Result<Self, String> {
+        if header.version != 1 && header.version != VERSION {
+            return Err(format!(
+                "version {} of the acm-file convention is not spoken here (1 and {VERSION} are)",
+                header.version
+            ));
+        }
+        if header.version == 1 && header.sha256.is_none() {
+            return Err("a version 1 header needs its sha256".into());
+        }
+        if !is_plain_name(&header.name) {
+            return Err(format!("{:?} is not a plain file name", header.name));
+        }
+        let mut inbound = Self {
+            started: header.version == 1,
+            header,
+            file: None,
+            hasher: Sha256::new(),
+            have: 0,
+        };
+        let Some(dir) = dir else {
+            return Ok(inbound);
+        };
+        let path = dir.join(partial_name(&inbound.header.name, inbound.header.length));
+        let claim = claims
+            .claim(&path)
+            .ok_or_else(|| format!("{} is being received already", inbound.header.name))?;
+        let cannot = |err: std::io::Error| format!("cannot write {}: {err}", path.display());
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(cannot)?;
+        let held = file.metadata().map_err(cannot)?.len();
+        if inbound.header.version == 1 || held > inbound.header.length {
+            file.set_len(0).map_err(cannot)?;
+        } else if held > 0 && hash_prefix(&mut file, held, &mut inbound.hasher).is_ok() {
+            inbound.have = held;
+        } else {
+            file.set_len(0).map_err(cannot)?;
+            inbound.hasher = Sha256::new();
+        }
+        inbound.file = Some((file, path, claim));
+        Ok(inbound)
+    }
+
+    /// The file's header.
+    pub fn header(&self) -> &FileHeader {
+        &self.header
+    }
+
+    /// Bytes held.
+    pub fn have(&self) -> u64 {
+        self.have
+    }
+
+    /// The version 2 answer to the header: what is held, and the largest chunk taken.
+    pub fn ready(&self, max_chunk: u64) -> FileMessage {
+        FileMessage::Ready {
+            offset: self.have,
+            sha256: hex(&self.hasher.clone().finalize()),
+            max_chunk,
+        }
+    }
+
+    /// `acm-file-data`: the chunks start at `offset`, which must be what is held (a resume) or
+    /// 0 (starting over, what is held being dropped).
+    pub fn start(&mut self, offset: u64) -> Result<(), String> {
+        if self.started {
+            return Err("acm-file-data came twice".into());
+        }
+        if offset != 0 && offset != self.have {
+            return Err(format!(
+                "the chunks would start at {offset}, but {} bytes are held",
+                self.have
+            ));
+        }
+        if let Some((file, path, _)) = &mut self.file {
+            let placed = if offset == 0 {
+                file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0)))
+            } else {
+                file.seek(SeekFrom::Start(offset))
+            };
+            placed.map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        }
+        if offset == 0 {
+            self.hasher = Sha256::new();
+        }
+        self.have = offset;
+        self.started = true;
+        Ok(())
+    }
+
+    /// A chunk: written and hashed. Fails on a chunk before `acm-file-data` or past the
+    /// announced length.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), String> {
+        if !self.started {
+            return Err("data came before acm-file-data".into());
+        }
+        let after = self.have.saturating_add(chunk.len() as u64);
+        if after > self.header.length {
+            return Err(format!(
+                "length mismatch: {} bytes announced, more received",
+                self.header.length
+            ));
+        }
+        // Piece by piece, each hashed and then written while it is still in the processor's
+        // cache: the chunk is read from memory once, not twice.
+        for piece in chunk.chunks(CACHE_PIECE) {
+            self.hasher.update(piece);
+            if let Some((file, path, _)) = &mut self.file {
+                file.write_all(piece)
+                    .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+            }
+        }
+        self.have = after;
+        Ok(())
+    }
+
+    /// Whether a version 1 transfer has all its bytes (it has no end message).
+    pub fn v1_complete(&self) -> bool {
+        self.header.version == 1 && self.have == self.header.length
+    }
+
+    /// The end: checks the length and `sha256` (the announced one in version 1) and puts the
+    /// file in place, beside any file of the same name unless `overwrite`. Returns the name it
+    /// was saved under (with no directory: the name announced), or why not; a file that does
+    /// not verify leaves nothing behind, not even its partial file.
+    pub fn finish(self, sha256: Option<&str>, overwrite: bool) -> Result<String, String> {
+        let Self {
+            header,
+            file,
+            hasher,
+            have,
+            ..
+        } = self;
+        let discard = |file: Option<(File, PathBuf, Claim)>| {
+            if let Some((file, path, _claim)) = file {
+                drop(file);
+                let _ = std::fs::remove_file(path);
+            }
+        };
+        if have != header.length {
+            discard(file);
+            return Err(format!(
+                "length mismatch: {} bytes announced, {have} received",
+                header.length
+            ));
+        }
+        let expected = sha256.or(header.sha256.as_deref()).unwrap_or_default();
+        let sum = hex(&hasher.finalize());
+        if sum != expected {
+            discard(file);
+            return Err(format!(
+                "checksum mismatch: sha256 {expected} announced, {sum} received"
+            ));
+        }
+        let Some((file, path, _claim)) = file else {
+            return Ok(header.name);
+        };
+        let flushed = file.sync_data();
+        drop(file);
+        let placed = flushed.and_then(|()| {
+            place(
+                &path,
+                path.parent().unwrap_or(Path::new(".")),
+                &header.name,
+                overwrite,
+            )
+        });
+        match placed {
+            Ok(name) => Ok(name),
+            Err(err) => {
+                let _ = std::fs::remove_file(&path);
+                Err(format!("cannot save {}: {err}", header.name))
+            }
+        }
+    }
+
+    /// A transfer cut short: the partial file stays for a later resume (version 2), or goes
+    /// (version 1, which cannot resume).
+    pub fn abandon(self) {
+        if self.header.version == 1
+            && let Some((file, path, _claim)) = self.file
+        {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// A transfer refused midway: nothing of it is kept.
+    pub fn discard(self) {
+        if let Some((file, path, _claim)) = self.file {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// `name` with ` (n)` before its extension: `notes (1).txt`.
+fn numbered(name: &str, n: u32) -> String {
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => format!("{} ({n}){}", &name[..dot], &name[dot..]),
+        _ => format!("{name} ({n})"),
+    }
+}
+
+/// Moves `from` into `dir` as `name`, or when a file of that name exists (and not
+/// `overwrite`) as the first free `name (n).ext`; never replaces a file that appeared meanwhile
+/// where the file system has hard links. Returns the name used.
+fn place(from: &Path, dir: &Path, name: &str, overwrite: bool) -> std::io::Result<String> {
+    if overwrite {
+        std::fs::rename(from, dir.join(name))?;
+        return Ok(name.to_string());
+    }
+    for n in 0..10_000 {
+        let candidate = if n == 0 {
+            name.to_string()
+        } else {
+            numbered(name, n)
+        };
+        let target = dir.join(&candidate);
+        match std::fs::hard_link(from, &target) {
+            Ok(()) => {
+                std::fs::remove_file(from)?;
+                return Ok(candidate);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) if target.symlink_metadata().is_ok() => {}
+            Err(_) => {
+                std::fs::rename(from, &target)?;
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(std::io::Error::other("no free name"))
 }
 
 /// A progress line for people (on stderr, redrawn in place) or JSON progress objects.
@@ -132,8 +573,11 @@ pub struct Meter {
     direction: &'static str,
     name: String,
     total: u64,
+    /// Bytes already there when the meter started (a resume): not counted in the rate.
+    from: u64,
     start: Instant,
     last: Option<Instant>,
+    drawn: bool,
 }
 
 /// How often the meter redraws at most.
@@ -147,9 +591,17 @@ impl Meter {
             direction,
             name: name.to_string(),
             total,
+            from: 0,
             start: Instant::now(),
             last: None,
+            drawn: false,
         }
+    }
+
+    /// Counts from `from` bytes already in place (a resume).
+    pub fn resuming_at(mut self, from: u64) -> Self {
+        self.from = from;
+        self
     }
 
     /// `done` bytes of the total have moved.
@@ -161,7 +613,7 @@ impl Meter {
         }
         self.last = Some(now);
         let elapsed = (now - self.start).as_secs_f64().max(1e-3);
-        let rate = done as f64 / elapsed;
+        let rate = done.saturating_sub(self.from) as f64 / elapsed;
         let eta = if rate > 0.0 {
             (self.total.saturating_sub(done)) as f64 / rate
         } else {
@@ -192,6 +644,7 @@ impl Meter {
         } else {
             "?".into()
         };
+        self.drawn = !finished;
         eprint!(
             "\r{} {}: {} / {} ({percent:.0}%), {}/s, ETA {eta}   {}",
             self.direction,
@@ -204,10 +657,11 @@ impl Meter {
     }
 
     /// Ends the line of a meter cut short.
-    pub fn abandon(&self) {
-        if !self.out.json && self.last.is_some() {
+    pub fn abandon(&mut self) {
+        if !self.out.json && self.drawn {
             eprintln!();
         }
+        self.drawn = false;
     }
 }
 
@@ -231,37 +685,175 @@ pub fn size(bytes: u64) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_header_round_trips_and_paths_are_refused() {
-        let header = FileHeader::of("notes.txt", b"hello");
-        assert_eq!(FileHeader::from_message(&header.to_message()), Some(header));
-        let evil = FileHeader::of("../etc/passwd", b"x").to_message();
-        assert_eq!(FileHeader::from_message(&evil), None);
-        assert_eq!(FileHeader::from_message("hello"), None);
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("acm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     #[test]
-    fn a_file_that_does_not_verify_is_not_written() {
-        let dir = std::env::temp_dir().join(format!("acm-save-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let header = FileHeader::of("a.bin", b"abc");
-        assert!(save(&dir, &header, b"abd").is_err());
-        assert!(save(&dir, &header, b"ab").is_err());
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-        let path = save(&dir, &header, b"abc").unwrap();
-        assert_eq!(std::fs::read(path).unwrap(), b"abc");
+    fn messages_round_trip_and_malformed_ones_are_none() {
+        let messages = [
+            FileMessage::Header(FileHeader::new("notes.txt", 5)),
+            FileMessage::Header(FileHeader {
+                version: 1,
+                name: "a".into(),
+                length: 1,
+                sha256: Some(sha256_hex(b"x")),
+            }),
+            FileMessage::Ready {
+                offset: 3,
+                sha256: sha256_hex(b"abc"),
+                max_chunk: 1 << 20,
+            },
+            FileMessage::Data { offset: 0 },
+            FileMessage::End {
+                sha256: EMPTY_SHA256.into(),
+            },
+            FileMessage::Result(Ok("notes (1).txt".into())),
+            FileMessage::Result(Err("bad".into())),
+        ];
+        let long = FileMessage::Result(Err("\"é".repeat(1000))).to_message();
+        assert!(long.len() <= 1024, "{}", long.len());
+        for message in messages {
+            let text = message.to_message();
+            assert!(text.len() <= 1024, "{text}");
+            assert_eq!(FileMessage::parse(&text), Some(message), "{text}");
+        }
+        for bad in [
+            "hello",
+            "[1]",
+            r#"{"acm-file":{"name":"a","length":-1}}"#,
+            r#"{"acm-file":{"name":"a","length":1,"version":"2"}}"#,
+            r#"{"acm-file-end":{"sha256":"abc"}}"#,
+            r#"{"acm-file-data":{}}"#,
+        ] {
+            assert_eq!(FileMessage::parse(bad), None, "{bad}");
+        }
+        assert_eq!(sha256_hex(b""), EMPTY_SHA256);
+    }
+
+    #[test]
+    fn paths_and_unknown_versions_are_refused() {
+        let claims = Claims::default();
+        for name in ["../etc/passwd", "a/b", "", "..", ".acm-partial-0"] {
+            let header = FileHeader::new(name, 1);
+            assert!(Inbound::open(header, None, &claims).is_err(), "{name}");
+        }
+        let mut header = FileHeader::new("a", 1);
+        header.version = 3;
+        assert!(Inbound::open(header, None, &claims).is_err());
+    }
+
+    #[test]
+    fn a_file_that_does_not_verify_leaves_nothing() {
+        let dir = dir("mismatch");
+        let claims = Claims::default();
+        let mut inbound = Inbound::open(FileHeader::new("a.bin", 3), Some(&dir), &claims).unwrap();
+        inbound.start(0).unwrap();
+        inbound.write(b"abd").unwrap();
+        assert!(inbound.finish(Some(&sha256_hex(b"abc")), false).is_err());
+        assert!(names(&dir).is_empty());
+        let mut inbound = Inbound::open(FileHeader::new("a.bin", 3), Some(&dir), &claims).unwrap();
+        inbound.start(0).unwrap();
+        assert!(inbound.write(b"abcd").is_err());
+        assert!(inbound.start(0).is_err(), "acm-file-data comes once");
+        inbound.discard();
+        assert!(names(&dir).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
-    fn results_round_trip() {
+    fn a_partial_file_is_offered_again_and_a_second_file_keeps_the_first() {
+        let dir = dir("resume");
+        let claims = Claims::default();
+        let header = FileHeader::new("a.txt", 6);
+        let mut first = Inbound::open(header.clone(), Some(&dir), &claims).unwrap();
         assert_eq!(
-            parse_result(&result_message(&Ok(PathBuf::new()))),
-            Some(Ok(()))
+            first.ready(9),
+            FileMessage::Ready {
+                offset: 0,
+                sha256: EMPTY_SHA256.into(),
+                max_chunk: 9
+            }
         );
+        // The same file from the same device cannot be received twice at once.
+        assert!(Inbound::open(header.clone(), Some(&dir), &claims).is_err());
+        first.start(0).unwrap();
+        first.write(b"abcd").unwrap();
+        first.abandon();
+
+        let mut again = Inbound::open(header.clone(), Some(&dir), &claims).unwrap();
         assert_eq!(
-            parse_result(&result_message(&Err("bad".into()))),
-            Some(Err("bad".into()))
+            again.ready(9),
+            FileMessage::Ready {
+                offset: 4,
+                sha256: sha256_hex(b"abcd"),
+                max_chunk: 9
+            }
         );
+        assert!(again.start(2).is_err(), "only what is held or 0");
+        again.abandon();
+        let mut again = Inbound::open(header.clone(), Some(&dir), &claims).unwrap();
+        again.start(4).unwrap();
+        again.write(b"ef").unwrap();
+        let sum = sha256_hex(b"abcdef");
+        assert_eq!(again.finish(Some(&sum), false), Ok("a.txt".into()));
+        assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"abcdef");
+
+        let mut second = Inbound::open(header, Some(&dir), &claims).unwrap();
+        assert_eq!(second.have(), 0, "the saved file is no partial one");
+        second.start(0).unwrap();
+        second.write(b"ghijkl").unwrap();
+        let sum = sha256_hex(b"ghijkl");
+        assert_eq!(second.finish(Some(&sum), false), Ok("a (1).txt".into()));
+        assert_eq!(names(&dir), ["a (1).txt", "a.txt"]);
+        assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"abcdef");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stale_partial_files_go_and_recent_or_claimed_ones_stay() {
+        let dir = dir("sweep");
+        let claims = Claims::default();
+        let day = Duration::from_secs(24 * 60 * 60);
+        let now = SystemTime::now();
+        let made = |name: &str, age: Duration| {
+            let file = File::create(dir.join(name)).unwrap();
+            file.set_modified(now - age).unwrap();
+        };
+        made(&partial_name("old.bin", 1), 8 * day);
+        made(&partial_name("recent.bin", 1), day);
+        made(&partial_name("busy.bin", 1), 8 * day);
+        made("old-but-mine.txt", 30 * day);
+        let _busy = claims
+            .claim(&dir.join(partial_name("busy.bin", 1)))
+            .unwrap();
+        assert_eq!(sweep_partials(&dir, &claims, PARTIAL_KEPT, now), 1);
+        let mut left = vec![
+            partial_name("recent.bin", 1),
+            partial_name("busy.bin", 1),
+            "old-but-mine.txt".to_string(),
+        ];
+        left.sort();
+        assert_eq!(names(&dir), left);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn numbered_names_keep_the_extension() {
+        assert_eq!(numbered("a.txt", 1), "a (1).txt");
+        assert_eq!(numbered("archive", 2), "archive (2)");
+        assert_eq!(numbered(".profile", 1), ".profile (1)");
     }
 }

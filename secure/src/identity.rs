@@ -165,13 +165,20 @@ impl Identity {
     }
 
     /// Loads the identity at `path`, or makes one and saves it there if there is no file yet.
+    ///
+    /// Processes (or threads) that share the file and start together end with the same
+    /// identity: the file is made whole or not at all, and only by the first to make it; the
+    /// others load it.
     pub fn load_or_generate(path: &Path) -> Result<Self, SecureError> {
         if path.exists() {
             return Self::load(path);
         }
         let identity = Self::generate()?;
-        identity.save(path)?;
-        Ok(identity)
+        if files::create_private(path, &format!("{}\n", hex(&identity.private)))? {
+            Ok(identity)
+        } else {
+            Self::load(path)
+        }
     }
 }
 
@@ -215,6 +222,36 @@ mod tests {
             identity.public_key().to_hex(),
             "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
         );
+    }
+
+    #[test]
+    fn identities_made_at_once_in_one_folder_are_one() {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "acm-secure-identity-{}-{:x}",
+            std::process::id(),
+            u64::from_le_bytes(bytes)
+        ));
+        let path = dir.join("acm").join("identity");
+        let makers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Identity::load_or_generate(&path).unwrap())
+            })
+            .collect();
+        let keys: Vec<PublicKey> = makers
+            .into_iter()
+            .map(|maker| maker.join().unwrap().public_key())
+            .collect();
+        let saved = Identity::load(&path).unwrap().public_key();
+        assert!(keys.iter().all(|key| *key == saved), "one key for all");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["identity"], "no file left half-made");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

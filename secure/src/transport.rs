@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex, MutexGuard};
 
-use acm_transport::{Capabilities, DeviceId, DeviceInfo, Link, Transport, TransportError};
+use acm_transport::{Capabilities, Closure, DeviceId, DeviceInfo, Link, Transport, TransportError};
 use async_trait::async_trait;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::AbortHandle;
 
 use crate::config::SecureConfig;
+use crate::error::SecureError;
 use crate::establish::{establish, establish_observed};
 use crate::link::SecureLink;
 use crate::pairing::PairingRequests;
@@ -134,6 +135,13 @@ impl<T: Transport + 'static> Secure<T> {
             match establish_observed(link, &config, &progress).await {
                 Ok(link) => {
                     let _ = opened.send(link);
+                }
+                // A peer that closes gracefully before the handshake (one that only checks
+                // which device answers) broke nothing.
+                Err(SecureError::Transport(TransportError::Closed(Closure::Peer(reason))))
+                    if reason.code == 0 =>
+                {
+                    tracing::debug!(%peer, "a link closed by its peer before its handshake");
                 }
                 Err(error) => tracing::warn!(%peer, %error, "refused a link"),
             }

@@ -67,7 +67,9 @@ impl TrustStore for MemoryTrustStore {
 }
 
 /// A trust store kept in a text file, one device a line: the device id, a tab, and its key in
-/// 64 hexadecimal digits. Every change rewrites the file, readable by its owner only (mode 0600
+/// 64 hexadecimal digits. Every change rewrites the file, applied to what it holds then (stores
+/// of several processes may share it: their changes are made one at a time, under an exclusive
+/// lock on `PATH.lock` beside it), readable by its owner only (mode 0600
 /// on Unix).
 #[derive(Debug)]
 pub struct FileTrustStore {
@@ -93,6 +95,24 @@ impl FileTrustStore {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Changes the file with `change`, applied to what the file holds now (which another
+    /// process sharing it may have changed), under the lock of its writers; returns what it
+    /// then holds.
+    fn update(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<DeviceId, PublicKey>),
+    ) -> Result<BTreeMap<DeviceId, PublicKey>, SecureError> {
+        let _lock = files::lock_for_writing(&self.path)?;
+        let mut keys = if self.path.exists() {
+            parse(&self.path, &files::read(&self.path)?)?
+        } else {
+            BTreeMap::new()
+        };
+        change(&mut keys);
+        self.save(&keys)?;
+        Ok(keys)
     }
 
     fn save(&self, keys: &BTreeMap<DeviceId, PublicKey>) -> Result<(), SecureError> {
@@ -135,23 +155,17 @@ impl TrustStore for FileTrustStore {
 
     fn insert(&self, device: &DeviceId, key: PublicKey) -> Result<(), SecureError> {
         let mut keys = lock(&self.keys);
-        let mut changed = keys.clone();
-        changed.insert(device.clone(), key);
-        self.save(&changed)?;
-        *keys = changed;
+        *keys = self.update(|keys| {
+            keys.insert(device.clone(), key);
+        })?;
         Ok(())
     }
 
     fn remove(&self, device: &DeviceId) -> Result<bool, SecureError> {
         let mut keys = lock(&self.keys);
-        if !keys.contains_key(device) {
-            return Ok(false);
-        }
-        let mut changed = keys.clone();
-        changed.remove(device);
-        self.save(&changed)?;
-        *keys = changed;
-        Ok(true)
+        let mut removed = false;
+        *keys = self.update(|keys| removed = keys.remove(device).is_some())?;
+        Ok(removed)
     }
 
     fn list(&self) -> Vec<(DeviceId, PublicKey)> {
@@ -201,6 +215,40 @@ mod tests {
         assert!(store.remove(&id("phone")).unwrap());
         assert!(!store.remove(&id("phone")).unwrap());
         assert_eq!(store.list().len(), 1);
+    }
+
+    #[test]
+    fn stores_sharing_a_file_and_its_missing_folder_lose_no_change() {
+        let path = scratch("shared");
+        let writers: Vec<_> = (0..8u8)
+            .map(|n| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    // Each its own store on the same file, as processes sharing a folder have.
+                    let store = FileTrustStore::open(&path).unwrap();
+                    for round in 0..5u8 {
+                        let device = id(&format!("device-{n}-{round}"));
+                        store
+                            .insert(&device, PublicKey::from_bytes([n; 32]))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let store = FileTrustStore::open(&path).unwrap();
+        assert_eq!(store.list().len(), 40);
+        assert!(store.remove(&id("device-3-4")).unwrap());
+        assert_eq!(FileTrustStore::open(&path).unwrap().list().len(), 39);
+        let mut names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["trust", "trust.lock"], "no file left half-made");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[test]

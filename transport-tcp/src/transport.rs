@@ -210,19 +210,25 @@ impl Transport for TcpTransport {
     }
 
     /// Dials `device` at the address given with [`TcpTransport::add_peer`]. Fails with
-    /// [`TransportError::Unreachable`] for a device without an address, one where nothing
-    /// listens, or one whose OPEN names another device; with [`TransportError::Refused`] when
-    /// the device ends the connection without answering OPEN.
+    /// [`TransportError::Unreachable`] for a device without an address, with
+    /// [`TransportError::NotListening`] where nothing listens, with
+    /// [`TransportError::OtherDevice`] when the OPEN there names another device, with
+    /// [`TransportError::NotAcm`] when what answers there is no acm binding, and with
+    /// [`TransportError::Refused`] when the device ends the connection without answering OPEN.
     async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError> {
         let addr = self.peers().get(device).copied();
         let addr = addr.ok_or_else(|| TransportError::Unreachable(device.clone()))?;
         let opened = self
             .open(addr)
             .await
-            .map_err(|e| e.into_transport(Some(device)))?;
+            .map_err(|e| e.into_transport(Some((device, addr))))?;
         if opened.peer != *device {
             // Another device listens there: the connection is dropped without CLOSE.
-            return Err(TransportError::Unreachable(device.clone()));
+            return Err(TransportError::OtherDevice {
+                device: device.clone(),
+                found: opened.peer,
+                address: format!("tcp://{addr}"),
+            });
         }
         Ok(Box::new(opened.start(
             &self.device,
@@ -267,13 +273,22 @@ impl From<io::Error> for DialError {
 }
 
 impl DialError {
-    /// The error a dial reports: by device id when one was dialed, else as I/O errors.
-    fn into_transport(self, device: Option<&DeviceId>) -> TransportError {
+    /// The error a dial reports: by device id when one was dialed (with its address), else as
+    /// I/O errors.
+    fn into_transport(self, device: Option<(&DeviceId, SocketAddr)>) -> TransportError {
         match (self, device) {
-            (Self::Connect(error), Some(device)) if nobody_there(&error) => {
-                TransportError::Unreachable(device.clone())
+            (Self::Connect(error), Some((device, addr))) if nobody_there(&error) => {
+                TransportError::NotListening {
+                    device: device.clone(),
+                    address: format!("tcp://{addr}"),
+                    why: error.kind().to_string(),
+                }
             }
-            (Self::Refused, Some(device)) => TransportError::Refused(device.clone()),
+            (Self::Broken(error), Some((_, addr))) => TransportError::NotAcm {
+                address: format!("tcp://{addr}"),
+                why: error.to_string(),
+            },
+            (Self::Refused, Some((device, _))) => TransportError::Refused(device.clone()),
             (Self::Refused, None) => io::Error::new(
                 io::ErrorKind::ConnectionRefused,
                 "the device ended the connection without answering OPEN",

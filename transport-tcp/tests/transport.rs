@@ -91,7 +91,7 @@ async fn dial_addr_learns_the_peer_id_from_its_open() {
 }
 
 #[tokio::test]
-async fn dialing_an_unknown_id_or_a_port_nobody_listens_on_is_unreachable() {
+async fn dialing_an_unknown_id_is_unreachable_and_a_port_nobody_listens_on_is_named() {
     within(10, async {
         let phone = TcpTransport::client(id("phone"));
         assert!(matches!(
@@ -102,9 +102,16 @@ async fn dialing_an_unknown_id_or_a_port_nobody_listens_on_is_unreachable() {
         let (listener, addr) = raw_listener().await;
         drop(listener);
         phone.add_peer(id("gone"), addr);
+        let Err(err) = phone.dial(&id("gone")).await else {
+            panic!("no link");
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("nothing listens at tcp://{addr} (connection refused)")
+        );
         assert!(matches!(
-            phone.dial(&id("gone")).await,
-            Err(TransportError::Unreachable(_))
+            err,
+            TransportError::NotListening { device, .. } if device == id("gone")
         ));
         assert!(matches!(
             phone.dial_addr(addr).await,
@@ -115,17 +122,52 @@ async fn dialing_an_unknown_id_or_a_port_nobody_listens_on_is_unreachable() {
 }
 
 #[tokio::test]
-async fn dialing_an_id_where_another_device_listens_is_unreachable() {
+async fn dialing_an_id_where_another_device_listens_names_the_device_there() {
     within(10, async {
         let impostor = TcpTransport::bind(id("impostor"), loopback())
             .await
             .unwrap();
         let phone = TcpTransport::client(id("phone"));
-        phone.add_peer(id("tablet"), impostor.local_addr().unwrap());
+        let addr = impostor.local_addr().unwrap();
+        phone.add_peer(id("tablet"), addr);
+        let Err(err) = phone.dial(&id("tablet")).await else {
+            panic!("no link");
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("device impostor answers at tcp://{addr}, not tablet")
+        );
         assert!(matches!(
-            phone.dial(&id("tablet")).await,
-            Err(TransportError::Unreachable(who)) if who == id("tablet")
+            err,
+            TransportError::OtherDevice { device, found, .. }
+                if device == id("tablet") && found == id("impostor")
         ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dialing_an_id_where_another_service_listens_says_it_does_not_speak_acm() {
+    within(10, async {
+        // A service that greets every connection with a line of text, as SSH does.
+        let (listener, addr) = raw_listener().await;
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+                let mut sink = [0u8; 256];
+                let _ = stream.read(&mut sink).await;
+            }
+        });
+        let phone = TcpTransport::client(id("phone"));
+        phone.add_peer(id("tablet"), addr);
+        let Err(err) = phone.dial(&id("tablet")).await else {
+            panic!("no link");
+        };
+        assert!(
+            err.to_string()
+                .starts_with(&format!("the service at tcp://{addr} does not speak acm")),
+            "{err}"
+        );
     })
     .await;
 }

@@ -309,6 +309,36 @@ pub enum TransportError {
     /// No device with this id can be reached.
     #[error("device {0} cannot be reached")]
     Unreachable(DeviceId),
+    /// Nothing accepted a connection at the address known for the device (a TCP port nobody
+    /// listens on, a host that cannot be reached).
+    #[error("nothing listens at {address} ({why})")]
+    NotListening {
+        /// The device dialed.
+        device: DeviceId,
+        /// Where it was said to be, as the transport writes addresses (`tcp://HOST:PORT`).
+        address: String,
+        /// What the system said, for people (`connection refused`).
+        why: String,
+    },
+    /// Another device answered at the address known for the device.
+    #[error("device {found} answers at {address}, not {device}")]
+    OtherDevice {
+        /// The device dialed.
+        device: DeviceId,
+        /// The device that answered.
+        found: DeviceId,
+        /// Where.
+        address: String,
+    },
+    /// Something answered at the address known for the device, but not in this protocol's
+    /// binding: another service listens there.
+    #[error("the service at {address} does not speak acm ({why})")]
+    NotAcm {
+        /// Where, as the transport writes addresses.
+        address: String,
+        /// What it sent that the binding does not allow, for people.
+        why: String,
+    },
     /// The device was reached but refused the link.
     #[error("device {0} refused the link")]
     Refused(DeviceId),

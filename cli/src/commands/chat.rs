@@ -1,14 +1,16 @@
 //! `acm chat`: opens a session to an app on another device; typed lines go out as messages and
 //! the peer's messages are printed. Ctrl-C or the end of input disconnects.
 
-use acm::{AbilityConnectionManager, ConnectOptions, Device, Event, EventStream, SessionId};
+use acm::{
+    AbilityConnectionManager, AcmError, ConnectOptions, Device, Event, EventStream, SessionId,
+};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::commands::mock::{DEMO_PEER, Demo, demo_network};
 use crate::common::{
     AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device, ble_target,
-    close_device, target, tcp_device,
+    close_device, probe, target, tcp_address, tcp_device,
 };
 use crate::security::Pairing;
 
@@ -77,7 +79,16 @@ pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Ope
     let own_id = format!("acm-{}", std::process::id());
     let (device, demo, peer) = match args.net.transport {
         TransportKind::Tcp => {
-            let (peer, address) = target(to()?)?;
+            let text = to()?;
+            if text.starts_with("tcp://") {
+                return Err(no_device_id(text).await);
+            }
+            let (peer, address) = target(text)?;
+            if address.is_none() && !args.net.names_peer(&peer) {
+                return Err(CliError::cannot_run(format!(
+                    "--to {text} gives no address: over TCP write --to {text}@tcp://HOST:PORT (or add --peer {text}=tcp://HOST:PORT)"
+                )));
+            }
             let extra = address.map(|a| (peer.clone(), a));
             (tcp_device(&args.net, &own_id, extra).await?.0, None, peer)
         }
@@ -127,10 +138,13 @@ pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Ope
         "connected",
         json!({ "peer": peer, "session": session.get(), "service": args.service }),
         || {
-            format!(
-                "connected to {peer}, service {} (Ctrl-C or end of input to leave)",
-                args.service
-            )
+            // `acm send` leaves by itself once the file is sent.
+            let leave = if need_send_data {
+                ""
+            } else {
+                " (Ctrl-C or end of input to leave)"
+            };
+            format!("connected to {peer}, service {}{leave}", args.service)
         },
     );
     Ok(Open {
@@ -143,6 +157,21 @@ pub async fn open(args: &PeerArgs, out: Out, need_send_data: bool) -> Result<Ope
     })
 }
 
+/// `--to tcp://HOST:PORT` has no device id: says how to write it, with the id of the device
+/// that answers there when one does.
+async fn no_device_id(text: &str) -> CliError {
+    let found = match tcp_address(text) {
+        Ok(address) => probe(address).await,
+        Err(why) => return CliError::cannot_run(why),
+    };
+    CliError::cannot_run(match found {
+        Ok(id) => format!(
+            "--to {text} gives no device id: device {id} answers there, so write --to {id}@{text}"
+        ),
+        Err(why) => format!("--to {text} gives no device id: write --to ID@{text}, though {why}"),
+    })
+}
+
 /// Runs `acm chat`.
 pub async fn run(args: &ChatArgs) -> Result<(), CliError> {
     let mut interrupt = Interrupt::watch();
@@ -151,15 +180,20 @@ pub async fn run(args: &ChatArgs) -> Result<(), CliError> {
     };
     let mut open = open(&args.peer, out, false).await?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut failure = None;
     let ended = loop {
         tokio::select! {
             () = interrupt.wait() => break None,
             line = lines.next_line() => match line {
-                Ok(Some(line)) => {
-                    if let Err(err) = open.app.send_message(open.session, &line).await {
-                        return Err(err.into());
+                Ok(Some(line)) => match open.app.send_message(open.session, &line).await {
+                    Ok(()) => {}
+                    Err(err @ AcmError::MessageTooLong { .. }) => not_sent(out, &err),
+                    Err(err) => {
+                        // What was sent before leaves before the process does.
+                        failure = Some(CliError::from(err));
+                        break None;
                     }
-                }
+                },
                 _ => break None,
             },
             event = open.events.next() => match event {
@@ -174,12 +208,25 @@ pub async fn run(args: &ChatArgs) -> Result<(), CliError> {
         }
     };
     if ended.is_none() {
-        out.line("left", json!({ "peer": open.peer }), || {
-            "disconnecting".into()
-        });
+        if failure.is_none() {
+            out.line("left", json!({ "peer": open.peer }), || {
+                "disconnecting".into()
+            });
+        }
         open.close().await;
     } else {
         open.device.shutdown();
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
+}
+
+/// Says that a typed line was too long to go as one message, and the session goes on: the
+/// line is not sent, nothing else is lost.
+pub fn not_sent(out: Out, err: &AcmError) {
+    let AcmError::MessageTooLong { len, max } = err else {
+        return;
+    };
+    out.line("not-sent", json!({ "bytes": len, "max": max }), || {
+        format!("line not sent: {len} bytes, at most {max}")
+    });
 }

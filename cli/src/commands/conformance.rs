@@ -144,7 +144,7 @@ pub fn peer(args: &PeerArgs) -> ExitCode {
             let config = TcpConfig::new().with_open_timeout(timers.open);
             let transport = TcpTransport::bind_with(id.clone(), addr, config)
                 .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                .map_err(|e| crate::common::cannot_listen(&format!("tcp://{addr}"), e))?;
             let local = transport
                 .local_addr()
                 .ok_or("the listener has no address")?;

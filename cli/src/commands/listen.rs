@@ -3,17 +3,21 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
-use acm::{AbilityConnectionManager, CollaborateRequest, CollaborateResult, Event, SessionId};
+use acm::{
+    AbilityConnectionManager, AcmError, CollaborateRequest, CollaborateResult, Event, SessionId,
+};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
+use crate::commands::chat::not_sent;
 use crate::common::{
-    AppName, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind, ble_device,
-    close_device, tcp_device,
+    AppName, CLOSE_LIMIT, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind,
+    ble_device, close_device, tcp_device,
 };
 use crate::security::Pairing;
-use crate::transfer::{FileHeader, Meter, result_message, save, size};
+use crate::transfer::{Claims, FileMessage, Inbound, Meter, PARTIAL_KEPT, size, sweep_partials};
 
 /// The options of `acm listen`.
 #[derive(Debug, clap::Args)]
@@ -29,9 +33,16 @@ pub struct ListenArgs {
     /// Reject every request with this reason (the requester sees PEER_APP_REJECTED).
     #[arg(long)]
     reject: Option<String>,
-    /// Save the files sent with `acm send` in this directory.
+    /// Save the files sent with `acm send` in this directory. A file is written to a hidden
+    /// partial file there as it arrives, and renamed to its name once its length and SHA-256
+    /// match; a transfer cut short leaves its partial file, from which sending it again resumes.
+    /// Partial files that nothing wrote to for 7 days are deleted.
     #[arg(long)]
     save_dir: Option<PathBuf>,
+    /// Replace a file of the same name in --save-dir, instead of saving beside it as
+    /// `NAME (1).EXT`.
+    #[arg(long)]
+    overwrite: bool,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -39,6 +50,39 @@ pub struct ListenArgs {
 
 /// The sessions connected now, to send typed lines to.
 type Connected = Arc<Mutex<Vec<SessionId>>>;
+
+/// The tasks serving sessions, and the word to stop that they all watch: when the command
+/// ends, each says how its session ended (a file cut short) before the process goes.
+#[derive(Clone)]
+struct Serves {
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Serves {
+    fn new() -> Self {
+        Self {
+            tasks: Arc::default(),
+            stop: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Tells every task to stop, and waits for them (at most [`CLOSE_LIMIT`]).
+    async fn stop(&self) {
+        self.stop.send_replace(true);
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut tasks| tasks.drain(..).collect())
+            .unwrap_or_default();
+        let _ = tokio::time::timeout(CLOSE_LIMIT, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+    }
+}
 
 /// Runs `acm listen`.
 pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
@@ -65,6 +109,18 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
             dir.display()
         )));
     }
+    let claims = Claims::default();
+    if let Some(dir) = &args.save_dir {
+        let removed = sweep_partials(dir, &claims, PARTIAL_KEPT, SystemTime::now());
+        if removed > 0 {
+            let days = PARTIAL_KEPT.as_secs() / (24 * 60 * 60);
+            out.line(
+                "partials-removed",
+                json!({ "count": removed, "days": days }),
+                || format!("deleted {removed} partial file(s) in {} that nothing wrote to for {days} days", dir.display()),
+            );
+        }
+    }
     let (device, mut fields, place) = if args.net.transport == TransportKind::Ble {
         let device = ble_device(&args.net, "acm-listener", true).await?;
         let hci = args.net.hci.clone().unwrap_or_default();
@@ -82,7 +138,8 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
     };
     let app = device.manager(&args.app.context());
     let connected: Connected = Arc::default();
-    register(args, &app, out, &connected);
+    let serves = Serves::new();
+    register(args, &app, out, &connected, &serves, claims);
     let id = device.id().to_string();
     fields["device"] = json!(id);
     fields["service"] = json!(args.service);
@@ -104,8 +161,13 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
                 Ok(Some(line)) => {
                     let sessions = connected.lock().map(|s| s.clone()).unwrap_or_default();
                     for session in sessions {
-                        if let Err(err) = app.send_message(session, &line).await {
-                            out.line("error", json!({ "message": err.to_string() }), || format!("acm: {err}"));
+                        match app.send_message(session, &line).await {
+                            Ok(()) => {}
+                            Err(err @ AcmError::MessageTooLong { .. }) => {
+                                not_sent(out, &err);
+                                break;
+                            }
+                            Err(err) => out.line("error", json!({ "message": err.to_string() }), || format!("acm: {err}")),
                         }
                     }
                 }
@@ -113,6 +175,8 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
             },
         }
     }
+    // Each session's task reports a file cut short, and ends its progress line.
+    serves.stop().await;
     let sessions = connected.lock().map(|s| s.clone()).unwrap_or_default();
     for session in sessions {
         let _ = app.disconnect(session);
@@ -121,12 +185,22 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn register(args: &ListenArgs, app: &AbilityConnectionManager, out: Out, connected: &Connected) {
+fn register(
+    args: &ListenArgs,
+    app: &AbilityConnectionManager,
+    out: Out,
+    connected: &Connected,
+    serves: &Serves,
+    claims: Claims,
+) {
+    let serves = serves.clone();
     let manager = app.clone();
     let context = args.app.context();
     let service = args.service.clone();
     let reject = args.reject.clone();
     let save_dir = args.save_dir.clone();
+    let overwrite = args.overwrite;
+    let max_chunk = args.net.accepted_data_size();
     let connected = connected.clone();
     app.register_ability(
         &args.app.module,
@@ -159,16 +233,24 @@ fn register(args: &ListenArgs, app: &AbilityConnectionManager, out: Out, connect
                 app: manager.clone(),
                 out,
                 save_dir: save_dir.clone(),
+                overwrite,
+                claims: claims.clone(),
+                max_chunk,
                 connected: connected.clone(),
+                stop: serves.stop.subscribe(),
             };
             let context = context.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let Err(err) = serving.serve(request, &context).await {
                     out.line("error", json!({ "message": err.to_string() }), || {
                         format!("acm: {err}")
                     });
                 }
             });
+            if let Ok(mut tasks) = serves.tasks.lock() {
+                tasks.retain(|task| !task.is_finished());
+                tasks.push(task);
+            }
             CollaborateResult::Accept
         },
     );
@@ -179,12 +261,20 @@ struct Serving {
     app: AbilityConnectionManager,
     out: Out,
     save_dir: Option<PathBuf>,
+    overwrite: bool,
+    claims: Claims,
+    max_chunk: u64,
     connected: Connected,
+    /// Becomes true when the command ends.
+    stop: tokio::sync::watch::Receiver<bool>,
 }
+
+/// A file being received, and its meter.
+type Receiving = Option<(Inbound, Meter)>;
 
 impl Serving {
     async fn serve(
-        self,
+        mut self,
         request: CollaborateRequest,
         context: &acm::Context,
     ) -> Result<(), acm::AcmError> {
@@ -200,57 +290,69 @@ impl Serving {
         if let Ok(mut connected) = self.connected.lock() {
             connected.push(session);
         }
-        let mut file: Option<(FileHeader, Meter)> = None;
-        while let Some(event) = events.next().await {
+        let mut file: Receiving = None;
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                _ = self.stop.wait_for(|stop| *stop) => None,
+            };
+            let Some(event) = event else {
+                break;
+            };
             match &event {
-                Event::Message { msg, .. } if self.save_dir.is_some() => {
-                    if let Some(header) = FileHeader::from_message(msg) {
-                        self.out.line(
-                            "file",
-                            json!({ "peer": peer, "name": header.name, "length": header.length, "sha256": header.sha256 }),
-                            || format!("{peer} sends {} ({})", header.name, size(header.length)),
-                        );
-                        let meter = Meter::new(self.out, "receiving", &header.name, header.length);
-                        file = Some((header, meter));
-                        continue;
-                    }
-                    self.out.event(&peer, &event);
-                }
+                Event::Message { msg, .. } => match FileMessage::parse(msg) {
+                    Some(message) => match self.on_message(&peer, message, &mut file).await {
+                        Ok(Some(reply)) => {
+                            let _ = self.app.send_message(session, &reply).await;
+                        }
+                        Ok(None) => {}
+                        Err(why) => self.refuse(&peer, session, &mut file, why).await,
+                    },
+                    None => self.out.event(&peer, &event),
+                },
                 Event::DataProgress { received, .. } => {
-                    if let Some((_, meter)) = &mut file {
-                        meter.update(*received);
+                    if let Some((inbound, meter)) = &mut file {
+                        meter.update(inbound.have() + received);
                     }
                 }
                 Event::Data { data, .. } if file.is_some() => {
-                    if let (Some((header, _)), Some(dir)) = (file.take(), &self.save_dir) {
-                        let result = save(dir, &header, data);
-                        self.report_saved(&peer, &header, &result);
-                        let _ = self
-                            .app
-                            .send_message(session, &result_message(&result))
-                            .await;
+                    let Some((mut inbound, meter)) = file.take() else {
+                        continue;
+                    };
+                    let data = data.clone();
+                    let written = tokio::task::spawn_blocking(move || {
+                        let written = inbound.write(&data);
+                        (inbound, written)
+                    })
+                    .await;
+                    match written {
+                        Ok((inbound, Ok(()))) => {
+                            file = Some((inbound, meter));
+                            if file.as_ref().is_some_and(|(i, _)| i.v1_complete()) {
+                                let reply = self.finish(&peer, &mut file, None).await;
+                                let _ = self.app.send_message(session, &reply).await;
+                            }
+                        }
+                        Ok((inbound, Err(why))) => {
+                            file = Some((inbound, meter));
+                            self.refuse(&peer, session, &mut file, why).await;
+                        }
+                        Err(_) => {
+                            let why = "the write of a chunk failed".to_string();
+                            self.refuse(&peer, session, &mut None, why).await;
+                        }
                     }
                 }
                 Event::Disconnect { .. } => {
-                    if let Some((header, meter)) = file.take() {
-                        meter.abandon();
-                        self.out.line(
-                            "file-lost",
-                            json!({ "peer": peer, "name": header.name }),
-                            || {
-                                format!(
-                                    "the transfer of {} from {peer} was cut short: nothing saved",
-                                    header.name
-                                )
-                            },
-                        );
-                    }
+                    self.cut_short(&peer, &mut file);
                     self.out.event(&peer, &event);
                     break;
                 }
                 _ => self.out.event(&peer, &event),
             }
         }
+        // The command ends, or the session's events did without a disconnect.
+        self.cut_short(&peer, &mut file);
         if let Ok(mut connected) = self.connected.lock() {
             connected.retain(|s| *s != session);
         }
@@ -258,18 +360,166 @@ impl Serving {
         Ok(())
     }
 
-    fn report_saved(&self, peer: &str, header: &FileHeader, result: &Result<PathBuf, String>) {
-        match result {
-            Ok(path) => self.out.line(
-                "file-saved",
-                json!({ "peer": peer, "name": header.name, "path": path.display().to_string(), "length": header.length, "sha256": header.sha256 }),
-                || format!("saved {} ({}, sha256 verified)", path.display(), size(header.length)),
-            ),
+    /// A transfer under way that ends with its session: its progress line ends, and what is
+    /// kept for a resume is said.
+    fn cut_short(&self, peer: &str, file: &mut Receiving) {
+        let Some((inbound, mut meter)) = file.take() else {
+            return;
+        };
+        meter.abandon();
+        let (name, have) = (inbound.header().name.clone(), inbound.have());
+        let resumable = inbound.header().version != 1 && self.save_dir.is_some();
+        inbound.abandon();
+        let kept = if resumable { have } else { 0 };
+        self.out.line(
+            "file-lost",
+            json!({ "peer": peer, "name": name, "kept": kept }),
+            || {
+                if resumable {
+                    format!("the transfer of {name} from {peer} was cut short: {} kept, to resume when it is sent again", size(have))
+                } else {
+                    format!("the transfer of {name} from {peer} was cut short: nothing saved")
+                }
+            },
+        );
+    }
+
+    /// Acts on a message of the file convention: returns the reply to send, or fails with why
+    /// the file is refused.
+    async fn on_message(
+        &self,
+        peer: &str,
+        message: FileMessage,
+        file: &mut Receiving,
+    ) -> Result<Option<String>, String> {
+        match message {
+            FileMessage::Header(header) => {
+                if let Some((inbound, _)) = file.take() {
+                    inbound.abandon();
+                }
+                let Some(dir) = self.save_dir.clone() else {
+                    return Err("this listener saves no files (it runs without --save-dir)".into());
+                };
+                self.out.line(
+                    "file",
+                    json!({ "peer": peer, "name": header.name, "length": header.length, "version": header.version }),
+                    || format!("{peer} sends {} ({})", header.name, size(header.length)),
+                );
+                let claims = self.claims.clone();
+                let opened = tokio::task::spawn_blocking(move || {
+                    sweep_partials(&dir, &claims, PARTIAL_KEPT, SystemTime::now());
+                    Inbound::open(header, Some(&dir), &claims)
+                })
+                .await
+                .map_err(|_| "the partial file could not be read".to_string())??;
+                let meter = Meter::new(
+                    self.out,
+                    "receiving",
+                    &opened.header().name,
+                    opened.header().length,
+                );
+                let reply = (opened.header().version != 1)
+                    .then(|| opened.ready(self.max_chunk).to_message());
+                *file = Some((opened, meter));
+                Ok(reply)
+            }
+            FileMessage::Data { offset } => {
+                let (inbound, meter) = file.as_mut().ok_or("acm-file-data before acm-file")?;
+                let (held, name) = (inbound.have(), inbound.header().name.clone());
+                inbound.start(offset)?;
+                if offset > 0 {
+                    *meter = Meter::new(self.out, "receiving", &name, inbound.header().length)
+                        .resuming_at(offset);
+                    self.out.line(
+                        "file-resumed",
+                        json!({ "peer": peer, "name": name, "offset": offset }),
+                        || {
+                            format!(
+                                "resuming {name} at {} (sha256 of what is held matched)",
+                                size(offset)
+                            )
+                        },
+                    );
+                } else if held > 0 {
+                    self.out.line(
+                        "file-restarted",
+                        json!({ "peer": peer, "name": name, "dropped": held }),
+                        || {
+                            format!(
+                                "{peer} starts {name} over: the {} held differ from its file",
+                                size(held)
+                            )
+                        },
+                    );
+                }
+                Ok(None)
+            }
+            FileMessage::End { sha256 } => {
+                let Some((inbound, _)) = file.as_mut() else {
+                    return Err("acm-file-end before acm-file".into());
+                };
+                if inbound.header().version == 1 {
+                    return Err("acm-file-end in a version 1 transfer".into());
+                }
+                Ok(Some(self.finish(peer, file, Some(sha256)).await))
+            }
+            // The sender's side of the convention: not for a receiver.
+            FileMessage::Ready { .. } | FileMessage::Result(_) => Ok(None),
+        }
+    }
+
+    /// Ends the file being received: checks it and puts it in place. Returns the answer.
+    async fn finish(&self, peer: &str, file: &mut Receiving, sha256: Option<String>) -> String {
+        let Some((inbound, mut meter)) = file.take() else {
+            return FileMessage::Result(Err("no file was announced".into())).to_message();
+        };
+        let (name, length) = (inbound.header().name.clone(), inbound.header().length);
+        let overwrite = self.overwrite;
+        let result =
+            tokio::task::spawn_blocking(move || inbound.finish(sha256.as_deref(), overwrite))
+                .await
+                .unwrap_or_else(|_| Err(format!("{name} could not be saved")));
+        meter.abandon();
+        match &result {
+            Ok(saved) => {
+                let path = self
+                    .save_dir
+                    .as_deref()
+                    .map(|dir| dir.join(saved).display().to_string())
+                    .unwrap_or_default();
+                self.out.line(
+                    "file-saved",
+                    json!({ "peer": peer, "name": name, "path": path, "length": length }),
+                    || format!("saved {path} ({}, sha256 verified)", size(length)),
+                );
+            }
             Err(why) => self.out.line(
                 "file-refused",
-                json!({ "peer": peer, "name": header.name, "why": why }),
-                || format!("did not save {}: {why}", header.name),
+                json!({ "peer": peer, "name": name, "why": why }),
+                || format!("did not save {name}: {why}"),
             ),
         }
+        FileMessage::Result(result).to_message()
+    }
+
+    /// Refuses the file being received (or announced), keeping nothing of it, and tells the
+    /// sender why.
+    async fn refuse(&self, peer: &str, session: SessionId, file: &mut Receiving, why: String) {
+        let name = match file.take() {
+            Some((inbound, mut meter)) => {
+                meter.abandon();
+                let name = inbound.header().name.clone();
+                inbound.discard();
+                name
+            }
+            None => String::new(),
+        };
+        self.out.line(
+            "file-refused",
+            json!({ "peer": peer, "name": name, "why": why }),
+            || format!("refused a file from {peer}: {why}"),
+        );
+        let answer = FileMessage::Result(Err(why)).to_message();
+        let _ = self.app.send_message(session, &answer).await;
     }
 }

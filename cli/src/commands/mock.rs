@@ -5,7 +5,7 @@ use acm::{CollaborateResult, Device, DeviceConfig, Event};
 use acm_transport_mock::MockNetwork;
 
 use crate::common::{AppName, CliError, DEFAULT_APP, device_id};
-use crate::transfer::{FileHeader, result_message, sha256_hex};
+use crate::transfer::{Claims, FileMessage, Inbound};
 
 /// The demo peer's device id.
 pub const DEMO_PEER: &str = "mock-peer";
@@ -38,7 +38,7 @@ pub fn demo_network(local: &str) -> Result<(Demo, Device), CliError> {
 }
 
 /// The demo peer's app: accepts every request for the default app, echoes messages, and
-/// answers file transfers (verified, not saved).
+/// answers file transfers (verified, not saved: see [`receive`]).
 fn serve_echo(peer: &Device) {
     let Ok(app_name) = DEFAULT_APP.parse::<AppName>() else {
         return;
@@ -64,30 +64,28 @@ fn serve_echo(peer: &Device) {
             if app.accept_connect(session, &request.token).await.is_err() {
                 return;
             }
-            let mut header = None;
+            let (mut inbound, claims) = (None, Claims::default());
             while let Some(event) = events.next().await {
-                match event {
-                    Event::Message { msg, .. } => {
-                        if let Some(file) = FileHeader::from_message(&msg) {
-                            header = Some(file);
-                        } else {
-                            let _ = app.send_message(session, &format!("echo: {msg}")).await;
+                let reply = match event {
+                    Event::Message { msg, .. } => match FileMessage::parse(&msg) {
+                        Some(message) => receive(message, &mut inbound, &claims),
+                        None => Some(format!("echo: {msg}")),
+                    },
+                    Event::Data { data, .. } => match inbound.as_mut().map(|i| i.write(&data)) {
+                        Some(Ok(())) if inbound.as_ref().is_some_and(Inbound::v1_complete) => {
+                            inbound
+                                .take()
+                                .map(|i| FileMessage::Result(i.finish(None, false)).to_message())
                         }
-                    }
-                    Event::Data { data, .. } => {
-                        let result = match header.take() {
-                            Some(h)
-                                if h.length == data.len() as u64
-                                    && h.sha256 == sha256_hex(&data) =>
-                            {
-                                Ok(std::path::PathBuf::from(h.name))
-                            }
-                            _ => Err("the data does not match its announcement".to_string()),
-                        };
-                        let _ = app.send_message(session, &result_message(&result)).await;
-                    }
+                        Some(Ok(())) => None,
+                        Some(Err(why)) => Some(FileMessage::Result(Err(why)).to_message()),
+                        None => None,
+                    },
                     Event::Disconnect { .. } => break,
-                    _ => {}
+                    _ => None,
+                };
+                if let Some(reply) = reply {
+                    let _ = app.send_message(session, &reply).await;
                 }
             }
             let _ = app.destroy_ability_connection_session(session);
@@ -95,4 +93,31 @@ fn serve_echo(peer: &Device) {
         CollaborateResult::Accept
     });
     // The handler holds a clone of the manager, so the app lives on with the device.
+}
+
+/// The demo peer's side of the file convention: files are verified, not saved. Returns the
+/// answer to send, if any.
+fn receive(message: FileMessage, inbound: &mut Option<Inbound>, claims: &Claims) -> Option<String> {
+    let answer = match message {
+        FileMessage::Header(header) => match Inbound::open(header, None, claims) {
+            Ok(opened) => {
+                let ready = (opened.header().version != 1)
+                    .then(|| opened.ready(DeviceConfig::default().engine.limits.max_data_size));
+                *inbound = Some(opened);
+                return ready.map(|r| r.to_message());
+            }
+            Err(why) => Err(why),
+        },
+        FileMessage::Data { offset } => match inbound.as_mut().map(|i| i.start(offset)) {
+            Some(Ok(())) => return None,
+            Some(Err(why)) => Err(why),
+            None => Err("acm-file-data before acm-file".into()),
+        },
+        FileMessage::End { sha256 } => match inbound.take() {
+            Some(i) => i.finish(Some(&sha256), false),
+            None => Err("acm-file-end before acm-file".into()),
+        },
+        FileMessage::Ready { .. } | FileMessage::Result(_) => return None,
+    };
+    Some(FileMessage::Result(answer).to_message())
 }

@@ -200,6 +200,94 @@ pub fn file_of(dir: &Path, len: usize) -> (PathBuf, Vec<u8>) {
     (path, bytes)
 }
 
+/// A TCP relay to `target` for one connection, which passes at most `limit` bytes towards
+/// `target` and then cuts the connection both ways: a link lost midway, at a known point.
+/// Returns the address to dial.
+pub fn cutting_relay(target: &str, limit: u64) -> String {
+    relay(target, limit, false)
+}
+
+/// A TCP relay to `target` for one connection, which passes at most `limit` bytes towards
+/// `target` and then passes nothing more, the connection left open: a transfer held midway.
+pub fn stalling_relay(target: &str, limit: u64) -> String {
+    relay(target, limit, true)
+}
+
+fn relay(target: &str, limit: u64, stall: bool) -> String {
+    use std::io::Read as _;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let target: std::net::SocketAddr = target
+        .strip_prefix("tcp://")
+        .unwrap_or(target)
+        .parse()
+        .expect("a socket address");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("the relay listens");
+    let address = listener.local_addr().expect("an address");
+    std::thread::spawn(move || {
+        let Ok((mut dialer, _)) = listener.accept() else {
+            return;
+        };
+        let Ok(mut acceptor) = TcpStream::connect(target) else {
+            return;
+        };
+        let (mut back_from, mut back_to) = (
+            acceptor.try_clone().expect("a clone"),
+            dialer.try_clone().expect("a clone"),
+        );
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut back_from, &mut back_to);
+        });
+        let mut left = limit;
+        let mut buffer = vec![0u8; 64 << 10];
+        while left > 0 {
+            let want = buffer
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            match dialer.read(&mut buffer[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if acceptor.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                    left -= n as u64;
+                }
+            }
+        }
+        if stall {
+            // Held open, unread, until the test's process ends.
+            loop {
+                std::thread::park();
+            }
+        }
+        let _ = dialer.shutdown(Shutdown::Both);
+        let _ = acceptor.shutdown(Shutdown::Both);
+    });
+    format!("tcp://{address}")
+}
+
+/// The names in `dir` that people see (not the hidden partial files), sorted.
+pub fn visible_files(dir: &Path) -> Vec<String> {
+    let mut names = all_files(dir);
+    names.retain(|name| !name.starts_with('.'));
+    names
+}
+
+/// Every name in `dir`, hidden ones included, sorted.
+pub fn all_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("a directory")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// The first `tcp://...` in `line`.
 pub fn address(line: &str) -> String {
     let start = line.find("tcp://").expect("an address");

@@ -8,7 +8,7 @@ use std::task::Poll;
 use acm_engine::EngineConfig;
 pub use acm_engine::device::DEFAULT_MEMORY_BUDGET;
 use acm_engine::device::LinkId;
-use acm_transport::{DeviceId, DeviceInfo, Link, Transport};
+use acm_transport::{DeviceId, DeviceInfo, Link, Transport, TransportError};
 use acm_wire::BufferPool;
 use acm_wire::pb::LinkCloseReason;
 
@@ -259,6 +259,8 @@ async fn accept_links(shared: Weak<Shared>) {
         };
         let link = match transport.accept().await {
             Ok(link) => link,
+            // A transport that only dials (a TCP client) never accepts: nothing to say.
+            Err(TransportError::Unsupported(_)) => return,
             Err(err) => {
                 tracing::info!(%err, "no longer accepting links");
                 return;
