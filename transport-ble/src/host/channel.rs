@@ -11,20 +11,21 @@ use trouble_host::prelude::{
 };
 
 use super::Hci;
-use super::connections::Hold;
+use super::connections::{Entry, Hold};
 
-use crate::binding::{self, INITIAL_CREDITS, MPS, SDU_MTU, Sdu};
+use crate::binding::{self, MPS, SDU_MTU, Sdu};
 use crate::carry::{SduReceiver, SduSender, carry};
 use crate::link::HostEnd;
 use crate::pool::HeapPool;
 
-/// The channel parameters this side offers.
-pub(crate) fn channel_config() -> L2capChannelConfig {
+/// The channel parameters this side offers, granting `credits` (SPEC `BLE-2`, `BLE-13`,
+/// `BLE-14`).
+pub(crate) fn channel_config(credits: u16) -> L2capChannelConfig {
     L2capChannelConfig {
         mtu: Some(SDU_MTU),
         mps: Some(MPS),
         flow_policy: CreditFlowPolicy::Every(1),
-        initial_credits: Some(INITIAL_CREDITS),
+        initial_credits: Some(credits),
     }
 }
 
@@ -76,44 +77,57 @@ pub(crate) async fn exchange_open(
         .unwrap_or(Err(OpenError::TimedOut))
 }
 
-/// The receiving half of a trouble-host channel.
+/// The receiving half of a trouble-host channel, counting what it carries on its connection.
 struct Receiving<'r, 'a, 's> {
     stack: &'r Stack<'s, Hci, HeapPool>,
     reader: L2capChannelReader<'a, HeapPool>,
+    connection: &'r Entry<'a>,
 }
 
 impl SduReceiver for Receiving<'_, '_, '_> {
     async fn receive(&mut self) -> Option<Bytes> {
         let sdu = self.reader.receive_sdu(self.stack).await.ok()?;
+        self.connection.carried(sdu.len());
         Some(Bytes::copy_from_slice(sdu.as_ref()))
     }
 }
 
-/// The sending half of a trouble-host channel.
+/// The sending half of a trouble-host channel, counting what it carries on its connection.
 struct Sending<'r, 'a, 's> {
     stack: &'r Stack<'s, Hci, HeapPool>,
     writer: L2capChannelWriter<'a, HeapPool>,
+    connection: &'r Entry<'a>,
 }
 
 impl SduSender for Sending<'_, '_, '_> {
     async fn send(&mut self, sdu: &[u8]) -> bool {
+        self.connection.carried(sdu.len());
         self.writer.send(self.stack, sdu).await.is_ok()
     }
 }
 
 /// Carries frames both ways on an open channel until the link ends, then takes the channel
 /// down, and the connection too when no other link is on it.
-pub(crate) async fn drive(
+pub(crate) async fn drive<'a>(
     stack: &Stack<'_, Hci, HeapPool>,
-    hold: Hold<'_>,
-    channel: L2capChannel<'_, HeapPool>,
+    hold: Hold<'a>,
+    channel: L2capChannel<'a, HeapPool>,
     end: HostEnd,
     close_timeout: Duration,
 ) {
     let peer_mtu = usize::from(channel.peer_mtu());
     let (writer, reader) = channel.split();
-    let mut receiving = Receiving { stack, reader };
-    let mut sending = Sending { stack, writer };
+    let entry = hold.entry().clone();
+    let mut receiving = Receiving {
+        stack,
+        reader,
+        connection: &entry,
+    };
+    let mut sending = Sending {
+        stack,
+        writer,
+        connection: &entry,
+    };
     let lost = || {
         if hold.connection.is_connected() {
             "the channel went down without a CLOSE".to_owned()

@@ -47,7 +47,9 @@ pub(crate) async fn advertise<'a>(ctx: &Ctx<'a, '_>) {
         let Ok(connection) = advertiser.accept().await else {
             continue;
         };
-        let entry = ctx.connections.add(connection);
+        let Ok(entry) = ctx.adopt(connection, None) else {
+            return;
+        };
         if ctx
             .spawn
             .send(Box::pin(listen(ctx.clone(), entry)))
@@ -67,7 +69,7 @@ pub(crate) async fn listen<'a, 's>(ctx: Ctx<'a, 's>, entry: Rc<Entry<'a>>) {
     };
     let listener = L2capChannel::listen(ctx.stack, &connection);
     drop(connection);
-    let config = channel::channel_config();
+    let config = channel::channel_config(ctx.credits());
     loop {
         let accepting = std::pin::pin!(listener.accept(&config));
         let idle = std::pin::pin!(entry.until_idle(ctx.config.dial_timeout));
@@ -106,6 +108,7 @@ async fn accept<'a>(ctx: Ctx<'a, '_>, hold: Hold<'a>, mut channel: L2capChannel<
         return;
     };
     hold.entry().name(&peer);
+    ctx.report.insert(peer.clone(), &hold.entry().air());
     let (link, end) = link::pair(
         LinkInfo {
             local: ctx.config.device.clone(),
