@@ -11,8 +11,9 @@ use trouble_host::prelude::{
 use trouble_host::{BleHostError, Error};
 
 use super::book::{Book, format_address};
-use super::channel::{self, OpenError};
+use super::channel::{self, Gated, OpenError};
 use super::connections::Hold;
+use super::gate::Opened;
 use super::{Ctx, Hci, peripheral, tend};
 use crate::binding::{MIN_PEER_MTU, OPEN_WAIT, SPSM};
 use crate::config::BleConfig;
@@ -84,18 +85,27 @@ pub(crate) async fn dial<'a>(
     };
     let mut channel =
         open_channel(ctx.stack, &hold.connection, device, deadline, ctx.credits()).await?;
+    let gated = Gated::claim(ctx.gate, &hold.connection, Opened::Dialed)
+        .ok_or_else(|| TransportError::Refused(device.clone()))?;
     if channel.peer_mtu() < MIN_PEER_MTU {
         return Err(TransportError::Refused(device.clone()));
     }
     let remaining = deadline
         .saturating_duration_since(Instant::now())
         .min(OPEN_WAIT);
-    let peer = channel::exchange_open(ctx.stack, &mut channel, &config.device, true, remaining)
-        .await
-        .map_err(|e| match e {
-            OpenError::TimedOut => TransportError::TimedOut("waiting for the peer's OPEN"),
-            OpenError::Down | OpenError::NotOpen => TransportError::Refused(device.clone()),
-        })?;
+    let peer = channel::exchange_open(
+        ctx.stack,
+        &mut channel,
+        &gated,
+        &config.device,
+        true,
+        remaining,
+    )
+    .await
+    .map_err(|e| match e {
+        OpenError::TimedOut => TransportError::TimedOut("waiting for the peer's OPEN"),
+        OpenError::Down | OpenError::NotOpen => TransportError::Refused(device.clone()),
+    })?;
     if peer != *device {
         return Err(TransportError::Refused(device.clone()));
     }
@@ -117,6 +127,7 @@ pub(crate) async fn dial<'a>(
             ctx.stack,
             hold,
             channel,
+            gated,
             end,
             close_timeout,
         )))

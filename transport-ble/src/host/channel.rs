@@ -12,6 +12,7 @@ use trouble_host::prelude::{
 
 use super::Hci;
 use super::connections::{Entry, Hold};
+use super::gate::{Gate, Opened};
 
 use crate::binding::{self, MPS, SDU_MTU, Sdu};
 use crate::carry::{SduReceiver, SduSender, carry};
@@ -26,6 +27,43 @@ pub(crate) fn channel_config(credits: u16) -> L2capChannelConfig {
         mps: Some(MPS),
         flow_policy: CreditFlowPolicy::Every(1),
         initial_credits: Some(credits),
+    }
+}
+
+/// A channel's place in its host's [`Gate`]: the reader reports through it each SDU it takes;
+/// dropping it forgets the channel.
+pub(crate) struct Gated {
+    gate: std::rc::Rc<Gate>,
+    handle: u16,
+    cid: u16,
+}
+
+impl Gated {
+    /// Claims in `gate` the channel the host stack just opened as `side` on `connection`:
+    /// `None` if the gate did not see it open.
+    pub(crate) fn claim(
+        gate: &std::rc::Rc<Gate>,
+        connection: &trouble_host::prelude::Connection<'_, HeapPool>,
+        side: Opened,
+    ) -> Option<Self> {
+        let handle = connection.handle().raw();
+        let cid = gate.claim(handle, side)?;
+        Some(Self {
+            gate: gate.clone(),
+            handle,
+            cid,
+        })
+    }
+
+    /// The reader took an SDU from the host stack.
+    fn taken(&self) {
+        self.gate.taken(self.handle, self.cid);
+    }
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        self.gate.forget(self.handle, self.cid);
     }
 }
 
@@ -46,6 +84,7 @@ pub(crate) enum OpenError {
 pub(crate) async fn exchange_open(
     stack: &Stack<'_, Hci, HeapPool>,
     channel: &mut L2capChannel<'_, HeapPool>,
+    gated: &Gated,
     local: &DeviceId,
     dialer: bool,
     timeout: Duration,
@@ -61,6 +100,7 @@ pub(crate) async fn exchange_open(
             .receive_sdu(stack)
             .await
             .map_err(|_| OpenError::Down)?;
+        gated.taken();
         let Ok(Sdu::Open(peer)) = binding::parse(Bytes::copy_from_slice(sdu.as_ref())) else {
             return Err(OpenError::NotOpen);
         };
@@ -81,12 +121,14 @@ pub(crate) async fn exchange_open(
 struct Receiving<'r, 'a, 's> {
     stack: &'r Stack<'s, Hci, HeapPool>,
     reader: L2capChannelReader<'a, HeapPool>,
+    gated: &'r Gated,
     connection: &'r Entry<'a>,
 }
 
 impl SduReceiver for Receiving<'_, '_, '_> {
     async fn receive(&mut self) -> Option<Bytes> {
         let sdu = self.reader.receive_sdu(self.stack).await.ok()?;
+        self.gated.taken();
         self.connection.carried(sdu.len());
         Some(Bytes::copy_from_slice(sdu.as_ref()))
     }
@@ -112,6 +154,7 @@ pub(crate) async fn drive<'a>(
     stack: &Stack<'_, Hci, HeapPool>,
     hold: Hold<'a>,
     channel: L2capChannel<'a, HeapPool>,
+    gated: Gated,
     end: HostEnd,
     close_timeout: Duration,
 ) {
@@ -121,6 +164,7 @@ pub(crate) async fn drive<'a>(
     let mut receiving = Receiving {
         stack,
         reader,
+        gated: &gated,
         connection: &entry,
     };
     let mut sending = Sending {
@@ -146,5 +190,6 @@ pub(crate) async fn drive<'a>(
     .await;
     sending.writer.disconnect();
     receiving.reader.disconnect();
+    drop(gated);
     drop(hold);
 }

@@ -5,12 +5,14 @@ mod book;
 mod central;
 mod channel;
 mod connections;
+mod gate;
 mod peripheral;
 mod stream;
 mod tend;
 
 use std::cell::Cell;
 use std::future::pending;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use acm_transport::{DeviceId, DeviceInfo, TransportError};
@@ -23,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use trouble_host::prelude::{Address, Connection, HostResources, Stack};
 
 use self::connections::Entry;
+use self::gate::Gate;
 use self::stream::{HciReader, HciStream, HciWriter};
 use self::tend::Tending;
 use crate::air::{AirReport, Phy, credits_to_fill};
@@ -61,6 +64,8 @@ pub(crate) struct Ctx<'a, 's> {
     pub(crate) status: &'a Status,
     pub(crate) connections: std::rc::Rc<connections::Connections<'a>>,
     pub(crate) tending: &'a Tending,
+    /// What holds back the K-frames the host stack has no room for.
+    pub(crate) gate: &'a Rc<Gate>,
     /// What the connections run with, by peer, for the transport's user.
     pub(crate) report: &'a AirReport,
 }
@@ -254,7 +259,14 @@ async fn run(
     stop: oneshot::Receiver<()>,
 ) {
     let tending = Tending::default();
-    let transport = HciStream::new(io.reader, io.writer, io.log, tending.stand_ins.clone());
+    let gate = Rc::new(Gate::default());
+    let transport = HciStream::new(
+        io.reader,
+        io.writer,
+        io.log,
+        tending.stand_ins.clone(),
+        gate.clone(),
+    );
     let controller: Hci = ExternalController::new(transport);
     let mut resources: HostResources<HeapPool, CONNECTIONS, CHANNELS> = HostResources::new();
     let mut address = config.address.unwrap_or_else(random_address);
@@ -277,6 +289,7 @@ async fn run(
         status: &status,
         connections: std::rc::Rc::default(),
         tending: &tending,
+        gate: &gate,
         report: &report,
     };
 

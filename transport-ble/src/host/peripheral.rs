@@ -10,8 +10,9 @@ use trouble_host::prelude::{Advertisement, AdvertisementParameters, L2capChannel
 
 use super::Ctx;
 use super::book::format_address;
-use super::channel;
+use super::channel::{self, Gated};
 use super::connections::{Entry, Hold};
+use super::gate::Opened;
 use crate::advert;
 use crate::binding::{MIN_PEER_MTU, OPEN_WAIT};
 use crate::link::{self, LinkInfo};
@@ -80,9 +81,13 @@ pub(crate) async fn listen<'a, 's>(ctx: Ctx<'a, 's>, entry: Rc<Entry<'a>>) {
         // A channel arriving as the last link ends finds the connection retired: dropping it
         // takes it down.
         let Some(hold) = entry.hold() else { break };
+        // Claimed before the next channel can open on the connection.
+        let Some(gated) = Gated::claim(ctx.gate, &hold.connection, Opened::Accepted) else {
+            continue;
+        };
         if ctx
             .spawn
-            .send(Box::pin(accept(ctx.clone(), hold, channel)))
+            .send(Box::pin(accept(ctx.clone(), hold, channel, gated)))
             .is_err()
         {
             break;
@@ -92,13 +97,19 @@ pub(crate) async fn listen<'a, 's>(ctx: Ctx<'a, 's>, entry: Rc<Entry<'a>>) {
 }
 
 /// Exchanges OPENs on an accepted channel, queues the link for `accept`, then carries it.
-async fn accept<'a>(ctx: Ctx<'a, '_>, hold: Hold<'a>, mut channel: L2capChannel<'a, HeapPool>) {
+async fn accept<'a>(
+    ctx: Ctx<'a, '_>,
+    hold: Hold<'a>,
+    mut channel: L2capChannel<'a, HeapPool>,
+    gated: Gated,
+) {
     if channel.peer_mtu() < MIN_PEER_MTU {
         return;
     }
     let Ok(peer) = channel::exchange_open(
         ctx.stack,
         &mut channel,
+        &gated,
         &ctx.config.device,
         false,
         OPEN_WAIT,
@@ -123,5 +134,13 @@ async fn accept<'a>(ctx: Ctx<'a, '_>, hold: Hold<'a>, mut channel: L2capChannel<
         // Nobody takes links (or too many wait): the peer sees the link lost.
         return;
     }
-    channel::drive(ctx.stack, hold, channel, end, ctx.config.close_timeout).await;
+    channel::drive(
+        ctx.stack,
+        hold,
+        channel,
+        gated,
+        end,
+        ctx.config.close_timeout,
+    )
+    .await;
 }

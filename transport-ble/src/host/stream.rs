@@ -4,10 +4,11 @@
 //! costs the controller's socket one read and one write rather than one per field. On the way:
 //!
 //! * every packet, as it crossed the stream, goes to the HCI log when there is one;
-//! * ACL packets from the controller longer than the host stack reads (its buffer holds 255
-//!   bytes of payload) are cut into fragments that fit. HCI lets either side fragment an L2CAP
-//!   PDU over several ACL packets; some controllers (Bumble's) send a whole PDU in one packet
-//!   whatever the host's buffer size;
+//! * ACL data from the controller goes through the [`Gate`], which hands the host stack each
+//!   L2CAP PDU whole, in fragments that fit what the host stack reads (its buffer holds 255
+//!   bytes of payload), and holds back an acm channel's K-frames while the host stack has no
+//!   room for them. HCI lets either side fragment an L2CAP PDU over several ACL packets; some
+//!   controllers (Bumble's) send a whole PDU in one packet whatever the host's buffer size;
 //! * the host can be handed a stand-in answer to a command its controller never answered
 //!   ([`StandIns`]): the host stack sends a command only once the previous one was answered,
 //!   so a controller that ignores one command would otherwise stop every command after it.
@@ -24,19 +25,15 @@ use embassy_sync::mutex::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::Notify;
 
+use super::gate::Gate;
 use crate::snoop::HciLog;
 
-/// The longest ACL payload handed to the host stack in one packet.
-const MAX_FRAGMENT: usize = 251;
 /// H4 packet indicators.
 const COMMAND: u8 = 0x01;
-const ACL: u8 = 0x02;
+pub(super) const ACL: u8 = 0x02;
 const SCO: u8 = 0x03;
-const EVENT: u8 = 0x04;
+pub(super) const EVENT: u8 = 0x04;
 const ISO: u8 = 0x05;
-/// The packet-boundary bits of an ACL header's handle field, and "continuing fragment".
-const BOUNDARY_MASK: u16 = 0x3000;
-const CONTINUING: u16 = 0x1000;
 /// HCI events the stand-ins are made of.
 const COMMAND_COMPLETE: u8 = 0x0E;
 const COMMAND_STATUS: u8 = 0x0F;
@@ -122,33 +119,6 @@ async fn read_packet(stream: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, S
     Ok(packet)
 }
 
-/// `packet` as the host stack can read it: unchanged, or, for an ACL packet longer than
-/// [`MAX_FRAGMENT`], a first fragment and continuing ones.
-fn cut(packet: Vec<u8>) -> Vec<Vec<u8>> {
-    if packet.first() != Some(&ACL) || packet.len() <= 5 + MAX_FRAGMENT {
-        return vec![packet];
-    }
-    let handle = u16::from_le_bytes([packet[1], packet[2]]);
-    packet[5..]
-        .chunks(MAX_FRAGMENT)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let flags = if i == 0 {
-                handle
-            } else {
-                (handle & !BOUNDARY_MASK) | CONTINUING
-            };
-            let mut fragment = Vec::with_capacity(5 + chunk.len());
-            fragment.push(ACL);
-            fragment.extend_from_slice(&flags.to_le_bytes());
-            // A chunk holds at most MAX_FRAGMENT bytes: its length fits 16 bits.
-            fragment.extend_from_slice(&u16::try_from(chunk.len()).unwrap_or(0).to_le_bytes());
-            fragment.extend_from_slice(chunk);
-            fragment
-        })
-        .collect()
-}
-
 /// Answers for the host in place of ones its controller never sent, handed to the host
 /// before the controller's next packet.
 #[derive(Debug, Default)]
@@ -182,11 +152,9 @@ impl StandIns {
     }
 }
 
-/// The reading half: a buffer over the controller's stream, and the packets read and cut but
-/// not yet handed to the host stack.
+/// The reading half: a buffer over the controller's stream.
 struct Incoming {
     stream: BufReader<HciReader>,
-    ready: VecDeque<Vec<u8>>,
 }
 
 /// The HCI transport the host stack drives.
@@ -195,42 +163,45 @@ pub(crate) struct HciStream {
     writer: Mutex<NoopRawMutex, HciWriter>,
     log: Option<HciLog>,
     stand_ins: Rc<StandIns>,
+    gate: Rc<Gate>,
 }
 
 impl HciStream {
     /// The transport over `reader` and `writer`, logging to `log` if given, handing the host
-    /// the answers queued in `stand_ins`.
+    /// the answers queued in `stand_ins`, its ACL data through `gate`.
     pub(crate) fn new(
         reader: HciReader,
         writer: HciWriter,
         log: Option<HciLog>,
         stand_ins: Rc<StandIns>,
+        gate: Rc<Gate>,
     ) -> Self {
         Self {
             reader: Mutex::new(Incoming {
                 stream: BufReader::with_capacity(READ_BUFFER, reader),
-                ready: VecDeque::new(),
             }),
             writer: Mutex::new(writer),
             log,
             stand_ins,
+            gate,
         }
     }
 
-    /// The next packet for the host stack: a stand-in, or the controller's next packet (or a
-    /// fragment of it).
+    /// The next packet for the host stack: one the gate lets through (a packet from the
+    /// controller, a fragment of one, or K-frames it held), or a stand-in.
     async fn next_packet(&self) -> Result<Vec<u8>, StreamError> {
         let mut incoming = self.reader.lock().await;
         loop {
-            if let Some(packet) = incoming.ready.pop_front() {
+            let released = self.gate.released();
+            let stand_in = self.stand_ins.ready.notified();
+            if let Some(packet) = self.gate.next() {
                 return Ok(packet);
             }
             if let Some(packet) = self.stand_ins.pop() {
                 return Ok(packet);
             }
-            // Wait for the controller's next byte or a stand-in; only then read the packet,
-            // which is not interrupted.
-            let stand_in = self.stand_ins.ready.notified();
+            // Wait for the controller's next byte, a stand-in or held K-frames let go; only
+            // then read the packet, which is not interrupted.
             tokio::select! {
                 filled = incoming.stream.fill_buf() => {
                     if filled?.is_empty() {
@@ -238,12 +209,13 @@ impl HciStream {
                     }
                 }
                 () = stand_in => continue,
+                () = released => continue,
             }
             let packet = read_packet(&mut incoming.stream).await?;
             if let Some(log) = &self.log {
                 log.received(&packet);
             }
-            incoming.ready.extend(cut(packet));
+            self.gate.received(packet);
         }
     }
 }
@@ -266,6 +238,7 @@ impl Transport for HciStream {
         if let Some(log) = &self.log {
             log.sent(&packet);
         }
+        self.gate.sent(&packet);
         let mut writer = self.writer.lock().await;
         writer.write_all(&packet).await?;
         Ok(())
@@ -282,7 +255,13 @@ mod tests {
             .build()
             .unwrap();
         let reader: HciReader = Box::new(std::io::Cursor::new(input.to_vec()));
-        let stream = HciStream::new(reader, Box::new(tokio::io::sink()), None, stand_ins);
+        let stream = HciStream::new(
+            reader,
+            Box::new(tokio::io::sink()),
+            None,
+            stand_ins,
+            Rc::default(),
+        );
         runtime.block_on(async {
             let mut out = Vec::new();
             while let Ok(packet) = stream.next_packet().await {
@@ -295,19 +274,20 @@ mod tests {
     #[test]
     fn short_packets_pass_unchanged() {
         let event = vec![EVENT, 0x0E, 3, 1, 2, 3];
-        let acl = vec![ACL, 0x40, 0x20, 2, 0, 0xAA, 0xBB];
+        let acl = vec![ACL, 0x40, 0x20, 6, 0, 2, 0, 0x40, 0, 0xAA, 0xBB];
         let input = [event.clone(), acl.clone()].concat();
         assert_eq!(packets_of(&input, Rc::default()), vec![event, acl]);
     }
 
     #[test]
     fn long_acl_packets_become_a_first_fragment_and_continuations() {
-        let payload: Vec<u8> = (0..600u16).map(|i| i as u8).collect();
+        let mut payload: Vec<u8> = (0..600u16).map(|i| i as u8).collect();
+        payload[..2].copy_from_slice(&596u16.to_le_bytes());
         let mut input = vec![ACL, 0x40, 0x20];
         input.extend_from_slice(&600u16.to_le_bytes());
         input.extend_from_slice(&payload);
         let mut expected = Vec::new();
-        for (i, chunk) in payload.chunks(MAX_FRAGMENT).enumerate() {
+        for (i, chunk) in payload.chunks(super::super::gate::MAX_FRAGMENT).enumerate() {
             let flags: u16 = if i == 0 { 0x2040 } else { 0x1040 };
             let mut fragment = vec![ACL];
             fragment.extend_from_slice(&flags.to_le_bytes());
@@ -355,7 +335,8 @@ mod tests {
         let path = std::env::temp_dir().join(format!("acm-stream-{}.log", std::process::id()));
         let mut acl = vec![ACL, 0x40, 0x20];
         acl.extend_from_slice(&300u16.to_le_bytes());
-        acl.extend_from_slice(&[0x55; 300]);
+        acl.extend_from_slice(&296u16.to_le_bytes());
+        acl.extend_from_slice(&[0x55; 298]);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -365,6 +346,7 @@ mod tests {
             reader,
             Box::new(tokio::io::sink()),
             Some(log),
+            Rc::default(),
             Rc::default(),
         );
         let handed = runtime.block_on(async {
