@@ -89,6 +89,11 @@ pub struct NetArgs {
     /// 100 MiB); `acm send` sends larger files in chunks of at most the receiver's.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_data_size: Option<u64>,
+    /// With --transport ble: write every HCI packet between this host and its controller to
+    /// FILE, as a btsnoop log (Wireshark and `btmon -r` read it), to see what the connection
+    /// asked for and was granted (SPEC section 13.5).
+    #[arg(long, value_name = "FILE")]
+    pub hci_log: Option<PathBuf>,
     /// The secure layer's options.
     #[command(flatten)]
     pub security: crate::security::SecurityArgs,
@@ -178,8 +183,10 @@ pub async fn tcp_device(
     default_id: &str,
     extra_peer: Option<(DeviceId, SocketAddr)>,
 ) -> Result<(Device, Option<SocketAddr>), CliError> {
-    if net.hci.is_some() {
-        return Err(CliError::cannot_run("--hci goes with --transport ble"));
+    if net.hci.is_some() || net.hci_log.is_some() {
+        return Err(CliError::cannot_run(
+            "--hci and --hci-log go with --transport ble",
+        ));
     }
     let id = device_id(net.device_id.as_deref().unwrap_or(default_id))?;
     let transport = match &net.listen {
@@ -285,13 +292,15 @@ pub async fn ble_device(
             id.as_str().len()
         )));
     }
-    let transport = BleTransport::start(BleConfig::new(id, hci).with_accept(accepts))
-        .await
-        .map_err(|e| {
-            CliError::cannot_run(format!(
-                "cannot use the Bluetooth controller at {hci_text}: {e}"
-            ))
-        })?;
+    let mut config = BleConfig::new(id, hci).with_accept(accepts);
+    if let Some(log) = &net.hci_log {
+        config = config.with_hci_log(log);
+    }
+    let transport = BleTransport::start(config).await.map_err(|e| {
+        CliError::cannot_run(format!(
+            "cannot use the Bluetooth controller at {hci_text}: {e}"
+        ))
+    })?;
     Ok(Device::new(transport, net.device_config()?))
 }
 

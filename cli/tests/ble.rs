@@ -109,12 +109,28 @@ fn a_file_sent_over_ble_arrives_verified() {
         return;
     };
     let (file, bytes) = file_of(&dir, 24 << 10);
+    let log = dir.join("phone.btsnoop");
     send_ok(
         &file,
-        &["--transport", "ble", "--hci", &hci, "--to", "tablet"],
+        &[
+            "--transport",
+            "ble",
+            "--hci",
+            &hci,
+            "--to",
+            "tablet",
+            "--hci-log",
+            log.to_str().unwrap(),
+        ],
         "tablet",
     );
     tablet.expect("sha256 verified");
     assert!(std::fs::read(save.join("payload.bin")).unwrap() == bytes);
+
+    // --hci-log wrote the sender's HCI traffic: as central it asked for the 2M PHY, and
+    // Rootcanal switched.
+    let records = common::decoded(&log);
+    common::the_one(&records, "HCI_LE_SET_PHY_COMMAND").shows("tx_phys: LE_2M");
+    common::the_one(&records, "HCI_LE_PHY_UPDATE_COMPLETE_EVENT").shows("tx_phy: LE_2M");
     let _ = std::fs::remove_dir_all(&dir);
 }

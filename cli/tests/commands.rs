@@ -552,6 +552,14 @@ fn ble_needs_a_controller_a_short_listening_id_and_a_plain_device_id() {
         &format!("listen {no_controller} --service chat --listen tcp://127.0.0.1:0"),
         "--listen and --peer go with --transport tcp",
     );
+    cannot_run(
+        &format!("devices {no_controller} --hci-log /nonexistent/dir/hci.btsnoop"),
+        "cannot use the Bluetooth controller at tcp://127.0.0.1:1: cannot create the HCI log /nonexistent/dir/hci.btsnoop",
+    );
+    cannot_run(
+        "devices --hci-log hci.btsnoop",
+        "--hci and --hci-log go with --transport ble",
+    );
 }
 
 /// The rows of README's exit code table: (code, meaning).

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p acm-transport-ble --bench goodput              # 3 rounds of 1 MiB each way
 //! cargo bench -p acm-transport-ble --bench goodput -- --rounds 5 --size 4194304
+//! cargo bench -p acm-transport-ble --bench goodput -- --interval-us 50000   # another interval
 //! cargo test  -p acm-transport-ble --bench goodput -- --quick   # a smoke run (debug build)
 //! ```
 //!
@@ -23,11 +24,21 @@
 //!   layer's own framing (preamble, access address, header, CRC) is the same for both and not
 //!   counted.
 //!
-//! Rounds alternate raw and acm, each on a fresh pair of controllers; the table gives the median
-//! goodput of each, and the median and range of the rounds' acm/raw ratios, each acm round
-//! against the raw round just before it (goal: acm at least 0.9 of raw). It is also written as
-//! JSON to `target/ble-goodput.json`. Nothing here asserts a time: a run fails only when the
-//! controllers cannot start or the bytes arrive altered.
+//! Each is measured twice in the same run: **before**, with transports that ask for nothing once
+//! a connection is up (`BleConfig::with_tuning(false)`: the LE 1M PHY, 27-octet PDUs, no event
+//! length, 8 credits), and **after**, with transports that ask for what SPEC section 13.5 says
+//! (the LE 2M PHY, the largest data length, events as long as the interval, credits sized to the
+//! link). Each run's negotiated parameters are read from the sender's `AirReport` at the end of
+//! its transfer, and the goodput model of `air::AirParameters::goodput_ceiling` (README,
+//! "Goodput model") gives the most those parameters let 65 535-byte SDUs carry; the table shows
+//! each goodput as a ratio to it.
+//!
+//! Rounds run raw before, acm before, raw after, acm after, each on a fresh pair of controllers;
+//! the table gives the median goodput of each, and the median and range of the rounds' acm/raw
+//! ratios, each acm round against the raw round of the same configuration just before it (goal:
+//! acm at least 0.9 of raw). It is also written as JSON to `target/ble-goodput.json`. Nothing
+//! here asserts a time: a run fails only when the controllers cannot start or the bytes arrive
+//! altered.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -42,7 +53,9 @@ use acm::{
     Device, DeviceConfig, Event, PeerInfo,
 };
 use acm_transport::{CloseReason, Transport};
-use acm_transport_ble::{BleTransport, HciEndpoint};
+use acm_transport_ble::air::{AirParameters, Phy};
+use acm_transport_ble::binding::MPS;
+use acm_transport_ble::{BleConfig, BleTransport, HciEndpoint};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -59,6 +72,8 @@ struct Options {
     rounds: usize,
     size: usize,
     json: Option<std::path::PathBuf>,
+    /// The connection interval the phone (the central) asks for.
+    interval: Duration,
 }
 
 impl Options {
@@ -67,6 +82,7 @@ impl Options {
             rounds: 3,
             size: 1 << 20,
             json: Some(target_dir().join("ble-goodput.json")),
+            interval: Duration::from_micros(7500),
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -84,6 +100,9 @@ impl Options {
                 }
                 "--rounds" => options.rounds = value("--rounds")?,
                 "--size" => options.size = value("--size")?,
+                "--interval-us" => {
+                    options.interval = Duration::from_micros(value("--interval-us")? as u64);
+                }
                 // What cargo passes to every bench target.
                 "--bench" => {}
                 other => return Err(format!("unknown argument {other:?}")),
@@ -209,37 +228,100 @@ fn payload(size: usize) -> Bytes {
 struct Sample {
     seconds: f64,
     link_bytes: u64,
+    /// What the sender's connection ran with at the end of the transfer.
+    air: Option<AirParameters>,
 }
 
-/// Two transports, "{prefix}-phone" and "{prefix}-tablet", on fresh controllers behind one
-/// counting proxy.
-async fn pair(
-    proxy: SocketAddr,
-    counter: &AclCounter,
-    prefix: &str,
-) -> (BleTransport, BleTransport) {
-    if !counter.wait_for_no_hosts().await {
-        eprintln!("warning: the last round's controllers are still connected");
+/// Before (transports that ask for nothing) or after (transports that tune their connections).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    Before,
+    After,
+}
+
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Before => "before",
+            Self::After => "after",
+        }
     }
-    let tablet = common::transport(&format!("{prefix}-tablet"), HciEndpoint::Tcp(proxy)).await;
-    let phone = common::transport(&format!("{prefix}-phone"), HciEndpoint::Tcp(proxy)).await;
-    (phone, tablet)
+
+    fn letter(self) -> char {
+        match self {
+            Self::Before => 'b',
+            Self::After => 't',
+        }
+    }
+}
+
+/// Where and how a round runs: the counting proxy in front of Rootcanal, the setup, and the
+/// interval the central asks for.
+struct Rig<'c> {
+    proxy: SocketAddr,
+    counter: &'c AclCounter,
+    setup: Setup,
+    interval: Duration,
+}
+
+impl Rig<'_> {
+    /// Two transports, a phone and a tablet named after `kind` (r or a), the setup and `round`,
+    /// on fresh controllers behind the proxy, tuning their connections when the setup is
+    /// [`Setup::After`].
+    async fn pair(&self, kind: char, round: usize) -> (BleTransport, BleTransport) {
+        if !self.counter.wait_for_no_hosts().await {
+            eprintln!("warning: the last round's controllers are still connected");
+        }
+        let prefix = format!("{kind}{}{round}", self.setup.letter());
+        let start = |name: String| async move {
+            let config = BleConfig::new(common::id(&name), HciEndpoint::Tcp(self.proxy))
+                .with_tuning(self.setup == Setup::After)
+                .with_connection_interval(self.interval);
+            BleTransport::start(config)
+                .await
+                .expect("the transport starts")
+        };
+        let tablet = start(format!("{prefix}-tablet")).await;
+        let phone = start(format!("{prefix}-phone")).await;
+        (phone, tablet)
+    }
+}
+
+/// Waits (a few seconds at most) until a tuning sender's connection has its PHY update behind
+/// it, so that the transfer is measured on what was granted; returns at once before.
+async fn settle(
+    report: &acm_transport_ble::air::AirReport,
+    peer: &acm_transport::DeviceId,
+    setup: Setup,
+) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if setup == Setup::Before {
+        return;
+    }
+    for _ in 0..60 {
+        if report.peer(peer).is_some_and(|air| air.tx_phy == Phy::Le2M) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("warning: the PHY update had not completed when the transfer started");
 }
 
 /// The raw run: the payload as 65 535-byte SDUs over a link.
-async fn raw_round(proxy: SocketAddr, counter: &AclCounter, round: usize, data: &Bytes) -> Sample {
-    let (phone, tablet) = pair(proxy, counter, &format!("r{round}")).await;
+async fn raw_round(rig: &Rig<'_>, round: usize, data: &Bytes) -> Sample {
+    let (phone, tablet) = rig.pair('r', round).await;
     let tablet_id = tablet.local_device().clone();
+    let report = phone.air_report();
     let accepting = tokio::spawn(async move {
         let link = tablet.accept().await.expect("the tablet accepts");
         (tablet, link)
     });
     let to_tablet = phone.dial(&tablet_id).await.expect("the phone dials");
     let (tablet, to_phone) = accepting.await.expect("the accept task");
-    // Settle: let the channel's opening exchange finish before counting.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Settle: let the channel's opening exchange (and the PHY update) finish before counting.
+    settle(&report, &tablet_id, rig.setup).await;
 
-    counter.take();
+    rig.counter.take();
     let start = Instant::now();
     let sending = async {
         for chunk in data.chunks(RAW_SDU) {
@@ -258,7 +340,8 @@ async fn raw_round(proxy: SocketAddr, counter: &AclCounter, round: usize, data: 
     };
     let ((), got) = tokio::join!(sending, receiving);
     let seconds = start.elapsed().as_secs_f64();
-    let link_bytes = counter.take();
+    let link_bytes = rig.counter.take();
+    let air = report.peer(&tablet_id);
     assert!(got == data[..], "the raw SDUs arrived altered");
 
     to_tablet.close(CloseReason::normal()).await;
@@ -266,6 +349,7 @@ async fn raw_round(proxy: SocketAddr, counter: &AclCounter, round: usize, data: 
     Sample {
         seconds,
         link_bytes,
+        air,
     }
 }
 
@@ -310,9 +394,11 @@ fn accept_all(app: &AbilityConnectionManager) -> tokio::sync::oneshot::Receiver<
 }
 
 /// The acm run: `send_data` of the payload on a connected session.
-async fn acm_round(proxy: SocketAddr, counter: &AclCounter, round: usize, data: &Bytes) -> Sample {
-    let (phone, tablet) = pair(proxy, counter, &format!("a{round}")).await;
-    let tablet_id = tablet.local_device().as_str().to_owned();
+async fn acm_round(rig: &Rig<'_>, round: usize, data: &Bytes) -> Sample {
+    let (phone, tablet) = rig.pair('a', round).await;
+    let tablet_device = tablet.local_device().clone();
+    let tablet_id = tablet_device.as_str().to_owned();
+    let report = phone.air_report();
     let config = DeviceConfig::default();
     let phone = Device::new(phone, config.clone());
     let tablet = Device::new(tablet, config);
@@ -327,9 +413,9 @@ async fn acm_round(proxy: SocketAddr, counter: &AclCounter, round: usize, data: 
     let result = phone_app.connect(session).await.expect("connect works");
     assert!(result.is_connected, "the tablet refused: {result:?}");
     let mut events = accepted.await.expect("the tablet's session");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    settle(&report, &tablet_device, rig.setup).await;
 
-    counter.take();
+    rig.counter.take();
     let start = Instant::now();
     let sending = phone_app.send_data(session, data.clone());
     let receiving = async {
@@ -343,7 +429,8 @@ async fn acm_round(proxy: SocketAddr, counter: &AclCounter, round: usize, data: 
     };
     let (sent, got) = tokio::join!(sending, receiving);
     let seconds = start.elapsed().as_secs_f64();
-    let link_bytes = counter.take();
+    let link_bytes = rig.counter.take();
+    let air = report.peer(&tablet_device);
     sent.expect("send_data works");
     assert!(got == data, "the data arrived altered");
 
@@ -365,6 +452,7 @@ async fn acm_round(proxy: SocketAddr, counter: &AclCounter, round: usize, data: 
     Sample {
         seconds,
         link_bytes,
+        air,
     }
 }
 
@@ -402,6 +490,24 @@ struct Summary {
     goodput: f64,
     link_per_payload: f64,
     rounds: Vec<Sample>,
+    /// What the last round's connection ran with.
+    air: Option<AirParameters>,
+}
+
+impl Summary {
+    /// The most the model lets the negotiated parameters carry, in SDU bytes per second of
+    /// [`RAW_SDU`]-byte SDUs.
+    fn model(&self) -> Option<f64> {
+        self.air.map(|air| air.goodput_ceiling(RAW_SDU, MPS))
+    }
+
+    /// The goodput as a ratio to the model.
+    fn of_model(&self) -> String {
+        self.model().map_or_else(
+            || "-".to_owned(),
+            |model| format!("{:.2}", self.goodput / model),
+        )
+    }
 }
 
 fn summarize(samples: Vec<Sample>, size: usize) -> Summary {
@@ -415,8 +521,68 @@ fn summarize(samples: Vec<Sample>, size: usize) -> Summary {
     Summary {
         goodput,
         link_per_payload,
+        air: samples.last().and_then(|s| s.air),
         rounds: samples,
     }
+}
+
+/// Each acm round against the raw round of the same setup just before it (the machine's load
+/// weighs on both): the median ratio, its range, and every ratio.
+fn paired_ratio(acm: &Summary, raw: &Summary) -> (f64, f64, f64, Vec<f64>) {
+    let paired: Vec<f64> = acm
+        .rounds
+        .iter()
+        .zip(&raw.rounds)
+        .map(|(acm, raw)| raw.seconds / acm.seconds)
+        .collect();
+    let (low, high) = paired
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            (lo.min(*r), hi.max(*r))
+        });
+    (median(paired.clone()), low, high, paired)
+}
+
+/// The negotiated parameters in a table cell.
+fn negotiated(air: Option<AirParameters>) -> String {
+    match air {
+        Some(air) => {
+            let event = air.event_length.map_or_else(
+                || "none".to_owned(),
+                |e| format!("{:.1} ms", e.as_secs_f64() * 1e3),
+            );
+            format!(
+                "{}, {} octets, interval {:.1} ms, event {event}",
+                air.tx_phy.name(),
+                air.max_tx_octets,
+                air.interval.as_secs_f64() * 1e3
+            )
+        }
+        None => "not reported".to_owned(),
+    }
+}
+
+fn summary_json(summary: &Summary) -> String {
+    let samples = summary
+        .rounds
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"seconds\":{},\"link_bytes\":{}}}",
+                s.seconds, s.link_bytes
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let model = summary
+        .model()
+        .map_or_else(|| "null".to_owned(), |m| m.to_string());
+    format!(
+        "{{\"goodput_bytes_per_s\":{},\"link_bytes_per_payload_byte\":{},\"negotiated\":\"{}\",\"model_bytes_per_s\":{model},\"samples\":[{samples}]}}",
+        summary.goodput,
+        summary.link_per_payload,
+        negotiated(summary.air)
+    )
 }
 
 fn kib(bytes_per_second: f64) -> String {
@@ -450,97 +616,88 @@ fn main() {
         other => panic!("rootcanal serves TCP, not {other:?}"),
     };
 
-    let (raw, acm) = runtime.block_on(async {
+    let setups = [Setup::Before, Setup::After];
+    let summaries = runtime.block_on(async {
         let counter = Arc::new(AclCounter::default());
         let proxy = counting_proxy(hci, counter.clone()).await;
-        let (mut raw, mut acm) = (Vec::new(), Vec::new());
+        let mut samples: Vec<(Vec<Sample>, Vec<Sample>)> = vec![(Vec::new(), Vec::new()); 2];
         for round in 0..options.rounds {
-            let sample = run_round(
-                "raw",
-                round,
-                options.size,
-                raw_round(proxy, &counter, round, &data),
-            )
-            .await;
-            raw.push(sample);
-            let sample = run_round(
-                "acm",
-                round,
-                options.size,
-                acm_round(proxy, &counter, round, &data),
-            )
-            .await;
-            acm.push(sample);
+            for (setup, (raw, acm)) in setups.iter().zip(samples.iter_mut()) {
+                let rig = Rig {
+                    proxy,
+                    counter: &counter,
+                    setup: *setup,
+                    interval: options.interval,
+                };
+                let kind = format!("raw {}", setup.name());
+                let transfer = raw_round(&rig, round, &data);
+                raw.push(run_round(&kind, round, options.size, transfer).await);
+                let kind = format!("acm {}", setup.name());
+                let transfer = acm_round(&rig, round, &data);
+                acm.push(run_round(&kind, round, options.size, transfer).await);
+            }
         }
-        (summarize(raw, options.size), summarize(acm, options.size))
+        samples
+            .into_iter()
+            .map(|(raw, acm)| (summarize(raw, options.size), summarize(acm, options.size)))
+            .collect::<Vec<_>>()
     });
     drop(runtime);
     controller.kill();
 
-    // Each acm round against the raw round just before it: the machine's load weighs on both.
-    let paired: Vec<f64> = acm
-        .rounds
-        .iter()
-        .zip(&raw.rounds)
-        .map(|(acm, raw)| raw.seconds / acm.seconds)
-        .collect();
-    let (low, high) = paired
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
-            (lo.min(*r), hi.max(*r))
-        });
-    let ratio = median(paired.clone());
-    let met = if ratio >= 0.9 { "met" } else { "NOT met" };
     println!(
         "\nBluetooth LE goodput on one Rootcanal medium: {} rounds of {} bytes; goodputs are \
-         medians, the ratio the median (and range) of each round's acm/raw\n",
+         medians, acm/raw the median (and range) of each round's ratio; the model is the most \
+         the sender's negotiated parameters let {RAW_SDU}-byte SDUs carry\n",
         options.rounds, options.size
     );
-    println!("| measure | acm send_data | raw L2CAP CoC | ratio | goal |\n|---|---|---|---|---|");
     println!(
-        "| goodput | {} | {} | {ratio:.3} ({low:.3}-{high:.3}) | >= 0.9 ({met}) |",
-        kib(acm.goodput),
-        kib(raw.goodput)
+        "| setup | negotiated (sender) | model | raw L2CAP CoC | raw/model | acm send_data | acm/model | acm/raw (goal >= 0.9) |\n|---|---|---|---|---|---|---|---|"
+    );
+    let mut json_setups = Vec::new();
+    for (setup, (raw, acm)) in setups.iter().zip(&summaries) {
+        let (ratio, low, high, paired) = paired_ratio(acm, raw);
+        let met = if ratio >= 0.9 { "met" } else { "NOT met" };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {ratio:.3} ({low:.3}-{high:.3}, {met}) |",
+            setup.name(),
+            negotiated(raw.air),
+            raw.model().map_or_else(|| "-".to_owned(), kib),
+            kib(raw.goodput),
+            raw.of_model(),
+            kib(acm.goodput),
+            acm.of_model(),
+        );
+        json_setups.push(format!(
+            "\"{}\":{{\"raw\":{},\"acm\":{},\"ratio\":{ratio},\"paired_ratios\":{paired:?},\"goal\":0.9,\"met\":{}}}",
+            setup.name(),
+            summary_json(raw),
+            summary_json(acm),
+            ratio >= 0.9
+        ));
+    }
+    let [(raw_before, acm_before), (raw_after, acm_after)] = &summaries[..] else {
+        unreachable!("two setups");
+    };
+    println!(
+        "\nafter/before: raw {:.3}, acm {:.3}",
+        raw_after.goodput / raw_before.goodput,
+        acm_after.goodput / acm_before.goodput
     );
     println!(
-        "| L2CAP bytes on the link per payload byte | {:.4} | {:.4} | {:.4} | - |",
-        acm.link_per_payload,
-        raw.link_per_payload,
-        acm.link_per_payload / raw.link_per_payload
-    );
-    println!(
-        "\nacm's own bytes per payload byte (over raw): {:.4} ({:+.3} %)",
-        acm.link_per_payload - raw.link_per_payload,
-        (acm.link_per_payload - raw.link_per_payload) * 100.0
+        "L2CAP bytes on the link per payload byte, after: acm {:.4}, raw {:.4}; acm's own bytes \
+         per payload byte {:+.3} %",
+        acm_after.link_per_payload,
+        raw_after.link_per_payload,
+        (acm_after.link_per_payload - raw_after.link_per_payload) * 100.0
     );
 
     if let Some(path) = options.json {
-        let rounds = |summary: &Summary| {
-            summary
-                .rounds
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{{\"seconds\":{},\"link_bytes\":{}}}",
-                        s.seconds, s.link_bytes
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        };
         let json = format!(
-            "{{\"payload_bytes\":{},\"rounds\":{},\"acm\":{{\"goodput_bytes_per_s\":{},\"link_bytes_per_payload_byte\":{},\"samples\":[{}]}},\"raw\":{{\"goodput_bytes_per_s\":{},\"link_bytes_per_payload_byte\":{},\"samples\":[{}]}},\"ratio\":{},\"paired_ratios\":{:?},\"goal\":0.9,\"met\":{}}}\n",
+            "{{\"payload_bytes\":{},\"rounds\":{},{}}}\n",
             options.size,
             options.rounds,
-            acm.goodput,
-            acm.link_per_payload,
-            rounds(&acm),
-            raw.goodput,
-            raw.link_per_payload,
-            rounds(&raw),
-            ratio,
-            paired,
-            ratio >= 0.9
+            json_setups.join(",")
         );
         match std::fs::write(&path, json) {
             Ok(()) => println!("written to {}", path.display()),

@@ -33,9 +33,14 @@ pub const MIN_PEER_MTU: u16 = 128;
 /// to 65529 bytes, so one credit usually carries one frame.
 pub const MPS: u16 = 65531;
 
-/// The credits this implementation grants when a channel opens, and keeps granted: at most this
-/// many K-frames wait for the reader.
+/// The fewest credits this implementation grants when a channel opens, and keeps granted: at
+/// most this many K-frames wait for the reader. It grants this many when it does not tune its
+/// connections ([`BleConfig::tune`](crate::BleConfig::tune)).
 pub const INITIAL_CREDITS: u16 = 8;
+
+/// The most credits this implementation grants: a tuned link gets enough to fill two connection
+/// events with the smallest frames (SPEC `BLE-14`), up to this many.
+pub const MAX_CREDITS: u16 = 32;
 
 /// The longest device id an advertisement carries: a scan response holds 31 bytes, two of which
 /// are the AD structure's length and type.

@@ -39,8 +39,20 @@ pub struct BleConfig {
     /// How long a graceful close waits for the peer to take the link down before it does so
     /// itself.
     pub close_timeout: Duration,
-    /// The connection interval a dialer asks for.
+    /// The connection interval a central asks for while links carry data, with connection
+    /// events as long as the interval (SPEC `BLE-15`).
     pub connection_interval: Duration,
+    /// The longer connection interval a central moves a connection to once its links have been
+    /// idle for a while (SPEC `BLE-15`); `None` keeps [`connection_interval`](Self::connection_interval)
+    /// throughout.
+    pub idle_interval: Option<Duration>,
+    /// Whether to ask, once a connection is up, for what makes it fast: the LE 2M PHY, the
+    /// largest data length, and the connection interval above (SPEC section 13.5). Without it,
+    /// connections keep what they were made with.
+    pub tune: bool,
+    /// A file to write the HCI traffic to, as a btsnoop log (which Wireshark reads); `None`
+    /// writes none.
+    pub hci_log: Option<PathBuf>,
 }
 
 impl BleConfig {
@@ -56,6 +68,9 @@ impl BleConfig {
             dial_timeout: Duration::from_secs(15),
             close_timeout: Duration::from_secs(5),
             connection_interval: Duration::from_micros(7500),
+            idle_interval: Some(Duration::from_millis(100)),
+            tune: true,
+            hci_log: None,
         }
     }
 
@@ -91,6 +106,34 @@ impl BleConfig {
     #[must_use]
     pub fn with_close_timeout(mut self, close_timeout: Duration) -> Self {
         self.close_timeout = close_timeout;
+        self
+    }
+
+    /// Sets the connection interval a central asks for while links carry data.
+    #[must_use]
+    pub fn with_connection_interval(mut self, connection_interval: Duration) -> Self {
+        self.connection_interval = connection_interval;
+        self
+    }
+
+    /// Sets the interval of idle connections (`None`: connections keep one interval).
+    #[must_use]
+    pub fn with_idle_interval(mut self, idle_interval: Option<Duration>) -> Self {
+        self.idle_interval = idle_interval;
+        self
+    }
+
+    /// Sets whether to ask for the 2M PHY, the largest data length and paced intervals.
+    #[must_use]
+    pub fn with_tuning(mut self, tune: bool) -> Self {
+        self.tune = tune;
+        self
+    }
+
+    /// Sets the file the HCI traffic is logged to, as btsnoop.
+    #[must_use]
+    pub fn with_hci_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.hci_log = Some(path.into());
         self
     }
 }

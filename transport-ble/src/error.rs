@@ -14,6 +14,14 @@ pub enum BleError {
     /// initialisation, or is not a Bluetooth LE controller.
     #[error("the Bluetooth host did not start: {0}")]
     Start(String),
+    /// The HCI log file could not be created.
+    #[error("cannot create the HCI log {}: {source}", path.display())]
+    HciLog {
+        /// The file asked for.
+        path: std::path::PathBuf,
+        /// Why it could not be created.
+        source: std::io::Error,
+    },
     /// The thread that runs the host stack could not be started.
     #[error("cannot start the host thread: {0}")]
     Thread(#[source] std::io::Error),

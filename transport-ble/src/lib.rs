@@ -5,7 +5,8 @@
 //! SPSM, and each acm frame then travels as one SDU. Links between the same two devices are
 //! channels on their one LE connection, which goes down with the last of them. The binding (UUID, SPSM, advertising
 //! layout, MTU and MPS, the OPEN and CLOSE SDUs) is in [`binding`] and in SPEC.md section 13,
-//! "Bluetooth LE binding" (rules `BLE-1` to `BLE-10`).
+//! "Bluetooth LE binding" (rules `BLE-1` to `BLE-16`; section 13.5, what a connection asks
+//! for to be fast, is in `host/tend.rs`, its goodput model in [`air`]).
 //!
 //! The Bluetooth host is the pure-Rust trouble-host stack, on a thread of its own, talking HCI
 //! H4 to a controller over TCP (a virtual controller) or a serial port (a real one): see
@@ -39,6 +40,7 @@
 //! # }
 //! ```
 
+pub mod air;
 pub mod binding;
 #[cfg(feature = "bluez")]
 pub mod bluez;
@@ -50,6 +52,7 @@ mod error;
 mod host;
 mod link;
 mod pool;
+mod snoop;
 mod transport;
 
 pub use config::{BleConfig, HciEndpoint};

@@ -8,8 +8,10 @@ use trouble_host::{Packet, PacketPool};
 
 /// The size of every buffer: a whole SDU is reassembled in one.
 const BUFFER: usize = 65535;
-/// The most buffers alive at once, in this process: 16 MiB.
-const CAP: usize = 256;
+/// The most buffers alive at once, in this process: 32 MiB. Each channel can hold as many
+/// received SDUs as it grants credits (at most `binding::MAX_CREDITS`, 32): a host's 8 channels
+/// can hold 256 buffers when every reader stalls, and a process may run two hosts.
+const CAP: usize = 512;
 /// The most idle buffers kept for reuse.
 const KEEP: usize = 32;
 

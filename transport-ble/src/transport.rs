@@ -4,6 +4,7 @@ use acm_transport::{Capabilities, DeviceId, DeviceInfo, Link, Transport, Transpo
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+use crate::air::AirReport;
 use crate::config::BleConfig;
 use crate::error::BleError;
 use crate::host::{self, Command, Host};
@@ -29,6 +30,12 @@ impl BleTransport {
         let device = config.device.clone();
         let host = host::start(config).await?;
         Ok(Self { device, host })
+    }
+
+    /// A handle on what this transport's connections run with (PHY, data length, interval),
+    /// by peer device; it stays usable after the transport has been handed on.
+    pub fn air_report(&self) -> AirReport {
+        self.host.report.clone()
     }
 
     async fn ask<T>(

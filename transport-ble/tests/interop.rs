@@ -1,5 +1,6 @@
 //! Interoperability with Bumble, an independent L2CAP stack: its peer script opens a channel to
-//! transport-ble, and acm frames cross both ways. Run with `--ignored` (see `.ci/ble`).
+//! transport-ble, and acm frames cross both ways; transport-ble's HCI log shows what it asked of
+//! Bumble's controller. Run with `--ignored` (see `.ci/ble`).
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::process::Stdio;
 
 use acm_transport::{CloseReason, Closure, Transport, TransportError};
 use acm_transport_ble::{BleConfig, BleTransport};
-use common::{bumble, id, or_skip, venv, within};
+use common::{bumble, decoded, id, named, or_skip, the_answer, the_one, venv, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a virtual controller; run by .ci/ble"]
@@ -18,10 +19,12 @@ async fn a_bumble_peer_exchanges_acm_frames_with_transport_ble() {
     let Some(venv) = or_skip("the venv", venv()) else {
         return;
     };
+    let log = std::env::temp_dir().join(format!("acm-interop-{}.btsnoop", std::process::id()));
     within(120, async {
         // "C0:11:22:33:44:55", least significant byte first.
         let config = BleConfig::new(id("rust-acm"), controllers.hci(0))
-            .with_address([0x55, 0x44, 0x33, 0x22, 0x11, 0xC0]);
+            .with_address([0x55, 0x44, 0x33, 0x22, 0x11, 0xC0])
+            .with_hci_log(&log);
         let transport = BleTransport::start(config)
             .await
             .expect("the transport starts");
@@ -59,4 +62,15 @@ async fn a_bumble_peer_exchanges_acm_frames_with_transport_ble() {
         );
     })
     .await;
+
+    // As peripheral, transport-ble asks its controller for the longest PDUs (Bumble's lists
+    // data length extension), and Bumble's controller refuses the command.
+    let log_records = decoded(&log);
+    the_one(&log_records, "HCI_LE_SET_DATA_LENGTH_COMMAND")
+        .shows("tx_octets: 251")
+        .shows("tx_time: 2120");
+    the_answer(&log_records, "HCI_LE_SET_DATA_LENGTH_COMMAND").shows("UNKNOWN_HCI_COMMAND");
+    // A peripheral leaves the PHY to the central.
+    assert!(named(&log_records, "HCI_LE_SET_PHY_COMMAND").is_empty());
+    let _ = std::fs::remove_file(&log);
 }

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use acm_transport::{DeviceId, DeviceInfo};
-use bt_hci::param::LeAdvReportsIter;
+use bt_hci::param::{AddrKind, BdAddr, LeAdvReportsIter, LeExtAdvReportsIter};
 use trouble_host::Address;
 use trouble_host::prelude::EventHandler;
 
@@ -77,29 +77,41 @@ impl Book {
     }
 }
 
+impl Book {
+    /// Records what an advertising report from the address `addr` of kind `kind` carried.
+    fn record(&self, kind: AddrKind, addr: BdAddr, data: &[u8]) {
+        let address = Address { kind, addr };
+        let mut entries = self.entries.borrow_mut();
+        let full = entries.len() >= MAX_ENTRIES;
+        let entry = match entries.get_mut(&key(&address)) {
+            Some(entry) => entry,
+            None if full => return,
+            None => entries.entry(key(&address)).or_insert(Entry {
+                address,
+                acm: false,
+                id: None,
+            }),
+        };
+        let seen = advert::read(data);
+        entry.acm |= seen.acm;
+        if seen.id.is_some() {
+            entry.id = seen.id;
+        }
+    }
+}
+
 impl EventHandler for Book {
     fn on_adv_reports(&self, reports: LeAdvReportsIter) {
-        let mut entries = self.entries.borrow_mut();
         for report in reports.flatten() {
-            let address = Address {
-                kind: report.addr_kind,
-                addr: report.addr,
-            };
-            let full = entries.len() >= MAX_ENTRIES;
-            let entry = match entries.get_mut(&key(&address)) {
-                Some(entry) => entry,
-                None if full => continue,
-                None => entries.entry(key(&address)).or_insert(Entry {
-                    address,
-                    acm: false,
-                    id: None,
-                }),
-            };
-            let seen = advert::read(report.data);
-            entry.acm |= seen.acm;
-            if seen.id.is_some() {
-                entry.id = seen.id;
-            }
+            self.record(report.addr_kind, report.addr, report.data);
+        }
+    }
+
+    /// Controllers may report legacy advertising in extended reports (Bumble's does when the
+    /// host enables both kinds of report).
+    fn on_ext_adv_reports(&self, reports: LeExtAdvReportsIter) {
+        for report in reports.flatten() {
+            self.record(report.addr_kind, report.addr, report.data);
         }
     }
 }

@@ -11,9 +11,10 @@ use trouble_host::prelude::{
 use trouble_host::{BleHostError, Error};
 
 use super::book::{Book, format_address};
-use super::channel::{self, OpenError};
+use super::channel::{self, Gated, OpenError};
 use super::connections::Hold;
-use super::{Ctx, Hci, peripheral};
+use super::gate::Opened;
+use super::{Ctx, Hci, peripheral, tend};
 use crate::binding::{MIN_PEER_MTU, OPEN_WAIT, SPSM};
 use crate::config::BleConfig;
 use crate::link::{self, BleLink, LinkInfo};
@@ -82,23 +83,34 @@ pub(crate) async fn dial<'a>(
         Some(hold) => hold,
         None => connect(ctx, central, book, device, deadline).await?,
     };
-    let mut channel = open_channel(ctx.stack, &hold.connection, device, deadline).await?;
+    let mut channel =
+        open_channel(ctx.stack, &hold.connection, device, deadline, ctx.credits()).await?;
+    let gated = Gated::claim(ctx.gate, &hold.connection, Opened::Dialed)
+        .ok_or_else(|| TransportError::Refused(device.clone()))?;
     if channel.peer_mtu() < MIN_PEER_MTU {
         return Err(TransportError::Refused(device.clone()));
     }
     let remaining = deadline
         .saturating_duration_since(Instant::now())
         .min(OPEN_WAIT);
-    let peer = channel::exchange_open(ctx.stack, &mut channel, &config.device, true, remaining)
-        .await
-        .map_err(|e| match e {
-            OpenError::TimedOut => TransportError::TimedOut("waiting for the peer's OPEN"),
-            OpenError::Down | OpenError::NotOpen => TransportError::Refused(device.clone()),
-        })?;
+    let peer = channel::exchange_open(
+        ctx.stack,
+        &mut channel,
+        &gated,
+        &config.device,
+        true,
+        remaining,
+    )
+    .await
+    .map_err(|e| match e {
+        OpenError::TimedOut => TransportError::TimedOut("waiting for the peer's OPEN"),
+        OpenError::Down | OpenError::NotOpen => TransportError::Refused(device.clone()),
+    })?;
     if peer != *device {
         return Err(TransportError::Refused(device.clone()));
     }
     hold.entry().name(&peer);
+    ctx.report.insert(peer.clone(), &hold.entry().air());
     let (link, end) = link::pair(
         LinkInfo {
             local: config.device.clone(),
@@ -115,6 +127,7 @@ pub(crate) async fn dial<'a>(
             ctx.stack,
             hold,
             channel,
+            gated,
             end,
             close_timeout,
         )))
@@ -141,6 +154,8 @@ async fn connect<'a>(
         }
     };
     let accept = [address];
+    // Connection events as long as the interval, for throughput (SPEC `BLE-15`).
+    let event_length = config.tune.then_some(config.connection_interval);
     let connect = ConnectConfig {
         scan_config: ScanConfig {
             filter_accept_list: &accept,
@@ -149,7 +164,9 @@ async fn connect<'a>(
         connect_params: RequestedConnParams {
             min_connection_interval: embassy(config.connection_interval),
             max_connection_interval: embassy(config.connection_interval),
-            supervision_timeout: embassy_time::Duration::from_secs(4),
+            min_event_length: embassy(event_length.unwrap_or_default()),
+            max_event_length: embassy(event_length.unwrap_or_default()),
+            supervision_timeout: embassy(tend::SUPERVISION_TIMEOUT),
             ..RequestedConnParams::default()
         },
     };
@@ -157,7 +174,7 @@ async fn connect<'a>(
         .await
         .map_err(|_| TransportError::Unreachable(device.clone()))?
         .map_err(|_| TransportError::Unreachable(device.clone()))?;
-    let entry = ctx.connections.add(connection);
+    let entry = ctx.adopt(connection, event_length)?;
     let hold = entry
         .hold()
         .ok_or_else(|| TransportError::Unreachable(device.clone()))?;
@@ -170,18 +187,20 @@ async fn connect<'a>(
 }
 
 /// Asks for the acm channel, asking again with growing pauses while the peer refuses for lack
-/// of resources (it has not started listening on the new connection yet).
+/// of resources (it has not started listening on the new connection yet); grants `credits`.
 async fn open_channel<'a>(
     stack: &'a Stack<'_, Hci, HeapPool>,
     connection: &trouble_host::prelude::Connection<'_, HeapPool>,
     device: &DeviceId,
     deadline: Instant,
+    credits: u16,
 ) -> Result<L2capChannel<'a, HeapPool>, TransportError> {
+    let config = channel::channel_config(credits);
     let mut backoff = FIRST_BACKOFF;
     loop {
         let attempt = tokio::time::timeout_at(
             deadline,
-            L2capChannel::create(stack, connection, SPSM, &channel::channel_config()),
+            L2capChannel::create(stack, connection, SPSM, &config),
         )
         .await
         .map_err(|_| TransportError::TimedOut("opening the L2CAP channel"))?;

@@ -11,20 +11,59 @@ use trouble_host::prelude::{
 };
 
 use super::Hci;
-use super::connections::Hold;
+use super::connections::{Entry, Hold};
+use super::gate::{Gate, Opened};
 
-use crate::binding::{self, INITIAL_CREDITS, MPS, SDU_MTU, Sdu};
+use crate::binding::{self, MPS, SDU_MTU, Sdu};
 use crate::carry::{SduReceiver, SduSender, carry};
 use crate::link::HostEnd;
 use crate::pool::HeapPool;
 
-/// The channel parameters this side offers.
-pub(crate) fn channel_config() -> L2capChannelConfig {
+/// The channel parameters this side offers, granting `credits` (SPEC `BLE-2`, `BLE-13`,
+/// `BLE-14`).
+pub(crate) fn channel_config(credits: u16) -> L2capChannelConfig {
     L2capChannelConfig {
         mtu: Some(SDU_MTU),
         mps: Some(MPS),
         flow_policy: CreditFlowPolicy::Every(1),
-        initial_credits: Some(INITIAL_CREDITS),
+        initial_credits: Some(credits),
+    }
+}
+
+/// A channel's place in its host's [`Gate`]: the reader reports through it each SDU it takes;
+/// dropping it forgets the channel.
+pub(crate) struct Gated {
+    gate: std::rc::Rc<Gate>,
+    handle: u16,
+    cid: u16,
+}
+
+impl Gated {
+    /// Claims in `gate` the channel the host stack just opened as `side` on `connection`:
+    /// `None` if the gate did not see it open.
+    pub(crate) fn claim(
+        gate: &std::rc::Rc<Gate>,
+        connection: &trouble_host::prelude::Connection<'_, HeapPool>,
+        side: Opened,
+    ) -> Option<Self> {
+        let handle = connection.handle().raw();
+        let cid = gate.claim(handle, side)?;
+        Some(Self {
+            gate: gate.clone(),
+            handle,
+            cid,
+        })
+    }
+
+    /// The reader took an SDU from the host stack.
+    fn taken(&self) {
+        self.gate.taken(self.handle, self.cid);
+    }
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        self.gate.forget(self.handle, self.cid);
     }
 }
 
@@ -45,6 +84,7 @@ pub(crate) enum OpenError {
 pub(crate) async fn exchange_open(
     stack: &Stack<'_, Hci, HeapPool>,
     channel: &mut L2capChannel<'_, HeapPool>,
+    gated: &Gated,
     local: &DeviceId,
     dialer: bool,
     timeout: Duration,
@@ -60,6 +100,7 @@ pub(crate) async fn exchange_open(
             .receive_sdu(stack)
             .await
             .map_err(|_| OpenError::Down)?;
+        gated.taken();
         let Ok(Sdu::Open(peer)) = binding::parse(Bytes::copy_from_slice(sdu.as_ref())) else {
             return Err(OpenError::NotOpen);
         };
@@ -76,44 +117,61 @@ pub(crate) async fn exchange_open(
         .unwrap_or(Err(OpenError::TimedOut))
 }
 
-/// The receiving half of a trouble-host channel.
+/// The receiving half of a trouble-host channel, counting what it carries on its connection.
 struct Receiving<'r, 'a, 's> {
     stack: &'r Stack<'s, Hci, HeapPool>,
     reader: L2capChannelReader<'a, HeapPool>,
+    gated: &'r Gated,
+    connection: &'r Entry<'a>,
 }
 
 impl SduReceiver for Receiving<'_, '_, '_> {
     async fn receive(&mut self) -> Option<Bytes> {
         let sdu = self.reader.receive_sdu(self.stack).await.ok()?;
+        self.gated.taken();
+        self.connection.carried(sdu.len());
         Some(Bytes::copy_from_slice(sdu.as_ref()))
     }
 }
 
-/// The sending half of a trouble-host channel.
+/// The sending half of a trouble-host channel, counting what it carries on its connection.
 struct Sending<'r, 'a, 's> {
     stack: &'r Stack<'s, Hci, HeapPool>,
     writer: L2capChannelWriter<'a, HeapPool>,
+    connection: &'r Entry<'a>,
 }
 
 impl SduSender for Sending<'_, '_, '_> {
     async fn send(&mut self, sdu: &[u8]) -> bool {
+        self.connection.carried(sdu.len());
         self.writer.send(self.stack, sdu).await.is_ok()
     }
 }
 
 /// Carries frames both ways on an open channel until the link ends, then takes the channel
 /// down, and the connection too when no other link is on it.
-pub(crate) async fn drive(
+pub(crate) async fn drive<'a>(
     stack: &Stack<'_, Hci, HeapPool>,
-    hold: Hold<'_>,
-    channel: L2capChannel<'_, HeapPool>,
+    hold: Hold<'a>,
+    channel: L2capChannel<'a, HeapPool>,
+    gated: Gated,
     end: HostEnd,
     close_timeout: Duration,
 ) {
     let peer_mtu = usize::from(channel.peer_mtu());
     let (writer, reader) = channel.split();
-    let mut receiving = Receiving { stack, reader };
-    let mut sending = Sending { stack, writer };
+    let entry = hold.entry().clone();
+    let mut receiving = Receiving {
+        stack,
+        reader,
+        gated: &gated,
+        connection: &entry,
+    };
+    let mut sending = Sending {
+        stack,
+        writer,
+        connection: &entry,
+    };
     let lost = || {
         if hold.connection.is_connected() {
             "the channel went down without a CLOSE".to_owned()
@@ -132,5 +190,6 @@ pub(crate) async fn drive(
     .await;
     sending.writer.disconnect();
     receiving.reader.disconnect();
+    drop(gated);
     drop(hold);
 }

@@ -5,13 +5,18 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acm_transport::DeviceId;
 use tokio::sync::Notify;
 use trouble_host::prelude::{Address, Connection};
 
+use crate::air::AirParameters;
 use crate::pool::HeapPool;
+
+/// What a connection runs with, shared by the host thread and the connection's links.
+pub(crate) type SharedAir = Arc<Mutex<AirParameters>>;
 
 /// One LE connection and the links on it.
 pub(crate) struct Entry<'a> {
@@ -23,6 +28,18 @@ pub(crate) struct Entry<'a> {
     ever_linked: Cell<bool>,
     /// Signalled when the last link ends.
     idle: Notify,
+    /// Signalled (to every waiter) when the connection is retired.
+    retired: Notify,
+    /// What the connection runs with.
+    air: SharedAir,
+    /// Signalled (to every waiter) when `air` changes.
+    air_changed: Notify,
+    /// The SDU bytes the links on the connection carried, both ways.
+    carried: Cell<u64>,
+    /// Set when a link is added, until the connection's pacing sees it.
+    opened: Cell<bool>,
+    /// Set once the peer asked for connection parameters of its own.
+    peer_paced: Cell<bool>,
 }
 
 impl<'a> Entry<'a> {
@@ -34,6 +51,7 @@ impl<'a> Entry<'a> {
         }
         self.links.set(self.links.get() + 1);
         self.ever_linked.set(true);
+        self.opened.set(true);
         Some(Hold {
             entry: self.clone(),
             connection,
@@ -71,6 +89,58 @@ impl<'a> Entry<'a> {
     /// out are dropped.
     pub(crate) fn retire(&self) {
         self.connection.borrow_mut().take();
+        self.retired.notify_waiters();
+    }
+
+    /// Resolves once the connection is retired.
+    pub(crate) async fn until_retired(&self) {
+        let retired = self.retired.notified();
+        if self.connection.borrow().is_none() {
+            return;
+        }
+        retired.await;
+    }
+
+    /// What the connection runs with, for its links.
+    pub(crate) fn air(&self) -> SharedAir {
+        self.air.clone()
+    }
+
+    /// What the connection runs with now.
+    pub(crate) fn air_now(&self) -> AirParameters {
+        *self.air.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes what the connection runs with.
+    pub(crate) fn update_air(&self, change: impl FnOnce(&mut AirParameters)) {
+        change(&mut self.air.lock().unwrap_or_else(|e| e.into_inner()));
+        self.air_changed.notify_waiters();
+    }
+
+    /// Resolves at the next change of what the connection runs with.
+    pub(crate) async fn air_change(&self) {
+        self.air_changed.notified().await;
+    }
+
+    /// Counts `bytes` carried by a link on the connection.
+    pub(crate) fn carried(&self, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.carried.set(self.carried.get().saturating_add(bytes));
+    }
+
+    /// Records that the peer asked for connection parameters of its own.
+    pub(crate) fn peer_paced(&self) {
+        self.peer_paced.set(true);
+    }
+
+    /// Whether the peer asked for connection parameters of its own.
+    pub(crate) fn is_peer_paced(&self) -> bool {
+        self.peer_paced.get()
+    }
+
+    /// The bytes carried so far, and whether a link was added since the last call.
+    pub(crate) fn traffic(&self) -> (u64, bool) {
+        (self.carried.get(), self.opened.replace(false))
     }
 
     fn is_to(&self, device: &DeviceId, address: Option<&Address>) -> bool {
@@ -114,14 +184,24 @@ pub(crate) struct Connections<'a> {
 }
 
 impl<'a> Connections<'a> {
-    /// Records a new connection, with no link on it yet.
-    pub(crate) fn add(&self, connection: Connection<'a, HeapPool>) -> Rc<Entry<'a>> {
+    /// Records a new connection, running with `air`, with no link on it yet.
+    pub(crate) fn add(
+        &self,
+        connection: Connection<'a, HeapPool>,
+        air: AirParameters,
+    ) -> Rc<Entry<'a>> {
         let entry = Rc::new(Entry {
             connection: RefCell::new(Some(connection)),
             peer: RefCell::new(None),
             links: Cell::new(0),
             ever_linked: Cell::new(false),
             idle: Notify::new(),
+            retired: Notify::new(),
+            air: Arc::new(Mutex::new(air)),
+            air_changed: Notify::new(),
+            carried: Cell::new(0),
+            opened: Cell::new(false),
+            peer_paced: Cell::new(false),
         });
         let mut entries = self.entries.borrow_mut();
         entries.retain(|entry| {

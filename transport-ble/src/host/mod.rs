@@ -5,32 +5,36 @@ mod book;
 mod central;
 mod channel;
 mod connections;
+mod gate;
 mod peripheral;
-mod refragment;
+mod stream;
+mod tend;
 
 use std::cell::Cell;
 use std::future::pending;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use acm_transport::{DeviceId, DeviceInfo, TransportError};
 use bt_hci::cmd::info::ReadBdAddr;
 use bt_hci::controller::ExternalController;
-use bt_hci_serial::SerialTransport;
-use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-use embedded_io_adapters::tokio_1::FromTokio;
 use futures_util::StreamExt;
 use futures_util::future::{Either, LocalBoxFuture, select};
 use futures_util::stream::FuturesUnordered;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
-use trouble_host::prelude::{Address, HostResources, Stack};
+use trouble_host::prelude::{Address, Connection, HostResources, Stack};
 
-use self::refragment::Refragment;
-use crate::binding::SPSM;
+use self::connections::Entry;
+use self::gate::Gate;
+use self::stream::{HciReader, HciStream, HciWriter};
+use self::tend::Tending;
+use crate::air::{AirReport, Phy, credits_to_fill};
+use crate::binding::{INITIAL_CREDITS, MAX_CREDITS, SPSM};
 use crate::config::{BleConfig, HciEndpoint};
 use crate::error::BleError;
 use crate::link::{BleLink, HostStatus};
 use crate::pool::HeapPool;
+use crate::snoop::HciLog;
 
 /// The most LE connections at once (one per peer device).
 const CONNECTIONS: usize = 8;
@@ -41,15 +45,8 @@ const COMMAND_SLOTS: usize = 8;
 /// Links accepted and not yet taken by `accept`.
 const ACCEPT_QUEUE: usize = 8;
 
-/// The byte stream from the controller.
-type HciReader = Box<dyn AsyncRead + Unpin>;
-/// The byte stream to the controller.
-type HciWriter = Box<dyn AsyncWrite + Unpin>;
 /// The controller, as the host stack drives it.
-pub(crate) type Hci = ExternalController<
-    SerialTransport<NoopRawMutex, Refragment<FromTokio<HciReader>>, FromTokio<HciWriter>>,
-    COMMAND_SLOTS,
->;
+pub(crate) type Hci = ExternalController<HciStream, COMMAND_SLOTS>;
 
 /// Why the host stopped, shared with its links.
 pub(crate) type Status = Arc<HostStatus>;
@@ -66,6 +63,47 @@ pub(crate) struct Ctx<'a, 's> {
     pub(crate) spawn: Spawn<'a>,
     pub(crate) status: &'a Status,
     pub(crate) connections: std::rc::Rc<connections::Connections<'a>>,
+    pub(crate) tending: &'a Tending,
+    /// What holds back the K-frames the host stack has no room for.
+    pub(crate) gate: &'a Rc<Gate>,
+    /// What the connections run with, by peer, for the transport's user.
+    pub(crate) report: &'a AirReport,
+}
+
+impl<'a> Ctx<'a, '_> {
+    /// The credits this side grants on a new channel: sized to the busy interval and the
+    /// fastest PHY the controller offers when connections are tuned, else the fixed few.
+    pub(crate) fn credits(&self) -> u16 {
+        if !self.config.tune {
+            return INITIAL_CREDITS;
+        }
+        let phy = if self.tending.abilities.get().le_2m {
+            Phy::Le2M
+        } else {
+            Phy::Le1M
+        };
+        credits_to_fill(
+            self.config.connection_interval,
+            phy,
+            INITIAL_CREDITS,
+            MAX_CREDITS,
+        )
+    }
+
+    /// Records a new connection, whose events are `event_length` long if this side asked for
+    /// that, and starts tending it.
+    pub(crate) fn adopt(
+        &self,
+        connection: Connection<'a, HeapPool>,
+        event_length: Option<std::time::Duration>,
+    ) -> Result<std::rc::Rc<Entry<'a>>, TransportError> {
+        let air = tend::initial_air(self, &connection, event_length);
+        let entry = self.connections.add(connection, air);
+        self.spawn
+            .send(Box::pin(tend::tend(self.clone(), entry.clone())))
+            .map_err(|_| TransportError::Shutdown)?;
+        Ok(entry)
+    }
 }
 
 /// A request from the transport to the host thread.
@@ -80,6 +118,7 @@ pub(crate) enum Command {
 pub(crate) struct Host {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) accepted: tokio::sync::Mutex<mpsc::Receiver<BleLink>>,
+    pub(crate) report: AirReport,
     _stop: oneshot::Sender<()>,
 }
 
@@ -92,6 +131,8 @@ pub(crate) async fn start(config: BleConfig) -> Result<Host, BleError> {
     let (accepted_tx, accepted_rx) = mpsc::channel(ACCEPT_QUEUE);
     let (ready_tx, ready_rx) = oneshot::channel();
     let (stop_tx, stop_rx) = oneshot::channel();
+    let report = AirReport::default();
+    let host_report = report.clone();
     std::thread::Builder::new()
         .name(format!("acm-ble-{}", config.device))
         .spawn(move || {
@@ -105,13 +146,21 @@ pub(crate) async fn start(config: BleConfig) -> Result<Host, BleError> {
                     return;
                 }
             };
-            runtime.block_on(serve(config, commands_rx, accepted_tx, ready_tx, stop_rx));
+            runtime.block_on(serve(
+                config,
+                host_report,
+                commands_rx,
+                accepted_tx,
+                ready_tx,
+                stop_rx,
+            ));
         })
         .map_err(BleError::Thread)?;
     match ready_rx.await {
         Ok(Ok(())) => Ok(Host {
             commands: commands_tx,
             accepted: tokio::sync::Mutex::new(accepted_rx),
+            report,
             _stop: stop_tx,
         }),
         Ok(Err(e)) => Err(e),
@@ -143,14 +192,33 @@ async fn open(endpoint: &HciEndpoint) -> std::io::Result<(HciReader, HciWriter)>
 /// Opens the byte stream to the controller and runs the stack on it.
 async fn serve(
     config: BleConfig,
+    report: AirReport,
     commands: mpsc::Receiver<Command>,
     accepted: mpsc::Sender<BleLink>,
     ready: oneshot::Sender<Result<(), BleError>>,
     stop: oneshot::Receiver<()>,
 ) {
+    let log = match &config.hci_log {
+        Some(path) => match HciLog::create(path) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                let _ = ready.send(Err(BleError::HciLog {
+                    path: path.clone(),
+                    source: e,
+                }));
+                return;
+            }
+        },
+        None => None,
+    };
     match open(&config.hci).await {
         Ok((reader, writer)) => {
-            run(reader, writer, config, commands, accepted, ready, stop).await;
+            let io = Io {
+                reader,
+                writer,
+                log,
+            };
+            run(io, config, report, commands, accepted, ready, stop).await;
         }
         Err(e) => {
             let _ = ready.send(Err(BleError::Open(e)));
@@ -173,19 +241,31 @@ fn random_address() -> [u8; 6] {
     [bits[0], bits[1], bits[2], bits[3], bits[4], bits[5]]
 }
 
-/// Runs the host stack until the controller goes away or the transport is dropped.
-async fn run(
+/// The stream to the controller and the log of what crosses it.
+struct Io {
     reader: HciReader,
     writer: HciWriter,
+    log: Option<HciLog>,
+}
+
+/// Runs the host stack until the controller goes away or the transport is dropped.
+async fn run(
+    io: Io,
     config: BleConfig,
+    report: AirReport,
     mut commands: mpsc::Receiver<Command>,
     accepted: mpsc::Sender<BleLink>,
     ready: oneshot::Sender<Result<(), BleError>>,
     stop: oneshot::Receiver<()>,
 ) {
-    let transport = SerialTransport::new(
-        Refragment::new(FromTokio::new(reader)),
-        FromTokio::new(writer),
+    let tending = Tending::default();
+    let gate = Rc::new(Gate::default());
+    let transport = HciStream::new(
+        io.reader,
+        io.writer,
+        io.log,
+        tending.stand_ins.clone(),
+        gate.clone(),
     );
     let controller: Hci = ExternalController::new(transport);
     let mut resources: HostResources<HeapPool, CONNECTIONS, CHANNELS> = HostResources::new();
@@ -208,12 +288,16 @@ async fn run(
         spawn,
         status: &status,
         connections: std::rc::Rc::default(),
+        tending: &tending,
+        gate: &gate,
+        report: &report,
     };
 
     let work = async {
         if let Err(e) = stack.command(ReadBdAddr::new()).await {
             return format!("the controller did not answer: {e:?}");
         }
+        tending.learn(&stack).await;
         if let Some(ready) = ready.take() {
             let _ = ready.send(Ok(()));
         }

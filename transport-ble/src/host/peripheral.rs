@@ -10,8 +10,9 @@ use trouble_host::prelude::{Advertisement, AdvertisementParameters, L2capChannel
 
 use super::Ctx;
 use super::book::format_address;
-use super::channel;
+use super::channel::{self, Gated};
 use super::connections::{Entry, Hold};
+use super::gate::Opened;
 use crate::advert;
 use crate::binding::{MIN_PEER_MTU, OPEN_WAIT};
 use crate::link::{self, LinkInfo};
@@ -47,7 +48,9 @@ pub(crate) async fn advertise<'a>(ctx: &Ctx<'a, '_>) {
         let Ok(connection) = advertiser.accept().await else {
             continue;
         };
-        let entry = ctx.connections.add(connection);
+        let Ok(entry) = ctx.adopt(connection, None) else {
+            return;
+        };
         if ctx
             .spawn
             .send(Box::pin(listen(ctx.clone(), entry)))
@@ -67,7 +70,7 @@ pub(crate) async fn listen<'a, 's>(ctx: Ctx<'a, 's>, entry: Rc<Entry<'a>>) {
     };
     let listener = L2capChannel::listen(ctx.stack, &connection);
     drop(connection);
-    let config = channel::channel_config();
+    let config = channel::channel_config(ctx.credits());
     loop {
         let accepting = std::pin::pin!(listener.accept(&config));
         let idle = std::pin::pin!(entry.until_idle(ctx.config.dial_timeout));
@@ -78,9 +81,13 @@ pub(crate) async fn listen<'a, 's>(ctx: Ctx<'a, 's>, entry: Rc<Entry<'a>>) {
         // A channel arriving as the last link ends finds the connection retired: dropping it
         // takes it down.
         let Some(hold) = entry.hold() else { break };
+        // Claimed before the next channel can open on the connection.
+        let Some(gated) = Gated::claim(ctx.gate, &hold.connection, Opened::Accepted) else {
+            continue;
+        };
         if ctx
             .spawn
-            .send(Box::pin(accept(ctx.clone(), hold, channel)))
+            .send(Box::pin(accept(ctx.clone(), hold, channel, gated)))
             .is_err()
         {
             break;
@@ -90,13 +97,19 @@ pub(crate) async fn listen<'a, 's>(ctx: Ctx<'a, 's>, entry: Rc<Entry<'a>>) {
 }
 
 /// Exchanges OPENs on an accepted channel, queues the link for `accept`, then carries it.
-async fn accept<'a>(ctx: Ctx<'a, '_>, hold: Hold<'a>, mut channel: L2capChannel<'a, HeapPool>) {
+async fn accept<'a>(
+    ctx: Ctx<'a, '_>,
+    hold: Hold<'a>,
+    mut channel: L2capChannel<'a, HeapPool>,
+    gated: Gated,
+) {
     if channel.peer_mtu() < MIN_PEER_MTU {
         return;
     }
     let Ok(peer) = channel::exchange_open(
         ctx.stack,
         &mut channel,
+        &gated,
         &ctx.config.device,
         false,
         OPEN_WAIT,
@@ -106,6 +119,7 @@ async fn accept<'a>(ctx: Ctx<'a, '_>, hold: Hold<'a>, mut channel: L2capChannel<
         return;
     };
     hold.entry().name(&peer);
+    ctx.report.insert(peer.clone(), &hold.entry().air());
     let (link, end) = link::pair(
         LinkInfo {
             local: ctx.config.device.clone(),
@@ -120,5 +134,13 @@ async fn accept<'a>(ctx: Ctx<'a, '_>, hold: Hold<'a>, mut channel: L2capChannel<
         // Nobody takes links (or too many wait): the peer sees the link lost.
         return;
     }
-    channel::drive(ctx.stack, hold, channel, end, ctx.config.close_timeout).await;
+    channel::drive(
+        ctx.stack,
+        hold,
+        channel,
+        gated,
+        end,
+        ctx.config.close_timeout,
+    )
+    .await;
 }

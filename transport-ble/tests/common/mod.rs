@@ -225,3 +225,128 @@ pub async fn within<F: std::future::Future>(seconds: u64, test: F) -> F::Output 
         .await
         .expect("the test finished in time")
 }
+
+/// One packet of an HCI log, as Bumble's btsnoop reader prints it.
+pub struct Record {
+    /// `HOST->CONTROLLER` or `CONTROLLER->HOST`.
+    pub direction: String,
+    /// The packet's name, such as `HCI_LE_SET_PHY_COMMAND`.
+    pub name: String,
+    /// Its fields, one per line.
+    pub fields: String,
+}
+
+impl Record {
+    /// Fails the test unless the record's fields include `text`.
+    pub fn shows(&self, text: &str) -> &Self {
+        assert!(
+            self.fields.contains(text),
+            "{} has no {text:?}:\n{}",
+            self.name,
+            self.fields
+        );
+        self
+    }
+}
+
+/// The HCI log at `path` as Bumble's btsnoop reader decodes it; fails the test if the reader
+/// finds anything it cannot decode.
+pub fn decoded(path: &Path) -> Vec<Record> {
+    let venv = venv().expect("the venv");
+    let output = std::process::Command::new(venv.join("bin/python"))
+        .args(["-m", "bumble.apps.show", "--format", "snoop"])
+        .arg(path)
+        .output()
+        .expect("Bumble's reader runs");
+    let text = strip_colours(&String::from_utf8_lossy(&output.stdout));
+    assert!(output.status.success(), "the reader failed: {text}");
+    assert!(
+        !text.contains("!!!"),
+        "the reader found a broken record:\n{text}"
+    );
+    let mut records: Vec<Record> = Vec::new();
+    for line in text.lines() {
+        // "[       3][2026-12-06 22:03:02.808032][HOST->CONTROLLER] HCI_LE_SET_..._COMMAND:"
+        if line.starts_with('[') {
+            let Some((head, name)) = line.rsplit_once("] ") else {
+                continue;
+            };
+            let direction = head.rsplit('[').next().unwrap_or_default().to_owned();
+            let name = name.trim_end_matches(':').to_owned();
+            records.push(Record {
+                direction,
+                name,
+                fields: String::new(),
+            });
+        } else if let Some(record) = records.last_mut() {
+            // "name:   value", its spaces collapsed.
+            let words: Vec<&str> = line.split_whitespace().collect();
+            record.fields.push_str(&words.join(" "));
+            record.fields.push('\n');
+        }
+    }
+    records
+}
+
+/// `text` without its terminal colour codes.
+fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The records of `log` named `name`.
+pub fn named<'r>(log: &'r [Record], name: &str) -> Vec<&'r Record> {
+    log.iter().filter(|record| record.name == name).collect()
+}
+
+/// The one record of `log` named `name`; fails the test, listing the log, if there is not
+/// exactly one.
+pub fn the_one<'r>(log: &'r [Record], name: &str) -> &'r Record {
+    let found = named(log, name);
+    assert_eq!(found.len(), 1, "{name} in:\n{}", listing(log));
+    found[0]
+}
+
+/// The one answer in `log` to the command `command`; fails the test if there is not exactly one.
+pub fn the_answer<'r>(log: &'r [Record], command: &str) -> &'r Record {
+    let found = answers(log, command);
+    assert_eq!(
+        found.len(),
+        1,
+        "the answer to {command} in:\n{}",
+        listing(log)
+    );
+    found[0]
+}
+
+/// The answers (Command Status or Command Complete events) in `log` to the command `command`.
+pub fn answers<'r>(log: &'r [Record], command: &str) -> Vec<&'r Record> {
+    log.iter()
+        .filter(|record| {
+            matches!(
+                record.name.as_str(),
+                "HCI_COMMAND_STATUS_EVENT" | "HCI_COMMAND_COMPLETE_EVENT"
+            ) && record.fields.contains(command)
+        })
+        .collect()
+}
+
+/// What `log` holds, for failure messages: one packet name per line.
+pub fn listing(log: &[Record]) -> String {
+    log.iter()
+        .map(|record| format!("{} {}", record.direction, record.name))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
