@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use acm::{CollaborateRequest, CollaborateResult, ConnectErrorCode, DeviceConfig, Event};
+use acm::{ConnectErrorCode, DeviceConfig, Event};
 use acm_transport_mock::{DeviceOptions, MockNetwork};
 use tokio::task::JoinSet;
 
@@ -22,27 +22,9 @@ async fn a_new_client_is_served_while_ten_links_of_4000_requests_wait_and_expire
     let config = DeviceConfig::default();
     let tablet = side(&network, "tablet", DeviceOptions::new(), config.clone());
     // Requests for SERVICE are accepted; every other service's are taken and never answered.
-    let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
-    let manager = tablet.app.clone();
-    tablet.app.register_ability(
-        "entry",
-        "EntryAbility",
-        move |request: CollaborateRequest| {
-            if request.peer_info.service_name == SERVICE {
-                let manager = manager.clone();
-                let accepted = accepted_tx.clone();
-                tokio::spawn(async move {
-                    let session = session_for(&manager, &request);
-                    manager
-                        .accept_connect(session, &request.token)
-                        .await
-                        .unwrap();
-                    let _ = accepted.send(session);
-                });
-            }
-            CollaborateResult::Accept
-        },
-    );
+    let mut accepted = accept_where(&tablet.app, |request| {
+        request.peer_info.service_name == SERVICE
+    });
 
     let expired = Arc::new(AtomicUsize::new(0));
     let refused = Arc::new(AtomicUsize::new(0));

@@ -93,12 +93,24 @@ impl World {
 
 /// Registers a handler on `app` that accepts every request.
 pub fn accept_all(app: &AbilityConnectionManager) -> mpsc::UnboundedReceiver<SessionId> {
+    accept_where(app, |_| true)
+}
+
+/// Registers a handler on `app` that accepts the requests `answer` picks and takes the others
+/// without ever answering them; the accepted session ids arrive on the returned channel.
+pub fn accept_where(
+    app: &AbilityConnectionManager,
+    answer: impl Fn(&CollaborateRequest) -> bool + Send + Sync + 'static,
+) -> mpsc::UnboundedReceiver<SessionId> {
     let (tx, rx) = mpsc::unbounded_channel();
     let manager = app.clone();
     app.register_ability(
         "entry",
         "EntryAbility",
         move |request: CollaborateRequest| {
+            if !answer(&request) {
+                return CollaborateResult::Accept;
+            }
             let manager = manager.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
