@@ -480,15 +480,41 @@ impl Peer {
         }
     }
 
-    /// Sends `data` as one transfer on `channel`.
-    pub async fn send_data(&self, channel: u32, transfer_id: u32, data: Bytes) -> Step<()> {
+    /// Sends `data` as one transfer on `channel`, taking in what the implementation sends
+    /// meanwhile (kept for the next reads), as any peer that is not testing flow control does.
+    /// A transfer can take longer than three of the implementation's keepalive intervals over
+    /// a slow transport, and one whose buffers are small (Bluetooth LE's credits) would hold
+    /// the implementation's PINGs back for all that time, for which `LINK-13` closes the link.
+    pub async fn send_data(&mut self, channel: u32, transfer_id: u32, data: Bytes) -> Step<()> {
         let max = self.hello.as_ref().map_or(65_535, |h| h.max_frame_size);
         let fragments = Fragmenter::new(self.version, channel, transfer_id, data, max)
             .map_err(|e| Verdict::fail("an encodable transfer", e.to_string()))?;
         for fragment in fragments {
-            self.send_raw(fragment).await?;
+            self.send_reading(fragment).await?;
         }
         Ok(())
+    }
+
+    /// Sends raw bytes as one link message, as [`Peer::send_raw`] does, taking in what arrives
+    /// while the send waits. A receive that is still waiting when the send is through is given
+    /// up: links hand over a frame whole or not at all.
+    pub async fn send_reading(&mut self, bytes: Bytes) -> Step<()> {
+        let link = &*self.link;
+        let unread = &mut self.unread;
+        let send = link.send(bytes);
+        tokio::pin!(send);
+        let sent = loop {
+            tokio::select! {
+                biased;
+                sent = &mut send => break sent,
+                got = link.recv() => match got {
+                    Ok(frame) => unread.push_back(frame),
+                    // The link ended: the send fails too, and the next read says how it ended.
+                    Err(_) => break send.await,
+                },
+            }
+        };
+        sent.map_err(|e| Verdict::fail("the link to accept the frame", e.to_string()))
     }
 
     /// Sends a text message on `channel`.
