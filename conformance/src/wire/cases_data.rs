@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
-use acm_wire::pb::{DisconnectReason, SessionError};
-use acm_wire::{DataFragment, Fragmenter};
+use acm_wire::pb::{DisconnectReason, FrameType, SessionError};
+use acm_wire::{Control, DataFragment, Fragmenter};
 use bytes::{Bytes, BytesMut};
 
 use super::cases_driver::Drive;
-use super::peer::{Peer, Step, disconnect_is};
+use super::peer::{ANSWER, Peer, Step, accept, disconnect_is};
 use super::target::WireTarget;
 use super::{Needs, WireCase, wire_case};
-use crate::driver::OK;
+use crate::driver::{OK, SCENARIO};
 use crate::report::Verdict;
 
 pub(super) fn cases() -> Vec<WireCase> {
@@ -127,6 +127,14 @@ pub(super) fn cases() -> Vec<WireCase> {
             "two sessions on one link each send 4 MiB and one is disconnected mid-transfer: nothing of its transfer follows its DISCONNECT, its sendData fails with 401, and the other transfer arrives whole",
             disconnect_mid_transfer
         )
+        .needing(Needs::Data),
+        wire_case!(
+            "wire/DISC-2/link-lost-mid-transfer",
+            ["DISC-2", "LINK-8", "PROF-2", "PROF-3"],
+            "a link lost while a session's 4 MiB transfer is under way on it, unread, makes the transfer's sendData call fail with 401, as the driver session on a second link reports",
+            link_lost_mid_transfer
+        )
+        .breaking("LINK-8")
         .needing(Needs::Data),
         wire_case!(
             "wire/LINK-7/abrupt-close-mid-transfer",
@@ -509,4 +517,64 @@ async fn disconnect_mid_transfer(t: &dyn WireTarget) -> Step<()> {
             "drive:ok to drive:sync",
         )
         .await
+}
+
+async fn link_lost_mid_transfer(t: &dyn WireTarget) -> Step<()> {
+    // The scenario session goes on the first link, the preferred one (LINK-8), the driver
+    // session on the second, so that its reports do not wait behind the transfer.
+    let mut first = Peer::up(t).await?;
+    let mut second = Peer::up(t).await?;
+    let mut drive = Drive::open(&mut second, "link-lost").await?;
+    drive
+        .command(&second, &format!("drive:create 1 link-lost {SCENARIO}"))
+        .await?;
+    drive.command(&second, "drive:connect 1").await?;
+    let (channel, request) = match first.expect(FrameType::ConnectRequest, ANSWER).await? {
+        (channel, Control::ConnectRequest(request)) => (channel, request),
+        (_, other) => {
+            return Err(Verdict::fail(
+                "the scenario session's request on the preferred link (LINK-8)",
+                format!("{other:?}"),
+            ));
+        }
+    };
+    first.send(&accept(request.token), channel).await?;
+    drive
+        .wait_for(
+            &mut second,
+            |d| d.count("drive:done 1 connect connected") == 1,
+            "drive:done 1 connect connected",
+        )
+        .await?;
+    // The suite reads nothing more on the first link: the transfer waits behind what it holds,
+    // and a second later it still has not ended.
+    drive
+        .command_with(&second, "drive:send-data 1", &pattern(MID_TRANSFER, 0x33))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let oks = drive.count(OK);
+    drive.command(&second, "drive:sync").await?;
+    drive
+        .wait_for(&mut second, |d| d.count(OK) > oks, "drive:ok to drive:sync")
+        .await?;
+    if drive.report("drive:done 1 data ").is_some() {
+        // The implementation's link held the whole transfer: nothing is cut short.
+        return Ok(());
+    }
+    drop(first);
+    drive
+        .wait_for(
+            &mut second,
+            |d| d.report("drive:done 1 data ").is_some(),
+            "a drive:done report of the sendData call whose link was lost (DISC-2, PROF-3)",
+        )
+        .await?;
+    let done = drive.report("drive:done 1 data ").unwrap_or_default();
+    if done != "drive:done 1 data error 401" {
+        return Err(Verdict::fail(
+            "drive:done 1 data error 401: the transfer was cut short by the loss of its link (DISC-2)",
+            format!("{done:?}"),
+        ));
+    }
+    Ok(())
 }
