@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
-use acm_wire::pb::{DisconnectReason, SessionError};
-use acm_wire::{DataFragment, Fragmenter};
+use acm_wire::pb::{DisconnectReason, FrameType, SessionError};
+use acm_wire::{Control, DataFragment, Fragmenter};
 use bytes::{Bytes, BytesMut};
 
-use super::peer::{Peer, Step};
+use super::cases_driver::Drive;
+use super::peer::{ANSWER, Peer, Step, accept, disconnect_is};
 use super::target::WireTarget;
 use super::{Needs, WireCase, wire_case};
+use crate::driver::{OK, SCENARIO};
 use crate::report::Verdict;
 
 pub(super) fn cases() -> Vec<WireCase> {
@@ -118,6 +120,21 @@ pub(super) fn cases() -> Vec<WireCase> {
             "8 transfers of 512 KiB to a suite that reads late all come back intact, in order",
             slow_reader
         )
+        .needing(Needs::Data),
+        wire_case!(
+            "wire/DISC-2/disconnect-mid-transfer",
+            ["DISC-2", "DISC-1", "DATA-5", "PROF-2", "PROF-3"],
+            "two sessions on one link each send 4 MiB and one is disconnected mid-transfer: nothing of its transfer follows its DISCONNECT, its sendData fails with 401, and the other transfer arrives whole",
+            disconnect_mid_transfer
+        )
+        .needing(Needs::Data),
+        wire_case!(
+            "wire/DISC-2/link-lost-mid-transfer",
+            ["DISC-2", "LINK-8", "PROF-2", "PROF-3"],
+            "a link lost while a session's 4 MiB transfer is under way on it, unread, makes the transfer's sendData call fail with 401, as the driver session on a second link reports",
+            link_lost_mid_transfer
+        )
+        .breaking("LINK-8")
         .needing(Needs::Data),
         wire_case!(
             "wire/LINK-7/abrupt-close-mid-transfer",
@@ -389,4 +406,175 @@ async fn abrupt_close(t: &dyn WireTarget) -> Step<()> {
         .send_data(channel, 1, Bytes::from_static(b"fresh"))
         .await?;
     echo_check(&mut again, channel, Bytes::from_static(b"fresh")).await
+}
+
+/// What each session of [`disconnect_mid_transfer`] sends: more than the link and the
+/// implementation hold on their way out while the suite reads nothing (the reference
+/// implementation's mock transport holds 1 MiB in flight), so that the transfer is still under
+/// way when its session ends.
+const MID_TRANSFER: usize = 4 << 20;
+
+/// `len` bytes that differ from those of another `seed`.
+fn pattern(len: usize, seed: u8) -> Bytes {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ seed)
+        .collect::<Vec<_>>()
+        .into()
+}
+
+async fn disconnect_mid_transfer(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let mut drive = Drive::open(&mut peer, "mid-transfer").await?;
+    let cut = drive.connect(&mut peer, 1, "cut-short").await?;
+    let goes_on = drive.connect(&mut peer, 2, "goes-on").await?;
+    // A first transfer on the second session puts its transfer ids ahead of the first
+    // session's: the end of the first session must end its own call, not one of the other
+    // session's that happens to share an id.
+    drive
+        .command_with(&peer, "drive:send-data 2", b"first")
+        .await?;
+    drive
+        .wait_for(
+            &mut peer,
+            |d| d.whole(goes_on).len() == 1 && d.count("drive:done 2 data ok") == 1,
+            "the first transfer of session 2 and drive:done 2 data ok",
+        )
+        .await?;
+    if drive.whole(goes_on)[0] != b"first"[..] {
+        return Err(Verdict::fail("the bytes \"first\"", "other bytes"));
+    }
+    let oks = drive.count(OK);
+    let (a, b) = (pattern(MID_TRANSFER, 0x11), pattern(MID_TRANSFER, 0x22));
+    // The suite reads nothing until the first session is disconnected: both transfers are
+    // queued on the link behind what it holds.
+    drive.command_with(&peer, "drive:send-data 1", &a).await?;
+    drive.command_with(&peer, "drive:send-data 2", &b).await?;
+    // Lets both calls start before the disconnect.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drive.command(&peer, "drive:disconnect 1").await?;
+    drive
+        .wait_for(
+            &mut peer,
+            |d| {
+                d.ended(cut).is_some()
+                    && d.whole(goes_on).len() == 2
+                    && d.count(OK) >= oks + 3
+                    && d.count("drive:done 2 data ok") == 2
+            },
+            "session 1's DISCONNECT, session 2's transfer whole, drive:ok to the three commands \
+             and drive:done 2 data ok",
+        )
+        .await?;
+    drive
+        .wait_for(
+            &mut peer,
+            |d| d.report("drive:done 1 data ").is_some(),
+            "a drive:done report of session 1's sendData call, which its session's end ends \
+             (DISC-2, PROF-3)",
+        )
+        .await?;
+    if let Some(bye) = drive.ended(cut) {
+        disconnect_is(
+            bye,
+            DisconnectReason::PeerAppCloseCollaboration,
+            SessionError::None,
+        )?;
+    }
+    if drive.whole(goes_on)[1] != b {
+        return Err(Verdict::fail(
+            format!("session 2's {MID_TRANSFER} bytes intact"),
+            format!("{} bytes, differing", drive.whole(goes_on)[1].len()),
+        ));
+    }
+    // The first transfer may have left whole before the disconnect; if not, it was cut short.
+    let whole = drive.whole(cut).len() == 1;
+    let wanted = if whole {
+        "drive:done 1 data ok"
+    } else {
+        "drive:done 1 data error 401"
+    };
+    let done = drive.report("drive:done 1 data ").unwrap_or_default();
+    if done != wanted {
+        return Err(Verdict::fail(
+            format!(
+                "{wanted:?}: session 1's transfer {} (DISC-2)",
+                if whole {
+                    "arrived whole"
+                } else {
+                    "was cut short"
+                }
+            ),
+            format!("{done:?}"),
+        ));
+    }
+    // Nothing of the first transfer straggles after the DISCONNECT, up to the answer of a
+    // command sent after everything else.
+    drive.command(&peer, "drive:sync").await?;
+    drive
+        .wait_for(
+            &mut peer,
+            |d| d.count(OK) >= oks + 4,
+            "drive:ok to drive:sync",
+        )
+        .await
+}
+
+async fn link_lost_mid_transfer(t: &dyn WireTarget) -> Step<()> {
+    // The scenario session goes on the first link, the preferred one (LINK-8), the driver
+    // session on the second, so that its reports do not wait behind the transfer.
+    let mut first = Peer::up(t).await?;
+    let mut second = Peer::up(t).await?;
+    let mut drive = Drive::open(&mut second, "link-lost").await?;
+    drive
+        .command(&second, &format!("drive:create 1 link-lost {SCENARIO}"))
+        .await?;
+    drive.command(&second, "drive:connect 1").await?;
+    let (channel, request) = match first.expect(FrameType::ConnectRequest, ANSWER).await? {
+        (channel, Control::ConnectRequest(request)) => (channel, request),
+        (_, other) => {
+            return Err(Verdict::fail(
+                "the scenario session's request on the preferred link (LINK-8)",
+                format!("{other:?}"),
+            ));
+        }
+    };
+    first.send(&accept(request.token), channel).await?;
+    drive
+        .wait_for(
+            &mut second,
+            |d| d.count("drive:done 1 connect connected") == 1,
+            "drive:done 1 connect connected",
+        )
+        .await?;
+    // The suite reads nothing more on the first link: the transfer waits behind what it holds,
+    // and a second later it still has not ended.
+    drive
+        .command_with(&second, "drive:send-data 1", &pattern(MID_TRANSFER, 0x33))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let oks = drive.count(OK);
+    drive.command(&second, "drive:sync").await?;
+    drive
+        .wait_for(&mut second, |d| d.count(OK) > oks, "drive:ok to drive:sync")
+        .await?;
+    if drive.report("drive:done 1 data ").is_some() {
+        // The implementation's link held the whole transfer: nothing is cut short.
+        return Ok(());
+    }
+    drop(first);
+    drive
+        .wait_for(
+            &mut second,
+            |d| d.report("drive:done 1 data ").is_some(),
+            "a drive:done report of the sendData call whose link was lost (DISC-2, PROF-3)",
+        )
+        .await?;
+    let done = drive.report("drive:done 1 data ").unwrap_or_default();
+    if done != "drive:done 1 data error 401" {
+        return Err(Verdict::fail(
+            "drive:done 1 data error 401: the transfer was cut short by the loss of its link (DISC-2)",
+            format!("{done:?}"),
+        ));
+    }
+    Ok(())
 }

@@ -9,8 +9,8 @@ use acm_wire::{Control, DataFragment, FrameKind};
 use bytes::Bytes;
 
 use super::peer::{
-    Got, Peer, Step, accept, accepted, describe, disconnect_is, reject, rejected_with, suite_app,
-    token,
+    Got, Peer, Step, accept, accepted, channel_token, describe, disconnect_is, reject,
+    rejected_with, suite_app, token,
 };
 use super::target::WireTarget;
 use super::{Needs, WireCase, wire_case};
@@ -44,6 +44,13 @@ pub(super) fn cases() -> Vec<WireCase> {
             session_exists
         )
         .breaking("SESS-3"),
+        wire_case!(
+            "wire/SESS-3/no-request-for-a-session-on-the-other-link",
+            ["SESS-3", "LINK-8"],
+            "with a session connected on the link that is not preferred, asked to connect back for the same apps and service, the implementation sends no request: its connect() resolves CONNECTED_SESSION_EXISTS",
+            no_request_across_links
+        )
+        .breaking("LINK-8"),
         wire_case!(
             "wire/SESS-3/peer-cannot-carry-data",
             ["SESS-3"],
@@ -220,6 +227,64 @@ async fn session_exists(t: &dyn WireTarget) -> Step<()> {
         .ask(peer.request(profile::ECHO, "twice", token(5)))
         .await?;
     rejected_with(&response, ConnectErrorCode::ConnectedSessionExists).map(|_| ())
+}
+
+async fn no_request_across_links(t: &dyn WireTarget) -> Step<()> {
+    let service = "across-links";
+    let mut first = Peer::up(t).await?;
+    let (origin, _) = first.open_echo("origin").await?;
+    // A session on the second link, which is not the preferred one (LINK-8): only a check
+    // across the device's links finds it when the implementation connects on the first.
+    let mut second = Peer::up(t).await?;
+    let token = channel_token(0x83, second.peek_channel());
+    let (_, response) = second
+        .ask(second.request(profile::ECHO, service, token))
+        .await?;
+    accepted(&response)?;
+    // The same apps and service, from the implementation's side.
+    first
+        .say(origin, &format!("{}{service}", profile::CMD_CONNECT_BACK))
+        .await?;
+    // Its report, and no request before it: CONNECTED_SESSION_EXISTS is 0 at the API, and the
+    // reason follows in a second message.
+    let wanted = format!("{}0", profile::CONNECT_RESULT);
+    let mut report = Vec::new();
+    while report.len() < 2 {
+        let frame = match first.next(super::peer::ANSWER).await? {
+            Got::Frame(frame) => frame,
+            Got::Ended(closure) => {
+                return Err(Verdict::fail(wanted, format!("the link ended: {closure}")));
+            }
+        };
+        if frame.kind == FrameKind::Known(FrameType::ConnectRequest) {
+            return Err(Verdict::fail(
+                "no request while a session between the same apps for the same service is connected, on any link (SESS-3)",
+                describe(&frame),
+            ));
+        }
+        match Control::decode(FrameType::Message, &frame.payload) {
+            Some(Ok(Control::Message(message)))
+                if frame.kind == FrameKind::Known(FrameType::Message)
+                    && frame.channel == origin =>
+            {
+                report.push(message.text);
+            }
+            _ => {
+                return Err(Verdict::fail(
+                    format!("{wanted} on channel {origin}"),
+                    describe(&frame),
+                ));
+            }
+        }
+        if report[0] != wanted {
+            return Err(Verdict::fail(
+                format!("{wanted} (CONNECTED_SESSION_EXISTS)"),
+                report[0].clone(),
+            ));
+        }
+    }
+    first.expect_alive().await?;
+    second.expect_alive().await
 }
 
 async fn no_data(t: &dyn WireTarget) -> Step<()> {
