@@ -352,7 +352,10 @@ async fn a_send_waiting_for_credits_ends_when_the_peer_takes_the_channel_down() 
             down.close(CloseReason::new(7, "enough")).await;
         };
         let (up_sent, _, ()) = tokio::join!(fill(&*up), fill(&*down), closing);
-        assert!(up_sent > 0, "frames went through before the credits ran out");
+        assert!(
+            up_sent > 0,
+            "frames went through before the credits ran out"
+        );
         assert!(
             matches!(up.closure(), Some(Closure::Lost(_))),
             "{:?}",

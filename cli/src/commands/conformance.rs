@@ -19,7 +19,8 @@ use acm_conformance::protocol::{
 use acm_conformance::transport_suite::factories::MockFactory;
 use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
 use acm_conformance::wire::{
-    CarriesNoData, ReferenceRun, TcpTarget, WireTarget, run_reference_with, run_wire_suite, runtime,
+    CarriesNoData, ReferenceRun, TcpTarget, WireTarget, run_reference_with, run_wire_suite_where,
+    runtime,
 };
 use acm_conformance::{CaseResult, Expectations, Report, Verdict, coverage, robustness, wire};
 use acm_transport_tcp::{TcpConfig, TcpTransport};
@@ -103,6 +104,10 @@ pub struct ConformanceArgs {
     /// Only the cases whose id contains this text (text that matches no case is an error).
     #[arg(long, default_value = "")]
     cases: String,
+    /// With --target: leave out the cases whose id contains TEXT (repeatable), for cases known
+    /// to break a target's run beyond their own verdict (say why in the file that runs it).
+    #[arg(long, value_name = "TEXT", requires = "target")]
+    skip: Vec<String>,
     /// A file of known failures, one `CASE-ID reason` per line.
     #[arg(long)]
     expectations: Option<PathBuf>,
@@ -332,6 +337,12 @@ pub fn conformance(args: &ConformanceArgs, verbose: u8) -> ExitCode {
     finish(&report, &expectations, args)
 }
 
+/// Whether a run against a target runs case `id`: `--cases` keeps it and no `--skip` leaves it
+/// out.
+fn keeps(args: &ConformanceArgs, id: &str) -> bool {
+    id.contains(&args.cases) && !args.skip.iter().any(|skip| id.contains(skip.as_str()))
+}
+
 /// The suite's own device id.
 fn suite_id(args: &ConformanceArgs) -> Result<DeviceId, String> {
     DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))
@@ -398,12 +409,16 @@ fn run_tcp(
         )
         .await
         .map_err(|e| format!("cannot reach {address}: {e}"))?;
-        let report = run_wire_suite(&target, &args.cases, |r| {
-            progress.case(r);
-            if let Some((recorder, dir)) = &recorder {
-                keep_capture(recorder, dir, r);
-            }
-        })
+        let report = run_wire_suite_where(
+            &target,
+            |id| keeps(args, id),
+            |r| {
+                progress.case(r);
+                if let Some((recorder, dir)) = &recorder {
+                    keep_capture(recorder, dir, r);
+                }
+            },
+        )
         .await;
         // The scenarios reach the target as the suite did, with the same identity.
         let scenarios = TcpTarget::known(addr, suite, &target.device_id(), !args.no_data, security)
@@ -439,11 +454,11 @@ fn run_ble(
         carries_data: !args.no_data,
         timers: target_timers(args),
     })?;
-    let mut report = ble
-        .runtime
-        .block_on(run_wire_suite(&*ble.target, &args.cases, |r| {
-            progress.case(r)
-        }));
+    let mut report = ble.runtime.block_on(run_wire_suite_where(
+        &*ble.target,
+        |id| keeps(args, id),
+        |r| progress.case(r),
+    ));
     run_scenarios(args, ble.target.clone(), &mut report, progress);
     Ok(report)
 }
@@ -456,7 +471,7 @@ fn run_scenarios(
     report: &mut Report,
     progress: &mut Progress,
 ) {
-    if args.scenarios > 0 && protocol::SCENARIOS.id.contains(&args.cases) {
+    if args.scenarios > 0 && keeps(args, protocol::SCENARIOS.id) {
         let result = run_wire_scenarios(&scenario_config(args), target);
         progress.case(&result);
         report.results.push(result);

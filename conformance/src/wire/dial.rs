@@ -11,6 +11,10 @@ use async_trait::async_trait;
 use super::{Needs, WireTarget};
 use crate::profile::Timers;
 
+/// How many times a refused dial is tried again, and the pause before each.
+const REFUSED_TRIES: u32 = 4;
+const REFUSED_PAUSE: Duration = Duration::from_millis(500);
+
 /// An implementation under test, running the profile (SPEC section 15), reached by dialing its
 /// device id over the suite's own transport.
 ///
@@ -99,13 +103,26 @@ impl WireTarget for DialTarget {
         format!("{} over {}", self.iut, self.what)
     }
 
+    // A device holds few channels (the reference eight), and those of the last case's links
+    // may still be going down as the next case dials: a refusal is tried again a few times.
     async fn open_raw(&self) -> Result<Box<dyn Link>, TransportError> {
-        let transport = self.transport.clone();
-        let iut = self.iut.clone();
-        self.runtime
-            .spawn(async move { transport.dial(&iut).await })
-            .await
-            .map_err(|e| TransportError::Io(std::io::Error::other(e.to_string())))?
+        let mut tries = 0;
+        loop {
+            let transport = self.transport.clone();
+            let iut = self.iut.clone();
+            let dialed = self
+                .runtime
+                .spawn(async move { transport.dial(&iut).await })
+                .await
+                .map_err(|e| TransportError::Io(std::io::Error::other(e.to_string())))?;
+            match dialed {
+                Err(TransportError::Refused(_)) if tries < REFUSED_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(REFUSED_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     fn security(&self) -> Option<&SecureConfig> {

@@ -148,10 +148,19 @@ pub async fn run_case(case: &WireCase, target: &dyn WireTarget) -> CaseResult {
 pub async fn run_wire_suite(
     target: &dyn WireTarget,
     filter: &str,
+    progress: impl FnMut(&CaseResult),
+) -> Report {
+    run_wire_suite_where(target, |id| id.contains(filter), progress).await
+}
+
+/// Runs the cases whose id `keep` keeps against `target`, calling `progress` after each.
+pub async fn run_wire_suite_where(
+    target: &dyn WireTarget,
+    keep: impl Fn(&str) -> bool,
     mut progress: impl FnMut(&CaseResult),
 ) -> Report {
     let mut report = Report::new(target.describe());
-    for case in cases().iter().filter(|c| c.case.id.contains(filter)) {
+    for case in cases().iter().filter(|c| keep(c.case.id)) {
         let result = run_case(case, target).await;
         progress(&result);
         report.results.push(result);
