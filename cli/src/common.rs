@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use acm::transport::DeviceId;
 use acm::{Context, Device, DeviceConfig, Event, PeerInfo};
@@ -278,13 +278,26 @@ pub async fn ble_device(
             "--listen and --peer go with --transport tcp, as Bluetooth LE devices advertise and are found by scanning",
         ));
     }
-    let hci_text = net.hci.as_deref().ok_or_else(|| {
+    let id = device_id(net.device_id.as_deref().unwrap_or(default_id))?;
+    let transport = ble_transport(net.hci.as_deref(), net.hci_log.as_deref(), id, accepts).await?;
+    Ok(Device::new(transport, net.device_config()?))
+}
+
+/// A Bluetooth LE transport as device `id` on the controller `hci` names (`--hci`), logging
+/// HCI to `hci_log` if given. One that `accepts` advertises its id (so the id must fit an
+/// advertisement) and accepts links; the others only dial.
+pub async fn ble_transport(
+    hci: Option<&str>,
+    hci_log: Option<&Path>,
+    id: DeviceId,
+    accepts: bool,
+) -> Result<BleTransport, CliError> {
+    let hci_text = hci.ok_or_else(|| {
         CliError::cannot_run(
             "--transport ble needs --hci tcp://HOST:PORT or --hci serial:PATH, the Bluetooth controller to use",
         )
     })?;
-    let hci = hci_endpoint(hci_text)?;
-    let id = device_id(net.device_id.as_deref().unwrap_or(default_id))?;
+    let endpoint = hci_endpoint(hci_text)?;
     if accepts && id.as_str().len() > MAX_ADVERTISED_ID_LEN {
         return Err(CliError::cannot_run(format!(
             "device id {:?} is {} bytes long, but a device listening over Bluetooth LE advertises its id, which must then be at most {MAX_ADVERTISED_ID_LEN} bytes",
@@ -292,16 +305,15 @@ pub async fn ble_device(
             id.as_str().len()
         )));
     }
-    let mut config = BleConfig::new(id, hci).with_accept(accepts);
-    if let Some(log) = &net.hci_log {
+    let mut config = BleConfig::new(id, endpoint).with_accept(accepts);
+    if let Some(log) = hci_log {
         config = config.with_hci_log(log);
     }
-    let transport = BleTransport::start(config).await.map_err(|e| {
+    BleTransport::start(config).await.map_err(|e| {
         CliError::cannot_run(format!(
             "cannot use the Bluetooth controller at {hci_text}: {e}"
         ))
-    })?;
-    Ok(Device::new(transport, net.device_config()?))
+    })
 }
 
 /// `BUNDLE/MODULE/ABILITY`.

@@ -335,3 +335,42 @@ async fn a_reader_taking_one_frame_at_a_time_from_a_full_link_loses_nothing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a virtual controller; run by .ci/ble"]
+async fn a_send_waiting_for_credits_ends_when_the_peer_takes_the_channel_down() {
+    let Some(controller) = or_skip("rootcanal", rootcanal()) else {
+        return;
+    };
+    within(120, async {
+        let (_tablet, _phone, up, down) = linked(&controller, 0).await;
+        // Neither end reads: each runs out of the other's credits, and its sends wait.
+        // Then `down` closes: its CLOSE cannot be sent, so it takes the channel down after its
+        // close timeout, and `up`'s waiting send must then fail, not wait for credits for ever.
+        let closing = async {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            down.close(CloseReason::new(7, "enough")).await;
+        };
+        let (up_sent, _, ()) = tokio::join!(fill(&*up), fill(&*down), closing);
+        assert!(
+            up_sent > 0,
+            "frames went through before the credits ran out"
+        );
+        assert!(
+            matches!(up.closure(), Some(Closure::Lost(_))),
+            "{:?}",
+            up.closure()
+        );
+    })
+    .await;
+}
+
+/// Sends frames on `link` until a send fails; how many went through.
+async fn fill(link: &dyn Link) -> u32 {
+    for i in 0u32.. {
+        if link.send(frame(100, i as u8)).await.is_err() {
+            return i;
+        }
+    }
+    unreachable!("u32::MAX frames sent to a peer that reads none")
+}

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,22 +19,32 @@ use acm_conformance::protocol::{
 use acm_conformance::transport_suite::factories::MockFactory;
 use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
 use acm_conformance::wire::{
-    CarriesNoData, ReferenceRun, TcpTarget, WireTarget, run_reference_with, run_wire_suite, runtime,
+    CarriesNoData, ReferenceRun, TcpTarget, WireTarget, run_reference_with, run_wire_suite_where,
+    runtime,
 };
 use acm_conformance::{CaseResult, Expectations, Report, Verdict, coverage, robustness, wire};
 use acm_transport_tcp::{TcpConfig, TcpTransport};
 
 use super::case_logs::CaseLogs;
+use super::reach::{BleSuite, BleSuiteOptions, HciArgs, Target};
 use crate::capture::{Recorder, file_name};
 use crate::common::tcp_address;
 
 /// The options of `acm peer`.
 #[derive(Debug, clap::Args)]
 pub struct PeerArgs {
-    /// Where to listen, as tcp://HOST:PORT (port 0 picks a free one; the address is printed).
+    /// The transport: tcp, listening where --listen says, or ble, on the controller --hci
+    /// names, advertising the device id and accepting links (SPEC section 13).
+    #[arg(long, value_enum, default_value = "tcp")]
+    transport: PeerTransport,
+    /// With --transport tcp: where to listen, as tcp://HOST:PORT (port 0 picks a free one; the
+    /// address is printed).
     #[arg(long)]
-    listen: String,
-    /// This device's id.
+    listen: Option<String>,
+    /// The Bluetooth controller, with --transport ble.
+    #[command(flatten)]
+    hci: HciArgs,
+    /// This device's id (over Bluetooth LE, at most 29 bytes: it is advertised).
     #[arg(long, default_value = "acm-reference-peer")]
     device_id: String,
     /// Plain links, without the secure layer (by default the peer is secure, with a random
@@ -54,13 +65,27 @@ pub struct PeerArgs {
     report_memory: Option<PathBuf>,
 }
 
+/// The transports `acm peer` runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeerTransport {
+    /// TCP (SPEC section 14).
+    Tcp,
+    /// Bluetooth LE (SPEC section 13).
+    Ble,
+}
+
 /// The options of `acm conformance`.
 #[derive(Debug, clap::Args)]
 pub struct ConformanceArgs {
-    /// Test the implementation listening at tcp://HOST:PORT (running the conformance profile)
-    /// instead of the reference implementation over the mock transport.
-    #[arg(long)]
+    /// Test the implementation that runs the conformance profile at tcp://HOST:PORT, or at
+    /// ble:DEVICE-ID (a device advertising over Bluetooth LE, found by scanning with the
+    /// controller --hci names), instead of the reference implementation over the mock
+    /// transport.
+    #[arg(long, value_name = "tcp://HOST:PORT|ble:DEVICE-ID")]
     target: Option<String>,
+    /// The suite's Bluetooth controller, with a ble: target.
+    #[command(flatten)]
+    hci: HciArgs,
     /// The target's transport cannot carry data (cases that need a transport that carries data
     /// report unsupported; the cases about one that does not run).
     #[arg(long)]
@@ -79,6 +104,10 @@ pub struct ConformanceArgs {
     /// Only the cases whose id contains this text (text that matches no case is an error).
     #[arg(long, default_value = "")]
     cases: String,
+    /// With --target: leave out the cases whose id contains TEXT (repeatable), for cases known
+    /// to break a target's run beyond their own verdict (say why in the file that runs it).
+    #[arg(long, value_name = "TEXT", requires = "target")]
+    skip: Vec<String>,
     /// A file of known failures, one `CASE-ID reason` per line.
     #[arg(long)]
     expectations: Option<PathBuf>,
@@ -131,38 +160,50 @@ pub struct ConformanceArgs {
 /// Runs `acm peer`.
 pub fn peer(args: &PeerArgs) -> ExitCode {
     let result = (|| {
-        let addr = tcp_address(&args.listen)?;
         let id = DeviceId::new(args.device_id.clone()).map_err(|e| format!("--device-id: {e}"))?;
         let timers = if args.short_timers {
             Timers::SHORT
         } else {
             Timers::SPEC
         };
-        let no_data = args.no_data;
-        let insecure = args.insecure;
         runtime(false)?.block_on(async move {
-            let config = TcpConfig::new().with_open_timeout(timers.open);
-            let transport = TcpTransport::bind_with(id.clone(), addr, config)
-                .await
-                .map_err(|e| crate::common::cannot_listen(&format!("tcp://{addr}"), e))?;
-            let local = transport
-                .local_addr()
-                .ok_or("the listener has no address")?;
             let mut settings = profile::device_config(timers);
-            if insecure {
+            if args.insecure {
                 settings = settings.with_security(Security::Insecure);
             }
-            let device = if no_data {
-                Device::new(CarriesNoData(transport), settings)
-            } else {
-                Device::new(transport, settings)
+            let (device, place) = match args.transport {
+                PeerTransport::Tcp => {
+                    args.hci.refuse("--transport ble")?;
+                    let listen = args
+                        .listen
+                        .as_deref()
+                        .ok_or("--transport tcp needs --listen tcp://HOST:PORT")?;
+                    let addr = tcp_address(listen)?;
+                    let config = TcpConfig::new().with_open_timeout(timers.open);
+                    let transport = TcpTransport::bind_with(id.clone(), addr, config)
+                        .await
+                        .map_err(|e| crate::common::cannot_listen(&format!("tcp://{addr}"), e))?;
+                    let local = transport
+                        .local_addr()
+                        .ok_or("the listener has no address")?;
+                    let device = profile_device(transport, args.no_data, settings);
+                    (device, format!("listening on tcp://{local}"))
+                }
+                PeerTransport::Ble => {
+                    if args.listen.is_some() {
+                        return Err("--listen goes with --transport tcp: over Bluetooth LE the peer advertises its device id".into());
+                    }
+                    let transport = args.hci.start(id.clone(), true).await?;
+                    let device = profile_device(transport, args.no_data, settings);
+                    (device, "advertising over Bluetooth LE".to_string())
+                }
             };
             let _profile = profile::install_with(&device, timers);
             if let Some(path) = &args.report_memory {
                 super::robustness::report_memory(&device, path.clone());
             }
-            let security = if insecure { "plain" } else { "secure" };
-            println!("acm peer: device {id} listening on tcp://{local} ({security})");
+            let security = if args.insecure { "plain" } else { "secure" };
+            println!("acm peer: device {id} {place} ({security})");
             let _ = std::io::stdout().flush();
             tokio::signal::ctrl_c()
                 .await
@@ -177,6 +218,20 @@ pub fn peer(args: &PeerArgs) -> ExitCode {
             eprintln!("acm: {err}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The reference implementation on `transport` with the profile's `settings`; declaring that
+/// the transport carries no data with `no_data`.
+fn profile_device(
+    transport: impl acm::transport::Transport + 'static,
+    no_data: bool,
+    settings: acm::DeviceConfig,
+) -> Device {
+    if no_data {
+        Device::new(CarriesNoData(transport), settings)
+    } else {
+        Device::new(transport, settings)
     }
 }
 
@@ -257,73 +312,11 @@ pub fn conformance(args: &ConformanceArgs, verbose: u8) -> ExitCode {
             }
             Ok(report)
         }),
-        Some(address) => tcp_address(address).and_then(|addr| {
-            let suite =
-                DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
-            if args.robustness {
-                return runtime(false)?.block_on(super::robustness::run(
-                    addr,
-                    args.insecure,
-                    &args.cases,
-                    args.memory_from.as_deref(),
-                    &mut progress,
-                ));
-            }
-            runtime(false)?
-                .block_on(async {
-                    let timers = if args.short_timers {
-                        Timers::SHORT
-                    } else {
-                        Timers::SPEC
-                    };
-                    let security = if args.insecure {
-                        None
-                    } else {
-                        Some(SecureConfig::ephemeral().map_err(|e| e.to_string())?)
-                    };
-                    let (addr, recorder) = match &args.pcap {
-                        Some(dir) => {
-                            std::fs::create_dir_all(dir)
-                                .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-                            let (local, recorder) = Recorder::start(addr)
-                                .await
-                                .map_err(|e| format!("cannot start the recorder: {e}"))?;
-                            (local, Some((recorder, dir)))
-                        }
-                        None => (addr, None),
-                    };
-                    let target = TcpTarget::connect_with(
-                        addr,
-                        suite.clone(),
-                        !args.no_data,
-                        security.clone(),
-                        timers,
-                    )
-                    .await
-                    .map_err(|e| format!("cannot reach {address}: {e}"))?;
-                    let report = run_wire_suite(&target, &args.cases, |r| {
-                        progress.case(r);
-                        if let Some((recorder, dir)) = &recorder {
-                            keep_capture(recorder, dir, r);
-                        }
-                    })
-                    .await;
-                    // The scenarios reach the target as the suite did, with the same identity.
-                    let scenarios =
-                        TcpTarget::known(addr, suite, &target.device_id(), !args.no_data, security)
-                            .map_err(|e| format!("cannot reach {address}: {e}"))?;
-                    Ok::<_, String>((report, scenarios))
-                })
-                .map(|(mut report, target)| {
-                    if args.scenarios > 0 && protocol::SCENARIOS.id.contains(&args.cases) {
-                        // Each scenario runs its own runtimes: outside the one above.
-                        let result = run_wire_scenarios(&scenario_config(args), Arc::new(target));
-                        progress.case(&result);
-                        report.results.push(result);
-                    }
-                    report
-                })
-        }),
+        Some(address) => match Target::parse(address) {
+            Err(err) => Err(err),
+            Ok(Target::Tcp(addr)) => run_tcp(args, address, addr, &mut progress),
+            Ok(Target::Ble(iut)) => run_ble(args, iut, &mut progress),
+        },
     };
     // What was logged after the last case (or before an error) is shown with -v or an error.
     let rest = progress.logs.take();
@@ -344,6 +337,147 @@ pub fn conformance(args: &ConformanceArgs, verbose: u8) -> ExitCode {
     finish(&report, &expectations, args)
 }
 
+/// Whether a run against a target runs case `id`: `--cases` keeps it and no `--skip` leaves it
+/// out.
+fn keeps(args: &ConformanceArgs, id: &str) -> bool {
+    id.contains(&args.cases) && !args.skip.iter().any(|skip| id.contains(skip.as_str()))
+}
+
+/// The suite's own device id.
+fn suite_id(args: &ConformanceArgs) -> Result<DeviceId, String> {
+    DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))
+}
+
+/// The suite's secure identity for this run, or `None` with `--insecure`.
+fn suite_security(args: &ConformanceArgs) -> Result<Option<SecureConfig>, String> {
+    if args.insecure {
+        Ok(None)
+    } else {
+        SecureConfig::ephemeral()
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The timers the target declares.
+fn target_timers(args: &ConformanceArgs) -> Timers {
+    if args.short_timers {
+        Timers::SHORT
+    } else {
+        Timers::SPEC
+    }
+}
+
+/// The wire suite, then the random scenarios, against the target at `addr` over TCP (or the
+/// robustness suite, with `--robustness`).
+fn run_tcp(
+    args: &ConformanceArgs,
+    address: &str,
+    addr: SocketAddr,
+    progress: &mut Progress,
+) -> Result<Report, String> {
+    args.hci.refuse("a ble: target")?;
+    let suite = suite_id(args)?;
+    if args.robustness {
+        return runtime(false)?.block_on(super::robustness::run(
+            addr,
+            args.insecure,
+            &args.cases,
+            args.memory_from.as_deref(),
+            progress,
+        ));
+    }
+    let (mut report, target) = runtime(false)?.block_on(async {
+        let security = suite_security(args)?;
+        let (addr, recorder) = match &args.pcap {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+                let (local, recorder) = Recorder::start(addr)
+                    .await
+                    .map_err(|e| format!("cannot start the recorder: {e}"))?;
+                (local, Some((recorder, dir)))
+            }
+            None => (addr, None),
+        };
+        let target = TcpTarget::connect_with(
+            addr,
+            suite.clone(),
+            !args.no_data,
+            security.clone(),
+            target_timers(args),
+        )
+        .await
+        .map_err(|e| format!("cannot reach {address}: {e}"))?;
+        let report = run_wire_suite_where(
+            &target,
+            |id| keeps(args, id),
+            |r| {
+                progress.case(r);
+                if let Some((recorder, dir)) = &recorder {
+                    keep_capture(recorder, dir, r);
+                }
+            },
+        )
+        .await;
+        // The scenarios reach the target as the suite did, with the same identity.
+        let scenarios = TcpTarget::known(addr, suite, &target.device_id(), !args.no_data, security)
+            .map_err(|e| format!("cannot reach {address}: {e}"))?;
+        Ok::<_, String>((report, scenarios))
+    })?;
+    run_scenarios(args, Arc::new(target), &mut report, progress);
+    Ok(report)
+}
+
+/// The wire suite, then the random scenarios, against device `iut` over Bluetooth LE, the
+/// suite on the controller `--hci` names.
+fn run_ble(
+    args: &ConformanceArgs,
+    iut: DeviceId,
+    progress: &mut Progress,
+) -> Result<Report, String> {
+    if args.robustness {
+        return Err(
+            "--robustness runs against TCP targets only: its attacks open hundreds of links at once, more than a Bluetooth LE controller holds".into(),
+        );
+    }
+    if args.pcap.is_some() {
+        return Err(
+            "--pcap records TCP targets only; over Bluetooth LE, --hci-log FILE keeps every HCI packet of the suite's controller as a btsnoop log".into(),
+        );
+    }
+    let ble = BleSuite::start(BleSuiteOptions {
+        hci: &args.hci,
+        suite: suite_id(args)?,
+        iut,
+        security: suite_security(args)?,
+        carries_data: !args.no_data,
+        timers: target_timers(args),
+    })?;
+    let mut report = ble.runtime.block_on(run_wire_suite_where(
+        &*ble.target,
+        |id| keeps(args, id),
+        |r| progress.case(r),
+    ));
+    run_scenarios(args, ble.target.clone(), &mut report, progress);
+    Ok(report)
+}
+
+/// The random scenarios against `target`, unless `--scenarios 0` or `--cases` leaves them out.
+/// Call it outside any runtime: each scenario runs its own.
+fn run_scenarios(
+    args: &ConformanceArgs,
+    target: Arc<dyn WireTarget>,
+    report: &mut Report,
+    progress: &mut Progress,
+) {
+    if args.scenarios > 0 && keeps(args, protocol::SCENARIOS.id) {
+        let result = run_wire_scenarios(&scenario_config(args), target);
+        progress.case(&result);
+        report.results.push(result);
+    }
+}
+
 /// How the random scenarios run.
 fn scenario_config(args: &ConformanceArgs) -> ProtocolSuiteConfig {
     ProtocolSuiteConfig {
@@ -362,31 +496,37 @@ fn replay(args: &ConformanceArgs, path: &std::path::Path) -> ExitCode {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let (case, steps) =
             script::parse_script(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let factory = match &args.target {
+        // A Bluetooth LE target's host runs on a runtime that must outlive the replay.
+        let mut _ble = None;
+        let factory = match args.target.as_deref().map(Target::parse).transpose()? {
             None => reference_factory(),
-            Some(address) => {
-                let addr = tcp_address(address)?;
-                let suite =
-                    DeviceId::new(args.suite_id.clone()).map_err(|e| format!("--suite-id: {e}"))?;
-                let security = if args.insecure {
-                    None
-                } else {
-                    Some(SecureConfig::ephemeral().map_err(|e| e.to_string())?)
-                };
-                let timers = if args.short_timers {
-                    Timers::SHORT
-                } else {
-                    Timers::SPEC
-                };
+            Some(Target::Tcp(addr)) => {
+                let address = args.target.as_deref().unwrap_or_default();
+                let suite = suite_id(args)?;
+                let timers = target_timers(args);
                 let target = runtime(false)?.block_on(async {
                     TcpTarget::connect_with(addr, suite.clone(), !args.no_data, None, timers)
                         .await
                         .map_err(|e| format!("cannot reach {address}: {e}"))
                         .map(|probe| probe.device_id())
                 })?;
+                let security = suite_security(args)?;
                 let target = TcpTarget::known(addr, suite, &target, !args.no_data, security)
                     .map_err(|e| format!("cannot reach {address}: {e}"))?;
                 wire_factory(Arc::new(target))
+            }
+            Some(Target::Ble(iut)) => {
+                let ble = BleSuite::start(BleSuiteOptions {
+                    hci: &args.hci,
+                    suite: suite_id(args)?,
+                    iut,
+                    security: suite_security(args)?,
+                    carries_data: !args.no_data,
+                    timers: target_timers(args),
+                })?;
+                let factory = wire_factory(ble.target.clone());
+                _ble = Some(ble);
+                factory
             }
         };
         println!("replaying {} steps of {case}", steps.len());

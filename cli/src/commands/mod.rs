@@ -8,5 +8,6 @@ pub mod keys;
 pub mod listen;
 pub mod mock;
 pub mod proxy;
+pub mod reach;
 pub mod robustness;
 pub mod send;

@@ -131,7 +131,8 @@ impl Drive {
         peer.say(self.channel, command).await
     }
 
-    /// Sends a command with `payload`, as one transfer (`PROF-1`).
+    /// Sends a command with `payload`, as one transfer (`PROF-1`), reading nothing meanwhile (the
+    /// cases that use it hold the implementation's data back).
     pub(super) async fn command_with(
         &mut self,
         peer: &Peer,
@@ -144,7 +145,8 @@ impl Drive {
         body.extend_from_slice(payload);
         let transfer = self.next_transfer;
         self.next_transfer += 1;
-        peer.send_data(self.channel, transfer, body.freeze()).await
+        peer.send_data_unread(self.channel, transfer, body.freeze())
+            .await
     }
 
     /// How many of the answers and reports so far are `text`.

@@ -26,7 +26,7 @@ pub(super) fn cases() -> Vec<WireCase> {
             version_zero
         )
         .breaking("FRAME-3")
-        .needing(Needs::Messages),
+        .needing(Needs::VersionZero),
         wire_case!(
             "wire/FRAME-3/wrong-version",
             ["FRAME-3"],

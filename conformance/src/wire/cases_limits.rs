@@ -152,7 +152,8 @@ pub(super) fn cases() -> Vec<WireCase> {
             "a peer that sends messages without reading the echoes is held back (its sends wait), then gets every echo, in order",
             held_back
         )
-        .breaking("TCP-8"),
+        .breaking("TCP-8")
+        .needing(Needs::Tcp),
         wire_case!(
             "wire/SESS-8/sessions-at-limit-then-one-past",
             ["SESS-8", "SESS-3"],

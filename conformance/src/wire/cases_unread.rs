@@ -32,9 +32,9 @@ fn fail<T>(expected: impl Into<String>, actual: impl Into<String>) -> Step<T> {
 
 /// How long the implementation may keep a link up once the suite's sends have stopped going
 /// through (the implementation stopped reading): three of its keepalive intervals (`LINK-13`),
-/// and room for the close.
-fn unread_limit(peer: &Peer) -> Duration {
-    peer.timers.keepalive * 4 + Duration::from_secs(10)
+/// and room for the close and for the binding's ([`WireTarget::close_allowance`]).
+fn unread_limit(peer: &Peer, t: &dyn WireTarget) -> Duration {
+    peer.timers.keepalive * 4 + Duration::from_secs(10) + t.close_allowance()
 }
 
 /// How long the suite goes on sending while its sends still go through: the sockets' buffers
@@ -67,7 +67,7 @@ fn pings(first: u64) -> Step<Vec<FrameBuf>> {
 fn closed_for(t: &dyn WireTarget, closure: Option<Closure>, reasons: &[LinkCloseReason]) -> bool {
     match closure {
         Some(Closure::Peer(reason)) => reasons.iter().any(|r| *r as u32 == reason.code),
-        Some(Closure::Lost(_)) => t.tcp_addr().is_some(),
+        Some(Closure::Lost(_)) => t.unread_close_is_lost(),
         _ => false,
     }
 }
@@ -75,7 +75,7 @@ fn closed_for(t: &dyn WireTarget, closure: Option<Closure>, reasons: &[LinkClose
 async fn pings_unread(t: &dyn WireTarget) -> Step<()> {
     let peer = Peer::up(t).await?;
     let link = peer.link();
-    let limit = unread_limit(&peer);
+    let limit = unread_limit(&peer, t);
     let started = Instant::now();
     let mut sent = 0u64;
     // PINGs as fast as the link takes them, nothing read. A send that waits is never given up

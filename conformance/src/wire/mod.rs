@@ -31,11 +31,13 @@ mod cases_tables;
 mod cases_tcp;
 mod cases_timers;
 mod cases_unread;
+mod dial;
 mod matrix;
 pub mod peer;
 mod raw;
 pub mod target;
 
+pub use dial::DialTarget;
 pub use target::{
     CarriesNoData, MockKind, MockTarget, Needs, ReferenceTcpTarget, TcpTarget, WireTarget,
 };
@@ -114,7 +116,8 @@ pub fn cases() -> Vec<WireCase> {
     all
 }
 
-/// How long one case may take before it counts as hung (and fails).
+/// How long one case may take before it counts as hung (and fails), unless the target says
+/// otherwise ([`WireTarget::case_limit`]).
 pub const CASE_LIMIT: Duration = Duration::from_secs(90);
 
 /// Runs one case with the time limit, or reports it unsupported when `target` lacks what it
@@ -124,13 +127,11 @@ pub async fn run_case(case: &WireCase, target: &dyn WireTarget) -> CaseResult {
     let verdict = if !target.has(case.needs) {
         Verdict::Unsupported(format!("the target lacks {}", case.needs.describe()))
     } else {
-        match tokio::time::timeout(CASE_LIMIT, (case.run)(target, case.param)).await {
+        let limit = target.case_limit();
+        match tokio::time::timeout(limit, (case.run)(target, case.param)).await {
             Ok(Ok(())) => Verdict::Pass,
             Ok(Err(verdict)) => verdict,
-            Err(_) => Verdict::fail(
-                format!("the case to finish within {CASE_LIMIT:?}"),
-                "it hung",
-            ),
+            Err(_) => Verdict::fail(format!("the case to finish within {limit:?}"), "it hung"),
         }
     };
     CaseResult {
@@ -147,10 +148,19 @@ pub async fn run_case(case: &WireCase, target: &dyn WireTarget) -> CaseResult {
 pub async fn run_wire_suite(
     target: &dyn WireTarget,
     filter: &str,
+    progress: impl FnMut(&CaseResult),
+) -> Report {
+    run_wire_suite_where(target, |id| id.contains(filter), progress).await
+}
+
+/// Runs the cases whose id `keep` keeps against `target`, calling `progress` after each.
+pub async fn run_wire_suite_where(
+    target: &dyn WireTarget,
+    keep: impl Fn(&str) -> bool,
     mut progress: impl FnMut(&CaseResult),
 ) -> Report {
     let mut report = Report::new(target.describe());
-    for case in cases().iter().filter(|c| c.case.id.contains(filter)) {
+    for case in cases().iter().filter(|c| keep(c.case.id)) {
         let result = run_case(case, target).await;
         progress(&result);
         report.results.push(result);

@@ -55,7 +55,14 @@ pub struct Peer {
     pub largest_frame: usize,
     /// Frames received while a send waited ([`Peer::say_held`]), not read yet.
     unread: VecDeque<Bytes>,
+    /// When the suite last sent a frame, for its own PINGs (`LINK-6`).
+    last_sent: std::sync::Mutex<tokio::time::Instant>,
+    /// The suite's PINGs so far.
+    pings: u64,
 }
+
+/// The keepalive interval the suite's HELLO asks for.
+const SUITE_KEEPALIVE_MS: u32 = 30_000;
 
 fn fail<T>(expected: impl Into<String>, actual: impl Into<String>) -> Step<T> {
     Err(Verdict::fail(expected, actual))
@@ -98,6 +105,8 @@ impl Peer {
             timers: target.timers(),
             largest_frame: 0,
             unread: VecDeque::new(),
+            last_sent: std::sync::Mutex::new(tokio::time::Instant::now()),
+            pings: 0,
         }
     }
 
@@ -124,7 +133,7 @@ impl Peer {
             max_version: 1,
             device_id: self.suite_device.clone(),
             max_frame_size: 65_535,
-            keepalive_interval_ms: 30_000,
+            keepalive_interval_ms: SUITE_KEEPALIVE_MS,
             features: 0,
             nonce: Bytes::from_static(&[0x5A; 16]),
             max_data_size: 100 << 20,
@@ -171,10 +180,33 @@ impl Peer {
 
     /// Sends raw bytes as one link message.
     pub async fn send_raw(&self, bytes: Bytes) -> Step<()> {
-        self.link
-            .send(bytes)
-            .await
-            .map_err(|e| Verdict::fail("the link to accept the frame", e.to_string()))
+        let sent = self.link.send(bytes).await;
+        self.sent_now();
+        sent.map_err(|e| Verdict::fail("the link to accept the frame", e.to_string()))
+    }
+
+    /// Notes that a frame went out now.
+    fn sent_now(&self) {
+        *self
+            .last_sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tokio::time::Instant::now();
+    }
+
+    /// When the suite, playing a well-behaved peer, owes the implementation a PING (`LINK-6`):
+    /// one keepalive interval of the link (the smaller of the two HELLOs') after it last sent a
+    /// frame. `None` before the HELLOs, or while `auto_pong` is off (the case speaks for itself).
+    fn ping_due(&self) -> Option<tokio::time::Instant> {
+        let theirs = self.hello.as_ref()?.keepalive_interval_ms;
+        if !self.auto_pong {
+            return None;
+        }
+        let interval = Duration::from_millis(theirs.min(SUITE_KEEPALIVE_MS).into());
+        let last = *self
+            .last_sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(last + interval)
     }
 
     /// Sends a control body on `channel`, split with MORE if the implementation's maximum frame
@@ -194,9 +226,29 @@ impl Peer {
     pub async fn next(&mut self, within: Duration) -> Step<Got> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
+            // A peer whose frames keep coming still owes its own PINGs.
+            if self
+                .ping_due()
+                .is_some_and(|due| due <= tokio::time::Instant::now())
+            {
+                self.pings += 1;
+                let ping = Control::Ping(pb::Ping { value: self.pings });
+                self.send(&ping, 0).await?;
+            }
             let received = match self.unread.pop_front() {
                 Some(bytes) => Ok(Ok(bytes)),
-                None => tokio::time::timeout_at(deadline, self.link.recv()).await,
+                None => match self.ping_due().filter(|due| *due < deadline) {
+                    Some(due) => match tokio::time::timeout_at(due, self.link.recv()).await {
+                        Ok(got) => Ok(got),
+                        Err(_) => {
+                            self.pings += 1;
+                            let ping = Control::Ping(pb::Ping { value: self.pings });
+                            self.send(&ping, 0).await?;
+                            continue;
+                        }
+                    },
+                    None => tokio::time::timeout_at(deadline, self.link.recv()).await,
+                },
             };
             let bytes = match received {
                 Err(_) => {
@@ -480,8 +532,24 @@ impl Peer {
         }
     }
 
-    /// Sends `data` as one transfer on `channel`.
-    pub async fn send_data(&self, channel: u32, transfer_id: u32, data: Bytes) -> Step<()> {
+    /// Sends `data` as one transfer on `channel`, taking in what the implementation sends
+    /// meanwhile (kept for the next reads), as any peer that is not testing flow control does.
+    /// A transfer can take longer than three of the implementation's keepalive intervals over
+    /// a slow transport, and one whose buffers are small (Bluetooth LE's credits) would hold
+    /// the implementation's PINGs back for all that time, for which `LINK-13` closes the link.
+    pub async fn send_data(&mut self, channel: u32, transfer_id: u32, data: Bytes) -> Step<()> {
+        let max = self.hello.as_ref().map_or(65_535, |h| h.max_frame_size);
+        let fragments = Fragmenter::new(self.version, channel, transfer_id, data, max)
+            .map_err(|e| Verdict::fail("an encodable transfer", e.to_string()))?;
+        for fragment in fragments {
+            self.send_reading(fragment).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `data` as one transfer on `channel` without reading anything meanwhile: for cases
+    /// that hold the implementation's frames back on purpose.
+    pub async fn send_data_unread(&self, channel: u32, transfer_id: u32, data: Bytes) -> Step<()> {
         let max = self.hello.as_ref().map_or(65_535, |h| h.max_frame_size);
         let fragments = Fragmenter::new(self.version, channel, transfer_id, data, max)
             .map_err(|e| Verdict::fail("an encodable transfer", e.to_string()))?;
@@ -489,6 +557,29 @@ impl Peer {
             self.send_raw(fragment).await?;
         }
         Ok(())
+    }
+
+    /// Sends raw bytes as one link message, as [`Peer::send_raw`] does, taking in what arrives
+    /// while the send waits. A receive that is still waiting when the send is through is given
+    /// up: links hand over a frame whole or not at all.
+    pub async fn send_reading(&mut self, bytes: Bytes) -> Step<()> {
+        let link = &*self.link;
+        let unread = &mut self.unread;
+        let send = link.send(bytes);
+        tokio::pin!(send);
+        let sent = loop {
+            tokio::select! {
+                biased;
+                sent = &mut send => break sent,
+                got = link.recv() => match got {
+                    Ok(frame) => unread.push_back(frame),
+                    // The link ended: the send fails too, and the next read says how it ended.
+                    Err(_) => break send.await,
+                },
+            }
+        };
+        self.sent_now();
+        sent.map_err(|e| Verdict::fail("the link to accept the frame", e.to_string()))
     }
 
     /// Sends a text message on `channel`.

@@ -8,6 +8,7 @@ use acm_transport_mock::{DeviceOptions, MockNetwork, MockTransport};
 use acm_transport_tcp::{TcpConfig, TcpTransport};
 use async_trait::async_trait;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::profile::{self, Profile, Timers};
 
@@ -21,9 +22,11 @@ pub enum Needs {
     Data,
     /// A transport that cannot carry data (`SESS-3`, `DATA-8`).
     NoData,
-    /// A transport that carries each frame as one message and hands version-0 frames to acm
-    /// (`FRAME-9`).
+    /// A transport that carries each frame as one message (`FRAME-9`).
     Messages,
+    /// A transport of messages that hands version-0 frames to acm (`FRAME-3`): not one whose
+    /// binding keeps them for its own signalling, as Bluetooth LE's does (section 13).
+    VersionZero,
     /// A TCP connection the suite can write raw bytes to (section 14).
     RawTcp,
     /// A segmented link whose segments the suite can write raw (section 16).
@@ -33,6 +36,8 @@ pub enum Needs {
     /// A target tested without the secure layer, for frames a secure record cannot carry
     /// (larger than 65 519 bytes, `SEC-9`).
     Plain,
+    /// A target reached over the TCP binding (section 14), for the binding's own rules.
+    Tcp,
 }
 
 impl Needs {
@@ -43,10 +48,12 @@ impl Needs {
             Self::Data => "a transport that carries data",
             Self::NoData => "a transport that cannot carry data",
             Self::Messages => "a transport that carries one frame per message",
+            Self::VersionZero => "a transport that hands version-0 frames to acm",
             Self::RawTcp => "a TCP connection written byte by byte",
             Self::Segments => "a segmented link written segment by segment",
             Self::Secure => "the secure layer",
             Self::Plain => "links without the secure layer",
+            Self::Tcp => "the TCP binding",
         }
     }
 }
@@ -114,6 +121,27 @@ pub trait WireTarget: Send + Sync {
         Timers::SPEC
     }
 
+    /// How long one case may take before it counts as hung.
+    fn case_limit(&self) -> Duration {
+        super::CASE_LIMIT
+    }
+
+    /// How long the implementation's binding may take to end a link it closes while the suite
+    /// reads nothing, beyond the close itself: the time its CLOSE waits for room that never
+    /// comes, and for the suite to take the link down (SPEC `BLE-6`). Nothing for TCP, whose
+    /// close does not wait on the peer.
+    fn close_allowance(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Whether a link the implementation closes behind frames the suite never read ends, on
+    /// the suite's side, as lost rather than with the implementation's reason: over TCP a
+    /// socket closed with unread bytes is reset, and over a transport of credits the CLOSE
+    /// never gets one. The mock transport delivers the reason.
+    fn unread_close_is_lost(&self) -> bool {
+        self.tcp_addr().is_some()
+    }
+
     /// Whether the target has what a case needs. Raw TCP connections and raw segments carry
     /// frames in the clear, so that a secure target has neither.
     fn has(&self, needs: Needs) -> bool {
@@ -122,11 +150,12 @@ pub trait WireTarget: Send + Sync {
             Needs::Nothing => true,
             Needs::Data => self.carries_data(),
             Needs::NoData => !self.carries_data(),
-            Needs::Messages => self.frames_are_messages() && !self.segmented(),
+            Needs::Messages | Needs::VersionZero => self.frames_are_messages() && !self.segmented(),
             Needs::RawTcp => plain && self.tcp_addr().is_some(),
             Needs::Segments => plain && self.segmented(),
             Needs::Secure => !plain,
             Needs::Plain => plain,
+            Needs::Tcp => self.tcp_addr().is_some(),
         }
     }
 }

@@ -28,6 +28,13 @@ use crate::types::{
 const READ_BATCH: usize = 32;
 /// The most frames the driver takes from the engine ahead of the link.
 const OUTBOX: usize = 16;
+/// The most bytes the driver takes from the engine ahead of the link (one frame more when it
+/// is larger). The engine counts a frame as sent when the driver takes it (`LINK-13`'s clock:
+/// a peer that takes nothing for three keepalive intervals is closed), and what the driver
+/// took is sent in one call once the link is full: on a slow link (Bluetooth LE carries some
+/// tens of KiB a second) sixteen frames of 64 KiB would take longer than that, so that a peer
+/// reading slowly but steadily would be closed as one that reads nothing.
+const OUTBOX_BYTES: usize = 64 * 1024;
 /// The turns a driver takes in one poll before it lets other tasks run.
 const TURNS: usize = 32;
 /// The bytes a driver receives in one poll before it lets other tasks run: a link that floods
@@ -398,10 +405,12 @@ impl Driver {
             while let Some(event) = state.engine.poll_event(id) {
                 changed |= self.on_event(&mut state, event, &mut wakers, now);
             }
-            while self.sending.is_none() && self.outbox.len() < OUTBOX {
+            let mut ahead: usize = self.outbox.iter().map(FrameBuf::len).sum();
+            while self.sending.is_none() && self.outbox.len() < OUTBOX && ahead < OUTBOX_BYTES {
                 let Some(frame) = state.engine.poll_transmit(id, now) else {
                     break;
                 };
+                ahead += frame.len();
                 self.outbox.push_back(frame);
                 changed = true;
             }

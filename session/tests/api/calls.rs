@@ -412,3 +412,43 @@ async fn a_full_stream_dropped_by_its_app_no_longer_holds_the_link_back() {
         .expect("A's sends go on once the stream is gone")
         .unwrap();
 }
+
+/// The keepalive interval of both devices, in seconds.
+const KEEPALIVE_S: u64 = 1;
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_reads_slowly_but_steadily_is_never_closed_for_not_reading() {
+    // B's app reads one transfer of 60 KiB every 300 ms and its stream holds one unread, so
+    // B's link takes about one frame from A each 300 ms: slowly, but steadily. With keepalive
+    // intervals of 1 s, A closes a link that takes nothing for 3 s (LINK-13); forty transfers
+    // queued at once take 12 s to go, and none of their frames may wait 3 s behind others.
+    let keepalive = acm::DeviceConfig::default().with_stream_data_bytes(64 * 1024);
+    let mut config = keepalive.clone();
+    config.engine = config
+        .engine
+        .with_keepalive_interval(std::time::Duration::from_secs(KEEPALIVE_S));
+    let world = World::with(
+        DeviceOptions::new(),
+        DeviceOptions::new().receive_buffer(64 * 1024),
+        config,
+    );
+    let (a, b) = world.connected().await;
+    let mut events = world.b.app.events(b).unwrap();
+    let blobs: Vec<bytes::Bytes> = (0..40u8)
+        .map(|i| bytes::Bytes::from(vec![i; 60 * 1024]))
+        .collect();
+    let sends: Vec<_> = blobs
+        .iter()
+        .map(|blob| {
+            let (app, blob) = (world.a.app.clone(), blob.clone());
+            tokio::spawn(async move { app.send_data(a, blob).await })
+        })
+        .collect();
+    for blob in &blobs {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(&next_data(&mut events).await, blob);
+    }
+    for send in sends {
+        assert!(send.await.unwrap().is_ok());
+    }
+}

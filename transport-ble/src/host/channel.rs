@@ -134,6 +134,9 @@ impl SduReceiver for Receiving<'_, '_, '_> {
     }
 }
 
+/// How often a send that waits for credits looks again whether its channel is still up.
+const CREDIT_RECHECK: Duration = Duration::from_millis(500);
+
 /// The sending half of a trouble-host channel, counting what it carries on its connection.
 struct Sending<'r, 'a, 's> {
     stack: &'r Stack<'s, Hci, HeapPool>,
@@ -144,7 +147,16 @@ struct Sending<'r, 'a, 's> {
 impl SduSender for Sending<'_, '_, '_> {
     async fn send(&mut self, sdu: &[u8]) -> bool {
         self.connection.carried(sdu.len());
-        self.writer.send(self.stack, sdu).await.is_ok()
+        // trouble-host wakes a send that waits for credits only when credits come: not when the
+        // peer takes the channel down, after which none ever will. The send is polled again
+        // every CREDIT_RECHECK (never dropped, so no SDU is cut), and one whose channel is down
+        // then fails.
+        let mut send = std::pin::pin!(self.writer.send(self.stack, sdu));
+        loop {
+            if let Ok(sent) = tokio::time::timeout(CREDIT_RECHECK, &mut send).await {
+                return sent.is_ok();
+            }
+        }
     }
 }
 
