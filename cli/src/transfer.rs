@@ -578,6 +578,8 @@ pub struct Meter {
     start: Instant,
     last: Option<Instant>,
     drawn: bool,
+    /// Whether the line at 100 % has been printed: it is printed once, and nothing after it.
+    ended: bool,
 }
 
 /// How often the meter redraws at most.
@@ -595,6 +597,7 @@ impl Meter {
             start: Instant::now(),
             last: None,
             drawn: false,
+            ended: false,
         }
     }
 
@@ -604,17 +607,21 @@ impl Meter {
         self
     }
 
-    /// `done` bytes of the total have moved.
+    /// `done` bytes of the total have moved. The line at 100 % is never skipped, and printed
+    /// once: updates after it print nothing.
     pub fn update(&mut self, done: u64) {
         let now = Instant::now();
         let finished = done >= self.total;
-        if !finished && self.last.is_some_and(|last| now - last < REDRAW) {
+        if self.ended || (!finished && self.last.is_some_and(|last| now - last < REDRAW)) {
             return;
         }
         self.last = Some(now);
+        self.ended = finished;
         let elapsed = (now - self.start).as_secs_f64().max(1e-3);
         let rate = done.saturating_sub(self.from) as f64 / elapsed;
-        let eta = if rate > 0.0 {
+        let eta = if finished {
+            0.0
+        } else if rate > 0.0 {
             (self.total.saturating_sub(done)) as f64 / rate
         } else {
             f64::INFINITY
@@ -654,6 +661,13 @@ impl Meter {
             size(rate as u64),
             if finished { "\n" } else { "" }
         );
+    }
+
+    /// Every byte is in place: prints the line at 100 %, unless it was printed already. A
+    /// transfer that moved no byte (an empty file, or one the receiver held whole) gets its
+    /// line here, and so does one whose last report never came.
+    pub fn complete(&mut self) {
+        self.update(self.total);
     }
 
     /// Ends the line of a meter cut short.
