@@ -435,7 +435,9 @@ impl Inbound {
             ));
         }
         // Piece by piece, each hashed and then written while it is still in the processor's
-        // cache: the chunk is read from memory once, not twice.
+        // cache: the chunk is read from memory once, not twice. (Hashing the chunk on another
+        // thread while this one writes it made the copy into the page cache, which then reads
+        // the chunk from memory, cost more than the hash saved.)
         for piece in chunk.chunks(CACHE_PIECE) {
             self.hasher.update(piece);
             if let Some((file, path, _)) = &mut self.file {
@@ -641,11 +643,7 @@ impl Meter {
             );
             return;
         }
-        let percent = if self.total == 0 {
-            100.0
-        } else {
-            done as f64 * 100.0 / self.total as f64
-        };
+        let percent = percent(done, self.total);
         let eta = if eta.is_finite() {
             format!("{:.0}s", eta.ceil())
         } else {
@@ -653,7 +651,7 @@ impl Meter {
         };
         self.drawn = !finished;
         eprint!(
-            "\r{} {}: {} / {} ({percent:.0}%), {}/s, ETA {eta}   {}",
+            "\r{} {}: {} / {} ({percent}%), {}/s, ETA {eta}   {}",
             self.direction,
             self.name,
             size(done),
@@ -676,6 +674,16 @@ impl Meter {
             eprintln!();
         }
         self.drawn = false;
+    }
+}
+
+/// How far `done` bytes of `total` are, in whole percent rounded down: 100 is the end, never
+/// 99.6 % of the way.
+fn percent(done: u64, total: u64) -> u128 {
+    if done >= total {
+        100
+    } else {
+        u128::from(done) * 100 / u128::from(total)
     }
 }
 
@@ -862,6 +870,15 @@ mod tests {
         left.sort();
         assert_eq!(names(&dir), left);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_meter_says_100_percent_only_at_the_end() {
+        assert_eq!(percent(0, 0), 100);
+        assert_eq!(percent(0, 1), 0);
+        assert_eq!(percent((256 << 20) - (64 << 10), 256 << 20), 99);
+        assert_eq!(percent(u64::MAX - 1, u64::MAX), 99);
+        assert_eq!(percent(256 << 20, 256 << 20), 100);
     }
 
     #[test]
