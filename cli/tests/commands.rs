@@ -235,7 +235,7 @@ fn ends_at_100_percent_once(stderr: &str, direction: &str, size: &str) -> usize 
     assert!(
         last.starts_with(&format!(
             "{direction} payload.bin: {size} / {size} (100%), "
-        )) && last.ends_with('\n'),
+        )) && last.ends_with(", ETA 0s   \n"),
         "the {direction} meter ends with a whole line at 100 %: {lines:#?}"
     );
     let full = lines.iter().filter(|line| line.contains("(100%)")).count();
