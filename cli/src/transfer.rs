@@ -435,13 +435,18 @@ impl Inbound {
             ));
         }
         // Piece by piece, each hashed and then written while it is still in the processor's
-        // cache: the chunk is read from memory once, not twice.
+        // cache: the chunk is read from memory once, not twice. (Hashing the chunk on another
+        // thread while this one writes it made the copy into the page cache, which then reads
+        // the chunk from memory, cost more than the hash saved.)
         for piece in chunk.chunks(CACHE_PIECE) {
             self.hasher.update(piece);
             if let Some((file, path, _)) = &mut self.file {
                 file.write_all(piece)
                     .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
             }
+        }
+        if let Some((file, _, _)) = &self.file {
+            start_writeback(file, self.have, chunk.len());
         }
         self.have = after;
         Ok(())
@@ -527,6 +532,23 @@ impl Inbound {
     }
 }
 
+/// Starts writing the `len` bytes of `file` from `offset` to the disk, without waiting for
+/// them: the `fdatasync` that ends a transfer then finds little left to write, where it would
+/// otherwise write the whole file after its last byte arrived (a file smaller than the
+/// system's dirty-page threshold is not written back before). Where the system does not
+/// offer it, or it fails, the pages are written at the end as before.
+fn start_writeback(file: &File, offset: u64, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        // POSIX_FADV_DONTNEED starts the writeback of the range's dirty pages (and drops the
+        // pages already written, which this file is not read back from).
+        let len = std::num::NonZeroU64::new(len as u64);
+        let _ = rustix::fs::fadvise(file, offset, len, rustix::fs::Advice::DontNeed);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
 /// `name` with ` (n)` before its extension: `notes (1).txt`.
 fn numbered(name: &str, n: u32) -> String {
     match name.rfind('.') {
@@ -578,6 +600,8 @@ pub struct Meter {
     start: Instant,
     last: Option<Instant>,
     drawn: bool,
+    /// Whether the line at 100 % has been printed: it is printed once, and nothing after it.
+    ended: bool,
 }
 
 /// How often the meter redraws at most.
@@ -595,6 +619,7 @@ impl Meter {
             start: Instant::now(),
             last: None,
             drawn: false,
+            ended: false,
         }
     }
 
@@ -604,17 +629,21 @@ impl Meter {
         self
     }
 
-    /// `done` bytes of the total have moved.
+    /// `done` bytes of the total have moved. The line at 100 % is never skipped, and printed
+    /// once: updates after it print nothing.
     pub fn update(&mut self, done: u64) {
         let now = Instant::now();
         let finished = done >= self.total;
-        if !finished && self.last.is_some_and(|last| now - last < REDRAW) {
+        if self.ended || (!finished && self.last.is_some_and(|last| now - last < REDRAW)) {
             return;
         }
         self.last = Some(now);
+        self.ended = finished;
         let elapsed = (now - self.start).as_secs_f64().max(1e-3);
         let rate = done.saturating_sub(self.from) as f64 / elapsed;
-        let eta = if rate > 0.0 {
+        let eta = if finished {
+            0.0
+        } else if rate > 0.0 {
             (self.total.saturating_sub(done)) as f64 / rate
         } else {
             f64::INFINITY
@@ -634,11 +663,7 @@ impl Meter {
             );
             return;
         }
-        let percent = if self.total == 0 {
-            100.0
-        } else {
-            done as f64 * 100.0 / self.total as f64
-        };
+        let percent = percent(done, self.total);
         let eta = if eta.is_finite() {
             format!("{:.0}s", eta.ceil())
         } else {
@@ -646,7 +671,7 @@ impl Meter {
         };
         self.drawn = !finished;
         eprint!(
-            "\r{} {}: {} / {} ({percent:.0}%), {}/s, ETA {eta}   {}",
+            "\r{} {}: {} / {} ({percent}%), {}/s, ETA {eta}   {}",
             self.direction,
             self.name,
             size(done),
@@ -656,12 +681,29 @@ impl Meter {
         );
     }
 
+    /// Every byte is in place: prints the line at 100 %, unless it was printed already. A
+    /// transfer that moved no byte (an empty file, or one the receiver held whole) gets its
+    /// line here, and so does one whose last report never came.
+    pub fn complete(&mut self) {
+        self.update(self.total);
+    }
+
     /// Ends the line of a meter cut short.
     pub fn abandon(&mut self) {
         if !self.out.json && self.drawn {
             eprintln!();
         }
         self.drawn = false;
+    }
+}
+
+/// How far `done` bytes of `total` are, in whole percent rounded down: 100 is the end, never
+/// 99.6 % of the way.
+fn percent(done: u64, total: u64) -> u128 {
+    if done >= total {
+        100
+    } else {
+        u128::from(done) * 100 / u128::from(total)
     }
 }
 
@@ -848,6 +890,15 @@ mod tests {
         left.sort();
         assert_eq!(names(&dir), left);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_meter_says_100_percent_only_at_the_end() {
+        assert_eq!(percent(0, 0), 100);
+        assert_eq!(percent(0, 1), 0);
+        assert_eq!(percent((256 << 20) - (64 << 10), 256 << 20), 99);
+        assert_eq!(percent(u64::MAX - 1, u64::MAX), 99);
+        assert_eq!(percent(256 << 20, 256 << 20), 100);
     }
 
     #[test]

@@ -15,6 +15,15 @@ const LEAVING: Duration = Duration::from_secs(10);
 
 /// `acm listen` on a free port; returns it and its `--to` target.
 fn listen(extra: &[&str]) -> (Running, String) {
+    listen_with(Running::start, extra)
+}
+
+/// As [`listen`], keeping what the listener writes on stderr (its progress meter).
+fn listen_keeping_stderr(extra: &[&str]) -> (Running, String) {
+    listen_with(Running::start_keeping_stderr, extra)
+}
+
+fn listen_with(start: fn(&[&str]) -> Running, extra: &[&str]) -> (Running, String) {
     let mut args = vec![
         "listen",
         "--listen",
@@ -26,7 +35,7 @@ fn listen(extra: &[&str]) -> (Running, String) {
     if !args.contains(&"--identity") {
         args.push("--yes");
     }
-    let mut listener = Running::start(&args);
+    let mut listener = start(&args);
     let line = listener.expect("tcp://");
     let start = line.find("tcp://").expect("an address");
     let address: String = line[start..]
@@ -201,6 +210,102 @@ fn a_sent_file_arrives_with_the_same_bytes() {
         1,
         "no temporary file left"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The states of the progress meter of `direction` ("sending" or "receiving") `payload.bin`
+/// that `stderr` shows, in order: each is drawn over the one before (after a `\r`), and the
+/// line at 100 % ends with a newline, which is kept.
+fn meter_lines<'a>(stderr: &'a str, direction: &str) -> Vec<&'a str> {
+    let start = format!("{direction} payload.bin: ");
+    stderr
+        .split_inclusive(['\r', '\n'])
+        .map(|piece| piece.trim_start_matches('\r'))
+        .filter(|piece| piece.starts_with(&start))
+        .collect()
+}
+
+/// Checks that the meter of `direction` in `stderr` ends with one line at 100 % of `size` (as
+/// `acm` writes sizes), and only one; returns how many times it was drawn.
+fn ends_at_100_percent_once(stderr: &str, direction: &str, size: &str) -> usize {
+    let lines = meter_lines(stderr, direction);
+    let last = lines
+        .last()
+        .unwrap_or_else(|| panic!("no {direction} meter in {stderr:?}"));
+    assert!(
+        last.starts_with(&format!(
+            "{direction} payload.bin: {size} / {size} (100%), "
+        )) && last.ends_with(", ETA 0s   \n"),
+        "the {direction} meter ends with a whole line at 100 %: {lines:#?}"
+    );
+    let full = lines.iter().filter(|line| line.contains("(100%)")).count();
+    assert_eq!(full, 1, "one line at 100 %: {lines:#?}");
+    lines.len()
+}
+
+#[test]
+fn the_receivers_meter_ends_with_one_line_at_100_percent_and_the_file_is_whole() {
+    let dir = scratch("meter");
+    let save = dir.join("save");
+    let (mut listener, to) = listen_keeping_stderr(&["--save-dir", save.to_str().unwrap()]);
+    // Six chunks of 4 MiB, each reported as it arrives: several updates of the meter.
+    let (file, bytes) = file_of(&dir, 24 << 20);
+    send_ok(&file, &["--to", &to], "acm-listener");
+    listener.expect("sha256 verified");
+    let stderr = listener.stderr_at_exit();
+    let drawn = ends_at_100_percent_once(&stderr, "receiving", "24.0 MiB");
+    // The first report is always drawn, and the transfer has more than one.
+    assert!(drawn >= 2, "{stderr:?}");
+    assert!(std::fs::read(save.join("payload.bin")).unwrap() == bytes);
+    assert_eq!(all_files(&save), ["payload.bin"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The hidden partial file in which a receiver keeps what it holds of `payload.bin` of `length`
+/// bytes between transfers.
+fn partial_of_payload(save: &std::path::Path, length: usize) -> std::path::PathBuf {
+    use sha2::Digest as _;
+    let key = sha2::Sha256::digest(format!("payload.bin\0{length}"));
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    save.join(format!(".acm-partial-{}", &hex[..32]))
+}
+
+#[test]
+fn both_meters_end_at_100_percent_once_when_no_byte_has_to_move() {
+    let dir = scratch("meter-nothing");
+    let save = dir.join("save");
+    // An empty file.
+    let (mut listener, to) = listen_keeping_stderr(&["--save-dir", save.to_str().unwrap()]);
+    let (file, _) = file_of(&dir, 0);
+    let output = send(&file, &to, &[]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    ends_at_100_percent_once(&String::from_utf8_lossy(&output.stderr), "sending", "0 B");
+    listener.expect("sha256 verified");
+    ends_at_100_percent_once(&listener.stderr_at_exit(), "receiving", "0 B");
+    assert_eq!(std::fs::read(save.join("payload.bin")).unwrap(), b"");
+
+    // A file the receiver holds whole, as a transfer cut after its last chunk and before its
+    // end leaves it: sending it again resumes at its end.
+    let (mut listener, to) =
+        listen_keeping_stderr(&["--save-dir", save.to_str().unwrap(), "--overwrite"]);
+    let (file, bytes) = file_of(&dir, 1 << 20);
+    std::fs::write(partial_of_payload(&save, bytes.len()), &bytes).unwrap();
+    let output = send(&file, &to, &[]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("resuming at 1.0 MiB of 1.0 MiB"),
+        "{stdout}"
+    );
+    ends_at_100_percent_once(
+        &String::from_utf8_lossy(&output.stderr),
+        "sending",
+        "1.0 MiB",
+    );
+    listener.expect("sha256 verified");
+    ends_at_100_percent_once(&listener.stderr_at_exit(), "receiving", "1.0 MiB");
+    assert!(std::fs::read(save.join("payload.bin")).unwrap() == bytes);
+    assert_eq!(all_files(&save), ["payload.bin"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -474,6 +474,10 @@ impl Serving {
             return FileMessage::Result(Err("no file was announced".into())).to_message();
         };
         let (name, length) = (inbound.header().name.clone(), inbound.header().length);
+        if inbound.have() == length {
+            // Every byte is here (checked next): the meter ends at 100 %, once.
+            meter.complete();
+        }
         let overwrite = self.overwrite;
         let result =
             tokio::task::spawn_blocking(move || inbound.finish(sha256.as_deref(), overwrite))

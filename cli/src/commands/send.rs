@@ -236,6 +236,8 @@ async fn transfer(
                 }
             }
             Piece::End(sha256) => {
+                // Every chunk has been handed to the link: the meter ends at 100 %, once.
+                meter.complete();
                 message(open, &FileMessage::End { sha256 }).await?;
                 let verdict = tokio::time::timeout(
                     VERDICT_TIMEOUT,

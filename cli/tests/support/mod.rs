@@ -18,6 +18,8 @@ pub struct Running {
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// What it writes on stderr, whole once it has exited, when kept.
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
 impl Running {
@@ -27,15 +29,36 @@ impl Running {
 
     /// As [`Running::start`], with these environment variables set.
     pub fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        Self::spawn(args, env, false)
+    }
+
+    /// As [`Running::start`], keeping what it writes on stderr (its progress meter) for
+    /// [`Running::stderr_at_exit`].
+    pub fn start_keeping_stderr(args: &[&str]) -> Self {
+        Self::spawn(args, &[], true)
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &std::ffi::OsStr)], keep_stderr: bool) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_acm"))
             .args(args)
             .envs(env.iter().copied())
             .env("XDG_CONFIG_HOME", fresh_config())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if keep_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("acm starts");
+        let stderr = child.stderr.take().map(|mut stderr| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut stderr, &mut text);
+                text
+            })
+        });
         let stdout = child.stdout.take().expect("stdout");
         let stdin = child.stdin.take();
         let (tx, lines) = mpsc::channel();
@@ -51,7 +74,22 @@ impl Running {
             stdin,
             lines,
             seen: Vec::new(),
+            stderr,
         }
+    }
+
+    /// Presses Ctrl-C, waits for the exit, and returns all it wrote on stderr (started with
+    /// [`Running::start_keeping_stderr`]).
+    pub fn stderr_at_exit(&mut self) -> String {
+        self.interrupt();
+        self.wait();
+        let text = self
+            .stderr
+            .take()
+            .expect("started with start_keeping_stderr")
+            .join()
+            .expect("the stderr reader ends");
+        String::from_utf8_lossy(&text).into_owned()
     }
 
     /// Waits for a line containing `needle`, and returns it.
