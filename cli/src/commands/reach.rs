@@ -82,6 +82,10 @@ const BLE_CASE_LIMIT: Duration = Duration::from_secs(300);
 /// channel down (SPEC `BLE-6`), after which it does so itself.
 const BLE_CLOSE_ALLOWANCE: Duration = Duration::from_secs(10);
 
+/// How long the suite waits after each case over Bluetooth LE, for the links the case dropped
+/// to go down on the target's side.
+const BLE_SETTLE: Duration = Duration::from_millis(500);
+
 /// The suite's way to a Bluetooth LE target, and the runtime its Bluetooth host runs on, which
 /// must outlive every use of the target.
 pub struct BleSuite {
@@ -130,7 +134,8 @@ impl BleSuite {
             .carrying_data(options.carries_data)
             .with_timers(options.timers)
             .with_case_limit(BLE_CASE_LIMIT)
-            .with_close_allowance(BLE_CLOSE_ALLOWANCE);
+            .with_close_allowance(BLE_CLOSE_ALLOWANCE)
+            .with_settle(BLE_SETTLE);
             target
                 .probe()
                 .await

@@ -32,6 +32,7 @@ pub struct DialTarget {
     what: String,
     case_limit: Duration,
     close_allowance: Duration,
+    settle: Duration,
 }
 
 impl DialTarget {
@@ -55,6 +56,7 @@ impl DialTarget {
             what: what.to_string(),
             case_limit: super::CASE_LIMIT,
             close_allowance: Duration::ZERO,
+            settle: Duration::ZERO,
         }
     }
 
@@ -85,6 +87,13 @@ impl DialTarget {
     #[must_use]
     pub fn with_close_allowance(mut self, allowance: Duration) -> Self {
         self.close_allowance = allowance;
+        self
+    }
+
+    /// The same target, the suite waiting `settle` after each case ([`WireTarget::settle`]).
+    #[must_use]
+    pub fn with_settle(mut self, settle: Duration) -> Self {
+        self.settle = settle;
         self
     }
 
@@ -155,6 +164,10 @@ impl WireTarget for DialTarget {
 
     fn close_allowance(&self) -> Duration {
         self.close_allowance
+    }
+
+    fn settle(&self) -> Duration {
+        self.settle
     }
 
     // A close behind frames the suite left unread has no room for its reason on a transport of

@@ -162,6 +162,7 @@ pub async fn run_wire_suite_where(
     let mut report = Report::new(target.describe());
     for case in cases().iter().filter(|c| keep(c.case.id)) {
         let result = run_case(case, target).await;
+        tokio::time::sleep(target.settle()).await;
         progress(&result);
         report.results.push(result);
     }

@@ -121,6 +121,13 @@ pub trait WireTarget: Send + Sync {
         Timers::SPEC
     }
 
+    /// How long the suite waits after each case before the next: on a slow transport the links
+    /// a case drops take a moment to go down on the implementation's side, and their sessions
+    /// would otherwise still stand when the next case asks for one like them (`SESS-3`).
+    fn settle(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// How long one case may take before it counts as hung.
     fn case_limit(&self) -> Duration {
         super::CASE_LIMIT
