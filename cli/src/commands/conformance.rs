@@ -446,14 +446,7 @@ fn run_ble(
             "--pcap records TCP targets only; over Bluetooth LE, --hci-log FILE keeps every HCI packet of the suite's controller as a btsnoop log".into(),
         );
     }
-    let ble = BleSuite::start(BleSuiteOptions {
-        hci: &args.hci,
-        suite: suite_id(args)?,
-        iut,
-        security: suite_security(args)?,
-        carries_data: !args.no_data,
-        timers: target_timers(args),
-    })?;
+    let ble = ble_suite(args, iut)?;
     let mut report = ble.runtime.block_on(run_wire_suite_where(
         &*ble.target,
         |id| keeps(args, id),
@@ -461,6 +454,19 @@ fn run_ble(
     ));
     run_scenarios(args, ble.target.clone(), &mut report, progress);
     Ok(report)
+}
+
+/// The suite's way to device `iut` over Bluetooth LE, on the controller `--hci` names, with
+/// this run's identity, timers and data.
+fn ble_suite(args: &ConformanceArgs, iut: DeviceId) -> Result<BleSuite, String> {
+    BleSuite::start(BleSuiteOptions {
+        hci: &args.hci,
+        suite: suite_id(args)?,
+        iut,
+        security: suite_security(args)?,
+        carries_data: !args.no_data,
+        timers: target_timers(args),
+    })
 }
 
 /// The random scenarios against `target`, unless `--scenarios 0` or `--cases` leaves them out.
@@ -516,14 +522,7 @@ fn replay(args: &ConformanceArgs, path: &std::path::Path) -> ExitCode {
                 wire_factory(Arc::new(target))
             }
             Some(Target::Ble(iut)) => {
-                let ble = BleSuite::start(BleSuiteOptions {
-                    hci: &args.hci,
-                    suite: suite_id(args)?,
-                    iut,
-                    security: suite_security(args)?,
-                    carries_data: !args.no_data,
-                    timers: target_timers(args),
-                })?;
+                let ble = ble_suite(args, iut)?;
                 let factory = wire_factory(ble.target.clone());
                 _ble = Some(ble);
                 factory
