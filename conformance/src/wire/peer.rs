@@ -532,16 +532,21 @@ impl Peer {
         }
     }
 
+    /// The fragments of `data` as one transfer on `channel`, each at most the implementation's
+    /// maximum frame size.
+    fn fragments(&self, channel: u32, transfer_id: u32, data: Bytes) -> Step<Fragmenter> {
+        let max = self.hello.as_ref().map_or(65_535, |h| h.max_frame_size);
+        Fragmenter::new(self.version, channel, transfer_id, data, max)
+            .map_err(|e| Verdict::fail("an encodable transfer", e.to_string()))
+    }
+
     /// Sends `data` as one transfer on `channel`, taking in what the implementation sends
     /// meanwhile (kept for the next reads), as any peer that is not testing flow control does.
     /// A transfer can take longer than three of the implementation's keepalive intervals over
     /// a slow transport, and one whose buffers are small (Bluetooth LE's credits) would hold
     /// the implementation's PINGs back for all that time, for which `LINK-13` closes the link.
     pub async fn send_data(&mut self, channel: u32, transfer_id: u32, data: Bytes) -> Step<()> {
-        let max = self.hello.as_ref().map_or(65_535, |h| h.max_frame_size);
-        let fragments = Fragmenter::new(self.version, channel, transfer_id, data, max)
-            .map_err(|e| Verdict::fail("an encodable transfer", e.to_string()))?;
-        for fragment in fragments {
+        for fragment in self.fragments(channel, transfer_id, data)? {
             self.send_reading(fragment).await?;
         }
         Ok(())
@@ -550,10 +555,7 @@ impl Peer {
     /// Sends `data` as one transfer on `channel` without reading anything meanwhile: for cases
     /// that hold the implementation's frames back on purpose.
     pub async fn send_data_unread(&self, channel: u32, transfer_id: u32, data: Bytes) -> Step<()> {
-        let max = self.hello.as_ref().map_or(65_535, |h| h.max_frame_size);
-        let fragments = Fragmenter::new(self.version, channel, transfer_id, data, max)
-            .map_err(|e| Verdict::fail("an encodable transfer", e.to_string()))?;
-        for fragment in fragments {
+        for fragment in self.fragments(channel, transfer_id, data)? {
             self.send_raw(fragment).await?;
         }
         Ok(())
