@@ -19,6 +19,7 @@ use super::implementation::{
 use super::model::{MARGIN_MS, Model, REJECT_REASON};
 use super::payload::{self, Content};
 use super::profile::Property;
+use super::realtime::{Handshakes, Voided};
 use super::transition::{AcceptInto, Chan, Ended, Handle, Key, Seen, Transition};
 
 /// Tasks a link may keep alive: a reader, a writer and a driver on each device.
@@ -65,6 +66,7 @@ pub struct World {
     checker: Checker,
     step: usize,
     base_tasks: Option<usize>,
+    handshakes: Handshakes,
 }
 
 fn fail(step: usize, transition: &Transition, failure: Failure) -> ! {
@@ -404,6 +406,7 @@ impl<P: Property> Harness<P> {
         let world = &mut sut.world;
         world.step += 1;
         let duration = Duration::from_millis(Model::duration(&transition));
+        world.handshakes.before_step(model);
         let call = sut.runtime.block_on(async {
             let call = world.perform(model, &transition);
             world.imp.advance(duration).await;
@@ -412,9 +415,13 @@ impl<P: Property> Harness<P> {
             call
         });
         let observations = world.imp.drain();
+        world.handshakes.after_step(model);
         // Inside the runtime, so that the implementation can count its tasks.
         let _runtime = sut.runtime.enter();
         if let Err(failure) = world.check(model, call, observations) {
+            if let Some(why) = world.handshakes.overrun() {
+                std::panic::panic_any(Voided(format!("step {}: {why}", world.step)));
+            }
             fail(world.step, &transition, failure);
         }
         sut
@@ -451,6 +458,7 @@ impl<P: Property> StateMachineTest for Harness<P> {
             imp
         });
         let base_tasks = runtime.block_on(async { imp.resources().tasks });
+        let handshakes = Handshakes::new(imp.handshake_limit());
         imp.drain();
         Sut {
             runtime,
@@ -462,6 +470,7 @@ impl<P: Property> StateMachineTest for Harness<P> {
                 checker: Checker::default(),
                 step: 0,
                 base_tasks,
+                handshakes,
             },
         }
     }

@@ -257,6 +257,13 @@ pub trait ProtocolImplementation {
         Box::pin(async {})
     }
 
+    /// On a real clock, the shortest handshake timer of either device (`SESS-5`): a handshake
+    /// under way that long may have ended on its own, which the model never expects. `None`
+    /// (the default) on the suite's paused clock, where no time passes unless a step says so.
+    fn handshake_limit(&self) -> Option<Duration> {
+        None
+    }
+
     /// Links between the devices that stay open whatever the sessions do: over the wire, the
     /// one that carries the suite's driver session. The suite expects at least this many.
     fn links_at_rest(&self) -> usize {

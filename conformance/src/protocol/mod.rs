@@ -34,6 +34,7 @@ pub mod implementation;
 pub mod model;
 mod payload;
 pub mod profile;
+mod realtime;
 pub mod reference;
 mod regressions;
 pub mod script;
@@ -46,7 +47,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use crate::report::{Case, CaseResult, Report, Verdict};
@@ -61,6 +62,7 @@ pub use wire::WireImplementation;
 use generate::ModelMachine;
 use harness::{FactoryGuard, Harness};
 use profile::{Delivery, Endings, Everything, Faults, Handshakes, Property, Scenarios, Stalls};
+use realtime::Voided;
 use regressions::RegressionFile;
 use transition::Transition;
 
@@ -233,6 +235,9 @@ fn replay_property<P: Property>(transitions: &[Transition]) -> Result<(), String
         Harness::<P>::test_sequential(Config::default(), initial, transitions.to_vec(), None);
     }));
     run.map_err(|panic| {
+        if let Some(voided) = panic.downcast_ref::<Voided>() {
+            return voided.to_string();
+        }
         panic
             .downcast_ref::<String>()
             .cloned()
@@ -252,6 +257,9 @@ fn run_property<P: Property>(config: &ProtocolSuiteConfig) -> CaseResult {
         max_shrink_iters: config.max_shrink_iters,
         failure_persistence: Some(Box::new(file.clone())),
         verbose: 0,
+        // Scenarios are voided only on a real clock, when a target is slow for its timers: as
+        // many as are asked for is more than a target that suits its timers ever needs.
+        max_global_rejects: config.cases.max(1),
         ..Config::default()
     };
     let mut runner = match config.seed {
@@ -262,9 +270,22 @@ fn run_property<P: Property>(config: &ProtocolSuiteConfig) -> CaseResult {
         None => TestRunner::new(proptest_config.clone()),
     };
     let strategy = ModelMachine::<P>::sequential_strategy(1..=config.max_steps.max(1));
+    let voided = std::cell::Cell::new(0u32);
     let result = runner.run(&strategy, |(state, transitions, seen)| {
-        Harness::<P>::test_sequential(proptest_config.clone(), state, transitions, seen);
-        Ok(())
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Harness::<P>::test_sequential(proptest_config.clone(), state, transitions, seen);
+        }));
+        match run {
+            Ok(()) => Ok(()),
+            Err(panic) => match panic.downcast::<Voided>() {
+                Ok(why) => {
+                    voided.set(voided.get() + 1);
+                    tracing::warn!("a scenario was {why}; another is drawn in its place");
+                    Err(TestCaseError::reject(why.0))
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+        }
     });
     let (verdict, reproduce) = match result {
         Ok(()) => (Verdict::Pass, None),
@@ -283,6 +304,18 @@ fn run_property<P: Property>(config: &ProtocolSuiteConfig) -> CaseResult {
             );
             (failure_verdict(&reason), Some(reproduce))
         }
+        Err(TestError::Abort(_)) if voided.get() > 0 => (
+            Verdict::fail(
+                "scenarios that run within the devices' handshake timers",
+                format!(
+                    "{} scenarios were voided: steps took so long in real time that a handshake \
+                     timer may have fired (run the target with the specification's timers, not \
+                     the short ones)",
+                    voided.get()
+                ),
+            ),
+            None,
+        ),
         Err(TestError::Abort(reason)) => (
             Verdict::fail("the property runs its cases", format!("aborted: {reason}")),
             None,

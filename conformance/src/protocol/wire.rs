@@ -257,6 +257,8 @@ pub struct WireImplementation {
     /// B's sessions as the suite numbers them, and whether they are still held.
     b_sessions: HashMap<SessionRef, bool>,
     next_b: SessionRef,
+    /// The shortest handshake timer of either device.
+    handshake_limit: Duration,
     /// Keeps the device running; dropped before the runtime stops.
     device: Option<Device>,
     background: Background,
@@ -284,6 +286,16 @@ impl WireImplementation {
         let suite = DeviceId::new(target.suite_device_id()).map_err(|e| e.to_string())?;
         let target_id = target.device_id();
         let name = target.describe();
+        let (suite_timers, target_timers) = (Timers::SPEC, target.timers());
+        let handshake_limit = [
+            suite_timers.handshake,
+            suite_timers.responder,
+            target_timers.handshake,
+            target_timers.responder,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(suite_timers.handshake);
         let links = Arc::new(Mutex::new(Vec::new()));
         let transport = SuiteTransport {
             id: suite,
@@ -296,7 +308,7 @@ impl WireImplementation {
             .run(PATIENCE, async move {
                 // The links are secure already when the target is (WireTarget::open).
                 let config = DeviceConfig::default()
-                    .with_engine(profile::engine_config(Timers::SPEC))
+                    .with_engine(profile::engine_config(suite_timers))
                     .with_security(Security::Insecure);
                 let device = Device::new(transport, config);
                 let app = device.manager(&scenario_context());
@@ -319,6 +331,7 @@ impl WireImplementation {
             created: Vec::new(),
             b_sessions: HashMap::new(),
             next_b: 1,
+            handshake_limit,
             device: Some(device),
             background,
         };
@@ -854,6 +867,10 @@ impl ProtocolImplementation for WireImplementation {
             links,
             tasks: None,
         }
+    }
+
+    fn handshake_limit(&self) -> Option<Duration> {
+        Some(self.handshake_limit)
     }
 
     fn links_at_rest(&self) -> usize {
