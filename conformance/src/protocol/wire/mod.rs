@@ -13,230 +13,35 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use acm::transport::DeviceId;
 use acm::{
-    AbilityConnectionManager, AcmError, CollaborateEventType, CollaborateRequest,
-    CollaborateResult, ConnectErrorCode, ConnectOptions, ConnectResult, Context, Device,
-    DeviceConfig, DisconnectReason, Event, PeerInfo, Security, SessionId,
+    AbilityConnectionManager, AcmError, CollaborateEventType, ConnectOptions, Context, Device,
+    DeviceConfig, PeerInfo, Security, SessionId,
 };
-use acm_transport::{Capabilities, CloseReason, DeviceInfo, Link, Transport, TransportError};
-use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::implementation::{
-    ABILITY, Call, HANDLER_REASON, LinkFault, Observation, Outcome, ProtocolImplementation,
-    RequestRef, Resources, SERVICES, SessionEvent, SessionRef, Side,
+    ABILITY, Call, LinkFault, Observation, Outcome, ProtocolImplementation, RequestRef, Resources,
+    SessionRef, Side,
 };
 use super::reference::{listen, outcome};
-use crate::driver::{DRIVER, DRIVER_SERVICE, ERROR, OK, SCENARIO, hash};
+use crate::driver::{DRIVER, DRIVER_SERVICE, SCENARIO, hash};
 use crate::profile::{self, BUNDLE, MODULE, SUITE_ABILITY, Timers};
 use crate::wire::WireTarget;
+use links::{Background, Cuttable, SuiteTransport};
+use reports::{Kind, SharedRef, lock, read_driver, register};
+
+mod links;
+mod reports;
 
 /// How long the suite waits for the answer to a command, and for what a step must bring.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The error code the suite reports for a command the target never answered.
 pub const NO_ANSWER: u32 = 0;
-
-/// The kinds of payloads, as reports name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Message,
-    Data,
-    Event,
-}
-
-/// What the suite's device records and the driver session's reader reports, shared with them.
-#[derive(Default)]
-struct Shared {
-    observations: Vec<Observation>,
-    /// Tokens of the requests A's app received.
-    tokens: HashMap<RequestRef, String>,
-    next_request: RequestRef,
-    /// What A sent, by kind, length and hash: how the suite names what B reports.
-    sent: HashMap<(Kind, usize, String), Bytes>,
-    /// Reports the target made that do not follow `PROF-3`.
-    malformed: Vec<String>,
-    /// Whether the reset's answer came: reports before it belong to an earlier scenario.
-    ready: bool,
-}
-
-type SharedRef = Arc<Mutex<Shared>>;
-
-fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
-    shared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A link the suite can cut, as a lost radio would cut it.
-#[derive(Debug)]
-struct Cuttable {
-    inner: Box<dyn Link>,
-    cut: tokio::sync::watch::Sender<bool>,
-}
-
-impl Cuttable {
-    fn is_open(&self) -> bool {
-        !*self.cut.borrow() && self.inner.closure().is_none()
-    }
-
-    async fn cut(&self) {
-        self.cut.send_replace(true);
-        self.inner.close(CloseReason::new(0, "")).await;
-    }
-
-    fn gone() -> TransportError {
-        TransportError::Io(std::io::Error::other("the suite cut the link"))
-    }
-}
-
-/// The suite's handle on a [`Cuttable`], as the device holds it.
-#[derive(Debug)]
-struct CutLink(Arc<Cuttable>);
-
-#[async_trait]
-impl Link for CutLink {
-    fn local_device(&self) -> &DeviceId {
-        self.0.inner.local_device()
-    }
-
-    fn peer_device(&self) -> &DeviceId {
-        self.0.inner.peer_device()
-    }
-
-    fn role(&self) -> acm_transport::Role {
-        self.0.inner.role()
-    }
-
-    fn max_frame_size(&self) -> usize {
-        self.0.inner.max_frame_size()
-    }
-
-    async fn send(&self, frame: Bytes) -> Result<(), TransportError> {
-        if *self.0.cut.borrow() {
-            return Err(Cuttable::gone());
-        }
-        self.0.inner.send(frame).await
-    }
-
-    async fn recv(&self) -> Result<Bytes, TransportError> {
-        let mut cut = self.0.cut.subscribe();
-        tokio::select! {
-            frame = self.0.inner.recv() => frame,
-            _ = cut.wait_for(|cut| *cut) => Err(Cuttable::gone()),
-        }
-    }
-
-    async fn close(&self, reason: CloseReason) {
-        self.0.inner.close(reason).await;
-    }
-
-    fn closure(&self) -> Option<acm_transport::Closure> {
-        self.0.inner.closure()
-    }
-}
-
-/// The suite's transport: every link it dials is a new link to the target.
-struct SuiteTransport {
-    id: DeviceId,
-    target: Arc<dyn WireTarget>,
-    links: Arc<Mutex<Vec<Arc<Cuttable>>>>,
-}
-
-#[async_trait]
-impl Transport for SuiteTransport {
-    fn local_device(&self) -> &DeviceId {
-        &self.id
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new(1 << 20).with_discovery(false)
-    }
-
-    async fn discover(&self) -> Result<Vec<DeviceInfo>, TransportError> {
-        Ok(Vec::new())
-    }
-
-    async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError> {
-        if device.as_str() != self.target.device_id() {
-            return Err(TransportError::Unreachable(device.clone()));
-        }
-        let link = self.target.open().await?;
-        let (cut, _) = tokio::sync::watch::channel(false);
-        let link = Arc::new(Cuttable { inner: link, cut });
-        let mut links = self
-            .links
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        links.retain(|l| l.is_open());
-        links.push(link.clone());
-        Ok(Box::new(CutLink(link)))
-    }
-
-    async fn accept(&self) -> Result<Box<dyn Link>, TransportError> {
-        // The target cannot reach the suite: every link is the suite's.
-        std::future::pending().await
-    }
-}
-
-/// The runtime of the suite's device, on a thread of its own.
-struct Background {
-    handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Background {
-    fn start() -> Result<Self, String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start a runtime: {e}"))?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("acm-wire-scenario".into())
-            .spawn(move || {
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
-            })
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
-        Ok(Self {
-            handle,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// Runs `future` on the suite's runtime and waits for its output, for at most `patience`.
-    fn run<T: Send + 'static>(
-        &self,
-        patience: Duration,
-        future: impl Future<Output = T> + Send + 'static,
-    ) -> Option<T> {
-        let (tx, rx) = mpsc::channel();
-        self.handle.spawn(async move {
-            let _ = tx.send(future.await);
-        });
-        rx.recv_timeout(patience).ok()
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// Two devices for the protocol suite: A, the suite's own device, and B, the scenario app of
 /// an implementation under test that runs the profile (SPEC section 15.1), on real links
@@ -490,173 +295,6 @@ impl Drop for WireImplementation {
     }
 }
 
-/// A's app: reports each request and keeps it for a later answer, except for the refused
-/// service, which it rejects at once (as the target's scenario app does, `PROF-3`).
-fn register(app: &AbilityConnectionManager, shared: &SharedRef) {
-    let shared = shared.clone();
-    app.register_ability(MODULE, SCENARIO, move |request: CollaborateRequest| {
-        let mut shared = lock(&shared);
-        let id = shared.next_request;
-        shared.next_request += 1;
-        shared.tokens.insert(id, request.token.clone());
-        let service = request.peer_info.service_name.clone();
-        let peer_ability = match request.peer_info.ability_name.as_str() {
-            SCENARIO => ABILITY.to_string(),
-            other => other.to_string(),
-        };
-        shared.observations.push(Observation::Request {
-            device: Side::A,
-            request: id,
-            service: service.clone(),
-            peer_ability,
-        });
-        if service == SERVICES[2] {
-            CollaborateResult::Reject {
-                reason: HANDLER_REASON.into(),
-            }
-        } else {
-            CollaborateResult::Accept
-        }
-    });
-}
-
-/// Reads a driver session: answers go to the command waiting for them, reports become B's
-/// observations.
-async fn read_driver(
-    mut events: acm::EventStream,
-    shared: SharedRef,
-    answers: mpsc::Sender<Result<(), u32>>,
-    down: Arc<AtomicBool>,
-) {
-    while let Some(event) = events.next().await {
-        match event {
-            Event::Message { msg, .. } => {
-                if msg == OK {
-                    let _ = answers.send(Ok(()));
-                } else if let Some(code) = msg.strip_prefix(ERROR) {
-                    let _ = answers.send(Err(code.parse().unwrap_or(NO_ANSWER)));
-                } else {
-                    let mut shared = lock(&shared);
-                    if !shared.ready {
-                        continue;
-                    }
-                    match parse_report(&msg, &shared.sent) {
-                        Some(observation) => shared.observations.push(observation),
-                        None => shared.malformed.push(msg),
-                    }
-                }
-            }
-            Event::Disconnect { .. } => break,
-            _ => {}
-        }
-    }
-    down.store(true, Ordering::SeqCst);
-}
-
-/// B's observation in a report (`PROF-3`); `None` when the report is malformed.
-fn parse_report(text: &str, sent: &HashMap<(Kind, usize, String), Bytes>) -> Option<Observation> {
-    let mut words = text.splitn(4, ' ');
-    let head = words.next()?;
-    match head {
-        "drive:request" => {
-            let request = words.next()?.parse().ok()?;
-            let service = words.next()?.to_string();
-            let ability = words.next()?;
-            let peer_ability = if ability == SCENARIO {
-                ABILITY
-            } else {
-                ability
-            };
-            Some(Observation::Request {
-                device: Side::B,
-                request,
-                service,
-                peer_ability: peer_ability.to_string(),
-            })
-        }
-        "drive:event" => {
-            let session: SessionRef = words.next()?.parse().ok()?;
-            let what = words.next()?;
-            let rest: Vec<&str> = words.next().unwrap_or_default().split(' ').collect();
-            let named = |kind: Kind, len: &str, h: &str| -> Option<Bytes> {
-                let len: usize = len.parse().ok()?;
-                let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
-                if h.len() != 16 || !h.chars().all(hex) {
-                    return None;
-                }
-                Some(
-                    sent.get(&(kind, len, h.to_string()))
-                        .cloned()
-                        .unwrap_or_else(|| {
-                            Bytes::from(format!("(not sent by the suite: {len} bytes, hash {h})"))
-                        }),
-                )
-            };
-            let text = |bytes: Bytes| String::from_utf8_lossy(&bytes).into_owned();
-            let event = match (what, rest.as_slice()) {
-                ("connect", [""]) => SessionEvent::Connect,
-                ("disconnect", [n]) => {
-                    SessionEvent::Disconnect(DisconnectReason::from_value(n.parse().ok()?)?)
-                }
-                ("message", [len, h]) => SessionEvent::Message(text(named(Kind::Message, len, h)?)),
-                ("data", [len, h]) => SessionEvent::Data(named(Kind::Data, len, h)?),
-                ("collaborate", [t, len, h]) => SessionEvent::Collaborate(
-                    CollaborateEventType::from_value(t.parse().ok()?)?,
-                    Some(text(named(Kind::Event, len, h)?)),
-                ),
-                _ => return None,
-            };
-            Some(Observation::Event {
-                device: Side::B,
-                session,
-                event,
-            })
-        }
-        "drive:done" => {
-            let session: SessionRef = words.next()?.parse().ok()?;
-            let call = words.next()?;
-            let rest = words.next()?;
-            let call = match call {
-                "connect" => Call::Connect,
-                "accept" => Call::Accept,
-                "message" => Call::SendMessage,
-                "data" => Call::SendData,
-                "event" => Call::SendEvent,
-                _ => return None,
-            };
-            let outcome = if rest == "ok" && call != Call::Connect {
-                Outcome::Ok
-            } else if let Some(code) = rest.strip_prefix("error ") {
-                Outcome::Error(code.parse().ok()?)
-            } else if rest == "connected" && call == Call::Connect {
-                Outcome::Connect(ConnectResult {
-                    is_connected: true,
-                    error_code: None,
-                    reason: None,
-                })
-            } else if let Some(refused) = rest.strip_prefix("refused ")
-                && call == Call::Connect
-            {
-                let (code, reason) = refused.split_once(' ').unwrap_or((refused, ""));
-                Outcome::Connect(ConnectResult {
-                    is_connected: false,
-                    error_code: Some(ConnectErrorCode::from_value(code.parse().ok()?)?),
-                    reason: (!reason.is_empty()).then(|| reason.to_string()),
-                })
-            } else {
-                return None;
-            };
-            Some(Observation::Done {
-                device: Side::B,
-                session,
-                call,
-                outcome,
-            })
-        }
-        _ => None,
-    }
-}
-
 impl ProtocolImplementation for WireImplementation {
     fn name(&self) -> String {
         format!("{} through the scenario driver", self.name)
@@ -876,58 +514,5 @@ impl ProtocolImplementation for WireImplementation {
     fn links_at_rest(&self) -> usize {
         // The driver session keeps a link open whatever the scenario does.
         1
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reports_are_read_as_b_observations() {
-        let mut sent = HashMap::new();
-        sent.insert((Kind::Message, 3, hash(b"#1:")), Bytes::from_static(b"#1:"));
-        let parsed = parse_report("drive:event 4 message 3 ".to_string().as_str(), &sent);
-        assert_eq!(parsed, None);
-        let message = format!("drive:event 4 message 3 {}", hash(b"#1:"));
-        assert_eq!(
-            parse_report(&message, &sent),
-            Some(Observation::Event {
-                device: Side::B,
-                session: 4,
-                event: SessionEvent::Message("#1:".into()),
-            })
-        );
-        assert_eq!(
-            parse_report("drive:done 2 connect refused 5 not now", &sent),
-            Some(Observation::Done {
-                device: Side::B,
-                session: 2,
-                call: Call::Connect,
-                outcome: Outcome::Connect(ConnectResult {
-                    is_connected: false,
-                    error_code: ConnectErrorCode::from_value(5),
-                    reason: Some("not now".into()),
-                }),
-            })
-        );
-        assert_eq!(
-            parse_report("drive:request 1 notes ScenarioAbility", &sent),
-            Some(Observation::Request {
-                device: Side::B,
-                request: 1,
-                service: "notes".into(),
-                peer_ability: ABILITY.into(),
-            })
-        );
-        assert!(parse_report("drive:event 1 connect", &sent).is_some());
-        assert_eq!(parse_report("drive:done x accept ok", &sent), None);
-        assert_eq!(parse_report("nonsense", &sent), None);
-    }
-
-    #[test]
-    fn both_scenario_apps_refuse_the_same_service_for_the_same_reason() {
-        assert_eq!(crate::driver::REFUSED_SERVICE, SERVICES[2]);
-        assert_eq!(crate::driver::REFUSED_REASON, HANDLER_REASON);
     }
 }
