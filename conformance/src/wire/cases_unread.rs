@@ -1,17 +1,18 @@
 //! A peer that reads nothing (`LINK-13`): the implementation bounds the answers it queues for
 //! such a peer and closes the link once the peer has taken nothing for three keepalive
-//! intervals.
+//! intervals, and a link that has ended does not wait for such a peer without end.
 
 use std::time::Duration;
 
 use acm_transport::{Closure, FrameBuf};
 use acm_wire::Control;
 use acm_wire::pb::{self, LinkCloseReason};
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::peer::{Peer, Step};
 use super::target::WireTarget;
-use super::{WireCase, wire_case};
+use super::{Needs, WireCase, wire_case};
 use crate::report::Verdict;
 
 pub(super) fn cases() -> Vec<WireCase> {
@@ -23,6 +24,14 @@ pub(super) fn cases() -> Vec<WireCase> {
             pings_unread
         )
         .breaking("LINK-13"),
+        wire_case!(
+            "wire/LINK-13/closed-link-behind-unread-data",
+            ["LINK-13", "LINK-7"],
+            "after the suite's LINK_CLOSE, with the echo of a 2 MiB transfer unread before it, the implementation ends the link within three keepalive intervals",
+            closed_behind_unread_data
+        )
+        .breaking("LINK-7")
+        .needing(Needs::Data),
     ]
 }
 
@@ -121,4 +130,42 @@ async fn pings_unread(t: &dyn WireTarget) -> Step<()> {
         "the link closed by the implementation with RESOURCE_EXHAUSTED (LINK-13)",
         format!("{:?}", link.closure()),
     )
+}
+
+/// The transfer the suite sends to the echo and reads nothing of: more than the link holds on
+/// its way to the suite, so that the echo waits to be sent.
+const UNREAD_ECHO: usize = 2 << 20;
+
+async fn closed_behind_unread_data(t: &dyn WireTarget) -> Step<()> {
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("unread").await?;
+    peer.send_data_unread(channel, 1, Bytes::from(vec![0xD5; UNREAD_ECHO]))
+        .await?;
+    // Lets the echo fill the link.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let close = Control::LinkClose(pb::LinkClose {
+        reason: LinkCloseReason::Normal.into(),
+        message: "bye".into(),
+    });
+    peer.send(&close, 0).await?;
+    // The implementation has ended the link's sessions and has nothing more to send; what it
+    // sent before waits behind the suite, which reads nothing. It may not wait without end
+    // (`LINK-13`): the link must end.
+    let link = peer.link();
+    let limit = unread_limit(&peer, t);
+    let started = Instant::now();
+    while link.closure().is_none() {
+        if started.elapsed() > limit {
+            return fail(
+                "the link ended while the suite read nothing after its LINK_CLOSE (LINK-13)",
+                format!("it stayed open {limit:?}"),
+            );
+        }
+        // Over TCP the end shows only to a send; the implementation discards what follows the
+        // LINK_CLOSE.
+        let ping = Control::Ping(pb::Ping { value: 1 });
+        let _ = peer.send(&ping, 0).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
 }

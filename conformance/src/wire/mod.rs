@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::report::{Case, CaseResult, Report, Verdict};
 
 pub mod build;
+mod cases_across;
 mod cases_data;
 mod cases_driver;
 mod cases_fields;
@@ -103,6 +104,7 @@ pub fn cases() -> Vec<WireCase> {
     all.extend(cases_session::cases());
     all.extend(cases_data::cases());
     all.extend(cases_fields::cases());
+    all.extend(cases_across::cases());
     all.extend(cases_memory::cases());
     all.extend(cases_limits::cases());
     all.extend(cases_unread::cases());
