@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{chat, conformance, devices, keys, listen, proxy, send};
+use commands::{chat, conformance, devices, keys, listen, peer, proxy, send};
 use common::CliError;
 
 /// What `acm --help` ends with: the exit codes, as README's table has them, and the logs.
@@ -55,7 +55,7 @@ enum Command {
     Conformance(conformance::ConformanceArgs),
     /// Runs the reference implementation with the conformance profile (SPEC section 15),
     /// listening for links, so that other suites and clients can be tested against it.
-    Peer(conformance::PeerArgs),
+    Peer(peer::PeerArgs),
     /// Lists the devices the transport can see (id, name, address); --watch keeps looking.
     Devices(devices::DevicesArgs),
     /// Runs an app that accepts (or with --reject, rejects) collaboration requests and prints
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     common::init_logs(cli.verbose);
     let result = match &cli.command {
         Command::Conformance(args) => return conformance::conformance(args, cli.verbose),
-        Command::Peer(args) => return conformance::peer(args),
+        Command::Peer(args) => return peer::peer(args),
         Command::Devices(args) => block_on(devices::run(args)),
         Command::Listen(args) => block_on(listen::run(args)),
         Command::Chat(args) => block_on(chat::run(args)),

@@ -1,8 +1,7 @@
 //! `acm conformance`: run the conformance suites against the reference implementation or any
-//! other; `acm peer`: run the reference implementation for others to test against.
+//! other (`acm peer`, in `peer.rs`, runs the reference for others to test against).
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +9,7 @@ use std::sync::Arc;
 
 use acm::secure::SecureConfig;
 use acm::transport::DeviceId;
-use acm::{Device, Security};
-use acm_conformance::profile::{self, Timers};
+use acm_conformance::profile::Timers;
 use acm_conformance::protocol::{
     self, ProtocolSuiteConfig, reference_factory, run_protocol_suite, run_wire_scenarios, script,
     wire_factory,
@@ -19,60 +17,14 @@ use acm_conformance::protocol::{
 use acm_conformance::transport_suite::factories::MockFactory;
 use acm_conformance::transport_suite::{cases as transport_cases, run_transport_case};
 use acm_conformance::wire::{
-    CarriesNoData, ReferenceRun, TcpTarget, WireTarget, run_reference_with, run_wire_suite_where,
-    runtime,
+    ReferenceRun, TcpTarget, WireTarget, run_reference_with, run_wire_suite_where, runtime,
 };
 use acm_conformance::{CaseResult, Expectations, Report, Verdict, coverage, robustness, wire};
-use acm_transport_tcp::{TcpConfig, TcpTransport};
 
 use super::case_logs::CaseLogs;
+use super::progress::{Progress, indented};
 use super::reach::{BleSuite, BleSuiteOptions, HciArgs, Target};
 use crate::capture::{Recorder, file_name};
-use crate::common::tcp_address;
-
-/// The options of `acm peer`.
-#[derive(Debug, clap::Args)]
-pub struct PeerArgs {
-    /// The transport: tcp, listening where --listen says, or ble, on the controller --hci
-    /// names, advertising the device id and accepting links (SPEC section 13).
-    #[arg(long, value_enum, default_value = "tcp")]
-    transport: PeerTransport,
-    /// With --transport tcp: where to listen, as tcp://HOST:PORT (port 0 picks a free one; the
-    /// address is printed).
-    #[arg(long)]
-    listen: Option<String>,
-    /// The Bluetooth controller, with --transport ble.
-    #[command(flatten)]
-    hci: HciArgs,
-    /// This device's id (over Bluetooth LE, at most 29 bytes: it is advertised).
-    #[arg(long, default_value = "acm-reference-peer")]
-    device_id: String,
-    /// Plain links, without the secure layer (by default the peer is secure, with a random
-    /// identity for the run, and trusts every device on first use: SPEC section 15).
-    #[arg(long)]
-    insecure: bool,
-    /// Run with the profile's short timers (SPEC section 15: HELLO wait, OPEN wait and handshake
-    /// 1 s, responder 2 s, keepalive 2 s), for runs with `acm conformance --short-timers`.
-    #[arg(long)]
-    short_timers: bool,
-    /// Declare that this device's transport cannot carry data (SESS-3, DATA-8), for runs with
-    /// `acm conformance --no-data`.
-    #[arg(long)]
-    no_data: bool,
-    /// Write the peer's memory to FILE every 100 ms (`rss_kib=N peak_kib=N data_bytes=N`), for
-    /// `acm conformance --robustness --memory-from FILE`.
-    #[arg(long, value_name = "FILE")]
-    report_memory: Option<PathBuf>,
-}
-
-/// The transports `acm peer` runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PeerTransport {
-    /// TCP (SPEC section 14).
-    Tcp,
-    /// Bluetooth LE (SPEC section 13).
-    Ble,
-}
 
 /// The options of `acm conformance`.
 #[derive(Debug, clap::Args)]
@@ -155,84 +107,6 @@ pub struct ConformanceArgs {
         conflicts_with = "robustness"
     )]
     pcap: Option<PathBuf>,
-}
-
-/// Runs `acm peer`.
-pub fn peer(args: &PeerArgs) -> ExitCode {
-    let result = (|| {
-        let id = DeviceId::new(args.device_id.clone()).map_err(|e| format!("--device-id: {e}"))?;
-        let timers = if args.short_timers {
-            Timers::SHORT
-        } else {
-            Timers::SPEC
-        };
-        runtime(false)?.block_on(async move {
-            let mut settings = profile::device_config(timers);
-            if args.insecure {
-                settings = settings.with_security(Security::Insecure);
-            }
-            let (device, place) = match args.transport {
-                PeerTransport::Tcp => {
-                    args.hci.refuse("--transport ble")?;
-                    let listen = args
-                        .listen
-                        .as_deref()
-                        .ok_or("--transport tcp needs --listen tcp://HOST:PORT")?;
-                    let addr = tcp_address(listen)?;
-                    let config = TcpConfig::new().with_open_timeout(timers.open);
-                    let transport = TcpTransport::bind_with(id.clone(), addr, config)
-                        .await
-                        .map_err(|e| crate::common::cannot_listen(&format!("tcp://{addr}"), e))?;
-                    let local = transport
-                        .local_addr()
-                        .ok_or("the listener has no address")?;
-                    let device = profile_device(transport, args.no_data, settings);
-                    (device, format!("listening on tcp://{local}"))
-                }
-                PeerTransport::Ble => {
-                    if args.listen.is_some() {
-                        return Err("--listen goes with --transport tcp: over Bluetooth LE the peer advertises its device id".into());
-                    }
-                    let transport = args.hci.start(id.clone(), true).await?;
-                    let device = profile_device(transport, args.no_data, settings);
-                    (device, "advertising over Bluetooth LE".to_string())
-                }
-            };
-            let _profile = profile::install_with(&device, timers);
-            if let Some(path) = &args.report_memory {
-                super::robustness::report_memory(&device, path.clone());
-            }
-            let security = if args.insecure { "plain" } else { "secure" };
-            println!("acm peer: device {id} {place} ({security})");
-            let _ = std::io::stdout().flush();
-            tokio::signal::ctrl_c()
-                .await
-                .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
-            device.shutdown();
-            Ok::<(), String>(())
-        })
-    })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("acm: {err}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// The reference implementation on `transport` with the profile's `settings`; declaring that
-/// the transport carries no data with `no_data`.
-fn profile_device(
-    transport: impl acm::transport::Transport + 'static,
-    no_data: bool,
-    settings: acm::DeviceConfig,
-) -> Device {
-    if no_data {
-        Device::new(CarriesNoData(transport), settings)
-    } else {
-        Device::new(transport, settings)
-    }
 }
 
 /// Runs `acm conformance`; `verbose` is `-v`'s count.
@@ -587,54 +461,6 @@ fn keep_capture(recorder: &Recorder, dir: &std::path::Path, result: &CaseResult)
     }
 }
 
-/// Prints each case's verdict as it ends (with `--quiet`, only failures), with the reason of
-/// an unsupported case and the note of an informational one; under it, on stderr, what was
-/// logged while it ran, when it failed or with `-v`. Keeps the logs it shows, for the reports.
-pub struct Progress {
-    quiet: bool,
-    verbose: bool,
-    logs: CaseLogs,
-    kept: HashMap<&'static str, String>,
-}
-
-impl Progress {
-    /// `result`'s case has ended.
-    pub fn case(&mut self, result: &CaseResult) {
-        let logs = self.logs.take();
-        let (line, shown) = self.shown(result, logs);
-        if let Some(line) = line {
-            println!("{line}");
-            let _ = std::io::stdout().flush();
-        }
-        if let Some(logs) = shown {
-            eprint!("{}", indented(&logs));
-            self.kept.insert(result.case.id, logs);
-        }
-    }
-
-    /// What to print for `result`: its verdict line, and the logs of its case to show.
-    fn shown(&self, result: &CaseResult, logs: String) -> (Option<String>, Option<String>) {
-        let failed = matches!(result.verdict, Verdict::Fail { .. });
-        if self.quiet && !failed {
-            return (None, None);
-        }
-        let why = match &result.verdict {
-            Verdict::Unsupported(note) | Verdict::Informational(note) => format!(" ({note})"),
-            Verdict::Pass | Verdict::Fail { .. } => String::new(),
-        };
-        let line = format!("{:<13} {}{why}", result.verdict.name(), result.case.id);
-        let show = (failed || self.verbose) && !logs.is_empty();
-        (Some(line), show.then_some(logs))
-    }
-}
-
-/// `logs` with each line indented under the verdicts' case ids.
-fn indented(logs: &str) -> String {
-    logs.lines()
-        .map(|line| format!("              {line}\n"))
-        .collect()
-}
-
 /// Prints the per-rule coverage table and its summary line.
 fn print_coverage(table: &[coverage::RuleCoverage], gaps: &[&str]) {
     print!("{}", coverage::render(table));
@@ -707,90 +533,5 @@ fn finish(report: &Report, expectations: &Expectations, args: &ConformanceArgs) 
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::Write as _;
-    use std::time::Duration;
-
-    use acm_conformance::Case;
-    use tracing_subscriber::fmt::MakeWriter as _;
-
-    use super::*;
-
-    fn progress(quiet: bool, verbose: bool) -> Progress {
-        Progress {
-            quiet,
-            verbose,
-            logs: CaseLogs::default(),
-            kept: HashMap::new(),
-        }
-    }
-
-    fn result(verdict: Verdict) -> CaseResult {
-        CaseResult {
-            case: Case::new("wire/LINK-3/short-nonce", &["LINK-3"], "a short nonce"),
-            verdict,
-            elapsed: Duration::ZERO,
-            reproduce: None,
-            logs: String::new(),
-        }
-    }
-
-    const WARN: &str = "WARN acm_engine::link: closing link\n";
-
-    #[test]
-    fn a_case_s_logs_are_shown_when_it_fails_or_with_verbose_only() {
-        let failed = result(Verdict::fail("a close", "nothing"));
-        let passed = result(Verdict::Pass);
-        for quiet in [false, true] {
-            let (line, logs) = progress(quiet, false).shown(&failed, WARN.into());
-            assert_eq!(
-                line.as_deref(),
-                Some("fail          wire/LINK-3/short-nonce")
-            );
-            assert_eq!(logs.as_deref(), Some(WARN));
-        }
-        assert_eq!(
-            progress(false, false).shown(&passed, WARN.into()),
-            (Some("pass          wire/LINK-3/short-nonce".into()), None)
-        );
-        assert_eq!(
-            progress(true, false).shown(&passed, WARN.into()),
-            (None, None)
-        );
-        let (_, logs) = progress(false, true).shown(&passed, WARN.into());
-        assert_eq!(logs.as_deref(), Some(WARN));
-        let (_, logs) = progress(false, true).shown(&failed, String::new());
-        assert_eq!(logs, None, "nothing logged, nothing shown");
-    }
-
-    #[test]
-    fn an_unsupported_case_says_why() {
-        let unsupported = result(Verdict::Unsupported(
-            "the target lacks the secure layer".into(),
-        ));
-        let (line, _) = progress(false, false).shown(&unsupported, String::new());
-        assert_eq!(
-            line.as_deref(),
-            Some("unsupported   wire/LINK-3/short-nonce (the target lacks the secure layer)")
-        );
-    }
-
-    #[test]
-    fn what_was_logged_goes_with_the_case_that_ends_next() {
-        let mut progress = progress(true, false);
-        let _ = progress.logs.make_writer().write_all(WARN.as_bytes());
-        progress.case(&result(Verdict::fail("a close", "nothing")));
-        assert_eq!(
-            progress
-                .kept
-                .get("wire/LINK-3/short-nonce")
-                .map(String::as_str),
-            Some(WARN)
-        );
-        assert_eq!(progress.logs.take(), "", "taken");
     }
 }

@@ -7,6 +7,8 @@ pub mod devices;
 pub mod keys;
 pub mod listen;
 pub mod mock;
+pub mod peer;
+pub mod progress;
 pub mod proxy;
 pub mod reach;
 pub mod robustness;

@@ -12,7 +12,7 @@ use acm_conformance::robustness::attack::Field;
 use acm_conformance::robustness::memory::{MemorySource, Reading};
 use acm_conformance::robustness::{RobustnessConfig, Served, run_robustness_suite};
 
-use super::conformance::Progress;
+use super::progress::Progress;
 
 /// How often `acm peer --report-memory` rewrites its statistics.
 const REPORT_EVERY: Duration = Duration::from_millis(100);
