@@ -13,7 +13,9 @@
 mod capture;
 mod commands;
 mod common;
+mod meter;
 mod pcap;
+mod receive;
 mod security;
 mod transfer;
 

@@ -16,8 +16,10 @@ use crate::common::{
     AppName, CLOSE_LIMIT, CliError, DEFAULT_APP, Interrupt, NetArgs, Out, TransportKind,
     ble_device, close_device, tcp_device,
 };
+use crate::meter::{Meter, size};
+use crate::receive::{Claims, Inbound, PARTIAL_KEPT, sweep_partials};
 use crate::security::Pairing;
-use crate::transfer::{Claims, FileMessage, Inbound, Meter, PARTIAL_KEPT, size, sweep_partials};
+use crate::transfer::FileMessage;
 
 /// The options of `acm listen`.
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,8 @@ use acm::{CollaborateResult, Device, DeviceConfig, Event};
 use acm_transport_mock::MockNetwork;
 
 use crate::common::{AppName, CliError, DEFAULT_APP, device_id};
-use crate::transfer::{Claims, FileMessage, Inbound};
+use crate::receive::{Claims, Inbound};
+use crate::transfer::FileMessage;
 
 /// The demo peer's device id.
 pub const DEMO_PEER: &str = "mock-peer";

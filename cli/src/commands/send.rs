@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 
 use crate::commands::chat::{Open, PeerArgs, open};
 use crate::common::{CliError, Interrupt, Out};
+use crate::meter::{Meter, size};
 use crate::transfer::{
-    CACHE_PIECE, DEFAULT_CHUNK, FileHeader, FileMessage, Meter, hash_prefix, hex, is_plain_name,
-    size,
+    CACHE_PIECE, DEFAULT_CHUNK, FileHeader, FileMessage, hash_prefix, hex, is_plain_name,
 };
 
 /// How long to wait for the receiver's answer to the file's announcement.
