@@ -17,6 +17,7 @@ use crate::report::{Case, CaseResult, Report, Verdict};
 
 pub mod build;
 mod cases_across;
+mod cases_closing;
 mod cases_data;
 mod cases_driver;
 mod cases_fields;
@@ -102,6 +103,7 @@ pub fn cases() -> Vec<WireCase> {
     let mut all = cases_link::cases();
     all.extend(cases_frame::cases());
     all.extend(cases_session::cases());
+    all.extend(cases_closing::cases());
     all.extend(cases_data::cases());
     all.extend(cases_fields::cases());
     all.extend(cases_across::cases());
