@@ -23,6 +23,7 @@ mod cases_driver;
 mod cases_fields;
 mod cases_frame;
 mod cases_limits;
+mod cases_limits_data;
 mod cases_link;
 mod cases_memory;
 mod cases_secure;
