@@ -46,6 +46,7 @@ use crate::report::{Case, CaseResult, Report, Verdict};
 mod cases;
 pub mod factories;
 mod frames;
+mod links;
 mod steps;
 
 pub use cases::cases;
