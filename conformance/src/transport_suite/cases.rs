@@ -152,11 +152,7 @@ pub(super) async fn cross(
 
 /// Sends `frames(1, max)` from the dialer and `frames(2, max)` from the acceptor at once, each
 /// with its own end's maximum, and checks that each side receives the other's, in order.
-async fn both_ways(
-    ctx: &Ctx,
-    ends: &Ends,
-    frames: impl Fn(u8, usize) -> Frames,
-) -> Step {
+async fn both_ways(ctx: &Ctx, ends: &Ends, frames: impl Fn(u8, usize) -> Frames) -> Step {
     let (up, down) = (ends.dialer.max_frame_size(), ends.acceptor.max_frame_size());
     let (dialer, acceptor) = (&*ends.dialer, &*ends.acceptor);
     both(
