@@ -39,12 +39,17 @@ const PARAMETER: u32 = 401;
 
 /// The 64-bit FNV-1a hash of `bytes`, as the reports write it (`PROF-3`).
 pub fn hash(bytes: &[u8]) -> String {
+    format!("{:016x}", fnv1a(bytes))
+}
+
+/// The 64-bit FNV-1a hash of `bytes`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.

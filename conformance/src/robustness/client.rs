@@ -12,6 +12,7 @@ use acm_wire::{Control, Fragmenter, encode_control};
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::driver::fnv1a;
 use crate::profile;
 use crate::report::Verdict;
 use crate::wire::peer::{Peer, suite_app};
@@ -42,7 +43,8 @@ pub async fn serve_once(reach: &Reach, service: &str) -> Result<Duration, String
         other => other.name().to_string(),
     };
     let mut peer = Peer::up(reach).await.map_err(text)?;
-    let (channel, _) = peer.open_echo(service).await.map_err(text)?;
+    let token = client_token(&reach.suite_device_id(), service);
+    let (channel, _) = peer.open_echo_with(service, token).await.map_err(text)?;
     let hello = format!("hello from {service}");
     peer.send(
         &Control::Message(pb::Message {
@@ -59,6 +61,16 @@ pub async fn serve_once(reach: &Reach, service: &str) -> Result<Duration, String
         return Err(format!("the echo of {hello:?} came back as {echoed:?}"));
     }
     Ok(elapsed)
+}
+
+/// The token of `device`'s request for `service`: unique to the pair, so that clients on links
+/// of their own never bring the token of another's request still waiting (`SESS-1` refuses
+/// that across links, as the API names requests by token).
+fn client_token(device: &str, service: &str) -> [u8; 16] {
+    let mut token = [0; 16];
+    token[..8].copy_from_slice(&fnv1a(device.as_bytes()).to_be_bytes());
+    token[8..].copy_from_slice(&fnv1a(service.as_bytes()).to_be_bytes());
+    token
 }
 
 /// An attacker's link, up: HELLO exchanged, with a 1 s keepalive asked for so that the
@@ -254,5 +266,18 @@ pub struct Drain(tokio::task::JoinHandle<()>);
 impl Drop for Drain {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_token;
+
+    #[test]
+    fn each_client_and_service_has_a_token_of_its_own() {
+        let a = client_token("acm-churn-1", "churn");
+        assert_eq!(a, client_token("acm-churn-1", "churn"));
+        assert_ne!(a, client_token("acm-churn-2", "churn"));
+        assert_ne!(a, client_token("acm-churn-1", "other"));
     }
 }

@@ -34,6 +34,13 @@ pub(super) fn cases() -> Vec<WireCase> {
             greater_token_wins_across_links
         ),
         wire_case!(
+            "wire/SESS-1/token-waiting-on-the-other-link",
+            ["SESS-1", "LINK-8"],
+            "a request on a second link with the token of a request still waiting on the first gets SYSTEM_INTERNAL_ERROR; with a fresh token it is accepted",
+            token_waiting_on_the_other_link
+        )
+        .breaking("SESS-1"),
+        wire_case!(
             "wire/LINK-8/the-link-left-carries-new-sessions",
             ["LINK-8", "LINK-7"],
             "once the suite has closed the preferred of two links, the implementation connects back on the other one",
@@ -57,6 +64,32 @@ async fn exists_on_the_other_link(t: &dyn WireTarget) -> Step<()> {
         .ask(second.request(profile::ECHO, "held", token))
         .await?;
     rejected_with(&response, ConnectErrorCode::ConnectedSessionExists)?;
+    first.expect_alive().await
+}
+
+async fn token_waiting_on_the_other_link(t: &dyn WireTarget) -> Step<()> {
+    let mut first = Peer::up(t).await?;
+    let mut second = Peer::up(t).await?;
+    // The silent app never answers: the request waits on the first link, within the
+    // responder's 20 s (SESS-5), while the second link brings its token again.
+    let token = channel_token(0x85, 1);
+    let waiting = first.channel();
+    let request = first.request(profile::SILENT, "waits", token);
+    first
+        .send(&Control::ConnectRequest(request), waiting)
+        .await?;
+    // The PONG comes after the request was taken: a link's frames are handled in order.
+    first.expect_alive().await?;
+    let (_, response) = second
+        .ask(second.request(profile::ECHO, "again", token))
+        .await?;
+    rejected_with(&response, ConnectErrorCode::SystemInternalError)?;
+    // The refusal is the token's: the same request with a fresh one is accepted.
+    let fresh = channel_token(0x86, 1);
+    let (_, response) = second
+        .ask(second.request(profile::ECHO, "again", fresh))
+        .await?;
+    accepted(&response)?;
     first.expect_alive().await
 }
 

@@ -57,6 +57,15 @@ impl Peer {
     /// Opens a session with the profile's echo ability for `service`: (channel, token).
     pub async fn open_echo(&mut self, service: &str) -> Step<(u32, [u8; 16])> {
         let token = channel_token(0x10, self.next_channel);
+        self.open_echo_with(service, token).await
+    }
+
+    /// [`Peer::open_echo`] with the request's `token`.
+    pub async fn open_echo_with(
+        &mut self,
+        service: &str,
+        token: [u8; 16],
+    ) -> Step<(u32, [u8; 16])> {
         let (channel, response) = self
             .ask(self.request(profile::ECHO, service, token))
             .await?;
