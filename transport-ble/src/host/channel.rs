@@ -152,11 +152,19 @@ impl SduSender for Sending<'_, '_, '_> {
         // every CREDIT_RECHECK (never dropped, so no SDU is cut), and one whose channel is down
         // then fails.
         let mut send = std::pin::pin!(self.writer.send(self.stack, sdu));
-        loop {
+        let sent = loop {
             if let Ok(sent) = tokio::time::timeout(CREDIT_RECHECK, &mut send).await {
-                return sent.is_ok();
+                break sent.is_ok();
             }
-        }
+        };
+        // trouble-host lets one K-frame at a time onto a connection (its ACL send lock), and
+        // gives the lock to whoever asks first once it is free: a send that finds the next frame
+        // and credits waiting asks again at once, before the tasks woken by the release run.
+        // The credits this side's reader grants (each SDU it takes waits for its credit to go
+        // out), other channels' frames and the host's signalling on the connection would wait
+        // until this direction ran dry. Yielding after each SDU lets each of them have its turn.
+        tokio::task::yield_now().await;
+        sent
     }
 }
 
