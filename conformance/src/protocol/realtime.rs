@@ -64,15 +64,17 @@ impl Handshakes {
     /// it) has run long enough for a timer to fire. Once one has, the scenario stays overrun.
     pub fn after_step(&mut self, model: &Model) {
         let Some(limit) = self.limit else { return };
+        // The handshake under way the longest: the one that began first.
         if self.overrun.is_none()
-            && let Some((chan, began)) = self.began.iter().max_by_key(|(_, began)| began.elapsed())
-            && began.elapsed() >= limit
+            && let Some((chan, began)) = self.began.iter().min_by_key(|(_, began)| **began)
+            && let lasted = began.elapsed()
+            && lasted >= limit
         {
             self.overrun = Some(format!(
                 "the handshake of channel {chan} was under way for {} ms, and a handshake \
                  timer of {} ms may have ended it; the model assumes none fires (use the \
                  specification's timers on slow transports)",
-                began.elapsed().as_millis(),
+                lasted.as_millis(),
                 limit.as_millis()
             ));
         }
