@@ -1,14 +1,14 @@
 //! `acm send` of one large file over TCP loopback against baselines measured in the same run:
-//! a raw TCP copy of the file (what `nc` does: the file written into a socket, the socket
-//! written to a file, with `std::io::copy`, which uses sendfile and splice where it can), and
-//! the same copy with the file's SHA-256 computed on both ends (`sha256sum` before and after,
-//! or this crate's SHA-256 when there is no `sha256sum`). `acm send` runs plain and secure, to
+//! a plain TCP copy of the file (by OpenBSD's `nc`, `nc -N` into `nc -l`, where it is
+//! installed; else by `std::io::copy` on two threads, which uses sendfile and splice), and the
+//! same copy with the file's SHA-256 computed on both ends (`sha256sum` before and after, or
+//! this crate's SHA-256 when there is no `sha256sum`). `acm send` runs plain and secure, to
 //! `acm listen --save-dir`, and each run checks that the saved file is the file. Each end's peak
 //! RSS is read from /proc.
 //!
 //! ```sh
 //! cargo build --release -p acm-cli -p acm-bench
-//! target/release/acm-files [--mib 1024] [--runs 3] [--acm target/release/acm]
+//! target/release/acm-files [--mib 1024] [--runs 3] [--acm target/release/acm] [--copy nc|std]
 //! ```
 //!
 //! Prints one line a run, then the range of each ratio over the runs, with the load average:
@@ -28,6 +28,8 @@ struct Options {
     mib: u64,
     runs: u32,
     acm: PathBuf,
+    /// The baselines' copy; by default `nc` where it is installed.
+    copier: Option<Copier>,
 }
 
 fn main() {
@@ -51,6 +53,7 @@ fn options() -> Result<Options, String> {
         acm: std::env::current_exe()
             .map_err(|e| format!("cannot find this program: {e}"))?
             .with_file_name("acm"),
+        copier: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -59,9 +62,17 @@ fn options() -> Result<Options, String> {
             "--mib" => options.mib = value()?.parse().map_err(|e| format!("--mib: {e}"))?,
             "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--acm" => options.acm = PathBuf::from(value()?),
+            "--copy" => {
+                options.copier = Some(match value()?.as_str() {
+                    "nc" if has_nc() => Copier::Nc,
+                    "nc" => return Err("--copy nc: no OpenBSD nc here".into()),
+                    "std" => Copier::Std,
+                    other => return Err(format!("--copy: {other:?} is neither nc nor std")),
+                })
+            }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; usage: acm-files [--mib N] [--runs N] [--acm PATH]"
+                    "unknown argument {other:?}; usage: acm-files [--mib N] [--runs N] [--acm PATH] [--copy nc|std]"
                 ));
             }
         }
@@ -84,13 +95,13 @@ impl Drop for Scratch {
     }
 }
 
-/// One run's times. Each `acm send` is compared with the raw copy taken just before it, so
-/// that a change of the machine's load between the measures weighs less.
+/// One run's times. Each `acm send` is compared with the copy taken just before it, so that a
+/// change of the machine's load between the measures weighs less.
 struct Run {
-    raw: Duration,
+    copy: Duration,
     hashed: Duration,
     plain: Sent,
-    raw_before_secure: Duration,
+    copy_before_secure: Duration,
     secure: Sent,
 }
 
@@ -99,21 +110,49 @@ type Measure = (&'static str, fn(&Run) -> f64, &'static str);
 
 const MEASURES: [Measure; 3] = [
     (
-        "plain, against the raw copy",
-        |r| ratio(r.plain.time, r.raw),
+        "plain, against the copy",
+        |r| ratio(r.plain.time, r.copy),
         "≤ 1.5×",
     ),
     (
-        "plain, against the raw copy with sha256 on both ends",
+        "plain, against the copy with sha256 on both ends",
         |r| ratio(r.plain.time, r.hashed),
         "≤ 1.0×",
     ),
     (
-        "secure, against the raw copy",
-        |r| ratio(r.secure.time, r.raw_before_secure),
+        "secure, against the copy",
+        |r| ratio(r.secure.time, r.copy_before_secure),
         "≤ 2×",
     ),
 ];
+
+/// What copies the file over TCP for the baselines.
+#[derive(Clone, Copy)]
+enum Copier {
+    /// OpenBSD's `nc`: `nc -l` into the file, `nc -N` out of it.
+    Nc,
+    /// `std::io::copy` on two threads of this process, which uses sendfile and splice.
+    Std,
+}
+
+impl Copier {
+    fn describe(self) -> &'static str {
+        match self {
+            Copier::Nc => "nc -N into nc -l (OpenBSD netcat)",
+            Copier::Std => {
+                "std::io::copy with sendfile and splice (no OpenBSD nc here: apt install netcat-openbsd)"
+            }
+        }
+    }
+
+    /// Copies `source` to `target` over TCP loopback and returns how long it took.
+    fn copy(self, source: &Path, target: &Path) -> Result<Duration, String> {
+        match self {
+            Copier::Nc => nc_copy(source, target),
+            Copier::Std => timed(|| raw_copy(source, target)),
+        }
+    }
+}
 
 fn run(options: &Options) -> Result<(), String> {
     let scratch = Scratch(std::env::temp_dir().join(format!("acm-files-{}", std::process::id())));
@@ -128,49 +167,54 @@ fn run(options: &Options) -> Result<(), String> {
     } else {
         "sha2 (no sha256sum here)"
     };
+    let copier = options
+        .copier
+        .unwrap_or(if has_nc() { Copier::Nc } else { Copier::Std });
     println!(
-        "file: {} MiB, {} runs, {} cores, load {}; the hashing baseline: {hasher}",
+        "file: {} MiB, {} runs, {} cores, load {}; the copy: {}; the hashing baseline: {hasher}",
         options.mib,
         options.runs,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load()
+        load(),
+        copier.describe(),
     );
     let mut runs = Vec::new();
     for number in 1..=options.runs {
-        let copy = dir.join("raw.bin");
-        let raw_copied = || {
-            let time = timed(|| raw_copy(&file, &copy));
-            let _ = std::fs::remove_file(&copy);
+        let target = dir.join("copy.bin");
+        let copied = || {
+            let time = copier.copy(&file, &target);
+            let _ = std::fs::remove_file(&target);
             time
         };
         let hashed = timed(|| {
             sha256(&file)?;
-            raw_copy(&file, &copy)?;
-            sha256(&copy).map(drop)
+            copier.copy(&file, &target)?;
+            sha256(&target).map(drop)
         })?;
-        let raw = raw_copied()?;
+        let _ = std::fs::remove_file(&target);
+        let copy = copied()?;
         let plain = acm_send(options, dir, &file, false)?;
-        let raw_before_secure = raw_copied()?;
+        let copy_before_secure = copied()?;
         let secure = acm_send(options, dir, &file, true)?;
         let run = Run {
-            raw,
+            copy,
             hashed,
             plain,
-            raw_before_secure,
+            copy_before_secure,
             secure,
         };
         println!(
-            "run {number}: raw+sha256 {:.2} s | raw {:.2} s, plain {:.2} s ({:.2}× raw, {:.2}× raw+sha256), RSS send {} MiB, listen {} MiB | raw {:.2} s, secure {:.2} s ({:.2}× raw), RSS send {} MiB, listen {} MiB",
+            "run {number}: copy+sha256 {:.2} s | copy {:.2} s, plain {:.2} s ({:.2}× copy, {:.2}× copy+sha256), RSS send {} MiB, listen {} MiB | copy {:.2} s, secure {:.2} s ({:.2}× copy), RSS send {} MiB, listen {} MiB",
             secs(run.hashed),
-            secs(run.raw),
+            secs(run.copy),
             secs(run.plain.time),
-            ratio(run.plain.time, run.raw),
+            ratio(run.plain.time, run.copy),
             ratio(run.plain.time, run.hashed),
             run.plain.send_rss >> 10,
             run.plain.listen_rss >> 10,
-            secs(run.raw_before_secure),
+            secs(run.copy_before_secure),
             secs(run.secure.time),
-            ratio(run.secure.time, run.raw_before_secure),
+            ratio(run.secure.time, run.copy_before_secure),
             run.secure.send_rss >> 10,
             run.secure.listen_rss >> 10,
         );
@@ -249,6 +293,68 @@ fn raw_copy(source: &Path, target: &Path) -> Result<(), String> {
         .map_err(|_| "the receiving thread panicked".to_string())?
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Whether OpenBSD's `nc` is here: it has `-N`, which closes the socket at the end of input.
+fn has_nc() -> bool {
+    Command::new("nc")
+        .arg("-h")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stderr).contains("-N"))
+}
+
+/// The copy `nc` makes: `nc -l` writes the socket into `target`, `nc -N` the file into the
+/// socket. The time runs from the moment the listening `nc` is seen listening.
+fn nc_copy(source: &Path, target: &Path) -> Result<Duration, String> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let out = File::create(target).map_err(|e| e.to_string())?;
+    let mut receiver = Command::new("nc")
+        .args(["-l", "127.0.0.1", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .spawn()
+        .map_err(|e| format!("cannot run nc: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !listening(port) {
+        if Instant::now() > deadline {
+            let _ = receiver.kill();
+            let _ = receiver.wait();
+            return Err(format!("nc -l did not listen on port {port}"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let start = Instant::now();
+    let status = Command::new("nc")
+        .args(["-N", "127.0.0.1", &port.to_string()])
+        .stdin(File::open(source).map_err(|e| e.to_string())?)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run nc: {e}"))?;
+    let received = receiver.wait().map_err(|e| e.to_string())?;
+    let time = start.elapsed();
+    if !status.success() || !received.success() {
+        return Err(format!("nc failed: sender {status}, receiver {received}"));
+    }
+    let copied = std::fs::metadata(target).map_err(|e| e.to_string())?.len();
+    let length = std::fs::metadata(source).map_err(|e| e.to_string())?.len();
+    if copied != length {
+        return Err(format!("nc copied {copied} bytes of {length}"));
+    }
+    Ok(time)
+}
+
+/// Whether something listens on 127.0.0.1:`port`, as /proc/net/tcp says (state 0A).
+fn listening(port: u16) -> bool {
+    let wanted = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|table| {
+        table.lines().skip(1).any(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            fields.next() == Some(wanted.as_str()) && fields.nth(1) == Some("0A")
+        })
+    })
 }
 
 fn has_sha256sum() -> bool {
