@@ -9,6 +9,13 @@
 //! each attack, so that its peak (`VmHWM`) is that attack's. `--hostile-target PATH` attacks
 //! `PATH peer` instead (the `acm` command of any build, such as one from before a change), so
 //! that two builds are measured by the same attackers and client.
+//!
+//! The attackers run on a runtime of their own whose threads have the lowest priority (nice 19
+//! unless `--hostile-nice` says otherwise), and the client on a thread of its own: attackers
+//! would be other machines, and on a machine of two cores, attackers at the priority of the
+//! device and the client take the processor from both, so that the client's times would say
+//! more about the machine's scheduler than about the device. At nice 19 they still take every
+//! cycle the device and the client leave.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -184,22 +191,20 @@ async fn serve_for(
 }
 
 /// One attack against a fresh device: its row.
-async fn measure(acm: Option<&Path>, attack: Attack, samples: usize, window: Duration) -> Row {
+async fn measure(
+    acm: Option<&Path>,
+    attackers: &tokio::runtime::Handle,
+    attack: Attack,
+    samples: usize,
+    window: Duration,
+) -> Row {
     let name = format!(
         "hostile {}: {} link{}",
         attack.family.name(),
         attack.links,
         if attack.links == 1 { "" } else { "s" }
     );
-    let failed = |why: &str| Row {
-        measure: name.clone(),
-        ours: Figure::new(0.0, "ms"),
-        baseline: None,
-        ratio: None,
-        target: "served; p99 ≤ 10× idle; peak RSS ≤ budget + 32 MiB".into(),
-        met: Some(false),
-        note: why.to_string(),
-    };
+    let failed = |why: &str| failed_row(&name, why);
     let Some(target) = Target::start(acm) else {
         return failed("the device under attack did not start");
     };
@@ -208,7 +213,13 @@ async fn measure(acm: Option<&Path>, attack: Attack, samples: usize, window: Dur
         return failed("the device under attack cannot be reached");
     };
     let (idle, _) = serve_apart(&field, samples, Duration::ZERO, "idle").await;
-    let running = attack::start(&field, attack).await;
+    let started = {
+        let field = field.clone();
+        attackers.spawn(async move { attack::start(&field, attack).await })
+    };
+    let Ok(running) = started.await else {
+        return failed("the attackers did not start");
+    };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (attacked, failures) = serve_apart(&field, samples, window, "attacked").await;
     let observed = running.stop().await;
@@ -225,7 +236,7 @@ async fn measure(acm: Option<&Path>, attack: Attack, samples: usize, window: Dur
         ours: Figure::new(p99, "ms"),
         baseline: Some(("idle p99".into(), Figure::new(idle_p99, "ms"))),
         ratio: None,
-        target: "served; p99 ≤ 10× idle; peak RSS ≤ budget + 32 MiB".into(),
+        target: TARGET.into(),
         met: Some(met),
         note: format!(
             "p99 {ratio:.1}× idle; p50 {p50:.1} ms (idle {idle_p50:.1} ms); {} served, {failures} not; \
@@ -300,7 +311,90 @@ async fn churn(acm: Option<&Path>, links: usize) -> Row {
 
 /// Every family at 1, 10, 100 and 1000 hostile links (only 1 in a quick run, or the `sizes`
 /// given), then link churn; against `acm peer` of the `acm` command given, or this program.
-pub async fn hostile(quick: bool, acm: Option<&Path>, sizes: Option<&[usize]>) -> Vec<Row> {
+pub async fn hostile(
+    quick: bool,
+    acm: Option<&Path>,
+    sizes: Option<&[usize]>,
+    nice: i32,
+    families: Option<&[String]>,
+) -> Vec<Row> {
+    let families: Vec<Family> = match families {
+        None => Family::ALL.to_vec(),
+        Some(names) => {
+            let chosen: Option<Vec<Family>> =
+                names.iter().map(|name| Family::from_name(name)).collect();
+            match chosen {
+                Some(chosen) => chosen,
+                None => {
+                    let known: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+                    return vec![failed_row(
+                        "hostile",
+                        &format!(
+                            "unknown attack family in {names:?}; they are {}",
+                            known.join(", ")
+                        ),
+                    )];
+                }
+            }
+        }
+    };
+    let attackers = match attackers_runtime(nice) {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            return vec![failed_row(
+                "hostile",
+                &format!("the attackers' runtime did not start: {err}"),
+            )];
+        }
+    };
+    let rows = hostile_on(quick, acm, sizes, &families, attackers.handle()).await;
+    attackers.shutdown_background();
+    rows
+}
+
+/// The attackers' runtime: a worker a core, every thread at `nice` (19: the lowest priority).
+fn attackers_runtime(nice: i32) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("acm-bench-attacker")
+        .on_thread_start(move || lower_priority(nice))
+        .enable_all()
+        .build()
+}
+
+/// Gives the calling thread the nice value `nice` (on Linux, a thread's own: `setpriority`
+/// with no pid sets the calling thread's). Left as it is where that is refused.
+fn lower_priority(nice: i32) {
+    #[cfg(unix)]
+    if nice != 0 {
+        let _ = rustix::process::setpriority_process(None, nice);
+    }
+    #[cfg(not(unix))]
+    let _ = nice;
+}
+
+/// A row that says why a measure could not be made.
+fn failed_row(measure: &str, why: &str) -> Row {
+    Row {
+        measure: measure.to_string(),
+        ours: Figure::new(0.0, "ms"),
+        baseline: None,
+        ratio: None,
+        target: TARGET.into(),
+        met: Some(false),
+        note: why.to_string(),
+    }
+}
+
+/// What each attack's row is held to.
+const TARGET: &str = "served; p99 ≤ 10× idle; peak RSS ≤ budget + 32 MiB";
+
+async fn hostile_on(
+    quick: bool,
+    acm: Option<&Path>,
+    sizes: Option<&[usize]>,
+    families: &[Family],
+    attackers: &tokio::runtime::Handle,
+) -> Vec<Row> {
     let sizes: &[usize] = match sizes {
         Some(sizes) => sizes,
         None if quick => &[1],
@@ -308,7 +402,7 @@ pub async fn hostile(quick: bool, acm: Option<&Path>, sizes: Option<&[usize]>) -
     };
     let samples = if quick { 3 } else { 40 };
     let mut rows = Vec::new();
-    for family in Family::ALL {
+    for &family in families {
         for &links in sizes {
             let mut attack = Attack::new(family, links);
             // Not 4 million requests: 40 000 in all at most, as the suite's ten links send.
@@ -323,7 +417,7 @@ pub async fn hostile(quick: bool, acm: Option<&Path>, sizes: Option<&[usize]>) -
                 (false, _) => Duration::from_secs(3),
             };
             eprintln!("acm-bench: hostile {} × {links}", family.name());
-            rows.push(measure(acm, attack, samples, window).await);
+            rows.push(measure(acm, attackers, attack, samples, window).await);
         }
     }
     eprintln!("acm-bench: hostile link churn");

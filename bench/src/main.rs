@@ -32,6 +32,10 @@ struct Args {
     hostile_target: Option<PathBuf>,
     /// The numbers of hostile links the hostile measures try, rather than 1, 10, 100 and 1000.
     hostile_links: Option<Vec<usize>>,
+    /// The nice value of the hostile measures' attacker threads.
+    hostile_nice: i32,
+    /// The attack families the hostile measures play, rather than all.
+    hostile_families: Option<Vec<String>>,
 }
 
 const USAGE: &str = "usage: acm-bench [--quick] [--json PATH] [--only WORD]
@@ -39,7 +43,10 @@ const USAGE: &str = "usage: acm-bench [--quick] [--json PATH] [--only WORD]
   --json PATH  where to write the table as JSON (default: target/bench.json)
   --only WORD  run only the measures whose name contains WORD
   --hostile-target ACM  attack `ACM peer` (the acm command of any build) in the hostile measures
-  --hostile-links N,..  the numbers of hostile links to try (default 1,10,100,1000)";
+  --hostile-links N,..  the numbers of hostile links to try (default 1,10,100,1000)
+  --hostile-nice N      the attackers' threads' nice value (default 19, the lowest priority;
+                        0 runs them at the priority of the device and the client)
+  --hostile-families NAME,..  only these attack families (data-unread, pings-unread, ...)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -48,6 +55,8 @@ fn parse_args() -> Result<Args, String> {
         only: None,
         hostile_target: None,
         hostile_links: None,
+        hostile_nice: 19,
+        hostile_families: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -67,6 +76,18 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Option<Vec<_>>>()
                     .ok_or("--hostile-links needs numbers above 0, separated by commas")?;
                 args.hostile_links = Some(links);
+            }
+            "--hostile-families" => {
+                let list = given.next().ok_or("--hostile-families needs names")?;
+                args.hostile_families =
+                    Some(list.split(',').map(|n| n.trim().to_string()).collect());
+            }
+            "--hostile-nice" => {
+                args.hostile_nice = given
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| (0..=19).contains(n))
+                    .ok_or("--hostile-nice needs a number from 0 to 19")?;
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -163,6 +184,8 @@ fn main() -> ExitCode {
                 quick,
                 args.hostile_target.as_deref(),
                 args.hostile_links.as_deref(),
+                args.hostile_nice,
+                args.hostile_families.as_deref(),
             ))
         }),
     ];
