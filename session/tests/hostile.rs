@@ -1,13 +1,15 @@
 //! Peers that do not play by the rules of flow: the device's runtime bounds what they can make
 //! it hold (SPEC `LINK-13`), under a paused clock.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use acm::transport::{Closure, DeviceId, Link, Transport, TransportError};
 use acm::{Device, DeviceConfig, Security};
 use acm_transport_mock::{DeviceOptions, MockNetwork};
-use acm_wire::pb::{self, LinkCloseReason};
-use acm_wire::{Control, SUPPORTED_VERSIONS};
+use acm_wire::pb::{self, FrameType, LinkCloseReason};
+use acm_wire::{Control, Frame, FrameKind, SUPPORTED_VERSIONS};
 use bytes::Bytes;
 
 fn frame(control: Control) -> Bytes {
@@ -30,8 +32,15 @@ async fn attacked_with(options: DeviceOptions) -> (MockNetwork, Device, Box<dyn 
         tablet,
         DeviceConfig::default().with_security(Security::Insecure),
     );
+    let link = raw_link(&network, "attacker", options).await;
+    (network, device, link)
+}
+
+/// A raw link to `tablet` from a new device `name` on `network`, HELLO sent with a 1 s
+/// keepalive.
+async fn raw_link(network: &MockNetwork, name: &str, options: DeviceOptions) -> Box<dyn Link> {
     let attacker = network
-        .add_device_with(DeviceId::new("attacker").unwrap(), options)
+        .add_device_with(DeviceId::new(name).unwrap(), options)
         .unwrap();
     let link = attacker
         .dial(&DeviceId::new("tablet").unwrap())
@@ -40,7 +49,7 @@ async fn attacked_with(options: DeviceOptions) -> (MockNetwork, Device, Box<dyn 
     let hello = Control::Hello(pb::Hello {
         min_version: (*SUPPORTED_VERSIONS.start()).into(),
         max_version: (*SUPPORTED_VERSIONS.end()).into(),
-        device_id: "attacker".into(),
+        device_id: name.into(),
         max_frame_size: 65_535,
         keepalive_interval_ms: 1_000,
         features: 0,
@@ -48,7 +57,7 @@ async fn attacked_with(options: DeviceOptions) -> (MockNetwork, Device, Box<dyn 
         max_data_size: 1 << 20,
     });
     link.send(frame(hello)).await.unwrap();
-    (network, device, link)
+    link
 }
 
 #[tokio::test(start_paused = true)]
@@ -127,4 +136,80 @@ async fn a_close_behind_frames_the_peer_never_takes_ends_all_the_same() {
         matches!(&closure, Some(Closure::Local(reason)) if reason.code == LinkCloseReason::Normal as u32),
         "{closure:?}"
     );
+}
+
+/// The PONGs `flooders` links had sent the device, all told, while another link's 20 PINGs
+/// were each answered in turn. Each flooding link sends PONGs nobody asked for (which need no
+/// answer) as fast as the device takes them, so that the count is the work the device did for
+/// the flood while the PINGs waited.
+async fn flood_behind_pings(flooders: usize) -> u64 {
+    let network = MockNetwork::new(22);
+    let tablet = network
+        .add_device(DeviceId::new("tablet").unwrap())
+        .unwrap();
+    let _device = Device::new(
+        tablet,
+        DeviceConfig::default().with_security(Security::Insecure),
+    );
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut flood = tokio::task::JoinSet::new();
+    for n in 0..flooders {
+        let link = raw_link(&network, &format!("flooder-{n}"), DeviceOptions::new()).await;
+        let sent = sent.clone();
+        flood.spawn(async move {
+            let pong = frame(Control::Pong(pb::Pong { value: 0 }));
+            while link.send(pong.clone()).await.is_ok() {
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let client = raw_link(&network, "client", DeviceOptions::new()).await;
+    // The device's HELLO, then the flood under way on every link.
+    client.recv().await.expect("the device's HELLO");
+    while sent.load(Ordering::Relaxed) < 4096 * flooders as u64 {
+        tokio::task::yield_now().await;
+    }
+    let mut behind = 0;
+    for value in 0..20u64 {
+        let before = sent.load(Ordering::Relaxed);
+        client
+            .send(frame(Control::Ping(pb::Ping { value })))
+            .await
+            .expect("the device reads");
+        loop {
+            let answer = client.recv().await.expect("the device answers");
+            let frame = Frame::decode_exact(answer, u32::MAX, None).expect("a frame");
+            if frame.kind == FrameKind::Known(FrameType::Pong)
+                && Control::decode(FrameType::Pong, &frame.payload)
+                    == Some(Ok(Control::Pong(pb::Pong { value })))
+            {
+                break;
+            }
+        }
+        behind += sent.load(Ordering::Relaxed) - before;
+    }
+    flood.abort_all();
+    behind
+}
+
+/// What the device's runtime lets a link's driver do in one poll when the link sends small
+/// frames: 256 of them (`POLL_BYTES` over `FRAME_CHARGE` in the runtime's driver).
+const ALLOWANCE: u64 = 256;
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_link_waits_behind_one_flooding_link_however_many_flood() {
+    for flooders in [1, 16] {
+        let behind = flood_behind_pings(flooders).await;
+        // Each PING waits for the flooding link whose turn it is to finish one allowance, and
+        // its PONG goes out in the quiet link's next turn. Were every flooding link's driver
+        // back in the runtime's queue after each allowance, a PING would wait for one allowance
+        // of each; and were the queue never empty, for as many task polls as the runtime makes
+        // before it looks at its I/O and timers again (tokio's `event_interval`, 61), however
+        // few links flood.
+        assert!(behind > 0, "the flood went on while the PINGs waited");
+        assert!(
+            behind <= 20 * 2 * ALLOWANCE,
+            "behind {flooders} flooding links, 20 PINGs waited for {behind} frames of the flood"
+        );
+    }
 }

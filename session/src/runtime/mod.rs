@@ -20,6 +20,7 @@ pub(crate) mod app;
 pub(crate) mod device;
 mod driver;
 pub(crate) mod state;
+mod turns;
 
 pub use device::{DEFAULT_MEMORY_BUDGET, DEFAULT_STREAM_DATA_BYTES, Device, DeviceConfig};
 

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::app::AppInner;
 use super::device::DeviceConfig;
+use super::turns::FloodTurns;
 use crate::events::Listeners;
 use crate::types::{CollaborateHandler, DisconnectReason};
 use crate::{HashMap, lock};
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) random: Mutex<RandomBatch>,
     /// The task that accepts links, while it runs.
     pub(crate) accept_task: Mutex<Option<JoinHandle<()>>>,
+    /// The turns of the links that flood the device (see [`FloodTurns`]).
+    pub(crate) flood_turns: FloodTurns,
 }
 
 impl Shared {
@@ -58,6 +61,7 @@ impl Shared {
             dialing: tokio::sync::Mutex::new(()),
             random: Mutex::new(RandomBatch::new()),
             accept_task: Mutex::new(None),
+            flood_turns: FloodTurns::new(flood_turns()),
         }
     }
 
@@ -71,6 +75,15 @@ impl Shared {
     pub(crate) fn random16(&self) -> Result<[u8; 16], String> {
         lock(&self.random).next()
     }
+}
+
+/// How many flooding links work at once: one per worker of the runtime the device is made in
+/// (one outside a runtime, and on a current-thread runtime).
+fn flood_turns() -> usize {
+    tokio::runtime::Handle::try_current()
+        .map(|runtime| runtime.metrics().num_workers())
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// The device's state.

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use acm_engine::device::{DeviceEvent, LinkId, RoutedRequest};
@@ -41,8 +41,18 @@ const OUTBOX_BYTES: usize = 64 * 1024;
 const TURNS: usize = 32;
 /// The bytes a driver receives in one poll before it lets other tasks run: a link that floods
 /// the device (with data a secure link must decrypt as it is received) holds up the device's
-/// other links for no longer than this takes.
+/// other links for no longer than this takes. Each frame counts as [`FRAME_CHARGE`] bytes at
+/// least, as small frames cost more than their bytes (a record opened, a turn of the engine,
+/// often an answer to send): 256 frames at most a poll.
+///
+/// A driver that used its whole allowance ([`TURNS`] or these bytes) with work left floods the
+/// device: it works again only in its turn ([`Shared::flood_turns`]). The runtime's queue then
+/// holds as many flooding drivers as the runtime has workers, however many links flood, and
+/// the other links' tasks (a dialer's handshake, a request, the apps) wait behind one
+/// allowance, not behind one allowance per flooding link.
 const POLL_BYTES: usize = 512 * 1024;
+/// The least a received frame counts for in [`POLL_BYTES`].
+const FRAME_CHARGE: usize = 2048;
 /// The answers to the peer's frames (PONG, CONNECT_RESPONSE, DISCONNECT for a session error)
 /// that may wait to be sent before the driver stops reading the link: a peer that sends frames
 /// calling for answers and reads none of them is then held back by the transport's flow
@@ -89,6 +99,7 @@ impl Driver {
             abandon: false,
             work: Vec::new(),
             spare: Vec::new(),
+            flooding: false,
         }
     }
 }
@@ -147,6 +158,9 @@ pub(super) struct Driver {
     /// App code to run this turn, and an empty list to swap in (their room is kept).
     work: Vec<Work>,
     spare: Vec<Work>,
+    /// Whether the link floods the device: from a poll that used its whole allowance until one
+    /// that does not. It then works only in its turns (see [`POLL_BYTES`]).
+    flooding: bool,
 }
 
 /// What a turn under the lock found.
@@ -170,10 +184,17 @@ impl Future for Driver {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // Woken by its turn, or by anything else: a flooding link waits for its turn all the same.
+        if this.flooding && !this.shared.flood_turns.has_turn(this.id.get(), cx.waker()) {
+            return Poll::Pending;
+        }
         this.received_bytes = 0;
         for _ in 0..TURNS {
             if let Some(closing) = &mut this.closing {
-                ready!(closing.as_mut().poll(cx));
+                if closing.as_mut().poll(cx).is_pending() {
+                    this.caught_up();
+                    return Poll::Pending;
+                }
                 this.remove();
                 return Poll::Ready(());
             }
@@ -206,20 +227,39 @@ impl Future for Driver {
             }
             if !busy {
                 // Every source is waiting with this task's waker: the link's receive and send,
-                // the timer, room in a stream, and the calls (the waker is in the state).
+                // the timer, room in a stream, and the calls (the waker is in the state). The
+                // link has caught up: it no longer floods.
+                this.caught_up();
                 return Poll::Pending;
             }
             if this.received_bytes >= POLL_BYTES {
                 break;
             }
         }
-        // Let the other tasks run; this one goes on at once.
-        cx.waker().wake_by_ref();
+        // Let the other tasks run, and the next flooding link; this one goes on in its turn.
+        this.flooding = true;
+        this.shared
+            .flood_turns
+            .wait_for_turn(this.id.get(), cx.waker());
         Poll::Pending
     }
 }
 
+impl Drop for Driver {
+    /// A driver that ends, or is dropped with its runtime, hands its turn on.
+    fn drop(&mut self) {
+        self.caught_up();
+    }
+}
+
 impl Driver {
+    /// The link no longer floods: its turn goes to the next flooding link.
+    fn caught_up(&mut self) {
+        if std::mem::take(&mut self.flooding) {
+            self.shared.flood_turns.leave(self.id.get());
+        }
+    }
+
     /// Bounds the wait for a link that has ended with frames still waiting to be sent (a
     /// DISCONNECT, the LINK_CLOSE, what the apps sent before): as long as the link takes one
     /// frame a keepalive interval they go out, but a peer that takes none for that long has
@@ -266,7 +306,9 @@ impl Driver {
             match io.as_mut().poll(cx) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(frame)) => {
-                    self.received_bytes = self.received_bytes.saturating_add(frame.len());
+                    self.received_bytes = self
+                        .received_bytes
+                        .saturating_add(frame.len().max(FRAME_CHARGE));
                     self.received.push(frame);
                     self.receiving = Some(receive(&self.link));
                     got = true;
