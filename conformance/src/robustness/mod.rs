@@ -6,7 +6,9 @@
 //! profile's echo ability and have a message echoed, within [`SERVED_WITHIN`] each time. Each
 //! attack reports that client's time during the attack against its time without it, and, when
 //! the implementation writes statistics of its memory to a file ([`memory`]), its resident
-//! memory before, at the peak of and after the attack.
+//! memory before, at the peak of and after the attack. The client runs on a thread and runtime
+//! of its own, so that its times are not its wait behind the attackers, who flood as fast as
+//! the suite's runtime lets them.
 //!
 //! The suite is run by `acm conformance --target tcp://HOST:PORT --robustness`; `acm-bench
 //! --only hostile` plays the same attackers at larger scales.
@@ -322,12 +324,53 @@ async fn try_serve(client: &Reach, service: &str) -> Result<Duration, String> {
     }
 }
 
+/// What the client's thread is asked: a service to be served with, and where the time goes.
+type ServeAsk = (
+    String,
+    tokio::sync::oneshot::Sender<Result<Duration, String>>,
+);
+
+/// The well-behaved client on a thread and runtime of its own, so that its times are the
+/// implementation's, not its wait behind the attackers' tasks on the suite's runtime (which
+/// flood as fast as that runtime lets them). It ends with the value.
+struct ClientThread {
+    asks: tokio::sync::mpsc::UnboundedSender<ServeAsk>,
+}
+
+impl ClientThread {
+    fn start(client: Reach) -> Self {
+        let (asks, mut asked) = tokio::sync::mpsc::unbounded_channel::<ServeAsk>();
+        std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                while let Some((service, answer)) = asked.recv().await {
+                    let _ = answer.send(try_serve(&client, &service).await);
+                }
+            });
+        });
+        Self { asks }
+    }
+
+    /// Serves the client once, as [`try_serve`] does.
+    async fn serve(&self, service: String) -> Result<Duration, String> {
+        let ended = || "the client's thread ended".to_string();
+        let (answer, served) = tokio::sync::oneshot::channel();
+        self.asks.send((service, answer)).map_err(|_| ended())?;
+        served.await.unwrap_or_else(|_| Err(ended()))
+    }
+}
+
 /// Plays `attack` against the implementation at `field` and measures the client around it:
 /// three times before it, then over [`Family::measured_for`] of the attack (three
 /// times at least), then lets the implementation settle.
 pub async fn play(field: &Field, memory: Option<&MemorySource>, robust: &RobustnessCase) -> Served {
     let client = match field.client() {
-        Ok(client) => client,
+        Ok(client) => ClientThread::start(client),
         Err(why) => {
             return Served {
                 case: robust.case,
@@ -341,7 +384,7 @@ pub async fn play(field: &Field, memory: Option<&MemorySource>, robust: &Robustn
     };
     let mut idle = Vec::new();
     for n in 0..IDLE_SAMPLES {
-        if let Ok(time) = try_serve(&client, &format!("robust-idle-{n}")).await {
+        if let Ok(time) = client.serve(format!("robust-idle-{n}")).await {
             idle.push(time);
         }
     }
@@ -358,7 +401,7 @@ pub async fn play(field: &Field, memory: Option<&MemorySource>, robust: &Robustn
         || (began.elapsed() < family.measured_for() && !all_closed(&running.observed()))
     {
         let service = format!("robust-{}", attacked.len());
-        attacked.push(try_serve(&client, &service).await);
+        attacked.push(client.serve(service).await);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let observed = running.stop().await;
