@@ -28,7 +28,7 @@ use acm_conformance::profile;
 use acm_conformance::robustness::attack::{self, Attack, Family, Field};
 use acm_conformance::robustness::client::serve_once;
 use acm_conformance::robustness::memory::Reading;
-use acm_conformance::robustness::quantile;
+use acm_conformance::robustness::{ClientThread, quantile};
 use acm_transport_tcp::TcpTransport;
 use tokio::time::Instant;
 
@@ -145,27 +145,9 @@ impl Drop for Target {
     }
 }
 
-/// [`serve_for`] on a thread and runtime of its own, so that the client's times are not its
-/// wait behind the attackers' tasks on this runtime.
-async fn serve_apart(
-    field: &Field,
-    samples: usize,
-    window: Duration,
-    label: &'static str,
-) -> (Vec<Duration>, usize) {
-    let field = field.clone();
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let served = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map(|runtime| runtime.block_on(serve_for(&field, samples, window, label)));
-        let _ = done.send(served.unwrap_or((Vec::new(), samples)));
-    });
-    result.await.unwrap_or((Vec::new(), samples))
-}
-
-/// The client's times for `samples` tries, at least, over at least `window`.
+/// The client's times for `samples` tries, at least, over at least `window`, and how many
+/// tries failed. The client runs on a thread and runtime of its own ([`ClientThread`]), so
+/// that its times are not its wait behind the attackers.
 async fn serve_for(
     field: &Field,
     samples: usize,
@@ -175,14 +157,14 @@ async fn serve_for(
     let Ok(client) = field.client() else {
         return (Vec::new(), samples);
     };
+    let client = ClientThread::start(client);
     let began = Instant::now();
     let (mut times, mut failures) = (Vec::new(), 0);
     let mut n = 0;
     while n < samples || began.elapsed() < window {
-        let service = format!("{label}-{n}");
-        match tokio::time::timeout(Duration::from_secs(20), serve_once(&client, &service)).await {
-            Ok(Ok(time)) => times.push(time),
-            _ => failures += 1,
+        match client.serve(format!("{label}-{n}")).await {
+            Ok(time) => times.push(time),
+            Err(_) => failures += 1,
         }
         n += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -212,7 +194,7 @@ async fn measure(
     let Ok(field) = Field::discover(target.addr, security).await else {
         return failed("the device under attack cannot be reached");
     };
-    let (idle, _) = serve_apart(&field, samples, Duration::ZERO, "idle").await;
+    let (idle, _) = serve_for(&field, samples, Duration::ZERO, "idle").await;
     let started = {
         let field = field.clone();
         attackers.spawn(async move { attack::start(&field, attack).await })
@@ -221,7 +203,7 @@ async fn measure(
         return failed("the attackers did not start");
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (attacked, failures) = serve_apart(&field, samples, window, "attacked").await;
+    let (attacked, failures) = serve_for(&field, samples, window, "attacked").await;
     let observed = running.stop().await;
     let peak_kib = target.memory().map_or(0, |m| m.peak_kib);
     drop(target);

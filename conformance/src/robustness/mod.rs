@@ -333,12 +333,13 @@ type ServeAsk = (
 /// The well-behaved client on a thread and runtime of its own, so that its times are the
 /// implementation's, not its wait behind the attackers' tasks on the suite's runtime (which
 /// flood as fast as that runtime lets them). It ends with the value.
-struct ClientThread {
+pub struct ClientThread {
     asks: tokio::sync::mpsc::UnboundedSender<ServeAsk>,
 }
 
 impl ClientThread {
-    fn start(client: Reach) -> Self {
+    /// Starts the thread of `client`.
+    pub fn start(client: Reach) -> Self {
         let (asks, mut asked) = tokio::sync::mpsc::unbounded_channel::<ServeAsk>();
         std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -356,8 +357,9 @@ impl ClientThread {
         Self { asks }
     }
 
-    /// Serves the client once, as [`try_serve`] does.
-    async fn serve(&self, service: String) -> Result<Duration, String> {
+    /// Serves the client once with `service` (see [`client::serve_once`]), for at most
+    /// [`SERVED_WITHIN`] and a margin.
+    pub async fn serve(&self, service: String) -> Result<Duration, String> {
         let ended = || "the client's thread ended".to_string();
         let (answer, served) = tokio::sync::oneshot::channel();
         self.asks.send((service, answer)).map_err(|_| ended())?;
