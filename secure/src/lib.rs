@@ -76,5 +76,5 @@ pub use establish::{establish, link_prologue};
 pub use identity::{Fingerprint, Identity, KEY_LEN, PublicKey};
 pub use link::SecureLink;
 pub use pairing::{PairingCode, PairingPolicy, PairingRequest, PairingRequests};
-pub use transport::{OPENING_LINKS, Secure};
+pub use transport::{OPENING_LINKS, OPENING_LINKS_PER_ADDRESS, Secure};
 pub use trust::{FileTrustStore, MemoryTrustStore, TrustStore};

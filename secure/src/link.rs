@@ -2,7 +2,9 @@
 
 use std::sync::Mutex;
 
-use acm_transport::{CloseReason, Closure, DeviceId, FrameBuf, Link, Role, TransportError};
+use acm_transport::{
+    CloseReason, Closure, DeviceId, FrameBuf, Link, PeerAddress, Role, TransportError,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -242,6 +244,10 @@ impl Link for SecureLink {
 
     fn opening(&self) -> Bytes {
         self.inner.opening()
+    }
+
+    fn peer_address(&self) -> Option<PeerAddress> {
+        self.inner.peer_address()
     }
 }
 

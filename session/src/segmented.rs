@@ -32,7 +32,8 @@
 use std::sync::Mutex;
 
 use acm_transport::{
-    Capabilities, CloseReason, Closure, DeviceId, DeviceInfo, Link, Role, Transport, TransportError,
+    Capabilities, CloseReason, Closure, DeviceId, DeviceInfo, Link, PeerAddress, Role, Transport,
+    TransportError,
 };
 use acm_wire::segment::{Desegmenter, SegmentError, segment_room, segments};
 use async_trait::async_trait;
@@ -270,6 +271,10 @@ impl Link for SegmentedLink {
 
     fn opening(&self) -> Bytes {
         self.inner.opening()
+    }
+
+    fn peer_address(&self) -> Option<PeerAddress> {
+        self.inner.peer_address()
     }
 }
 

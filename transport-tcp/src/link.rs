@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use acm_transport::{CloseReason, Closure, DeviceId, FrameBuf, Link, Role, TransportError};
+use acm_transport::{
+    CloseReason, Closure, DeviceId, FrameBuf, Link, PeerAddress, Role, TransportError,
+};
 use async_trait::async_trait;
 use bytes::{Buf, Bytes};
 use tokio::io::AsyncWriteExt;
@@ -445,6 +447,10 @@ impl Link for TcpLink {
         [binding::open(dialer), binding::open(acceptor)]
             .concat()
             .into()
+    }
+
+    fn peer_address(&self) -> Option<PeerAddress> {
+        Some(PeerAddress::Ip(self.info.peer_addr.ip()))
     }
 }
 

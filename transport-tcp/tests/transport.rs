@@ -3,7 +3,7 @@
 
 mod common;
 
-use acm_transport::{Role, Transport, TransportError};
+use acm_transport::{PeerAddress, Role, Transport, TransportError};
 use acm_transport_tcp::{TcpConfig, TcpError, TcpTransport, binding};
 use common::{frame, id, loopback, pair, raw_dialer, raw_listener, read_message, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,6 +50,17 @@ async fn both_ends_report_the_same_opening_the_dialers_open_then_the_acceptors()
         let opening = [binding::open(&id("phone")), binding::open(&id("tablet"))].concat();
         assert_eq!(&p.dialer.opening()[..], &opening[..]);
         assert_eq!(&p.acceptor.opening()[..], &opening[..]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_end_gives_the_ip_address_the_other_end_connected_from() {
+    within(10, async {
+        let p = pair().await;
+        let loopback = Some(PeerAddress::Ip(loopback().ip()));
+        assert_eq!(p.dialer.peer_address(), loopback);
+        assert_eq!(p.acceptor.peer_address(), loopback);
     })
     .await;
 }

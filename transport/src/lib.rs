@@ -68,6 +68,7 @@
 //! ```
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -313,6 +314,25 @@ impl From<Bytes> for FrameBuf {
     }
 }
 
+/// Where a link's peer is on the network its transport runs over, as the transport saw it (not
+/// as the peer claims it): what a device groups links by to bound what one place can hold open
+/// (SPEC `LIMIT-2`). Links from one address may be one peer's or several peers' behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum PeerAddress {
+    /// An IP address (the TCP binding), without its port: a host opens as many ports as it
+    /// likes.
+    Ip(IpAddr),
+}
+
+impl fmt::Display for PeerAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
 /// A reliable, ordered, frame-preserving channel to one peer device. See the crate docs for the
 /// contract every implementation keeps.
 ///
@@ -392,6 +412,13 @@ pub trait Link: Send + Sync + fmt::Debug {
     /// them into its handshake (SPEC section 17), so that a change to them on the way fails it.
     fn opening(&self) -> Bytes {
         Bytes::new()
+    }
+
+    /// The peer's address on the transport's network, where the transport has addresses; `None`
+    /// (the default) where it has none, such as the in-memory mock. A wrapper of another link
+    /// gives the wrapped link's.
+    fn peer_address(&self) -> Option<PeerAddress> {
+        None
     }
 }
 
