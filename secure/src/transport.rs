@@ -24,13 +24,14 @@ use crate::record::{MAX_FRAME_LEN, RECORD_OVERHEAD};
 /// that holds the most places, the oldest of those that have not sent a handshake message yet,
 /// or the oldest of them when all have. Links that never finish their handshake cannot keep
 /// other devices out, and links that stall cannot push out one that moves.
-pub const OPENING_LINKS: usize = 16;
+pub const OPENING_LINKS: usize = 64;
 
 /// How many of the [`OPENING_LINKS`] places the links from one address may hold, on a transport
-/// whose links have addresses ([`Link::peer_address`]): half of them. A link from an address
-/// that holds that many takes the place of one of that address's own, so that an address that
-/// opens links as fast as it can only pushes out its own, never a link from elsewhere.
-pub const OPENING_LINKS_PER_ADDRESS: usize = OPENING_LINKS / 2;
+/// whose links have addresses ([`Link::peer_address`]): a quarter of them, as many as the TCP
+/// binding lets one address hold in its own opening. A link from an address that holds that
+/// many takes the place of one of that address's own, so that an address that opens links as
+/// fast as it can only pushes out its own, never a link from elsewhere.
+pub const OPENING_LINKS_PER_ADDRESS: usize = OPENING_LINKS / 4;
 
 /// A transport whose links run the secure layer (SPEC section 17) over `T`'s links: every link
 /// it dials or accepts is a [`SecureLink`], handed out once its handshake and pairing are done.
@@ -289,20 +290,28 @@ mod tests {
 
     #[tokio::test]
     async fn when_all_places_are_taken_the_address_that_holds_most_gives_way() {
-        let mut addresses = vec![ip(1); 5];
-        addresses.extend([ip(2); 7]);
-        addresses.extend([ip(3); 4]);
-        assert_eq!(addresses.len(), OPENING_LINKS);
-        // ip 2 holds the most; its places are 5 to 11, of which 5 and 6 have moved.
-        let places = opening(&addresses, &[0, 5, 6]);
-        for newcomer in [ip(1), ip(3), ip(4), None] {
-            assert_eq!(places.victim(newcomer), Some(7));
+        let share = OPENING_LINKS_PER_ADDRESS;
+        let held = [share - 2, share - 1, share - 3, share - 4];
+        let mut addresses = Vec::new();
+        for (n, held) in (1..).zip(held) {
+            addresses.extend(vec![ip(n); held]);
+        }
+        addresses.extend(vec![ip(5); OPENING_LINKS - addresses.len()]);
+        assert!(addresses.iter().filter(|a| **a == ip(5)).count() < share - 1);
+        // ip 2 holds the most; its places begin after ip 1's, and its first two have moved.
+        let first = (share - 2) as u64;
+        let places = opening(&addresses, &[0, first, first + 1]);
+        for newcomer in [ip(1), ip(3), ip(6), None] {
+            assert_eq!(places.victim(newcomer), Some(first + 2));
         }
         // Of addresses that hold as many, the one whose oldest place is oldest.
-        let mut even = vec![ip(4); OPENING_LINKS / 2];
-        even.extend([ip(5); OPENING_LINKS / 2]);
+        let mut even = Vec::new();
+        for n in 1..=(OPENING_LINKS / share) as u8 {
+            even.extend(vec![ip(n); share]);
+        }
+        assert_eq!(even.len(), OPENING_LINKS);
         let places = opening(&even, &[]);
-        assert_eq!(places.victim(ip(6)), Some(0));
+        assert_eq!(places.victim(ip(100)), Some(0));
     }
 
     #[tokio::test]

@@ -33,8 +33,8 @@ async fn limit_2_links_stalled_in_their_handshake_give_way_to_a_device_that_fini
         let mut stalled: Vec<Box<dyn Link>> = Vec::new();
         for _ in 0..2 * OPENING_LINKS {
             stalled.push(attacker.dial(&id("tablet")).await.unwrap());
+            tokio::task::yield_now().await;
         }
-        tokio::task::yield_now().await;
         let phone = Secure::new(
             network.add_device(id("phone")).unwrap(),
             SecureConfig::ephemeral().unwrap(),
