@@ -188,8 +188,13 @@ impl Reassembler {
     /// Also admits transfers only within `budget`, which the reassemblers of a device's other
     /// links share: a transfer's declared length is charged at its FIRST fragment and stays
     /// charged until the bytes delivered are dropped (see [`crate::budget`]).
+    ///
+    /// The buffers the reassembler's pool keeps for reuse count in `budget` too
+    /// ([`BufferPool::charge_to`]), and give way to transfers: one that does not fit in what
+    /// the budget has left has the pool free its buffers first.
     #[must_use]
     pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.pool.charge_to(&budget);
         self.budget = Some(budget);
         self
     }
@@ -209,7 +214,12 @@ impl Reassembler {
         let Some(budget) = &self.budget else {
             return Ok(None);
         };
-        match budget.try_charge(declared) {
+        let charge = budget.try_charge(declared).or_else(|| {
+            self.pool
+                .give_way(declared)
+                .then(|| budget.try_charge(declared))?
+        });
+        match charge {
             Some(charge) => Ok(Some(charge)),
             None => Err(ReassemblyError::OverBudget {
                 channel,
