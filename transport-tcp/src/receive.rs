@@ -194,6 +194,26 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
         frame
     }
 
+    /// Makes room in `buf` for a read of up to `want` bytes and says how many to read: `want`
+    /// where the buffer has that room or gets it by moving what it holds to its front, the room
+    /// it has where that is at least half of `want`, or else `want` in a buffer of exactly what
+    /// it holds and `want`, the rest of the old one moved there. A buffer holding part of a
+    /// frame is never doubled (as `reserve` would), so that a link's read buffer stays within
+    /// its read-ahead and one frame read in part.
+    fn make_room(&mut self, want: usize) -> usize {
+        let room = self.buf.capacity().saturating_sub(self.buf.len());
+        if room >= want || self.buf.try_reclaim(want) {
+            return want;
+        }
+        if room >= want / 2 && room > 0 {
+            return room;
+        }
+        let mut moved = BytesMut::with_capacity(self.buf.len().saturating_add(want));
+        moved.extend_from_slice(&self.buf);
+        self.buf = moved;
+        want
+    }
+
     /// Reads once: the rest of a large frame and the next header into the frame's buffer, or
     /// what the socket holds, up to `read_ahead` bytes (a header alone after a large frame),
     /// into `buf`.
@@ -207,7 +227,7 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
             } else {
                 self.read_ahead
             };
-            self.buf.reserve(want);
+            let want = self.make_room(want);
             self.inner.read_buf(&mut (&mut self.buf).limit(want)).await
         };
         match read {
@@ -314,6 +334,50 @@ mod tests {
         let third = next().await;
         assert_eq!(third.as_ptr(), held);
         assert_eq!(third, &stream[40_000..]);
+    }
+
+    /// A stream that gives at most `step` bytes a read, as a socket does when the peer's bytes
+    /// come in bit by bit.
+    struct Trickle<'a> {
+        rest: &'a [u8],
+        step: usize,
+    }
+
+    impl AsyncRead for Trickle<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let n = self.rest.len().min(self.step).min(buf.remaining());
+            let (now, rest) = self.rest.split_at(n);
+            buf.put_slice(now);
+            self.rest = rest;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_read_buffer_holds_one_read_ahead_and_part_of_a_frame_at_most() {
+        let sizes = [700, 12, 3000, 700, 5000, 40, 900].repeat(20);
+        let stream: Vec<u8> = sizes.iter().flat_map(|&len| frame(7, len)).collect();
+        let read_ahead = 8000;
+        for step in [300, 1000, 2999, 7000] {
+            let trickle = Trickle {
+                rest: &stream,
+                step,
+            };
+            let mut receiver = Receiver::new(trickle, BytesMut::new(), 1 << 20, read_ahead);
+            let mut most = 0;
+            for &len in &sizes {
+                assert!(matches!(receiver.next().await, Ok(Message::Frame(f)) if f.len() == len));
+                most = most.max(receiver.buf.capacity());
+            }
+            assert!(
+                most <= read_ahead + 5000,
+                "reads of {step}: a read buffer of {most} bytes"
+            );
+        }
     }
 
     #[tokio::test]

@@ -8,7 +8,11 @@
 //! delivered to it (in an event stream or anywhere else), released when the last clone of those
 //! bytes is dropped. Data the device's apps send is charged too while it waits to be sent,
 //! without ever being refused: it is the app's own memory, but it leaves less room for what
-//! peers send.
+//! peers send. The empty buffers a reassembler's [`BufferPool`](crate::BufferPool) keeps for
+//! reuse are charged too, by their capacity, and give way to transfers: a transfer that does
+//! not fit has the pool free buffers first (see [`Reassembler::with_budget`]).
+//!
+//! [`Reassembler::with_budget`]: crate::Reassembler::with_budget
 //!
 //! ```
 //! use acm_wire::budget::MemoryBudget;
@@ -58,6 +62,11 @@ impl MemoryBudget {
     /// The bytes charged now.
     pub fn used(&self) -> u64 {
         self.inner.used.load(Ordering::Acquire)
+    }
+
+    /// Whether `other` is a handle to this same budget.
+    pub(crate) fn same_as(&self, other: &MemoryBudget) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The bytes [`MemoryBudget::try_charge`] may still take.
@@ -114,14 +123,26 @@ impl Charge {
         self.bytes
     }
 
+    /// Splits `bytes` of this charge off (all of it if it holds fewer) into a charge of their
+    /// own: the two together hold what this one held, and each gives its part back when
+    /// dropped.
+    pub fn split_off(&mut self, bytes: u64) -> Charge {
+        let taken = bytes.min(self.bytes);
+        self.bytes = self.bytes.saturating_sub(taken);
+        Charge {
+            inner: self.inner.clone(),
+            bytes: taken,
+        }
+    }
+
     /// `bytes`, holding this charge until their last clone is dropped.
     pub fn attach(self, bytes: Bytes) -> Bytes {
         if bytes.is_empty() {
             return bytes;
         }
         Bytes::from_owner(Charged {
-            bytes,
             _charge: self,
+            bytes,
         })
     }
 }
@@ -138,10 +159,12 @@ impl Drop for Charge {
     }
 }
 
-/// Bytes that hold a charge while they live.
+/// Bytes that hold a charge while they live. The charge is given back first (fields drop in
+/// order), so that a buffer that returns to a [`BufferPool`](crate::BufferPool) as the bytes
+/// are dropped finds the room it held free again.
 struct Charged {
-    bytes: Bytes,
     _charge: Charge,
+    bytes: Bytes,
 }
 
 impl AsRef<[u8]> for Charged {
@@ -176,6 +199,23 @@ mod tests {
         assert!(budget.try_charge(1).is_none());
         drop(sent);
         assert!(budget.try_charge(100).is_some());
+    }
+
+    #[test]
+    fn a_charge_split_in_two_gives_back_each_part_when_it_is_dropped() {
+        let budget = MemoryBudget::new(100);
+        let mut whole = budget.try_charge(60).expect("fits");
+        let part = whole.split_off(25);
+        assert_eq!((whole.bytes(), part.bytes()), (35, 25));
+        assert_eq!(budget.used(), 60, "splitting charges nothing more");
+        drop(part);
+        assert_eq!(budget.used(), 35);
+        let rest = whole.split_off(1000);
+        assert_eq!((whole.bytes(), rest.bytes()), (0, 35));
+        drop(whole);
+        assert_eq!(budget.used(), 35);
+        drop(rest);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

@@ -8,10 +8,17 @@
 //!
 //! The pool never allocates on its own: it only keeps buffers the reassembler allocated for
 //! bytes that arrived, and it hands one out only for a transfer the limits have admitted.
+//!
+//! A pool charged to a device's [`MemoryBudget`] ([`BufferPool::charge_to`]) counts what it
+//! keeps in that budget, by capacity: a buffer returns to it only if the budget has room for
+//! it, and [`BufferPool::give_way`] frees kept buffers for data that needs the room. A buffer
+//! handed out larger than the transfer it holds keeps the difference charged while it is out.
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
+
+use crate::budget::{Charge, MemoryBudget};
 
 /// The smallest buffer a pool keeps: smaller ones are cheap to allocate.
 pub const MIN_POOLED: usize = 64 * 1024;
@@ -30,12 +37,15 @@ pub struct BufferPool {
 
 #[derive(Debug)]
 struct Kept {
-    /// Empty buffers, at least [`MIN_POOLED`] bytes each.
-    buffers: Vec<Vec<u8>>,
+    /// Empty buffers, at least [`MIN_POOLED`] bytes each, and their capacities charged to
+    /// `budget` if there is one.
+    buffers: Vec<(Vec<u8>, Option<Charge>)>,
     /// The capacities of `buffers`, added up.
     bytes: usize,
     /// The most `bytes` may reach.
     max_bytes: usize,
+    /// The budget the kept buffers count in, if any.
+    budget: Option<MemoryBudget>,
 }
 
 impl Default for BufferPool {
@@ -54,8 +64,40 @@ impl BufferPool {
                 buffers: Vec::new(),
                 bytes: 0,
                 max_bytes,
+                budget: None,
             })),
         }
+    }
+
+    /// Counts the buffers kept from now on in `budget`, by their capacity, for every handle
+    /// to this pool: a buffer returns to the pool only if `budget` has room for it. Buffers
+    /// already kept are let go.
+    pub fn charge_to(&self, budget: &MemoryBudget) {
+        let mut kept = lock(&self.shared);
+        if kept.budget.as_ref().is_some_and(|b| b.same_as(budget)) {
+            return;
+        }
+        kept.budget = Some(budget.clone());
+        kept.buffers.clear();
+        kept.bytes = 0;
+    }
+
+    /// Frees kept buffers, the oldest first, until the pool's budget has `bytes` available or
+    /// the pool keeps nothing: data that needs the room comes before buffers kept for reuse.
+    /// Says whether the budget then has the room. A pool not charged to a budget frees nothing.
+    pub fn give_way(&self, bytes: u64) -> bool {
+        let mut kept = lock(&self.shared);
+        let Some(budget) = kept.budget.clone() else {
+            return false;
+        };
+        let mut freed = 0;
+        while budget.available() < bytes && freed < kept.buffers.len() {
+            kept.bytes = kept.bytes.saturating_sub(kept.buffers[freed].0.capacity());
+            freed = freed.saturating_add(1);
+        }
+        // Their charges are given back as they are dropped.
+        kept.buffers.drain(..freed);
+        budget.available() >= bytes
     }
 
     /// The bytes the pool keeps now, in buffers waiting to be reused.
@@ -83,13 +125,17 @@ impl BufferPool {
             .iter()
             .enumerate()
             .rev()
-            .filter(|(_, buf)| (len..=largest).contains(&buf.capacity()))
-            .min_by_key(|(_, buf)| buf.capacity())?;
+            .filter(|(_, (buf, _))| (len..=largest).contains(&buf.capacity()))
+            .min_by_key(|(_, (buf, _))| buf.capacity())?;
         // The buffers stay in the order they returned in.
-        let buf = kept.buffers.remove(at);
+        let (buf, charge) = kept.buffers.remove(at);
         kept.bytes = kept.bytes.saturating_sub(buf.capacity());
+        // The transfer's own charge counts `len` bytes: the buffer keeps the rest charged.
+        let excess =
+            charge.map(|mut charge| charge.split_off(buf.capacity().saturating_sub(len) as u64));
         Some(PoolBuf {
             buf,
+            excess,
             pool: Arc::downgrade(&self.shared),
         })
     }
@@ -98,6 +144,7 @@ impl BufferPool {
     pub(crate) fn fresh(&self, capacity: usize) -> PoolBuf {
         PoolBuf {
             buf: Vec::with_capacity(capacity),
+            excess: None,
             pool: Arc::downgrade(&self.shared),
         }
     }
@@ -113,6 +160,9 @@ fn lock(shared: &Mutex<Kept>) -> MutexGuard<'_, Kept> {
 #[derive(Debug)]
 pub(crate) struct PoolBuf {
     buf: Vec<u8>,
+    /// For a buffer taken from a charged pool, the bytes of its capacity beyond the length it
+    /// was taken for, which the transfer's own charge does not count.
+    excess: Option<Charge>,
     pool: Weak<Mutex<Kept>>,
 }
 
@@ -151,6 +201,7 @@ impl AsRef<[u8]> for PoolBuf {
 
 impl Drop for PoolBuf {
     fn drop(&mut self) {
+        self.excess = None;
         let capacity = self.buf.capacity();
         if capacity < MIN_POOLED {
             return;
@@ -160,12 +211,21 @@ impl Drop for PoolBuf {
         };
         let mut kept = lock(&shared);
         let bytes = kept.bytes.saturating_add(capacity);
-        if bytes <= kept.max_bytes {
-            let mut buf = std::mem::take(&mut self.buf);
-            buf.clear();
-            kept.buffers.push(buf);
-            kept.bytes = bytes;
+        if bytes > kept.max_bytes {
+            return;
         }
+        let charge = match &kept.budget {
+            Some(budget) => match budget.try_charge(capacity as u64) {
+                Some(charge) => Some(charge),
+                // No room: the buffer is freed, as data needs the memory more.
+                None => return,
+            },
+            None => None,
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        kept.buffers.push((buf, charge));
+        kept.bytes = bytes;
     }
 }
 

@@ -24,10 +24,10 @@ struct Partial {
     next_index: u32,
     /// Bytes received so far: those of `kept` and `buf`.
     received: u64,
-    /// The transfer's first bytes, in order: large chunks kept without copying. `buf` follows
-    /// them.
+    /// The transfer's bytes, in order, while they have all come in large chunks kept without
+    /// copying; empty once copying has begun.
     kept: Vec<Bytes>,
-    /// The bytes after `kept`, copied as they arrived; no buffer until the first copy.
+    /// The bytes copied as they arrived, the kept chunks first; no buffer until the first copy.
     buf: Option<PoolBuf>,
     /// Whether `buf` came from the pool, whole, rather than being allocated as bytes arrived.
     #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
@@ -65,6 +65,9 @@ impl Partial {
     ///
     /// A buffer allocated here grows with the bytes that arrive: by doubling, never past the
     /// declared length, and never more than [`INITIAL_CAPACITY`] ahead of the bytes received.
+    /// The chunks kept until then are copied into it as copying begins, and let go at once: a
+    /// transfer that ends in a short chunk is delivered in that buffer, with no other buffer
+    /// allocated for its last bytes and no second copy.
     fn append(&mut self, chunk: Bytes, pool: &BufferPool) {
         if chunk.is_empty() {
             return;
@@ -74,8 +77,13 @@ impl Partial {
             self.kept.push(chunk);
             return;
         }
+        let kept = std::mem::take(&mut self.kept);
+        let kept_len: usize = kept.iter().map(Bytes::len).sum();
         let buf = self.buf.get_or_insert_with(|| pool.fresh(0));
-        let needed = buf.len().saturating_add(chunk.len());
+        let needed = buf
+            .len()
+            .saturating_add(kept_len)
+            .saturating_add(chunk.len());
         if needed > buf.capacity() {
             let declared = usize::try_from(self.declared).unwrap_or(usize::MAX);
             let grown = buf
@@ -85,6 +93,9 @@ impl Partial {
                 .min(declared)
                 .max(needed);
             buf.reserve_exact(grown.saturating_sub(buf.len()));
+        }
+        for piece in kept {
+            buf.extend_from_slice(&piece);
         }
         buf.extend_from_slice(&chunk);
     }
@@ -100,19 +111,17 @@ impl Partial {
     }
 
     fn join(&mut self, pool: &BufferPool) -> Bytes {
+        // Chunks are kept only until copying begins: the transfer is in `buf`, or in `kept`.
         if self.kept.is_empty() {
             return self.buf.take().map(PoolBuf::freeze).unwrap_or_default();
         }
-        if self.buf.is_none() && self.kept.len() == 1 {
+        if self.kept.len() == 1 {
             return self.kept.pop().unwrap_or_default();
         }
         let len = usize::try_from(self.received).unwrap_or(usize::MAX);
         let mut whole = pool.take(len).unwrap_or_else(|| pool.fresh(len));
         for piece in &self.kept {
             whole.extend_from_slice(piece);
-        }
-        if let Some(buf) = &self.buf {
-            whole.extend_from_slice(buf.as_ref());
         }
         whole.freeze()
     }
@@ -179,8 +188,13 @@ impl Reassembler {
     /// Also admits transfers only within `budget`, which the reassemblers of a device's other
     /// links share: a transfer's declared length is charged at its FIRST fragment and stays
     /// charged until the bytes delivered are dropped (see [`crate::budget`]).
+    ///
+    /// The buffers the reassembler's pool keeps for reuse count in `budget` too
+    /// ([`BufferPool::charge_to`]), and give way to transfers: one that does not fit in what
+    /// the budget has left has the pool free its buffers first.
     #[must_use]
     pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.pool.charge_to(&budget);
         self.budget = Some(budget);
         self
     }
@@ -200,7 +214,12 @@ impl Reassembler {
         let Some(budget) = &self.budget else {
             return Ok(None);
         };
-        match budget.try_charge(declared) {
+        let charge = budget.try_charge(declared).or_else(|| {
+            self.pool
+                .give_way(declared)
+                .then(|| budget.try_charge(declared))?
+        });
+        match charge {
             Some(charge) => Ok(Some(charge)),
             None => Err(ReassemblyError::OverBudget {
                 channel,

@@ -64,10 +64,11 @@ pub fn report_memory(device: &Device, path: PathBuf) {
         let partial = path.with_extension("partial");
         loop {
             if let Some(reading) = Reading::of_self() {
+                // The budget counts the pool's buffers too: the data is the rest.
+                let pool = device.receive_pool().kept_bytes() as u64;
                 let line = reading.line(&format!(
-                    "data_bytes={} pool_bytes={}",
-                    device.memory_in_use(),
-                    device.receive_pool().kept_bytes()
+                    "data_bytes={} pool_bytes={pool}",
+                    device.memory_in_use().saturating_sub(pool),
                 ));
                 // Whole lines only: the reader never sees one half written.
                 if std::fs::write(&partial, format!("{line}\n")).is_ok() {

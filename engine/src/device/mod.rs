@@ -333,11 +333,14 @@ pub struct DeviceEngine {
 impl DeviceEngine {
     /// The engine of device `local_device`, with `config` for every link, and no link yet.
     pub fn new(local_device: impl Into<String>, config: EngineConfig) -> Self {
+        let budget = MemoryBudget::new(DEFAULT_MEMORY_BUDGET);
+        let pool = BufferPool::default();
+        pool.charge_to(&budget);
         Self {
             local: local_device.into(),
             config,
-            pool: BufferPool::default(),
-            budget: MemoryBudget::new(DEFAULT_MEMORY_BUDGET),
+            pool,
+            budget,
             links: HashMap::default(),
             next_link: 1,
             peers: HashMap::default(),
@@ -354,16 +357,25 @@ impl DeviceEngine {
     /// [`LinkEngine::with_buffer_pool`]). Call it before adding links.
     #[must_use]
     pub fn with_buffer_pool(mut self, pool: BufferPool) -> Self {
+        pool.charge_to(&self.budget);
         self.pool = pool;
         self
     }
 
+    /// The pool every link's received transfers are delivered in. The buffers it keeps count
+    /// in the device's budget ([`acm_wire::BufferPool::charge_to`]).
+    pub fn buffer_pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
     /// Charges the data of every link against `budget` (see [`LinkEngine::with_memory_budget`]):
     /// the device admits incoming transfers only while they fit in it, whichever link they
-    /// come on (SPEC `DATA-7`). Call it before adding links. The default is a budget of
-    /// [`DEFAULT_MEMORY_BUDGET`] of the engine's own.
+    /// come on (SPEC `DATA-7`), and the buffers kept for reuse count in it too (`LIMIT-1`).
+    /// Call it before adding links. The default is a budget of [`DEFAULT_MEMORY_BUDGET`] of
+    /// the engine's own.
     #[must_use]
     pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.pool.charge_to(&budget);
         self.budget = budget;
         self
     }

@@ -26,7 +26,8 @@ pub struct DeviceConfig {
     pub engine: EngineConfig,
     /// The most bytes of buffers that received data transfers leave behind, once their apps
     /// have dropped them, the device keeps for the next transfers of any link to fill (see
-    /// [`acm_wire::BufferPool`]). 0 keeps none. Default 16 MiB
+    /// [`acm_wire::BufferPool`]). They count in [`DeviceConfig::memory_budget`], and a
+    /// transfer that finds no room has them freed first. 0 keeps none. Default 16 MiB
     /// ([`acm_wire::pool::DEFAULT_POOL_BYTES`]); a watch may want far less. An app that
     /// receives larger transfers one after another gains by keeping about two of them: a
     /// transfer that finds no buffer kept fills fresh memory, whose page faults can cost more
@@ -40,13 +41,13 @@ pub struct DeviceConfig {
     ///
     /// [`Event::Data`]: crate::Event::Data
     pub stream_data_bytes: usize,
-    /// The most bytes of data the device holds for all its links together (SPEC `DATA-7`):
+    /// The most bytes of data the device holds for all its links together (SPEC `LIMIT-1`):
     /// transfers being received (their declared lengths), received data its apps have not
-    /// dropped yet (in event streams or anywhere else) and data waiting to be sent. A transfer
-    /// that would not fit is refused, and its session closed with `LIMIT_EXCEEDED`, whichever
-    /// link it comes on; data an app sends is never refused, but leaves less room. Default
-    /// 256 MiB ([`DEFAULT_MEMORY_BUDGET`]), which fits a phone; the buffers kept for reuse
-    /// ([`DeviceConfig::receive_pool_bytes`]) come on top.
+    /// dropped yet (in event streams or anywhere else), data waiting to be sent, and the
+    /// buffers kept for reuse ([`DeviceConfig::receive_pool_bytes`]), which give way to
+    /// transfers. A transfer that would not fit is refused, and its session closed with
+    /// `LIMIT_EXCEEDED`, whichever link it comes on; data an app sends is never refused, but
+    /// leaves less room. Default 256 MiB ([`DEFAULT_MEMORY_BUDGET`]), which fits a phone.
     pub memory_budget: u64,
     /// Whether and how links are secured (SPEC section 17): secure by default, with a random
     /// identity per device and trust on first use (see [`crate::security`]).
@@ -184,8 +185,8 @@ impl Device {
         &self.shared().receive_pool
     }
 
-    /// The bytes of data charged now against the device's memory budget
-    /// ([`DeviceConfig::memory_budget`]).
+    /// The bytes charged now against the device's memory budget
+    /// ([`DeviceConfig::memory_budget`]): data, and the buffers kept for reuse.
     pub fn memory_in_use(&self) -> u64 {
         self.shared().memory.used()
     }
