@@ -193,8 +193,8 @@ async fn flood_behind_pings(flooders: usize) -> u64 {
 }
 
 /// What the device's runtime lets a link's driver do in one poll when the link sends small
-/// frames: 256 of them (`POLL_BYTES` over `FRAME_CHARGE` in the runtime's driver).
-const ALLOWANCE: u64 = 256;
+/// frames: 64 of them (`POLL_BYTES` over `FRAME_CHARGE` in the runtime's driver).
+const ALLOWANCE: u64 = 64;
 
 #[tokio::test(start_paused = true)]
 async fn a_quiet_link_waits_behind_one_flooding_link_however_many_flood() {

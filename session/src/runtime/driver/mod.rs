@@ -43,7 +43,8 @@ const TURNS: usize = 32;
 /// the device (with data a secure link must decrypt as it is received) holds up the device's
 /// other links for no longer than this takes. Each frame counts as [`FRAME_CHARGE`] bytes at
 /// least, as small frames cost more than their bytes (a record opened, a turn of the engine,
-/// often an answer to send): 256 frames at most a poll.
+/// often an answer to send): 64 frames at most a poll, a few hundred microseconds of work, which a
+/// quiet link's every round trip may wait behind while links flood.
 ///
 /// A driver that used its whole allowance ([`TURNS`] or these bytes) with work left floods the
 /// device: it works again only in its turn ([`Shared::flood_turns`]). The runtime's queue then
@@ -52,7 +53,7 @@ const TURNS: usize = 32;
 /// allowance, not behind one allowance per flooding link.
 const POLL_BYTES: usize = 512 * 1024;
 /// The least a received frame counts for in [`POLL_BYTES`].
-const FRAME_CHARGE: usize = 2048;
+const FRAME_CHARGE: usize = 8192;
 /// The answers to the peer's frames (PONG, CONNECT_RESPONSE, DISCONNECT for a session error)
 /// that may wait to be sent before the driver stops reading the link: a peer that sends frames
 /// calling for answers and reads none of them is then held back by the transport's flow
