@@ -141,11 +141,18 @@ async fn a_close_behind_frames_the_peer_never_takes_ends_all_the_same() {
 /// The PONGs `flooders` links had sent the device, all told, while another link's 20 PINGs
 /// were each answered in turn. Each flooding link sends PONGs nobody asked for (which need no
 /// answer) as fast as the device takes them, so that the count is the work the device did for
-/// the flood while the PINGs waited.
-async fn flood_behind_pings(flooders: usize) -> u64 {
+/// the flood while the PINGs waited; or, with a `burst`, that many at a time, letting the
+/// other tasks run between two.
+async fn flood_behind_pings(flooders: usize, burst: Option<u64>) -> u64 {
     let network = MockNetwork::new(22);
+    // With bursts, the device takes about one burst a link before a flooding link's sends
+    // wait, so that what was sent is what the device read, give or take a burst a link.
+    let options = match burst {
+        Some(_) => DeviceOptions::new().receive_buffer(128),
+        None => DeviceOptions::new(),
+    };
     let tablet = network
-        .add_device(DeviceId::new("tablet").unwrap())
+        .add_device_with(DeviceId::new("tablet").unwrap(), options)
         .unwrap();
     let _device = Device::new(
         tablet,
@@ -158,8 +165,13 @@ async fn flood_behind_pings(flooders: usize) -> u64 {
         let sent = sent.clone();
         flood.spawn(async move {
             let pong = frame(Control::Pong(pb::Pong { value: 0 }));
+            let mut n = 0u64;
             while link.send(pong.clone()).await.is_ok() {
                 sent.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+                if burst.is_some_and(|burst| n % burst == 0) {
+                    tokio::task::yield_now().await;
+                }
             }
         });
     }
@@ -199,7 +211,7 @@ const ALLOWANCE: u64 = 64;
 #[tokio::test(start_paused = true)]
 async fn a_quiet_link_waits_behind_one_flooding_link_however_many_flood() {
     for flooders in [1, 16] {
-        let behind = flood_behind_pings(flooders).await;
+        let behind = flood_behind_pings(flooders, None).await;
         // Each PING waits for the flooding link whose turn it is to finish one allowance, and
         // its PONG goes out in the quiet link's next turn. Were every flooding link's driver
         // back in the runtime's queue after each allowance, a PING would wait for one allowance
@@ -212,4 +224,18 @@ async fn a_quiet_link_waits_behind_one_flooding_link_however_many_flood() {
             "behind {flooders} flooding links, 20 PINGs waited for {behind} frames of the flood"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_link_waits_behind_one_flooding_link_when_many_send_a_little_at_a_time() {
+    // Each flooding link sends a few frames at a time, never a whole allowance between two
+    // polls of its driver, but without pause: it floods the device all the same, and takes
+    // turns with the others once it has sent an allowance's worth. Were it let work whenever
+    // it has frames, a PING would wait for a burst of each of the 32.
+    let behind = flood_behind_pings(32, Some(8)).await;
+    assert!(behind > 0, "the flood went on while the PINGs waited");
+    assert!(
+        behind <= 20 * 2 * ALLOWANCE,
+        "behind 32 links sending 8 frames at a time, 20 PINGs waited for {behind} frames"
+    );
 }

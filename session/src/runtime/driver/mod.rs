@@ -101,6 +101,7 @@ impl Driver {
             work: Vec::new(),
             spare: Vec::new(),
             flooding: false,
+            streak: 0,
         }
     }
 }
@@ -162,6 +163,10 @@ pub(super) struct Driver {
     /// Whether the link floods the device: from a poll that used its whole allowance until one
     /// that does not. It then works only in its turns (see [`POLL_BYTES`]).
     flooding: bool,
+    /// The bytes received (as [`POLL_BYTES`] counts them) in the polls since the last that
+    /// received nothing: a link whose peer sends without pause, though never a whole allowance
+    /// between two polls, floods the device all the same once this reaches [`POLL_BYTES`].
+    streak: usize,
 }
 
 /// What a turn under the lock found.
@@ -229,15 +234,28 @@ impl Future for Driver {
             if !busy {
                 // Every source is waiting with this task's waker: the link's receive and send,
                 // the timer, room in a stream, and the calls (the waker is in the state). The
-                // link has caught up: it no longer floods.
-                this.caught_up();
-                return Poll::Pending;
+                // link has caught up with its peer for now. It floods all the same while its
+                // peer sends without pause: when it flooded already and received something in
+                // this poll, or when its streak reaches an allowance; then it works again in
+                // its turn. A poll that received nothing ends the flood.
+                let received = this.received_bytes;
+                this.streak = if received == 0 {
+                    0
+                } else {
+                    this.streak.saturating_add(received)
+                };
+                if received == 0 || !(this.flooding || this.streak >= POLL_BYTES) {
+                    this.caught_up();
+                    return Poll::Pending;
+                }
+                break;
             }
             if this.received_bytes >= POLL_BYTES {
                 break;
             }
         }
         // Let the other tasks run, and the next flooding link; this one goes on in its turn.
+        this.streak = 0;
         this.flooding = true;
         this.shared
             .flood_turns
