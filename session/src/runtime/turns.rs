@@ -14,7 +14,7 @@
 //! run the tasks already queued and polled its I/O and timer drivers. A quiet link's task thus
 //! waits behind one allowance of one flooding link, however many flood.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::task::{Context, Waker};
 
@@ -38,6 +38,9 @@ struct Queue {
     order: VecDeque<LinkId>,
     /// The driver to wake of each link waiting.
     waiting: HashMap<LinkId, Waker>,
+    /// The links whose peers have sent without pause for an allowance's worth or more, over
+    /// polls that each received something (the driver's streak).
+    streaking: HashSet<LinkId>,
 }
 
 impl FloodTurns {
@@ -49,6 +52,7 @@ impl FloodTurns {
                 working: Vec::new(),
                 order: VecDeque::new(),
                 waiting: HashMap::new(),
+                streaking: HashSet::new(),
             }),
         }
     }
@@ -78,6 +82,22 @@ impl FloodTurns {
             }
             None => true,
         }
+    }
+
+    /// Notes that `link`'s peer has sent without pause for an allowance's worth or more, and
+    /// says whether another link does too, or has or waits for a turn: then `link` floods the
+    /// device along with others and must take its turns; alone, it may work as it likes.
+    pub(crate) fn streaking(&self, link: LinkId) -> bool {
+        let mut queue = lock(&self.inner);
+        queue.streaking.insert(link);
+        queue.streaking.len() > 1
+            || queue.working.iter().any(|l| *l != link)
+            || queue.waiting.keys().any(|l| *l != link)
+    }
+
+    /// `link` received nothing in a poll, or has ended: its streak is over.
+    pub(crate) fn calm(&self, link: LinkId) {
+        lock(&self.inner).streaking.remove(&link);
     }
 
     /// `link` no longer floods (it caught up) or has ended: its turn, or its place in the
@@ -153,6 +173,22 @@ mod tests {
 
     fn link(n: u64) -> LinkId {
         n
+    }
+
+    #[test]
+    fn a_link_that_streaks_alone_is_let_be_and_with_others_takes_turns() {
+        let turns = FloodTurns::new(1);
+        assert!(!turns.streaking(link(1)), "alone");
+        assert!(!turns.streaking(link(1)), "still alone");
+        assert!(turns.streaking(link(2)), "another streaks too");
+        assert!(turns.streaking(link(1)));
+        turns.calm(link(2));
+        assert!(!turns.streaking(link(1)), "alone again");
+        let (_, waker) = counted();
+        turns.wait_for_turn(link(3), &waker);
+        assert!(turns.streaking(link(1)), "another link has a turn");
+        turns.leave(link(3));
+        assert!(!turns.streaking(link(1)));
     }
 
     #[test]

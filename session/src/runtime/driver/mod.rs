@@ -165,7 +165,8 @@ pub(super) struct Driver {
     flooding: bool,
     /// The bytes received (as [`POLL_BYTES`] counts them) in the polls since the last that
     /// received nothing: a link whose peer sends without pause, though never a whole allowance
-    /// between two polls, floods the device all the same once this reaches [`POLL_BYTES`].
+    /// between two polls, floods the device all the same once this reaches [`POLL_BYTES`]
+    /// while another link does too (`FloodTurns::streaking`).
     streak: usize,
 }
 
@@ -234,17 +235,19 @@ impl Future for Driver {
             if !busy {
                 // Every source is waiting with this task's waker: the link's receive and send,
                 // the timer, room in a stream, and the calls (the waker is in the state). The
-                // link has caught up with its peer for now. It floods all the same while its
-                // peer sends without pause: when it flooded already and received something in
-                // this poll, or when its streak reaches an allowance; then it works again in
-                // its turn. A poll that received nothing ends the flood.
+                // link has caught up with its peer for now. A poll that received nothing ends
+                // its flood. But a link whose peer sends without pause, though never a whole
+                // allowance between two polls, floods the device all the same once it has
+                // received an allowance's worth: while other links do too, or take turns, it
+                // works again only in its turn; alone, it goes on as it likes.
                 let received = this.received_bytes;
-                this.streak = if received == 0 {
-                    0
-                } else {
-                    this.streak.saturating_add(received)
-                };
-                if received == 0 || !(this.flooding || this.streak >= POLL_BYTES) {
+                if received == 0 {
+                    this.calm();
+                    this.caught_up();
+                    return Poll::Pending;
+                }
+                this.streak = this.streak.saturating_add(received);
+                if this.streak < POLL_BYTES || !this.shared.flood_turns.streaking(this.id.get()) {
                     this.caught_up();
                     return Poll::Pending;
                 }
@@ -255,7 +258,6 @@ impl Future for Driver {
             }
         }
         // Let the other tasks run, and the next flooding link; this one goes on in its turn.
-        this.streak = 0;
         this.flooding = true;
         this.shared
             .flood_turns
@@ -267,11 +269,19 @@ impl Future for Driver {
 impl Drop for Driver {
     /// A driver that ends, or is dropped with its runtime, hands its turn on.
     fn drop(&mut self) {
+        self.calm();
         self.caught_up();
     }
 }
 
 impl Driver {
+    /// The link's streak is over (see [`Driver::streak`]).
+    fn calm(&mut self) {
+        if std::mem::take(&mut self.streak) >= POLL_BYTES {
+            self.shared.flood_turns.calm(self.id.get());
+        }
+    }
+
     /// The link no longer floods: its turn goes to the next flooding link.
     fn caught_up(&mut self) {
         if std::mem::take(&mut self.flooding) {
