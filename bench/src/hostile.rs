@@ -44,9 +44,11 @@ const RSS_GOAL_KIB: u64 = (DEFAULT_MEMORY_BUDGET >> 10) + 32 * 1024;
 const P99_GOAL: f64 = 10.0;
 
 /// Runs the device under attack until its parent ends it: prints its address, then serves.
+/// It runs on the process's main thread, as `acm peer` does: with glibc's allocator, memory
+/// freed on a runtime's worker thread goes back to that thread's arena, which keeps more of it
+/// than the main one (README, "Hostile peers").
 pub fn serve_target() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
