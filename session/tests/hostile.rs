@@ -169,7 +169,7 @@ async fn flood_behind_pings(flooders: usize, burst: Option<u64>) -> u64 {
             while link.send(pong.clone()).await.is_ok() {
                 sent.fetch_add(1, Ordering::Relaxed);
                 n += 1;
-                if burst.is_some_and(|burst| n % burst == 0) {
+                if burst.is_some_and(|burst| n.is_multiple_of(burst)) {
                     tokio::task::yield_now().await;
                 }
             }
