@@ -43,8 +43,8 @@ const TURNS: usize = 32;
 /// the device (with data a secure link must decrypt as it is received) holds up the device's
 /// other links for no longer than this takes. Each frame counts as [`FRAME_CHARGE`] bytes at
 /// least, as small frames cost more than their bytes (a record opened, a turn of the engine,
-/// often an answer to send): 64 frames at most a poll, a few hundred microseconds of work, which a
-/// quiet link's every round trip may wait behind while links flood.
+/// often an answer to send): 64 frames at most a poll, a few hundred microseconds of work,
+/// which a quiet link's every round trip may wait behind while links flood.
 ///
 /// A driver that used its whole allowance ([`TURNS`] or these bytes) with work left floods the
 /// device: it works again only in its turn ([`Shared::flood_turns`]). The runtime's queue then
@@ -163,10 +163,10 @@ pub(super) struct Driver {
     /// Whether the link floods the device: from a poll that used its whole allowance until one
     /// that does not. It then works only in its turns (see [`POLL_BYTES`]).
     flooding: bool,
-    /// The bytes received (as [`POLL_BYTES`] counts them) in the polls since the last that
-    /// received nothing: a link whose peer sends without pause, though never a whole allowance
-    /// between two polls, floods the device all the same once this reaches [`POLL_BYTES`]
-    /// while another link does too (`FloodTurns::streaking`).
+    /// The bytes received (as [`POLL_BYTES`] counts them) in the polls that caught up with the
+    /// link since the last that received nothing: a link whose peer sends without pause, though
+    /// never a whole allowance between two polls, floods the device all the same once this
+    /// reaches [`POLL_BYTES`] while another link does too (`FloodTurns::streaking`).
     streak: usize,
 }
 
