@@ -5,8 +5,8 @@
 
 mod common;
 
-use acm_wire::{BufferPool, DataFragment, Fragmenter, Frame, Limits, MemoryBudget, Reassembler};
-use bytes::{BufMut, Bytes, BytesMut};
+use acm_wire::{BufferPool, DataFragment, Frame, Limits, MemoryBudget, Reassembler};
+use bytes::{Bytes, BytesMut};
 use common::*;
 
 const MIB: u64 = 1 << 20;
@@ -16,31 +16,6 @@ fn pattern(seed: u8, len: usize) -> Bytes {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
         .collect()
-}
-
-/// The fragments of transfer `transfer_id` of `data` in 20 000-byte frames that share one
-/// buffer, as a byte stream's receive buffer gives them: the reassembler copies them.
-fn shared_fragments(transfer_id: u32, data: &Bytes) -> Vec<DataFragment> {
-    let mut stream = BytesMut::new();
-    for frame in Fragmenter::new(VERSION, 3, transfer_id, data.clone(), 20_000).expect("fits") {
-        stream.put_slice(&frame);
-    }
-    let mut rest = stream.freeze();
-    let mut fragments = Vec::new();
-    while !rest.is_empty() {
-        let len = 12 + u32::from_be_bytes([0, rest[5], rest[6], rest[7]]) as usize;
-        let frame = Frame::decode_exact(rest.split_to(len), 20_000, Some(VERSION)).expect("ok");
-        fragments.push(DataFragment::from_frame(frame).expect("valid"));
-    }
-    fragments
-}
-
-fn reassemble(reassembler: &mut Reassembler, fragments: Vec<DataFragment>) -> Bytes {
-    let mut delivered = None;
-    for fragment in fragments {
-        delivered = reassembler.push(fragment).expect("in order");
-    }
-    delivered.expect("whole")
 }
 
 fn charged(budget: &MemoryBudget) -> Reassembler {

@@ -188,31 +188,6 @@ fn data_4_a_kept_chunk_does_not_survive_a_refused_fragment() {
     assert_eq!(reassembler.reserved_bytes(), 0);
 }
 
-/// The fragments of transfer `transfer_id` of `data` in 20 000-byte frames that all share one
-/// buffer, as a byte stream's receive buffer would: the reassembler copies them.
-fn shared_fragments(transfer_id: u32, data: &Bytes) -> Vec<DataFragment> {
-    let mut stream = BytesMut::new();
-    for frame in Fragmenter::new(VERSION, 3, transfer_id, data.clone(), 20_000).expect("fits") {
-        stream.put_slice(&frame);
-    }
-    let mut rest = stream.freeze();
-    let mut fragments = Vec::new();
-    while !rest.is_empty() {
-        let len = 12 + u32::from_be_bytes([0, rest[5], rest[6], rest[7]]) as usize;
-        let frame = Frame::decode_exact(rest.split_to(len), 20_000, Some(VERSION)).expect("ok");
-        fragments.push(DataFragment::from_frame(frame).expect("valid"));
-    }
-    fragments
-}
-
-fn reassemble(reassembler: &mut Reassembler, fragments: Vec<DataFragment>) -> Bytes {
-    let mut delivered = None;
-    for fragment in fragments {
-        delivered = reassembler.push(fragment).expect("in order");
-    }
-    delivered.expect("whole")
-}
-
 #[test]
 fn a_transfer_reuses_the_buffer_an_earlier_one_was_delivered_in_once_the_app_dropped_it() {
     let mut reassembler = Reassembler::new(Limits::default());

@@ -9,10 +9,10 @@ use std::ops::Range;
 
 use acm_wire::pb::{self, FrameType, connect_response};
 use acm_wire::{
-    Control, DataFragment, FLAG_FIRST, FLAG_LAST, FLAG_MORE, Frame, FrameDecoder, FrameError,
-    FrameKind, HEADER_LEN,
+    Control, DataFragment, FLAG_FIRST, FLAG_LAST, FLAG_MORE, Fragmenter, Frame, FrameDecoder,
+    FrameError, FrameKind, HEADER_LEN, Reassembler,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
 
 /// The version the tests negotiate.
@@ -429,4 +429,30 @@ pub fn valid_frame(max_payload: usize) -> impl Strategy<Value = Frame> {
 /// The number of bytes a frame takes on the wire.
 pub fn wire_len(frames: &[Frame]) -> usize {
     frames.iter().map(|f| HEADER_LEN + f.payload.len()).sum()
+}
+
+/// The fragments of transfer `transfer_id` of `data` in 20 000-byte frames that all share one
+/// buffer, as a byte stream's receive buffer would: the reassembler copies them.
+pub fn shared_fragments(transfer_id: u32, data: &Bytes) -> Vec<DataFragment> {
+    let mut stream = BytesMut::new();
+    for frame in Fragmenter::new(VERSION, 3, transfer_id, data.clone(), 20_000).expect("fits") {
+        stream.put_slice(&frame);
+    }
+    let mut rest = stream.freeze();
+    let mut fragments = Vec::new();
+    while !rest.is_empty() {
+        let len = 12 + u32::from_be_bytes([0, rest[5], rest[6], rest[7]]) as usize;
+        let frame = Frame::decode_exact(rest.split_to(len), 20_000, Some(VERSION)).expect("ok");
+        fragments.push(DataFragment::from_frame(frame).expect("valid"));
+    }
+    fragments
+}
+
+/// Pushes `fragments` in order and gives the transfer they complete.
+pub fn reassemble(reassembler: &mut Reassembler, fragments: Vec<DataFragment>) -> Bytes {
+    let mut delivered = None;
+    for fragment in fragments {
+        delivered = reassembler.push(fragment).expect("in order");
+    }
+    delivered.expect("whole")
 }
