@@ -1,15 +1,19 @@
 //! Peers that do not play by the rules of flow: the device's runtime bounds what they can make
 //! it hold (SPEC `LINK-13`), under a paused clock.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acm::transport::{Closure, DeviceId, Link, Transport, TransportError};
+use acm::transport::{
+    Capabilities, CloseReason, Closure, DeviceId, DeviceInfo, FrameBuf, Link, Role, Transport,
+    TransportError,
+};
 use acm::{Device, DeviceConfig, Security};
 use acm_transport_mock::{DeviceOptions, MockNetwork};
 use acm_wire::pb::{self, FrameType, LinkCloseReason};
 use acm_wire::{Control, Frame, FrameKind, SUPPORTED_VERSIONS};
+use async_trait::async_trait;
 use bytes::Bytes;
 
 fn frame(control: Control) -> Bytes {
@@ -88,6 +92,155 @@ async fn link_13_a_peer_that_pings_and_never_reads_is_closed_with_resource_exhau
         }
         other => panic!("expected the device's close, got {other:?} after {sent} PINGs"),
     }
+}
+
+/// The receives under way on the links a transport accepted (begun and neither finished nor
+/// dropped), and how many were under way at each close of one of them.
+#[derive(Default)]
+struct Receives {
+    under_way: AtomicUsize,
+    at_close: Mutex<Vec<usize>>,
+}
+
+/// One receive under way, counted while it lives.
+struct UnderWay<'a>(&'a Receives);
+
+impl<'a> UnderWay<'a> {
+    fn new(receives: &'a Receives) -> Self {
+        receives.under_way.fetch_add(1, Ordering::SeqCst);
+        Self(receives)
+    }
+}
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.under_way.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A transport whose accepted links count their receives in `receives`.
+struct Counting<T> {
+    inner: T,
+    receives: Arc<Receives>,
+}
+
+/// A receive in progress, as `Link::recv_buf` returns it.
+type Receive<'r> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<FrameBuf, TransportError>> + Send + 'r>,
+>;
+
+#[derive(Debug)]
+struct CountingLink(Box<dyn Link>, Arc<Receives>);
+
+impl std::fmt::Debug for Receives {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Receives")
+    }
+}
+
+#[async_trait]
+impl Link for CountingLink {
+    fn local_device(&self) -> &DeviceId {
+        self.0.local_device()
+    }
+    fn peer_device(&self) -> &DeviceId {
+        self.0.peer_device()
+    }
+    fn role(&self) -> Role {
+        self.0.role()
+    }
+    fn max_frame_size(&self) -> usize {
+        self.0.max_frame_size()
+    }
+    async fn send(&self, frame: Bytes) -> Result<(), TransportError> {
+        self.0.send(frame).await
+    }
+    async fn send_buf(&self, frame: FrameBuf) -> Result<(), TransportError> {
+        self.0.send_buf(frame).await
+    }
+    async fn send_bufs(&self, frames: Vec<FrameBuf>) -> Result<(), TransportError> {
+        self.0.send_bufs(frames).await
+    }
+    fn try_send_buf(&self, frame: FrameBuf) -> Result<Option<FrameBuf>, TransportError> {
+        self.0.try_send_buf(frame)
+    }
+    async fn recv(&self) -> Result<Bytes, TransportError> {
+        self.recv_buf().await.map(FrameBuf::into_bytes)
+    }
+    /// Counted from the moment the receive is made, whether or not it is polled.
+    fn recv_buf<'a, 'r>(&'a self) -> Receive<'r>
+    where
+        'a: 'r,
+        Self: 'r,
+    {
+        let counted = UnderWay::new(&self.1);
+        Box::pin(async move {
+            let _counted = counted;
+            self.0.recv_buf().await
+        })
+    }
+    async fn close(&self, reason: CloseReason) {
+        let under_way = self.1.under_way.load(Ordering::SeqCst);
+        self.1.at_close.lock().unwrap().push(under_way);
+        self.0.close(reason).await
+    }
+    fn closure(&self) -> Option<Closure> {
+        self.0.closure()
+    }
+}
+
+#[async_trait]
+impl<T: Transport> Transport for Counting<T> {
+    fn local_device(&self) -> &DeviceId {
+        self.inner.local_device()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn discover(&self) -> Result<Vec<DeviceInfo>, TransportError> {
+        self.inner.discover().await
+    }
+    async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError> {
+        self.inner.dial(device).await
+    }
+    async fn accept(&self) -> Result<Box<dyn Link>, TransportError> {
+        let link = self.inner.accept().await?;
+        Ok(Box::new(CountingLink(link, self.receives.clone())))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_device_lets_go_of_its_receive_before_it_closes_a_link() {
+    // A transport may go on reading after its close, to discard what the peer still sends so
+    // that the peer's sends go through and it sees the link end (TCP does). A receive the
+    // device began and no longer polls would keep it from reading: a peer whose sends wait,
+    // reading nothing, then sees the end of the connection only when its kernel next probes
+    // the closed window, seconds later.
+    let network = MockNetwork::new(23);
+    let receives = Arc::new(Receives::default());
+    let tablet = Counting {
+        inner: network
+            .add_device(DeviceId::new("tablet").unwrap())
+            .unwrap(),
+        receives: receives.clone(),
+    };
+    let device = Device::new(
+        tablet,
+        DeviceConfig::default().with_security(Security::Insecure),
+    );
+    let link = raw_link(&network, "attacker", DeviceOptions::new()).await;
+    // The device has read the HELLO and waits for the next frame.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(receives.under_way.load(Ordering::SeqCst), 1);
+    tokio::time::timeout(Duration::from_secs(600), device.close())
+        .await
+        .expect("the device's close ends");
+    assert!(
+        matches!(link.closure(), Some(Closure::Peer(_))),
+        "{:?}",
+        link.closure()
+    );
+    assert_eq!(*receives.at_close.lock().unwrap(), [0]);
 }
 
 #[tokio::test(start_paused = true)]

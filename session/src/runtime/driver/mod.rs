@@ -228,6 +228,10 @@ impl Future for Driver {
                 this.sending = None;
             }
             if turn.finished && this.outbox.is_empty() && this.sending.is_none() {
+                // The receive is let go first: a transport reads on after its close to
+                // discard what the peer still sends (TCP does, so that a peer whose sends
+                // wait sees the end at once), which a receive it holds would stop.
+                this.receiving = None;
                 let (link, reason) = (this.link.clone(), this.close_reason.clone());
                 this.closing = Some(Box::pin(async move { link.close(reason).await }));
                 continue;
