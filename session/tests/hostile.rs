@@ -1,13 +1,14 @@
 //! Peers that do not play by the rules of flow: the device's runtime bounds what they can make
 //! it hold (SPEC `LINK-13`), under a paused clock.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acm::transport::{
-    Capabilities, CloseReason, Closure, DeviceId, DeviceInfo, FrameBuf, Link, Role, Transport,
-    TransportError,
+    CloseReason, Closure, DeviceId, FrameBuf, Link, Role, Transport, TransportError,
 };
 use acm::{Device, DeviceConfig, Security};
 use acm_transport_mock::{DeviceOptions, MockNetwork};
@@ -15,6 +16,7 @@ use acm_wire::pb::{self, FrameType, LinkCloseReason};
 use acm_wire::{Control, Frame, FrameKind, SUPPORTED_VERSIONS};
 use async_trait::async_trait;
 use bytes::Bytes;
+use common::Wrapped;
 
 fn frame(control: Control) -> Bytes {
     control.encode_frame(1, 0).expect("encodes")
@@ -96,7 +98,7 @@ async fn link_13_a_peer_that_pings_and_never_reads_is_closed_with_resource_exhau
 
 /// The receives under way on the links a transport accepted (begun and neither finished nor
 /// dropped), and how many were under way at each close of one of them.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Receives {
     under_way: AtomicUsize,
     at_close: Mutex<Vec<usize>>,
@@ -118,25 +120,14 @@ impl Drop for UnderWay<'_> {
     }
 }
 
-/// A transport whose accepted links count their receives in `receives`.
-struct Counting<T> {
-    inner: T,
-    receives: Arc<Receives>,
-}
-
 /// A receive in progress, as `Link::recv_buf` returns it.
 type Receive<'r> = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<FrameBuf, TransportError>> + Send + 'r>,
 >;
 
+/// A link that counts its receives in the second field.
 #[derive(Debug)]
 struct CountingLink(Box<dyn Link>, Arc<Receives>);
-
-impl std::fmt::Debug for Receives {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Receives")
-    }
-}
 
 #[async_trait]
 impl Link for CountingLink {
@@ -189,40 +180,20 @@ impl Link for CountingLink {
     }
 }
 
-#[async_trait]
-impl<T: Transport> Transport for Counting<T> {
-    fn local_device(&self) -> &DeviceId {
-        self.inner.local_device()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn discover(&self) -> Result<Vec<DeviceInfo>, TransportError> {
-        self.inner.discover().await
-    }
-    async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError> {
-        self.inner.dial(device).await
-    }
-    async fn accept(&self) -> Result<Box<dyn Link>, TransportError> {
-        let link = self.inner.accept().await?;
-        Ok(Box::new(CountingLink(link, self.receives.clone())))
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_device_lets_go_of_its_receive_before_it_closes_a_link() {
     // A transport may go on reading after its close, to discard what the peer still sends so
     // that the peer's sends go through and it sees the link end (TCP does). A receive the
     // device began and no longer polls would keep it from reading: a peer whose sends wait,
-    // reading nothing, then sees the end of the connection only when its kernel next probes
-    // the closed window, seconds later.
+    // reading nothing, could then go on waiting long after the link has ended.
     let network = MockNetwork::new(23);
     let receives = Arc::new(Receives::default());
-    let tablet = Counting {
+    let counted = receives.clone();
+    let tablet = Wrapped {
         inner: network
             .add_device(DeviceId::new("tablet").unwrap())
             .unwrap(),
-        receives: receives.clone(),
+        wrap: Box::new(move |link| Box::new(CountingLink(link, counted.clone()))),
     };
     let device = Device::new(
         tablet,

@@ -2,13 +2,13 @@
 //! link, plain links only by opt-out and refused by secure devices, pairing through the
 //! device's requests.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acm::secure::{Identity, SecureConfig};
-use acm::transport::{
-    Capabilities, CloseReason, Closure, DeviceId, DeviceInfo, Link, Role, Transport, TransportError,
-};
+use acm::transport::{CloseReason, Closure, DeviceId, Link, Role, TransportError};
 use acm::{
     CollaborateRequest, CollaborateResult, ConnectOptions, Context, Device, DeviceConfig, Event,
     PeerInfo, Security,
@@ -16,6 +16,7 @@ use acm::{
 use acm_transport_mock::{DeviceOptions, MockNetwork};
 use async_trait::async_trait;
 use bytes::Bytes;
+use common::Wrapped;
 
 const BUNDLE: &str = "com.example.notes";
 const TEXT: &str = "meet me at the north gate at noon";
@@ -24,12 +25,7 @@ fn context() -> Context {
     Context::new(BUNDLE, "entry", "EntryAbility")
 }
 
-/// A transport whose links copy every byte they send into `seen`: what an eavesdropper gets.
-struct Tap<T> {
-    inner: T,
-    seen: Arc<Mutex<Vec<u8>>>,
-}
-
+/// A link that copies every byte it sends into `seen`: what an eavesdropper gets.
 #[derive(Debug)]
 struct TapLink(Box<dyn Link>, Arc<Mutex<Vec<u8>>>);
 
@@ -62,27 +58,6 @@ impl Link for TapLink {
     }
 }
 
-#[async_trait]
-impl<T: Transport> Transport for Tap<T> {
-    fn local_device(&self) -> &DeviceId {
-        self.inner.local_device()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn discover(&self) -> Result<Vec<DeviceInfo>, TransportError> {
-        self.inner.discover().await
-    }
-    async fn dial(&self, device: &DeviceId) -> Result<Box<dyn Link>, TransportError> {
-        let link = self.inner.dial(device).await?;
-        Ok(Box::new(TapLink(link, self.seen.clone())))
-    }
-    async fn accept(&self) -> Result<Box<dyn Link>, TransportError> {
-        let link = self.inner.accept().await?;
-        Ok(Box::new(TapLink(link, self.seen.clone())))
-    }
-}
-
 struct Pair {
     phone: Device,
     tablet: Device,
@@ -93,11 +68,14 @@ struct Pair {
 fn pair(phone: DeviceConfig, tablet: DeviceConfig, options: DeviceOptions) -> Pair {
     let network = MockNetwork::new(17);
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let tap = |id: &str| Tap {
-        inner: network
-            .add_device_with(DeviceId::new(id).unwrap(), options.clone())
-            .unwrap(),
-        seen: seen.clone(),
+    let tap = |id: &str| {
+        let seen = seen.clone();
+        Wrapped {
+            inner: network
+                .add_device_with(DeviceId::new(id).unwrap(), options.clone())
+                .unwrap(),
+            wrap: Box::new(move |link| Box::new(TapLink(link, seen.clone()))),
+        }
     };
     Pair {
         phone: Device::new(tap("phone"), phone),

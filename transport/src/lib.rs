@@ -400,6 +400,10 @@ pub trait Link: Send + Sync + fmt::Debug {
 
     /// Closes the link gracefully with `reason`. Frames already sent are delivered first.
     /// Closing a link that has already ended does nothing.
+    ///
+    /// A transport may read on after the close to discard what the peer still sends (TCP
+    /// does, so that a peer whose sends wait sees the link end): a caller holding a receive it
+    /// will no longer poll drops it first, as the receive may hold the link's reading side.
     async fn close(&self, reason: CloseReason);
 
     /// How the link ended, or `None` while it is open.
