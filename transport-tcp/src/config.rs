@@ -63,6 +63,16 @@ pub struct TcpConfig {
     /// [`TcpConfig::max_pending_opens`] are taken (at most [`TcpConfig::open_timeout`]). 2 s
     /// by default.
     pub pressed_open_timeout: Duration,
+    /// The openings one IP address may waste before its new connections are dropped at once,
+    /// before their OPEN exchange (SPEC `LIMIT-3`). An opening is wasted when this side ends it
+    /// before the peer sent anything of use: its OPEN did not come in time, was malformed, or
+    /// was pushed out by a newer one, or its link was ended by this side before the peer sent
+    /// a frame on it. 0 refuses nobody. 256 by default.
+    pub max_wasted_opens_per_address: usize,
+    /// How many of an address's wasted openings are forgiven each second. 32 by default: an
+    /// address refused for its waste gets an opening through every 31 ms, and is forgiven
+    /// entirely 8 s after it stops.
+    pub wasted_opens_forgiven_per_second: u32,
 }
 
 impl TcpConfig {
@@ -79,6 +89,8 @@ impl TcpConfig {
             max_pending_opens: 64,
             max_pending_opens_per_address: 16,
             pressed_open_timeout: Duration::from_secs(2),
+            max_wasted_opens_per_address: 256,
+            wasted_opens_forgiven_per_second: 32,
         }
     }
 
@@ -152,6 +164,15 @@ impl TcpConfig {
         self
     }
 
+    /// Sets how many openings one address may waste before it is refused at once (0: never),
+    /// and how many of them are forgiven each second.
+    #[must_use]
+    pub fn with_wasted_opens(mut self, per_address: usize, forgiven_per_second: u32) -> Self {
+        self.max_wasted_opens_per_address = per_address;
+        self.wasted_opens_forgiven_per_second = forgiven_per_second;
+        self
+    }
+
     /// Checks every setting against its range.
     pub fn validate(&self) -> Result<(), TcpError> {
         let check = |setting, value, min, max| {
@@ -181,7 +202,27 @@ impl TcpConfig {
             self.max_pending_opens_per_address,
             1,
             1 << 16,
+        )?;
+        check(
+            "max_wasted_opens_per_address",
+            self.max_wasted_opens_per_address,
+            0,
+            1 << 20,
+        )?;
+        check(
+            "wasted_opens_forgiven_per_second",
+            self.wasted_opens_forgiven_per_second as usize,
+            1,
+            1 << 20,
         )
+    }
+
+    /// The ledger's allowance of wasted openings.
+    pub(crate) fn wasted_opens(&self) -> crate::waste::Allowance {
+        crate::waste::Allowance {
+            burst: self.max_wasted_opens_per_address,
+            each: Duration::from_secs(1) / self.wasted_opens_forgiven_per_second.max(1),
+        }
     }
 }
 

@@ -58,6 +58,7 @@ mod opening;
 mod receive;
 mod stream;
 mod transport;
+mod waste;
 
 pub use config::TcpConfig;
 pub use error::TcpError;

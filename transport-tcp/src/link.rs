@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use crate::binding::{self, FrameError};
 use crate::receive::{Message, Receiver};
 use crate::stream::{FrameReader, ReadError};
+use crate::waste::Charge;
 
 /// The most parts of frames one vectored write is given (below every system's `IOV_MAX`).
 const WRITE_SLICES: usize = 64;
@@ -182,6 +184,11 @@ pub struct TcpLink {
     shared: Arc<Shared>,
     writing: tokio::sync::Mutex<Writing>,
     reading: Arc<Reading>,
+    /// An accepted link's charge to its peer's address (`LIMIT-3`), until the peer sends
+    /// something: charged if this side ends the link first.
+    unused: Mutex<Option<Charge>>,
+    /// Whether `unused` has been settled.
+    heard: AtomicBool,
 }
 
 impl TcpLink {
@@ -190,6 +197,7 @@ impl TcpLink {
         info: LinkInfo,
         reader: FrameReader<OwnedReadHalf>,
         writer: OwnedWriteHalf,
+        unused: Option<Charge>,
     ) -> Self {
         let shared = Arc::new(Shared {
             closure: Mutex::new(None),
@@ -206,6 +214,19 @@ impl TcpLink {
                 rest: VecDeque::new(),
             }),
             reading: Arc::new(tokio::sync::Mutex::new(Some(receiver))),
+            heard: AtomicBool::new(unused.is_none()),
+            unused: Mutex::new(unused),
+        }
+    }
+
+    /// The peer has sent something (a frame, its CLOSE, or the end of its stream): the link
+    /// was not wasted.
+    fn heard(&self) {
+        if !self.heard.load(Ordering::Relaxed) {
+            self.heard.store(true, Ordering::Relaxed);
+            if let Some(charge) = lock(&self.unused).take() {
+                charge.forgive();
+            }
         }
     }
 
@@ -382,7 +403,11 @@ impl Link for TcpLink {
         let Some(receiver) = reading.as_mut() else {
             return Err(self.shared.closed());
         };
-        let closure = match self.read(receiver).await {
+        let read = self.read(receiver).await;
+        if read.is_some() {
+            self.heard();
+        }
+        let closure = match read {
             None => return Err(self.shared.closed()),
             Some(Ok(Message::Frame(frame))) => return Ok(frame),
             Some(Ok(Message::Close(reason))) => Closure::Peer(reason),

@@ -22,6 +22,7 @@ use crate::error::TcpError;
 use crate::link::{LinkInfo, TcpLink};
 use crate::opening::{self, Openings};
 use crate::stream::{FrameReader, Next, ReadError};
+use crate::waste::{Charge, Ledger};
 
 /// How long the listener pauses after the system refuses it a connection (out of file
 /// descriptors, say) before it accepts again.
@@ -150,6 +151,7 @@ impl TcpTransport {
             &self.device,
             Role::Dialer,
             &self.config,
+            None,
         )))
     }
 
@@ -234,6 +236,7 @@ impl Transport for TcpTransport {
             &self.device,
             Role::Dialer,
             &self.config,
+            None,
         )))
     }
 
@@ -322,8 +325,15 @@ struct Opened {
 }
 
 impl Opened {
-    /// Makes it a link of `local`'s.
-    fn start(self, local: &DeviceId, role: Role, config: &TcpConfig) -> TcpLink {
+    /// Makes it a link of `local`'s; `unused` is charged if this side ends the link before
+    /// the peer sends a frame on it.
+    fn start(
+        self,
+        local: &DeviceId,
+        role: Role,
+        config: &TcpConfig,
+        unused: Option<Charge>,
+    ) -> TcpLink {
         let (local_addr, peer_addr) = self.addrs;
         let info = LinkInfo {
             local: local.clone(),
@@ -335,7 +345,7 @@ impl Opened {
             receive_buffer: config.receive_buffer,
             close_timeout: config.close_timeout,
         };
-        TcpLink::start(info, self.reader, self.writer)
+        TcpLink::start(info, self.reader, self.writer, unused)
     }
 }
 
@@ -374,7 +384,8 @@ async fn expect_open(reader: &mut FrameReader<OwnedReadHalf>) -> Result<DeviceId
 /// its own. The connections in their OPEN exchange are bounded (`LIMIT-2`): a new one takes
 /// the place of the oldest from its address, or of the oldest of all, when their places are
 /// full, so that connections that never finish their OPEN keep nobody out for longer than a
-/// newcomer takes to come.
+/// newcomer takes to come. A connection from an address that has wasted its allowance of
+/// openings (`LIMIT-3`) is dropped at once, with a reset, and costs no task.
 async fn listen(
     listener: TcpListener,
     device: DeviceId,
@@ -382,6 +393,7 @@ async fn listen(
     accepted: mpsc::Sender<TcpLink>,
 ) {
     let openings = Openings::default();
+    let ledger = Ledger::new(config.wasted_opens());
     let limits = opening::Limits {
         total: config.max_pending_opens,
         per_address: config.max_pending_opens_per_address,
@@ -396,16 +408,28 @@ async fn listen(
                 continue;
             }
         };
+        if ledger.refuses(from.ip()) {
+            // A reset, so that no state outlives the connection on either side.
+            let _ = stream.set_zero_linger();
+            drop(stream);
+            continue;
+        }
         openings.admit(from.ip(), limits, |place, wait| {
+            let charge = Charge::new(&ledger, from.ip());
             let answer = answer(
                 stream,
                 device.clone(),
                 config.clone(),
                 wait,
                 accepted.clone(),
+                ledger.clone(),
             );
             tokio::spawn(async move {
-                let _ = answer.await;
+                // Pushed out (the task aborted), timed out or malformed: wasted.
+                match answer.await {
+                    Err(DialError::TimedOut(_) | DialError::Broken(_)) => drop(charge),
+                    _ => charge.forgive(),
+                }
                 drop(place);
             })
             .abort_handle()
@@ -414,14 +438,16 @@ async fn listen(
 }
 
 /// The acceptor's side of the OPEN exchange: waits for the dialer's OPEN, answers with its
-/// own once a place waits for the link, and queues the link for `accept`. On any failure the
-/// connection is dropped without an answer.
+/// own once a place waits for the link, and queues the link for `accept`, to be charged to the
+/// peer's address in `ledger` if this side ends it before the peer sends a frame. On any
+/// failure the connection is dropped without an answer.
 async fn answer(
     stream: TcpStream,
     device: DeviceId,
     config: TcpConfig,
     wait: Duration,
     accepted: mpsc::Sender<TcpLink>,
+    ledger: Ledger,
 ) -> Result<(), DialError> {
     let (mut reader, mut writer, addrs) = split(stream, &config)?;
     let exchange = async {
@@ -440,6 +466,7 @@ async fn answer(
         addrs,
         peer,
     };
-    place.send(opened.start(&device, Role::Acceptor, &config));
+    let unused = Charge::new(&ledger, opened.addrs.1.ip());
+    place.send(opened.start(&device, Role::Acceptor, &config, Some(unused)));
     Ok(())
 }
