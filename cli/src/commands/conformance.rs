@@ -91,7 +91,8 @@ pub struct ConformanceArgs {
     #[arg(long, short)]
     quiet: bool,
     /// Run the robustness suite against the --target instead of the wire suite: attackers,
-    /// and a well-behaved device that must be served meanwhile.
+    /// a well-behaved device that must be served meanwhile, and the attackers' address, which
+    /// must be let in again once they stop.
     #[arg(long, requires = "target")]
     robustness: bool,
     /// With --robustness: the file where the target writes statistics of its memory (as

@@ -79,6 +79,16 @@ impl Family {
         )
     }
 
+    /// Whether its attackers come from another address than the well-behaved client's (where
+    /// the target is on this host's loopback), an address the target must let in again once
+    /// the attack stops (`LIMIT-3`).
+    pub fn from_elsewhere(self) -> bool {
+        matches!(
+            self,
+            Self::IdleConnections | Self::TrickledOpenings | Self::StalledHandshakes
+        )
+    }
+
     /// The family with `name`.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == name)
@@ -155,7 +165,9 @@ pub struct Observed {
     pub began: usize,
     /// Of those, how long each link that the target ended stayed up once its attack began.
     pub ended: Vec<Duration>,
-    /// Attackers that could not even begin (their link was refused, or their session).
+    /// Attackers that could not even begin (their link was refused, or their session); for the
+    /// attackers that open again when dropped, every connection ended or reset before the
+    /// target answered its OPEN.
     pub refused: usize,
 }
 
@@ -200,11 +212,15 @@ pub async fn start(field: &Field, attack: Attack) -> Running {
             },
             Family::TrickledOpenings => {
                 let addr = field.addr;
-                running.tasks.spawn(trickle(addr, n, ready));
+                running
+                    .tasks
+                    .spawn(trickle(addr, n, ready, observed.clone()));
                 continue;
             }
             Family::StalledHandshakes => {
-                running.tasks.spawn(stall(field.addr, n, ready));
+                running
+                    .tasks
+                    .spawn(stall(field.addr, n, ready, observed.clone()));
                 continue;
             }
             _ => {
@@ -274,21 +290,69 @@ fn note_refused(observed: &Mutex<Observed>) {
 
 /// A TCP connection to `addr` as another host would open it: from 127.0.0.2 when `addr` is
 /// 127.0.0.1 (every 127.0.0.0/8 address is this host's on Linux), so that a target's limits
-/// per address (`LIMIT-2`) see the attacker apart from the well-behaved client, as they would
-/// on a network; from wherever the system chooses otherwise, or when that fails.
+/// per address (`LIMIT-2`, `LIMIT-3`) see the attacker apart from the well-behaved client, as
+/// they would on a network; from wherever the system chooses otherwise. When the connection
+/// from 127.0.0.2 cannot be made, it fails: made from 127.0.0.1, it would count against the
+/// well-behaved client's address, as an attacker on a network cannot.
 async fn connect_from_elsewhere(addr: SocketAddr) -> std::io::Result<TcpStream> {
-    if addr.ip() == std::net::Ipv4Addr::LOCALHOST
-        && let Ok(socket) = tokio::net::TcpSocket::new_v4()
-        && socket.bind(SocketAddr::from(([127, 0, 0, 2], 0))).is_ok()
-        && let Ok(stream) = socket.connect(addr).await
-    {
-        return Ok(stream);
+    if addr.ip() == std::net::Ipv4Addr::LOCALHOST {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from(([127, 0, 0, 2], 0)))?;
+        return socket.connect(addr).await;
     }
     TcpStream::connect(addr).await
 }
 
+/// How soon after an attack from another address stops that address must be let in again
+/// (`LIMIT-3`).
+pub const READMITTED_WITHIN: Duration = Duration::from_secs(10);
+
+/// Tries an opening from the attackers' address every 100 ms, until the target answers its
+/// OPEN: how long after the call that took, or why it was not let in within
+/// [`READMITTED_WITHIN`].
+pub async fn readmitted(addr: SocketAddr) -> Result<Duration, String> {
+    let began = Instant::now();
+    let open = DeviceId::new("acm-readmitted")
+        .map(|id| acm_transport_tcp::binding::open(&id))
+        .map_err(|e| e.to_string())?;
+    let mut last = String::from("none");
+    while began.elapsed() < READMITTED_WITHIN {
+        match answered(addr, &open).await {
+            Ok(()) => return Ok(began.elapsed()),
+            Err(why) => last = why,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "not let in within {READMITTED_WITHIN:?}; the last try: {last}"
+    ))
+}
+
+/// Whether the target answers `open`, sent on a new connection from the attackers' address,
+/// with the header of its own within 2 s.
+async fn answered(addr: SocketAddr, open: &[u8]) -> Result<(), String> {
+    let mut stream = connect_from_elsewhere(addr)
+        .await
+        .map_err(|e| format!("connecting: {e}"))?;
+    stream
+        .write_all(open)
+        .await
+        .map_err(|e| format!("sending OPEN: {e}"))?;
+    let mut header = [0u8; acm_transport_tcp::binding::HEADER_LEN];
+    match tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut header)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("waiting for its OPEN: {e}")),
+        Err(_) => Err("no OPEN within 2 s".into()),
+    }
+}
+
 /// A connection that sends its OPEN a byte every 200 ms, and opens again when dropped.
-async fn trickle(addr: SocketAddr, n: usize, ready: tokio::sync::mpsc::Sender<()>) {
+async fn trickle(
+    addr: SocketAddr,
+    n: usize,
+    ready: tokio::sync::mpsc::Sender<()>,
+    observed: Arc<Mutex<Observed>>,
+) {
     let id = DeviceId::new(format!("acm-trickler-{n}")).ok();
     let open = id
         .as_ref()
@@ -300,18 +364,23 @@ async fn trickle(addr: SocketAddr, n: usize, ready: tokio::sync::mpsc::Sender<()
             if let Some(ready) = ready.take() {
                 let _ = ready.send(()).await;
             }
-            for byte in open.iter() {
-                if stream.write_all(&[*byte]).await.is_err() {
-                    break;
-                }
+            for (at, byte) in open.iter().enumerate() {
                 let mut probe = [0u8; 1];
-                // A read that ends at once tells the connection was dropped.
-                let read =
-                    tokio::time::timeout(Duration::from_millis(200), stream.read(&mut probe));
-                if let Ok(Ok(0) | Err(_)) = read.await {
+                let dropped = stream.write_all(&[*byte]).await.is_err() || {
+                    // A read that ends at once tells the connection was dropped.
+                    let read =
+                        tokio::time::timeout(Duration::from_millis(200), stream.read(&mut probe));
+                    matches!(read.await, Ok(Ok(0) | Err(_)))
+                };
+                if dropped {
+                    if at == 0 {
+                        note_refused(&observed);
+                    }
                     break;
                 }
             }
+        } else {
+            note_refused(&observed);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -320,19 +389,30 @@ async fn trickle(addr: SocketAddr, n: usize, ready: tokio::sync::mpsc::Sender<()
 /// A connection that does the binding's opening (OPEN both ways, `TCP-5`) and then sends
 /// nothing, neither the secure layer's first handshake message nor HELLO; opened again 50 ms
 /// after the target drops it.
-async fn stall(addr: SocketAddr, n: usize, ready: tokio::sync::mpsc::Sender<()>) {
+async fn stall(
+    addr: SocketAddr,
+    n: usize,
+    ready: tokio::sync::mpsc::Sender<()>,
+    observed: Arc<Mutex<Observed>>,
+) {
     let open = DeviceId::new(format!("acm-staller-{n}"))
         .map(|id| acm_transport_tcp::binding::open(&id))
         .unwrap_or_default();
     let mut ready = Some(ready);
     loop {
+        let mut answered = false;
         if let Ok(mut stream) = connect_from_elsewhere(addr).await
             && stream.write_all(&open).await.is_ok()
         {
             signal(&mut ready).await;
             // Their OPEN, then nothing until the end.
             let mut sink = [0u8; 256];
-            while matches!(stream.read(&mut sink).await, Ok(1..)) {}
+            while let Ok(1..) = stream.read(&mut sink).await {
+                answered = true;
+            }
+        }
+        if !answered {
+            note_refused(&observed);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -3,7 +3,10 @@
 //! never open, openings trickled a byte at a time, links that never finish their handshake,
 //! links that send and never read, floods of requests, transfers declaring 100 MiB on many
 //! channels), a second, well-behaved device must open a link, connect a session to the
-//! profile's echo ability and have a message echoed, within [`SERVED_WITHIN`] each time. Each
+//! profile's echo ability and have a message echoed, within [`SERVED_WITHIN`] each time. After
+//! an attack from another address (the attackers come from 127.0.0.2 when the target is on
+//! 127.0.0.1), that address must be let in again within [`attack::READMITTED_WITHIN`]
+//! (`LIMIT-3`: a target may refuse an address that wasted openings, for a while). Each
 //! attack reports that client's time during the attack against its time without it, and, when
 //! the implementation writes statistics of its memory to a file ([`memory`]), its resident
 //! memory before, at the peak of and after the attack. The client runs on a thread and runtime
@@ -75,21 +78,21 @@ pub fn cases() -> Vec<RobustnessCase> {
     vec![
         case(
             "robust/LIMIT-2/idle-connections",
-            &["LIMIT-2", "TCP-5"],
+            &["LIMIT-2", "TCP-5", "LIMIT-3"],
             "128 TCP connections that never send OPEN (twice the reference's opening budget) keep no one out",
             Family::IdleConnections,
             128,
         ),
         case(
             "robust/LIMIT-2/trickled-openings",
-            &["LIMIT-2", "TCP-5"],
+            &["LIMIT-2", "TCP-5", "LIMIT-3"],
             "64 connections trickling their OPEN a byte every 200 ms, reconnecting when dropped, keep no one out",
             Family::TrickledOpenings,
             64,
         ),
         case(
             "robust/LIMIT-2/stalled-handshakes",
-            &["LIMIT-2", "LINK-10"],
+            &["LIMIT-2", "LINK-10", "LIMIT-3"],
             "32 links opened by the binding that never send their first handshake message (or HELLO) keep no one out",
             Family::StalledHandshakes,
             32,
@@ -154,6 +157,9 @@ pub struct Served {
     pub memory: Option<Span>,
     /// What the attackers saw.
     pub observed: Observed,
+    /// For attackers from another address, how soon after the attack that address was let in
+    /// again, or why not (`LIMIT-3`).
+    pub readmitted: Option<Result<Duration, String>>,
 }
 
 /// The `q`-quantile (0 to 1) of `times`, by the nearest rank.
@@ -174,8 +180,9 @@ impl Served {
             .collect()
     }
 
-    /// The verdict: served every time within [`SERVED_WITHIN`], and the attackers that read
-    /// nothing closed (`LINK-13`).
+    /// The verdict: served every time within [`SERVED_WITHIN`], the attackers that read
+    /// nothing closed (`LINK-13`), and the address of attackers from elsewhere let in again
+    /// once the attack stopped (`LIMIT-3`).
     pub fn verdict(&self) -> Verdict {
         if let Some(failed) = self.attacked.iter().find_map(|r| r.as_ref().err()) {
             let failures = self.attacked.iter().filter(|r| r.is_err()).count();
@@ -220,6 +227,15 @@ impl Served {
                     ),
                 );
             }
+        }
+        if let Some(Err(why)) = &self.readmitted {
+            return Verdict::fail(
+                format!(
+                    "the attackers' address let in again within {:?} of the attack's end (LIMIT-3)",
+                    attack::READMITTED_WITHIN
+                ),
+                why.clone(),
+            );
         }
         Verdict::Pass
     }
@@ -381,6 +397,7 @@ pub async fn play(field: &Field, memory: Option<&MemorySource>, robust: &Robustn
                 attacked: vec![Err(why)],
                 memory: None,
                 observed: Observed::default(),
+                readmitted: None,
             };
         }
     };
@@ -407,6 +424,11 @@ pub async fn play(field: &Field, memory: Option<&MemorySource>, robust: &Robustn
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let observed = running.stop().await;
+    let readmitted = if family.from_elsewhere() {
+        Some(attack::readmitted(field.addr).await)
+    } else {
+        None
+    };
     let memory = watch.and_then(memory::Watch::finish);
     // Let the implementation drop what the attackers left before the next case.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -417,6 +439,7 @@ pub async fn play(field: &Field, memory: Option<&MemorySource>, robust: &Robustn
         attacked,
         memory,
         observed,
+        readmitted,
     }
 }
 
@@ -469,6 +492,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_attackers_address_not_let_in_again_fails_the_case() {
+        let stalled = cases()
+            .into_iter()
+            .find(|c| c.attack.family == Family::StalledHandshakes)
+            .expect("the stalled-handshakes case");
+        assert!(stalled.case.rules.contains(&"LIMIT-3"));
+        let served = |readmitted| Served {
+            case: stalled.case,
+            attack: stalled.attack,
+            idle: vec![Duration::from_millis(2)],
+            attacked: vec![Ok(Duration::from_millis(3)); 3],
+            memory: None,
+            observed: Observed::default(),
+            readmitted,
+        };
+        assert_eq!(
+            served(Some(Ok(Duration::from_millis(40)))).verdict(),
+            Verdict::Pass
+        );
+        assert_eq!(served(None).verdict(), Verdict::Pass);
+        let refused = served(Some(Err("no OPEN within 2 s".into()))).verdict();
+        assert!(
+            matches!(&refused, Verdict::Fail { expected, .. } if expected.contains("LIMIT-3")),
+            "{refused:?}"
+        );
     }
 
     #[test]

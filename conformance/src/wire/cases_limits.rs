@@ -10,6 +10,7 @@ use acm_wire::pb::{self, ConnectErrorCode, DisconnectReason, FrameType, LinkClos
 use acm_wire::{Control, DataFragment, FLAG_MORE, FrameHeader};
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::cases_limits_data::{declare, first, goes_on, limit_exceeded};
 use super::peer::{Peer, Step, accepted, channel_token, disconnect, event, rejected_with};
@@ -138,6 +139,14 @@ pub(super) fn cases() -> Vec<WireCase> {
         )
         .needing(Needs::RawTcp)
         .breaking("LIMIT-2"),
+        wire_case!(
+            "wire/LIMIT-3/wasted-openings-forgiven",
+            ["LIMIT-3", "LIMIT-2", "TCP-5"],
+            "300 connections from 127.0.0.2 that each send a frame instead of OPEN refuse no link from the suite's own address, and 127.0.0.2 is let in again within 10 s",
+            wasted_openings_forgiven
+        )
+        .needing(Needs::RawTcp)
+        .breaking("LIMIT-3"),
     ];
     all.extend(super::cases_limits_data::cases());
     all.extend(super::cases_tables::cases());
@@ -496,4 +505,57 @@ async fn openings_give_way(t: &dyn WireTarget) -> Step<()> {
     goes_on(&mut peer, channel).await?;
     drop(idle);
     Ok(())
+}
+
+/// Connections that each waste an opening, more than the reference implementation's allowance
+/// of 256 for one address.
+const WASTED_OPENINGS: usize = 300;
+
+async fn wasted_openings_forgiven(t: &dyn WireTarget) -> Step<()> {
+    let Some(addr) = t.tcp_addr() else {
+        return Err(Verdict::Unsupported("no TCP address".into()));
+    };
+    if addr.ip() != std::net::Ipv4Addr::LOCALHOST {
+        return Err(Verdict::Unsupported(
+            "a target on 127.0.0.1, so that the suite can connect from a second address".into(),
+        ));
+    }
+    // A frame's header where OPEN must come first (TCP-5): the opening is wasted.
+    let header = [0xAC, 0x4D, 0x01, 0x07, 0, 0, 0, 0, 0, 0, 0, 1];
+    for _ in 0..WASTED_OPENINGS {
+        let socket = tokio::net::TcpSocket::new_v4()
+            .map_err(|e| Verdict::fail("a socket", e.to_string()))?;
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0)))
+            .map_err(|e| Verdict::Unsupported(format!("a socket bound to 127.0.0.2: {e}")))?;
+        // Refused at once or dropped for its frame: either way, read to the end.
+        if let Ok(mut stream) = socket.connect(addr).await
+            && stream.write_all(&header).await.is_ok()
+        {
+            let mut sink = [0u8; 64];
+            let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                while let Ok(1..) = stream.read(&mut sink).await {}
+            });
+            if end.await.is_err() {
+                return fail(
+                    "a connection whose first bytes are a frame to be dropped (TCP-5)",
+                    "still open after 10 s",
+                );
+            }
+        }
+    }
+    // Another address is let in at once...
+    let mut peer = Peer::up(t).await?;
+    let (channel, _) = peer.open_echo("after-wasted").await?;
+    goes_on(&mut peer, channel).await?;
+    // ...and the wasteful one once it stops.
+    crate::robustness::attack::readmitted(addr)
+        .await
+        .map(|_| ())
+        .map_err(|why| {
+            Verdict::fail(
+                "127.0.0.2 let in again within 10 s of its last wasted opening (LIMIT-3)",
+                why,
+            )
+        })
 }
