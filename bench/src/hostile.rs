@@ -44,16 +44,27 @@ const RSS_GOAL_KIB: u64 = (DEFAULT_MEMORY_BUDGET >> 10) + 32 * 1024;
 const P99_GOAL: f64 = 10.0;
 
 /// Runs the device under attack until its parent ends it: prints its address, then serves.
-/// It runs on the process's main thread, as `acm peer` does: with glibc's allocator, memory
-/// freed on a runtime's worker thread goes back to that thread's arena, which keeps more of it
-/// than the main one (README, "Hostile peers").
+/// It runs on the process's main thread, as `acm peer` does, unless the argument after
+/// [`SERVE_TARGET`] asks for runtime workers: with glibc's allocator, memory freed on a worker
+/// thread goes back to that thread's arena, which keeps more of it than the main one (README,
+/// "Hostile peers").
 pub fn serve_target() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(_) => return std::process::ExitCode::FAILURE,
+    let workers: usize = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let built = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    };
+    let Ok(runtime) = built else {
+        return std::process::ExitCode::FAILURE;
     };
     runtime.block_on(async {
         let id = DeviceId::new("acm-hostile-target").expect("a valid id");
@@ -76,6 +87,15 @@ pub fn serve_target() -> std::process::ExitCode {
     })
 }
 
+/// Which device the hostile measures attack.
+#[derive(Debug, Clone, Copy)]
+pub struct Attacked<'a> {
+    /// `acm peer` of this `acm` command, or (`None`) this program's own device.
+    pub acm: Option<&'a Path>,
+    /// For this program's own device: its runtime's workers, or 0 for the main thread alone.
+    pub workers: usize,
+}
+
 /// The device under attack, as a child process.
 struct Target {
     child: Child,
@@ -83,9 +103,9 @@ struct Target {
 }
 
 impl Target {
-    /// This program as the device under attack, or `acm peer` of the `acm` command given.
-    fn start(acm: Option<&Path>) -> Option<Self> {
-        let mut command = match acm {
+    /// `device` as the device under attack.
+    fn start(device: Attacked<'_>) -> Option<Self> {
+        let mut command = match device.acm {
             Some(acm) => {
                 let mut command = Command::new(acm);
                 command.args(["peer", "--listen", "tcp://127.0.0.1:0"]);
@@ -93,7 +113,7 @@ impl Target {
             }
             None => {
                 let mut command = Command::new(std::env::current_exe().ok()?);
-                command.arg(SERVE_TARGET);
+                command.args([SERVE_TARGET, &device.workers.to_string()]);
                 command
             }
         };
@@ -176,7 +196,7 @@ async fn serve_for(
 
 /// One attack against a fresh device: its row.
 async fn measure(
-    acm: Option<&Path>,
+    device: Attacked<'_>,
     attackers: &tokio::runtime::Handle,
     attack: Attack,
     samples: usize,
@@ -189,7 +209,7 @@ async fn measure(
         if attack.links == 1 { "" } else { "s" }
     );
     let failed = |why: &str| failed_row(&name, why);
-    let Some(target) = Target::start(acm) else {
+    let Some(target) = Target::start(device) else {
         return failed("the device under attack did not start");
     };
     let security = acm::secure::SecureConfig::ephemeral().ok();
@@ -236,7 +256,7 @@ async fn measure(
 /// at a time (within the 16 openings one address may hold), each opened, with a session
 /// connected and a message echoed, then closed; the device's resident memory before, at its
 /// peak and 2 s after the last closed.
-async fn churn(acm: Option<&Path>, links: usize) -> Row {
+async fn churn(device: Attacked<'_>, links: usize) -> Row {
     let name = format!("hostile link-churn: {links} links opened and closed");
     let target_text = "reported: memory that does not come back";
     let reported = |note: String, value: f64| Row {
@@ -248,7 +268,7 @@ async fn churn(acm: Option<&Path>, links: usize) -> Row {
         met: None,
         note,
     };
-    let Some(target) = Target::start(acm) else {
+    let Some(target) = Target::start(device) else {
         return reported("the device did not start".into(), 0.0);
     };
     let security = acm::secure::SecureConfig::ephemeral().ok();
@@ -294,10 +314,10 @@ async fn churn(acm: Option<&Path>, links: usize) -> Row {
 }
 
 /// Every family at 1, 10, 100 and 1000 hostile links (only 1 in a quick run, or the `sizes`
-/// given), then link churn; against `acm peer` of the `acm` command given, or this program.
+/// given), then link churn; against `device`.
 pub async fn hostile(
     quick: bool,
-    acm: Option<&Path>,
+    device: Attacked<'_>,
     sizes: Option<&[usize]>,
     nice: i32,
     families: Option<&[String]>,
@@ -331,7 +351,7 @@ pub async fn hostile(
             )];
         }
     };
-    let rows = hostile_on(quick, acm, sizes, &families, attackers.handle()).await;
+    let rows = hostile_on(quick, device, sizes, &families, attackers.handle()).await;
     attackers.shutdown_background();
     rows
 }
@@ -374,7 +394,7 @@ const TARGET: &str = "served; p99 ≤ 10× idle; peak RSS ≤ budget + 32 MiB";
 
 async fn hostile_on(
     quick: bool,
-    acm: Option<&Path>,
+    device: Attacked<'_>,
     sizes: Option<&[usize]>,
     families: &[Family],
     attackers: &tokio::runtime::Handle,
@@ -401,10 +421,10 @@ async fn hostile_on(
                 (false, _) => Duration::from_secs(3),
             };
             eprintln!("acm-bench: hostile {} × {links}", family.name());
-            rows.push(measure(acm, attackers, attack, samples, window).await);
+            rows.push(measure(device, attackers, attack, samples, window).await);
         }
     }
     eprintln!("acm-bench: hostile link churn");
-    rows.push(churn(acm, if quick { 100 } else { 2000 }).await);
+    rows.push(churn(device, if quick { 100 } else { 2000 }).await);
     rows
 }

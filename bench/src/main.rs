@@ -36,6 +36,8 @@ struct Args {
     hostile_nice: i32,
     /// The attack families the hostile measures play, rather than all.
     hostile_families: Option<Vec<String>>,
+    /// The runtime workers of the hostile measures' own device (0: its main thread).
+    hostile_workers: usize,
 }
 
 const USAGE: &str = "usage: acm-bench [--quick] [--json PATH] [--only WORD]
@@ -46,7 +48,9 @@ const USAGE: &str = "usage: acm-bench [--quick] [--json PATH] [--only WORD]
   --hostile-links N,..  the numbers of hostile links to try (default 1,10,100,1000)
   --hostile-nice N      the attackers' threads' nice value (default 19, the lowest priority;
                         0 runs them at the priority of the device and the client)
-  --hostile-families NAME,..  only these attack families (data-unread, pings-unread, ...)";
+  --hostile-families NAME,..  only these attack families (data-unread, pings-unread, ...)
+  --hostile-workers N   run the attacked device on N runtime workers (default 0: on its main
+                        thread, as `acm peer` runs); not with --hostile-target";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -57,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         hostile_links: None,
         hostile_nice: 19,
         hostile_families: None,
+        hostile_workers: 0,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -82,6 +87,13 @@ fn parse_args() -> Result<Args, String> {
                 args.hostile_families =
                     Some(list.split(',').map(|n| n.trim().to_string()).collect());
             }
+            "--hostile-workers" => {
+                args.hostile_workers = given
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n <= 64)
+                    .ok_or("--hostile-workers needs a number from 0 to 64")?;
+            }
             "--hostile-nice" => {
                 args.hostile_nice = given
                     .next()
@@ -92,6 +104,9 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.hostile_target.is_some() && args.hostile_workers > 0 {
+        return Err("--hostile-workers is for the bench's own device, not --hostile-target".into());
     }
     Ok(args)
 }
@@ -182,7 +197,10 @@ fn main() -> ExitCode {
         ("hostile", &|| {
             runtime.block_on(hostile::hostile(
                 quick,
-                args.hostile_target.as_deref(),
+                hostile::Attacked {
+                    acm: args.hostile_target.as_deref(),
+                    workers: args.hostile_workers,
+                },
                 args.hostile_links.as_deref(),
                 args.hostile_nice,
                 args.hostile_families.as_deref(),

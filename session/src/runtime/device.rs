@@ -48,6 +48,12 @@ pub struct DeviceConfig {
     /// transfers. A transfer that would not fit is refused, and its session closed with
     /// `LIMIT_EXCEEDED`, whichever link it comes on; data an app sends is never refused, but
     /// leaves less room. Default 256 MiB ([`DEFAULT_MEMORY_BUDGET`]), which fits a phone.
+    ///
+    /// The budget counts the bytes the device holds, not what the allocator keeps around them:
+    /// with glibc, a device on several runtime worker threads frees memory into each thread's
+    /// arena, and its resident memory under a full budget was up to 35 MiB above it, against
+    /// 14 MiB on one thread (README, "Hostile peers"). `MALLOC_ARENA_MAX=2` in the process's
+    /// environment, or a current-thread runtime, keeps it closer.
     pub memory_budget: u64,
     /// Whether and how links are secured (SPEC section 17): secure by default, with a random
     /// identity per device and trust on first use (see [`crate::security`]).
